@@ -1,0 +1,187 @@
+//! The command-line interface, as clap types only, so completions and man pages are generated from
+//! exactly what the parser accepts (see `generate`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+pub mod generate;
+
+/// Turn legacy astronomy archives into ML-ready WebDataset shards.
+///
+/// etd follows a YAML recipe: it fetches from archives (PS1 cutouts, ATLAS forced photometry,
+/// ATLAS-VAR, or local files) within their published limits, transforms FITS images and light
+/// curves into training samples, packs them into deterministic WebDataset tar shards with a
+/// manifest of checksums, and publishes them immutably to OSDF/Pelican origins.
+///
+/// Exit codes: 0 success; 1 runtime failure; 2 usage or recipe error; 3 finished, but some items
+/// failed permanently (listed in failures.jsonl); 75 temporary failure worth retrying later.
+#[derive(Debug, Parser)]
+#[command(name = "etd", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub workdir: Option<PathBuf>,
+
+    /// Print only errors: no progress, no informational logs
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log detail (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Never draw progress bars (periodic progress lines are still logged without a terminal)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    /// Format of log lines on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a recipe and print the plan; never touches the network
+    ///
+    /// Prints the source, the number of targets or files, the units of work, the requests a fetch
+    /// would make and the least time they take at the politeness limits, and the shards expected.
+    Check(CheckArgs),
+
+    /// Extract: pull raw data into the workdir (resumable)
+    ///
+    /// Finished units are recorded in <workdir>/journal.jsonl and skipped when run again; items
+    /// that failed permanently are listed in <workdir>/failures.jsonl.
+    Fetch(FetchArgs),
+
+    /// Transform and pack: raw data -> samples -> shards + manifest
+    ///
+    /// Writes <workdir>/shards/ with <name>[-<split>]-NNNNNN.tar[.zst] and manifest.json (last).
+    /// The same recipe and raw inputs give byte-identical shards on any machine and thread count.
+    Shard(RecipeArg),
+
+    /// Distribute: copy shards and manifest into an OSDF/Pelican origin, verified
+    Publish(PublishArgs),
+
+    /// Fetch, shard and publish in turn
+    Run(FetchArgs),
+
+    /// Check shards against their manifest (PATH: a shard folder or manifest.json)
+    ///
+    /// Recomputes every shard's size, sha256, md5, crc32c and sample count, checks that the tar
+    /// files are plain ustar, that no sample is split or duplicated and that keys follow the
+    /// rules, and reports missing and unexpected files. Exits 0 only if everything holds.
+    Verify(VerifyArgs),
+
+    /// List a shard's samples and fields (.tar or .tar.zst)
+    Inspect(InspectArgs),
+}
+
+/// A recipe file.
+#[derive(Debug, Args)]
+pub struct RecipeArg {
+    /// The YAML recipe
+    #[arg(value_name = "RECIPE", value_hint = ValueHint::FilePath)]
+    pub recipe: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArg,
+
+    /// Print the plan as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArg,
+
+    /// Print the units and requests that would be made, then stop; makes no request
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Try again the items listed in failures.jsonl
+    #[arg(long)]
+    pub retry_failed: bool,
+
+    #[command(flatten)]
+    pub split: TaskSplitArgs,
+}
+
+/// Work split for batch systems (HTCondor, Kubernetes indexed jobs).
+#[derive(Debug, Args)]
+pub struct TaskSplitArgs {
+    /// This task's index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]
+    #[arg(long, value_name = "I", requires = "num_tasks")]
+    pub task_index: Option<u32>,
+
+    /// Number of tasks the work is split across
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_tasks: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArg,
+
+    /// Print every action (create, skip identical, conflict) and do nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A shard folder or its manifest.json
+    #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    pub path: PathBuf,
+
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A shard file (.tar or .tar.zst)
+    #[arg(value_name = "SHARD", value_hint = ValueHint::FilePath)]
+    pub shard: PathBuf,
+
+    /// Print the listing as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

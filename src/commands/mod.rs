@@ -1,0 +1,77 @@
+//! One file per subcommand: glue between the CLI, the recipe and the library.
+
+pub mod check;
+pub mod fetch;
+pub mod inspect;
+pub mod publish;
+pub mod run;
+pub mod shard;
+pub mod verify;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::{Exit, UserError};
+use crate::recipe::Recipe;
+use crate::report::Reporter;
+use crate::store::Workdir;
+
+/// What every command gets.
+pub struct Ctx<'a> {
+    pub global: &'a GlobalArgs,
+    pub reporter: Reporter,
+}
+
+impl Ctx<'_> {
+    /// The workdir: `--workdir`, else `./etd-work/<recipe name>`.
+    pub fn workdir(&self, recipe: &Recipe) -> Workdir {
+        let root = match &self.global.workdir {
+            Some(dir) => dir.clone(),
+            None => PathBuf::from("etd-work").join(&recipe.name),
+        };
+        Workdir::new(std::path::absolute(&root).unwrap_or(root))
+    }
+}
+
+/// Dispatch a parsed command line.
+pub fn dispatch(cli: &Cli, reporter: Reporter) -> anyhow::Result<Exit> {
+    let ctx = Ctx { global: &cli.global, reporter };
+    match &cli.command {
+        Command::Check(a) => check::run(&ctx, a),
+        Command::Fetch(a) => fetch::run(&ctx, a),
+        Command::Shard(a) => shard::run(&ctx, &a.recipe),
+        Command::Publish(a) => publish::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Verify(a) => verify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+    }
+}
+
+/// Load a recipe and log its warnings.
+pub fn load_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
+    let recipe = crate::recipe::load(path)?;
+    for w in &recipe.warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    Ok(recipe)
+}
+
+/// Fail unless this version can fetch the recipe's source.
+pub fn require_fetchable(recipe: &Recipe) -> anyhow::Result<()> {
+    if let Some(issue) = recipe.source.not_yet_available() {
+        return Err(
+            UserError::not_available(&format!("fetching from the {} source", recipe.source.kind()), issue).into()
+        );
+    }
+    Ok(())
+}
+
+/// Write data for scripts to stdout.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("cannot write to stdout")?;
+    out.flush().context("cannot write to stdout")
+}

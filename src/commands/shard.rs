@@ -1,0 +1,131 @@
+//! `etd shard RECIPE`: raw data -> samples -> shards + manifest.
+
+use std::path::Path;
+
+use crate::error::{Exit, UserError};
+use crate::recipe::raw::ImageOutput;
+use crate::recipe::Recipe;
+use crate::shard::{self, keys, DatasetInfo, Job};
+use crate::sources::{local, SourceConfig};
+use crate::store::journal::{replace_failures, FailureEntry};
+use crate::store::{FetchJournal, InputRecord, JournalEntry};
+use crate::transform::image::{fits_fields, Provenance};
+use crate::transform::{Fields, SampleError};
+
+use super::Ctx;
+
+/// A journaled local unit: its id and input files.
+type LocalInput = (String, Vec<InputRecord>);
+
+pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
+    let recipe = super::load_recipe(recipe_path)?;
+    shard_recipe(ctx, &recipe)
+}
+
+/// Shard a loaded recipe (shared with `run`).
+pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
+    let SourceConfig::Local(cfg) = &recipe.source else {
+        return Err(UserError::not_available(
+            &format!("sharding data of the {} source", recipe.source.kind()),
+            recipe.source.not_yet_available().unwrap_or("a later version"),
+        )
+        .into());
+    };
+    let workdir = ctx.workdir(recipe);
+    let _lock = workdir.lock()?;
+    shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
+    let entries = FetchJournal::read(&workdir.journal())?;
+    if entries.is_empty() {
+        return Err(UserError::usage(format!("nothing has been fetched into {}", workdir.root.display()))
+            .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
+            .into());
+    }
+    let units: Vec<LocalInput> = entries
+        .into_values()
+        .map(|e| match e {
+            JournalEntry::Done { unit, inputs } => (unit, inputs),
+        })
+        .collect();
+    let jobs = local_jobs(recipe, units)?;
+    let partial = workdir.shards_partial();
+    let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
+    let make = |job: &Job<LocalInput>| local_sample(recipe, cfg, &job.input.0, &job.input.1);
+    let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
+    shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
+    let failures: Vec<FailureEntry> = report
+        .failures
+        .iter()
+        .map(|(key, e)| FailureEntry { unit: key.clone(), stage: "shard".into(), reason: e.0.clone() })
+        .collect();
+    let failed = failures.len();
+    replace_failures(&workdir.failures(), "shard", failures)?;
+    let m = &report.manifest;
+    tracing::info!("shard: {} samples in {} shards -> {}", m.samples, m.shards.len(), workdir.shards().display());
+    tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
+    if failed > 0 {
+        tracing::warn!("{failed} samples failed; see {}", workdir.failures().display());
+        return Ok(Exit::SomeFailed);
+    }
+    Ok(Exit::Success)
+}
+
+/// Jobs for the local source: keys from unit ids, checked for collisions and field clashes.
+fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job<LocalInput>>> {
+    let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
+    let mut longest = 0;
+    for (unit, inputs) in &units {
+        let has_fits = inputs.iter().any(|i| i.field == "fits");
+        for input in inputs {
+            longest = longest.max(input.field.len());
+            if let Some(problem) = keys::field_problem(&input.field) {
+                return Err(UserError::failure(format!("{}: {problem}", input.path)).into());
+            }
+            let produced = has_fits && input.field != "fits" && image_fields.contains(&input.field.as_str());
+            if produced {
+                return Err(UserError::failure(format!(
+                    "sample `{unit}`: {} would become field `{}`, which the image transform also writes",
+                    input.path, input.field
+                ))
+                .with_hint(format!("remove `{}` from transform.image.outputs or rename the file", input.field))
+                .into());
+            }
+        }
+        if has_fits {
+            longest = longest.max(image_fields.iter().map(|f| f.len()).max().unwrap_or(0));
+        }
+    }
+    let keys = keys::assign_keys(units.iter().map(|(u, _)| u.as_str()), longest).map_err(|e| {
+        UserError::failure(format!("sample keys: {e}"))
+            .with_hint("keys keep only [A-Za-z0-9_-]; rename the files so their stems differ")
+    })?;
+    Ok(keys.into_iter().zip(units).map(|(key, input)| Job { key, input }).collect())
+}
+
+/// Make one local sample: a FITS file goes through the image transform, other files pass through.
+fn local_sample(
+    recipe: &Recipe,
+    cfg: &local::LocalConfig,
+    unit: &str,
+    inputs: &[InputRecord],
+) -> anyhow::Result<Result<Fields, SampleError>> {
+    let mut fields = Fields::new();
+    let provenance: Vec<(String, String)> = inputs.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
+    for input in inputs {
+        let bytes = local::read_checked(cfg, input)?;
+        if input.field == "fits" {
+            let prov = Provenance { id: unit, inputs: &provenance };
+            match fits_fields(&bytes, &recipe.image, &prov) {
+                Ok(f) => fields.extend(f),
+                Err(e) => return Ok(Err(SampleError(format!("{}: {e}", input.path)))),
+            }
+            if !recipe.image.outputs.contains(&ImageOutput::Fits) {
+                continue;
+            }
+        } else {
+            fields.push((input.field.clone(), bytes));
+        }
+    }
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields.dedup_by(|a, b| a.0 == b.0);
+    Ok(Ok(fields))
+}

@@ -1,0 +1,27 @@
+//! Every environment variable etd reads, in one place.
+
+/// Fixed mtime for tar members when the recipe has no `shard.mtime` (reproducible-builds convention).
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// Disable colour in logs (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Log filter in `tracing` EnvFilter syntax, overriding `-v`/`-q`.
+pub const ETD_LOG: &str = "ETD_LOG";
+/// Kubernetes indexed-job index, used as `--task-index` when that flag is absent.
+pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+/// Worker threads for transforms and compression (rayon's own variable).
+pub const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
+/// Seconds between progress lines when stderr is not a terminal (default 5).
+pub const ETD_PROGRESS_INTERVAL: &str = "ETD_PROGRESS_INTERVAL";
+/// Rewrite `completions/` and `man/` from the CLI definition (used by the freshness test).
+pub const ETD_REGENERATE: &str = "ETD_REGENERATE";
+
+/// Every variable above, so tests can clear them.
+pub const ALL: &[&str] = &[
+    SOURCE_DATE_EPOCH,
+    NO_COLOR,
+    ETD_LOG,
+    JOB_COMPLETION_INDEX,
+    RAYON_NUM_THREADS,
+    ETD_PROGRESS_INTERVAL,
+    ETD_REGENERATE,
+];

@@ -1,0 +1,104 @@
+//! Exit codes and the user-facing error type that carries one, plus a hint.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Exit codes, as documented in the README and the man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: everything done.
+    Success,
+    /// 1: runtime failure.
+    Failure,
+    /// 2: usage or recipe error.
+    Usage,
+    /// 3: finished, but some items failed permanently (listed in `failures.jsonl`).
+    SomeFailed,
+    /// 75: temporary failure worth retrying later (EX_TEMPFAIL).
+    TempFail,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::SomeFailed => 3,
+            Exit::TempFail => 75,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e.code())
+    }
+}
+
+/// An error meant for the user: what went wrong, which exit code it warrants, and how to fix it.
+/// Wrap it in `anyhow` like any other error; `main` finds it in the chain.
+#[derive(Debug)]
+pub struct UserError {
+    pub exit: Exit,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl UserError {
+    /// A usage or recipe error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        UserError { exit: Exit::Usage, message: message.into(), hint: None }
+    }
+
+    /// A runtime failure (exit 1).
+    pub fn failure(message: impl Into<String>) -> Self {
+        UserError { exit: Exit::Failure, message: message.into(), hint: None }
+    }
+
+    /// Something a later version of etd brings (exit 2): never pretend it ran.
+    pub fn not_available(what: &str, arrives_with: &str) -> Self {
+        UserError::usage(format!("{what} is not available yet in etd {}", crate::VERSION))
+            .with_hint(format!("it arrives with {arrives_with}; until then nothing was done"))
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for UserError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+/// The exit code and hint an error chain asks for: the first `UserError` in it decides; otherwise a
+/// runtime failure.
+pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
+    for cause in err.chain() {
+        if let Some(u) = cause.downcast_ref::<UserError>() {
+            return (u.exit, u.hint.clone());
+        }
+        if let Some(r) = cause.downcast_ref::<crate::recipe::RecipeError>() {
+            return (Exit::Usage, r.hint.clone());
+        }
+    }
+    (Exit::Failure, None)
+}
+
+/// Print `error: …`, one `caused by: …` per source, then `hint: …`.
+pub fn render(err: &anyhow::Error) -> String {
+    let (_, hint) = classify(err);
+    let mut out = format!("error: {err}\n");
+    for cause in err.chain().skip(1) {
+        out.push_str(&format!("  caused by: {cause}\n"));
+    }
+    if let Some(h) = hint {
+        out.push_str(&format!("  hint: {h}\n"));
+    }
+    out
+}

@@ -1,0 +1,18 @@
+//! etd — Extract, Transform, Distribute: turn legacy astronomy archives into ML-ready WebDataset
+//! shards. The binary is a thin shell over this library; see `DESIGN.md` for the contract.
+
+pub mod cli;
+pub mod commands;
+pub mod env_vars;
+pub mod error;
+pub mod net;
+pub mod publish;
+pub mod recipe;
+pub mod report;
+pub mod shard;
+pub mod sources;
+pub mod store;
+pub mod transform;
+
+/// Version written into manifests and the `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,29 @@
+//! The `etd` binary: parse the command line, run, print the error (if any), pick the exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match etd::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(etd::error::Exit::Usage.code()) } else { ExitCode::SUCCESS };
+        }
+    };
+    let reporter = etd::report::term::init(&cli.global);
+    match etd::commands::dispatch(&cli, reporter) {
+        Ok(exit) => exit.into(),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprint!("{}", etd::error::render(&err));
+            etd::error::classify(&err).0.into()
+        }
+    }
+}
+
+/// A closed stdout (`etd inspect x | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

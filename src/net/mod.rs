@@ -1,0 +1,83 @@
+//! `net`: the one request path of etd. Every HTTP request will pass a per-host limiter (request
+//! starts per second and requests in flight), a timeout and one retry policy. This version holds the
+//! politeness settings and the planning arithmetic; the request path arrives with the fetch engine.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::recipe::units::Rate;
+
+/// How hard etd may press one archive host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Politeness {
+    /// Requests in flight at once, per host.
+    pub concurrency: u32,
+    /// Request starts per host.
+    #[serde(serialize_with = "rate_text")]
+    pub rate: Rate,
+    /// Retries per item before it counts as failed.
+    pub retries: u32,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+    #[serde(serialize_with = "secs")]
+    pub backoff_initial: Duration,
+    #[serde(serialize_with = "secs")]
+    pub backoff_max: Duration,
+}
+
+fn rate_text<S: serde::Serializer>(r: &Rate, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(r)
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Politeness {
+    /// The least time `requests` request starts take at this rate (the limiter's lower bound; the
+    /// concurrency limit and archive latency only make it longer).
+    pub fn min_duration(&self, requests: u64) -> Duration {
+        if requests == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(requests as f64 / self.rate.per_second())
+    }
+}
+
+/// A duration for people: `3h 12m`, `4m 05s`, `12.5s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        return format!("{s:.1}s");
+    }
+    let total = s.round() as u64;
+    let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
+    match (total / 86_400, h) {
+        (days, _) if days > 0 => format!("{days}d {:02}h {m:02}m", h % 24),
+        (_, 0) => format!("{m}m {sec:02}s"),
+        _ => format!("{h}h {m:02}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_time_is_requests_over_rate() {
+        let p = Politeness {
+            concurrency: 6,
+            rate: Rate::parse("4/s").unwrap(),
+            retries: 6,
+            timeout: Duration::from_secs(60),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(120),
+        };
+        assert_eq!(p.min_duration(0), Duration::ZERO);
+        assert_eq!(p.min_duration(400), Duration::from_secs(100));
+        assert_eq!(human_duration(Duration::from_secs(100)), "1m 40s");
+        assert_eq!(human_duration(Duration::from_secs(7260)), "2h 01m");
+        assert_eq!(human_duration(Duration::from_secs(90_000)), "1d 01h 00m");
+    }
+}

@@ -1,0 +1,203 @@
+//! Recipes: the YAML file a user writes (`raw`), checked and resolved once into a `Recipe` that
+//! commands use. Every error names the file, line, column and key path, says what was expected and,
+//! where the fix is known, gives a hint.
+
+pub mod locate;
+pub mod raw;
+mod resolve;
+pub mod targets;
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use resolve::*;
+
+use locate::{display_path, parse_path, PathSeg, YamlLocator};
+
+/// A recipe (or targets file) error pointing at the offending place (boxed: errors travel far).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeError(Box<RecipeErrorDetail>);
+
+/// What a `RecipeError` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeErrorDetail {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Key path such as `shard.max_bytes`; empty for the whole document.
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<RecipeErrorDetail> for RecipeError {
+    fn from(d: RecipeErrorDetail) -> Self {
+        RecipeError(Box::new(d))
+    }
+}
+
+impl std::ops::Deref for RecipeError {
+    type Target = RecipeErrorDetail;
+    fn deref(&self) -> &RecipeErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RecipeError {
+    fn deref_mut(&mut self) -> &mut RecipeErrorDetail {
+        &mut self.0
+    }
+}
+
+impl fmt::Display for RecipeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for RecipeError {}
+
+/// The recipe text with what is needed to point errors at it.
+pub(crate) struct RecipeSource<'a> {
+    pub file: &'a Path,
+    pub locator: YamlLocator,
+}
+
+impl RecipeSource<'_> {
+    /// An error about `key` (dotted path), located in the recipe text.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> RecipeError {
+        let loc = self.locator.best(&parse_path(key));
+        RecipeErrorDetail {
+            file: self.file.to_path_buf(),
+            line: loc.map(|l| l.line),
+            column: loc.map(|l| l.column),
+            key: key.to_string(),
+            message: message.into(),
+            hint: None,
+        }
+        .into()
+    }
+
+    pub fn error_hint(&self, key: &str, message: impl Into<String>, hint: impl Into<String>) -> RecipeError {
+        let mut e = self.error(key, message);
+        e.hint = Some(hint.into());
+        e
+    }
+}
+
+/// Read, parse and resolve a recipe file.
+pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    let whole = |message: String, hint: Option<String>| -> RecipeError {
+        RecipeErrorDetail { file: path.to_path_buf(), line: None, column: None, key: String::new(), message, hint }
+            .into()
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        whole(
+            format!("cannot read the recipe: {}", e.source_io_kind()),
+            Some("check the path; recipes are YAML files such as recipes/quickstart.yaml".into()),
+        )
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| whole("the recipe is not UTF-8 text".into(), None))?;
+    let src = RecipeSource { file: path, locator: YamlLocator::new(&text) };
+    let file = parse(&text, &src)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    resolve::resolve(file, path, sha256, &src)
+}
+
+trait IoKind {
+    fn source_io_kind(&self) -> String;
+}
+
+impl IoKind for std::io::Error {
+    fn source_io_kind(&self) -> String {
+        match self.kind() {
+            std::io::ErrorKind::NotFound => "no such file".into(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// YAML -> `RecipeFile`, with the key path and position of the first problem.
+fn parse(text: &str, src: &RecipeSource) -> Result<raw::RecipeFile, RecipeError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let (message, loc) = split_location(&inner);
+        let key = normalise_path(&path);
+        let mut e = src.error(&key, message.clone());
+        if let Some((line, column)) = loc {
+            e.line = Some(line);
+            e.column = Some(column);
+        }
+        e.hint = hint_for(&message, &key);
+        e
+    })
+}
+
+/// serde_yaml's message without its trailing ` at line L column C`, and that position.
+fn split_location(err: &serde_yaml::Error) -> (String, Option<(usize, usize)>) {
+    let text = err.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    // serde_yaml puts its own `path.to.key: ` in front; we print the key path ourselves.
+    let message = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => rest.to_string(),
+        _ => message.to_string(),
+    };
+    let loc = err.location().map(|l| (l.line(), l.column()));
+    (message, loc)
+}
+
+/// serde_path_to_error prints `?` for the root and `a.b[0]`; make it ours.
+fn normalise_path(path: &str) -> String {
+    if path == "." || path == "?" {
+        return String::new();
+    }
+    display_path(
+        &parse_path(path).into_iter().filter(|s| !matches!(s, PathSeg::Key(k) if k == "?")).collect::<Vec<_>>(),
+    )
+}
+
+/// Hints for common parse errors: a misspelt key gets the closest known one.
+fn hint_for(message: &str, key: &str) -> Option<String> {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (unknown, rest) = rest.split_once('`')?;
+        let candidates: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let best = candidates
+            .iter()
+            .map(|c| (strsim::jaro_winkler(unknown, c), *c))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        return Some(match best {
+            Some((_, c)) => format!("did you mean `{c}`?"),
+            None => format!("the keys allowed here are: {}", candidates.join(", ")),
+        });
+    }
+    if message.starts_with("unknown variant") && key == "source" {
+        return Some("source takes exactly one of: ps1-cutouts, atlas-fp, atlas-var, local".into());
+    }
+    if message.contains("missing field") {
+        return Some("see the recipe reference in the README for the required keys".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

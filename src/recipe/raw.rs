@@ -1,0 +1,264 @@
+//! `RecipeFile`: the recipe exactly as written, before defaults and checks. Every struct denies
+//! unknown keys; `resolve` turns it into a `Recipe`.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::units::{Rate, Size, Span};
+use crate::transform::scale::Scale;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeFile {
+    pub version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub targets: Option<TargetsFile>,
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    pub source: SourceFile,
+    #[serde(default)]
+    pub politeness: Option<PolitenessFile>,
+    #[serde(default)]
+    pub transform: Option<TransformFile>,
+    #[serde(default)]
+    pub shard: Option<ShardFile>,
+    #[serde(default)]
+    pub publish: Option<PublishFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsFile {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub list: Option<Vec<IndexMap<String, serde_yaml::Value>>>,
+    #[serde(default)]
+    pub columns: Option<ColumnsFile>,
+    #[serde(default)]
+    pub sample: Option<SampleFile>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsFile {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub ra: Option<String>,
+    #[serde(default)]
+    pub dec: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleFile {
+    pub fraction: f64,
+    pub seed: u64,
+}
+
+/// Exactly one source kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SourceFile {
+    #[serde(rename = "ps1-cutouts")]
+    Ps1Cutouts(Ps1File),
+    #[serde(rename = "atlas-fp")]
+    AtlasFp(AtlasFpFile),
+    #[serde(rename = "atlas-var")]
+    AtlasVar(AtlasVarFile),
+    #[serde(rename = "local")]
+    Local(LocalFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ps1File {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub filters: Option<Vec<String>>,
+    #[serde(default)]
+    pub size: Option<i64>,
+    #[serde(default)]
+    pub image_type: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtlasFpFile {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub username_env: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub mjd_min: Option<f64>,
+    #[serde(default)]
+    pub mjd_max: Option<f64>,
+    #[serde(default)]
+    pub use_reduced: Option<bool>,
+    #[serde(default)]
+    pub batch: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtlasVarFile {
+    #[serde(default)]
+    pub catalog_url: Option<String>,
+    #[serde(default)]
+    pub lightcurves_url: Option<String>,
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+    #[serde(default)]
+    pub min_probability: Option<f64>,
+    #[serde(default)]
+    pub region: Option<RegionFile>,
+    #[serde(default)]
+    pub sample: Option<SampleFile>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFile {
+    pub ra: [f64; 2],
+    pub dec: [f64; 2],
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFile {
+    pub dir: String,
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolitenessFile {
+    #[serde(default)]
+    pub concurrency: Option<i64>,
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub retries: Option<i64>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    #[serde(default)]
+    pub backoff: Option<BackoffFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffFile {
+    #[serde(default)]
+    pub initial: Option<Span>,
+    #[serde(default)]
+    pub max: Option<Span>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformFile {
+    #[serde(default)]
+    pub image: Option<ImageFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFile {
+    #[serde(default)]
+    pub stack_filters: Option<bool>,
+    #[serde(default)]
+    pub nan: Option<NanPolicy>,
+    #[serde(default)]
+    pub scale: Option<Scale>,
+    #[serde(default)]
+    pub outputs: Option<Vec<ImageOutput>>,
+}
+
+/// What to do with NaN pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// Replace NaN (and ±inf) with 0 after scaling.
+    #[default]
+    Zero,
+    /// Keep them.
+    Keep,
+}
+
+/// Fields the image transform can emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOutput {
+    Npy,
+    Json,
+    Fits,
+    Png,
+}
+
+impl ImageOutput {
+    pub fn field(self) -> &'static str {
+        match self {
+            ImageOutput::Npy => "npy",
+            ImageOutput::Json => "json",
+            ImageOutput::Fits => "fits",
+            ImageOutput::Png => "png",
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFile {
+    #[serde(default)]
+    pub max_samples: Option<i64>,
+    #[serde(default)]
+    pub max_bytes: Option<Size>,
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    #[serde(default)]
+    pub level: Option<i64>,
+    #[serde(default)]
+    pub split: Option<IndexMap<String, f64>>,
+    #[serde(default)]
+    pub shuffle_seed: Option<u64>,
+    #[serde(default)]
+    pub mtime: Option<u64>,
+}
+
+/// Shard compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishFile {
+    pub origin: String,
+    pub path: String,
+    pub version: String,
+    #[serde(default)]
+    pub token_file: Option<String>,
+}

@@ -1,0 +1,67 @@
+//! The reporter: library code reports progress through `Reporter` and logs through `tracing`; only
+//! the edge (`term`) knows how it is shown (indicatif bars on a terminal, periodic one-line logs
+//! otherwise, nothing with `-q`).
+
+pub mod term;
+
+use std::sync::Arc;
+
+/// Makes progress trackers for stages of work.
+pub trait ProgressFactory: Send + Sync {
+    fn start(&self, label: &str, total: u64) -> Box<dyn ProgressSink>;
+}
+
+/// One stage's progress.
+pub trait ProgressSink: Send + Sync {
+    /// `items` more done, `bytes` more processed.
+    fn advance(&self, items: u64, bytes: u64);
+    /// The stage is over.
+    fn finish(&self);
+}
+
+/// Cheap to clone; hand it to anything that does long work.
+#[derive(Clone)]
+pub struct Reporter(Arc<dyn ProgressFactory>);
+
+impl Reporter {
+    pub fn new(factory: Arc<dyn ProgressFactory>) -> Self {
+        Reporter(factory)
+    }
+
+    /// Reports nothing (tests, `-q`).
+    pub fn silent() -> Self {
+        Reporter(Arc::new(Silent))
+    }
+
+    pub fn start(&self, label: &str, total: u64) -> Progress {
+        Progress(self.0.start(label, total))
+    }
+}
+
+/// A running stage; finishes when dropped if not finished before.
+pub struct Progress(Box<dyn ProgressSink>);
+
+impl Progress {
+    pub fn advance(&self, items: u64, bytes: u64) {
+        self.0.advance(items, bytes);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+struct Silent;
+
+impl ProgressFactory for Silent {
+    fn start(&self, _: &str, _: u64) -> Box<dyn ProgressSink> {
+        Box::new(Silent)
+    }
+}
+
+impl ProgressSink for Silent {
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
+}

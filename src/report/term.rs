@@ -1,0 +1,229 @@
+//! The edge of reporting: indicatif bars on a terminal, one progress line every few seconds
+//! without one, and a `tracing` subscriber whose lines suspend the bars so neither garbles the other.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use super::{ProgressFactory, ProgressSink, Reporter};
+use crate::cli::{GlobalArgs, LogFormat};
+use crate::env_vars;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Bars,
+    Lines,
+    Off,
+}
+
+/// Set up logging and progress for the whole process from the global options.
+pub fn init(args: &GlobalArgs) -> Reporter {
+    let stderr_tty = std::io::stderr().is_terminal();
+    let mode = if args.quiet {
+        ProgressMode::Off
+    } else if stderr_tty && !args.no_progress && args.log_format == LogFormat::Text {
+        ProgressMode::Bars
+    } else {
+        ProgressMode::Lines
+    };
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let default_level = match (args.quiet, args.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var(env_vars::ETD_LOG)
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("etd={default_level},warn")));
+    let color = stderr_tty && std::env::var_os(env_vars::NO_COLOR).is_none_or(|v| v.is_empty());
+    let writer = SuspendingWriter { multi: multi.clone() };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false);
+    // A second init (tests calling run() twice) keeps the first subscriber.
+    let _ = match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_ansi(color).without_time().try_init(),
+    };
+    let interval = std::env::var(env_vars::ETD_PROGRESS_INTERVAL)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(5));
+    Reporter::new(Arc::new(TermFactory { mode, multi, interval }))
+}
+
+struct TermFactory {
+    mode: ProgressMode,
+    multi: MultiProgress,
+    interval: Duration,
+}
+
+impl ProgressFactory for TermFactory {
+    fn start(&self, label: &str, total: u64) -> Box<dyn ProgressSink> {
+        match self.mode {
+            ProgressMode::Off => Box::new(LineProgress::off()),
+            ProgressMode::Lines => Box::new(LineProgress::new(label, total, self.interval)),
+            ProgressMode::Bars => {
+                let bar = self.multi.add(ProgressBar::new(total));
+                let style =
+                    ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} samples  {msg}  ETA {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(label.to_string());
+                bar.enable_steady_tick(Duration::from_millis(200));
+                Box::new(BarProgress { bar, started: Instant::now(), bytes: Mutex::new(0) })
+            }
+        }
+    }
+}
+
+struct BarProgress {
+    bar: ProgressBar,
+    started: Instant,
+    bytes: Mutex<u64>,
+}
+
+impl ProgressSink for BarProgress {
+    fn advance(&self, items: u64, bytes: u64) {
+        let mut total = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        *total += bytes;
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!("{:.1} MB/s", *total as f64 / 1e6 / secs));
+        self.bar.inc(items);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Without a terminal: one line every `interval`, and one at the end.
+struct LineProgress {
+    label: String,
+    total: u64,
+    interval: Duration,
+    started: Instant,
+    state: Mutex<LineState>,
+    enabled: bool,
+}
+
+struct LineState {
+    done: u64,
+    bytes: u64,
+    last: Instant,
+    finished: bool,
+}
+
+impl LineProgress {
+    fn new(label: &str, total: u64, interval: Duration) -> Self {
+        let now = Instant::now();
+        LineProgress {
+            label: label.to_string(),
+            total,
+            interval,
+            started: now,
+            state: Mutex::new(LineState { done: 0, bytes: 0, last: now, finished: false }),
+            enabled: true,
+        }
+    }
+
+    fn off() -> Self {
+        LineProgress { enabled: false, ..LineProgress::new("", 0, Duration::MAX) }
+    }
+
+    fn line(&self, s: &LineState) {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = s.done as f64 / secs;
+        let eta = if rate > 0.0 && s.done < self.total {
+            format!(
+                ", ETA {}",
+                crate::net::human_duration(Duration::from_secs_f64((self.total - s.done) as f64 / rate))
+            )
+        } else {
+            String::new()
+        };
+        tracing::info!(
+            "{}: {}/{} samples, {:.1} MB, {:.1} MB/s{eta}",
+            self.label,
+            s.done,
+            self.total,
+            s.bytes as f64 / 1e6,
+            s.bytes as f64 / 1e6 / secs
+        );
+    }
+}
+
+impl ProgressSink for LineProgress {
+    fn advance(&self, items: u64, bytes: u64) {
+        if !self.enabled {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.done += items;
+        s.bytes += bytes;
+        if s.last.elapsed() >= self.interval {
+            s.last = Instant::now();
+            self.line(&s);
+        }
+    }
+    fn finish(&self) {
+        if !self.enabled {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.finished && s.done > 0 && self.started.elapsed() >= self.interval {
+            self.line(&s);
+        }
+        s.finished = true;
+    }
+}
+
+/// Writes each log line to stderr with the progress bars suspended.
+#[derive(Clone)]
+struct SuspendingWriter {
+    multi: MultiProgress,
+}
+
+impl<'a> MakeWriter<'a> for SuspendingWriter {
+    type Writer = LineWriter;
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter { multi: self.multi.clone(), buf: Vec::new() }
+    }
+}
+
+/// Buffers one event and writes it whole when dropped.
+struct LineWriter {
+    multi: MultiProgress,
+    buf: Vec<u8>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        self.multi.suspend(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&buf);
+            let _ = err.flush();
+        });
+    }
+}

@@ -1,0 +1,100 @@
+//! Sample keys: the WebDataset key rules. A key holds only `[A-Za-z0-9_-]`, never starts with `.` or
+//! `_`, and with its longest field name fits a 100-byte ustar member name.
+
+use std::collections::HashMap;
+
+/// Longest member name (`<key>.<field>`) a plain ustar header holds without a prefix field.
+pub const MAX_MEMBER_NAME: usize = 100;
+
+/// Map an original id to a key: every character outside `[A-Za-z0-9_-]` becomes `_`, then leading
+/// `_` are dropped (dots and underscores may not start a key). Returns `None` when nothing is left.
+pub fn sanitize_key(id: &str) -> Option<String> {
+    let mapped: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let trimmed = mapped.trim_start_matches('_');
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+/// Why a key is not acceptable in a shard.
+pub fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("key is empty".into());
+    }
+    if key.starts_with('.') || key.starts_with('_') {
+        return Some(format!("key `{key}` starts with `{}`", &key[..1]));
+    }
+    if let Some(c) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        return Some(format!("key `{key}` contains `{c}`"));
+    }
+    None
+}
+
+/// Field names are lower-case ASCII letters and digits.
+pub fn field_problem(field: &str) -> Option<String> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        return Some(format!("field name `{field}` is not lower-case letters and digits"));
+    }
+    None
+}
+
+/// Two ids that map to the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCollision {
+    pub key: String,
+    pub first: String,
+    pub second: String,
+}
+
+/// Build keys for `ids` (in order), failing on the first pair of ids that map to one key, on an id
+/// that maps to nothing, or on a key too long for `<key>.<longest field>`.
+pub fn assign_keys<'a, I>(ids: I, longest_field: usize) -> Result<Vec<String>, String>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let mut seen: HashMap<String, &'a str> = HashMap::new();
+    let mut keys = Vec::new();
+    for id in ids {
+        let key =
+            sanitize_key(id).ok_or_else(|| format!("id `{id}` has no character usable in a key ([A-Za-z0-9-])"))?;
+        if key.len() + 1 + longest_field > MAX_MEMBER_NAME {
+            return Err(format!(
+                "id `{id}` gives a key of {} bytes; with a {longest_field}-byte field name it exceeds the {MAX_MEMBER_NAME}-byte member name limit",
+                key.len()
+            ));
+        }
+        if let Some(first) = seen.insert(key.clone(), id) {
+            return Err(format!("ids `{first}` and `{id}` both map to key `{key}`"));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitising() {
+        assert_eq!(sanitize_key("SN 2020abc").as_deref(), Some("SN_2020abc"));
+        assert_eq!(sanitize_key("a.b+c/d").as_deref(), Some("a_b_c_d"));
+        assert_eq!(sanitize_key(".hidden").as_deref(), Some("hidden"));
+        assert_eq!(sanitize_key("__x").as_deref(), Some("x"));
+        assert_eq!(sanitize_key("-x").as_deref(), Some("-x"));
+        assert_eq!(sanitize_key("..."), None);
+        assert_eq!(sanitize_key("é").as_deref(), None);
+        for id in ["a b", "x.y.z", "Ω-1", "_q"] {
+            let k = sanitize_key(id).unwrap();
+            assert_eq!(key_problem(&k), None, "{id} -> {k}");
+        }
+    }
+
+    #[test]
+    fn collisions_are_errors() {
+        let err = assign_keys(["a.b", "a_b"], 4).unwrap_err();
+        assert!(err.contains("`a.b` and `a_b`"), "{err}");
+        assert_eq!(assign_keys(["a", "b"], 4).unwrap(), vec!["a", "b"]);
+        let long = "x".repeat(96);
+        assert!(assign_keys([long.as_str()], 4).is_err());
+        assert!(assign_keys([&long[..95]], 4).is_ok());
+    }
+}

@@ -1,0 +1,353 @@
+//! `shard`: samples -> WebDataset tar shards + manifest. Samples are assigned to splits by a stable
+//! hash of their key, ordered by key (or by a seeded hash), transformed in parallel in ordered
+//! chunks, and packed in order, so the output is byte-identical on any thread count. Each shard has
+//! one writer thread; several shards compress at once. The whole folder is written beside
+//! `shards/` and swapped in at the end, manifest last, so a failed run never damages the old one.
+
+pub mod inspect;
+pub mod keys;
+pub mod manifest;
+pub mod read;
+pub mod verify;
+pub mod writer;
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use anyhow::Context;
+use fs_err as fs;
+use indexmap::IndexMap;
+use rayon::prelude::*;
+
+use crate::recipe::raw::Compression;
+use crate::recipe::targets::unit_hash;
+use crate::recipe::ShardConfig;
+use crate::report::Reporter;
+use crate::transform::{Fields, SampleError};
+use manifest::{shard_file_name, split_url, Manifest, ShardEntry, SplitEntry, FORMAT, MANIFEST_NAME};
+use writer::{tar_bytes, PackedSample, ShardWriter, TarSettings};
+
+/// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
+const SPLIT_SEED: u64 = 0;
+
+/// One sample to make: its key and whatever the transform needs.
+pub struct Job<T> {
+    pub key: String,
+    pub input: T,
+}
+
+/// What the caller knows about the dataset besides its samples.
+pub struct DatasetInfo<'a> {
+    pub name: &'a str,
+    pub recipe_sha256: &'a str,
+    pub classes: Option<Vec<String>>,
+}
+
+/// The result of a shard run.
+pub struct DatasetReport {
+    pub manifest: Manifest,
+    /// (key, reason) of samples that could not be made.
+    pub failures: Vec<(String, SampleError)>,
+}
+
+/// The split a key belongs to: the first whose cumulative fraction exceeds the key's hash.
+pub fn split_of<'a>(key: &str, splits: &'a [(String, f64)]) -> &'a str {
+    let h = unit_hash(SPLIT_SEED, key);
+    let mut acc = 0.0;
+    for (name, fraction) in splits {
+        acc += fraction;
+        if h < acc {
+            return name;
+        }
+    }
+    splits.last().map(|(n, _)| n.as_str()).unwrap_or(manifest::ALL_SPLIT)
+}
+
+/// Group jobs by split (recipe order) and order each split: by key, or by a seeded hash.
+pub fn order_jobs<T>(jobs: Vec<Job<T>>, cfg: &ShardConfig) -> Vec<(String, Vec<Job<T>>)> {
+    let mut by_split: IndexMap<String, Vec<Job<T>>> = cfg.splits.iter().map(|(n, _)| (n.clone(), Vec::new())).collect();
+    for job in jobs {
+        let split = split_of(&job.key, &cfg.splits).to_string();
+        by_split.entry(split).or_default().push(job);
+    }
+    by_split
+        .into_iter()
+        .map(|(name, mut jobs)| {
+            match cfg.shuffle_seed {
+                None => jobs.sort_by(|a, b| a.key.cmp(&b.key)),
+                Some(seed) => jobs.sort_by(|a, b| {
+                    unit_hash(seed, &a.key).total_cmp(&unit_hash(seed, &b.key)).then_with(|| a.key.cmp(&b.key))
+                }),
+            }
+            (name, jobs)
+        })
+        .collect()
+}
+
+/// Make every sample with `make` and write the shards and manifest into `out` (created fresh).
+/// `make` returns Ok(Err) for a sample that failed (recorded, the run goes on) and Err to stop.
+pub fn write_dataset<T, F>(
+    jobs: Vec<Job<T>>,
+    make: F,
+    cfg: &ShardConfig,
+    info: &DatasetInfo,
+    out: &Path,
+    reporter: &Reporter,
+) -> anyhow::Result<DatasetReport>
+where
+    T: Sync,
+    F: Fn(&Job<T>) -> anyhow::Result<Result<Fields, SampleError>> + Sync,
+{
+    if out.exists() {
+        fs::remove_dir_all(out)?;
+    }
+    fs::create_dir_all(out)?;
+    let zstd = cfg.compression == Compression::Zstd;
+    let settings = TarSettings { mtime: cfg.mtime, zstd_level: zstd.then_some(cfg.level) };
+    let total = jobs.len() as u64;
+    let progress = reporter.start("shard", total);
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = (threads * 4).max(16);
+    let mut packer = Packer::new(out, info.name, settings, cfg, threads);
+    let mut failures = Vec::new();
+    let mut fields_seen: Vec<String> = Vec::new();
+    for (split, jobs) in order_jobs(jobs, cfg) {
+        packer.start_split(&split)?;
+        for group in jobs.chunks(chunk) {
+            let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(&make).collect();
+            for (job, result) in group.iter().zip(made) {
+                match result? {
+                    Ok(fields) => {
+                        let bytes = tar_bytes(&fields);
+                        for (f, _) in &fields {
+                            if !fields_seen.contains(f) {
+                                fields_seen.push(f.clone());
+                            }
+                        }
+                        packer.push(PackedSample { key: job.key.clone(), fields })?;
+                        progress.advance(1, bytes);
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: {e}", job.key);
+                        failures.push((job.key.clone(), e));
+                        progress.advance(1, 0);
+                    }
+                }
+            }
+        }
+        packer.end_split()?;
+    }
+    drop(progress);
+    let (shards, splits) = packer.finish()?;
+    fields_seen.sort();
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        etd_version: crate::VERSION.into(),
+        name: info.name.into(),
+        recipe_sha256: info.recipe_sha256.into(),
+        compression: if zstd { "zstd" } else { "none" }.into(),
+        samples: shards.iter().map(|s| s.samples).sum(),
+        splits,
+        shards,
+        fields: fields_seen.iter().map(|f| (f.clone(), crate::transform::field_meaning(f))).collect(),
+        classes: info.classes.clone(),
+    };
+    crate::store::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
+    Ok(DatasetReport { manifest, failures })
+}
+
+/// Decides shard boundaries in sample order and keeps a bounded number of writers busy.
+struct Packer<'a> {
+    dir: &'a Path,
+    name: &'a str,
+    settings: TarSettings,
+    cfg: &'a ShardConfig,
+    max_writers: usize,
+    split: String,
+    index: u64,
+    current: Option<(ShardWriter, u64, u64)>,
+    finishing: VecDeque<ShardWriter>,
+    done: Vec<ShardEntry>,
+    splits: IndexMap<String, SplitEntry>,
+}
+
+/// The two zero blocks that end a tar.
+const TAR_END: u64 = 1024;
+
+impl<'a> Packer<'a> {
+    fn new(dir: &'a Path, name: &'a str, settings: TarSettings, cfg: &'a ShardConfig, max_writers: usize) -> Self {
+        Packer {
+            dir,
+            name,
+            settings,
+            cfg,
+            max_writers,
+            split: String::new(),
+            index: 0,
+            current: None,
+            finishing: VecDeque::new(),
+            done: Vec::new(),
+            splits: IndexMap::new(),
+        }
+    }
+
+    fn start_split(&mut self, split: &str) -> anyhow::Result<()> {
+        self.split = split.to_string();
+        self.index = 0;
+        Ok(())
+    }
+
+    fn push(&mut self, sample: PackedSample) -> anyhow::Result<()> {
+        let bytes = tar_bytes(&sample.fields);
+        let full = match &self.current {
+            Some((_, n, b)) => *n >= self.cfg.max_samples || b + bytes + TAR_END > self.cfg.max_bytes,
+            None => false,
+        };
+        if full {
+            self.close_current()?;
+        }
+        if self.current.is_none() {
+            let name = shard_file_name(self.name, &self.split, self.index, self.settings.zstd_level.is_some());
+            self.index += 1;
+            let writer = ShardWriter::spawn(self.dir, name, self.split.clone(), self.settings)?;
+            self.current = Some((writer, 0, 0));
+        }
+        let (writer, n, b) = self.current.as_mut().context("no open shard")?;
+        writer.send(sample)?;
+        *n += 1;
+        *b += bytes;
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> anyhow::Result<()> {
+        if let Some((writer, _, _)) = self.current.take() {
+            self.finishing.push_back(writer);
+            while self.finishing.len() >= self.max_writers {
+                self.join_oldest()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn join_oldest(&mut self) -> anyhow::Result<()> {
+        if let Some(w) = self.finishing.pop_front() {
+            self.done.push(w.finish()?);
+        }
+        Ok(())
+    }
+
+    fn end_split(&mut self) -> anyhow::Result<()> {
+        self.close_current()?;
+        while !self.finishing.is_empty() {
+            self.join_oldest()?;
+        }
+        let shards: Vec<&ShardEntry> = self.done.iter().filter(|s| s.split == self.split).collect();
+        let zstd = self.settings.zstd_level.is_some();
+        self.splits.insert(
+            self.split.clone(),
+            SplitEntry {
+                samples: shards.iter().map(|s| s.samples).sum(),
+                shards: shards.len() as u64,
+                url: split_url(self.name, &self.split, shards.len() as u64, zstd),
+            },
+        );
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<(Vec<ShardEntry>, IndexMap<String, SplitEntry>)> {
+        Ok((self.done, self.splits))
+    }
+}
+
+/// Replace `shards/` with the completed `shards.partial/`. A crash between the two renames leaves
+/// `shards.old/`, which `recover_swap` puts back on the next run.
+pub fn swap_into_place(partial: &Path, shards: &Path, old: &Path) -> anyhow::Result<()> {
+    if old.exists() {
+        fs::remove_dir_all(old)?;
+    }
+    if shards.exists() {
+        fs::rename(shards, old)?;
+    }
+    fs::rename(partial, shards)?;
+    if let Some(parent) = shards.parent() {
+        crate::store::sync_dir(parent)?;
+    }
+    if old.exists() {
+        fs::remove_dir_all(old)?;
+    }
+    Ok(())
+}
+
+/// Undo a swap interrupted between its renames.
+pub fn recover_swap(shards: &Path, old: &Path) -> anyhow::Result<()> {
+    if old.exists() {
+        if shards.exists() {
+            fs::remove_dir_all(old)?;
+        } else {
+            fs::rename(old, shards)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(splits: &[(&str, f64)], max_samples: u64, max_bytes: u64) -> ShardConfig {
+        ShardConfig {
+            max_samples,
+            max_bytes,
+            compression: Compression::None,
+            level: 3,
+            splits: splits.iter().map(|(n, f)| (n.to_string(), *f)).collect(),
+            shuffle_seed: None,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn splits_follow_fractions_and_are_stable() {
+        let c = cfg(&[("train", 0.8), ("val", 0.2)], 10, 1 << 30);
+        let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+        let train = keys.iter().filter(|k| split_of(k, &c.splits) == "train").count();
+        assert!((7700..8300).contains(&train), "{train}");
+        assert_eq!(split_of("k1", &c.splits), split_of("k1", &c.splits));
+    }
+
+    #[test]
+    fn shards_respect_limits_and_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = || (0..50).map(|i| Job { key: format!("s{i:03}"), input: i }).collect::<Vec<_>>();
+        let make = |j: &Job<i32>| -> anyhow::Result<Result<Fields, SampleError>> {
+            if j.input == 7 {
+                return Ok(Err(SampleError("bad".into())));
+            }
+            Ok(Ok(vec![("txt".into(), vec![b'x'; (j.input as usize) * 100])]))
+        };
+        let c = cfg(&[("train", 0.5), ("val", 0.5)], 8, 20_000);
+        let info = DatasetInfo { name: "t", recipe_sha256: "0", classes: None };
+        let mut outputs = Vec::new();
+        for threads in [1, 2] {
+            let out = dir.path().join(format!("o{threads}"));
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let report = pool.install(|| write_dataset(jobs(), make, &c, &info, &out, &Reporter::silent())).unwrap();
+            assert_eq!(report.failures.len(), 1);
+            assert_eq!(report.manifest.samples, 49);
+            for s in &report.manifest.shards {
+                assert!(s.samples <= 8);
+                assert!(s.bytes <= 20_000 || s.samples == 1, "{s:?}");
+            }
+            let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&out)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap())
+                })
+                .collect();
+            files.sort();
+            outputs.push(files);
+        }
+        assert_eq!(outputs[0], outputs[1]);
+    }
+}

@@ -1,0 +1,247 @@
+//! `ShardWriter`: one thread per shard that owns its tar (and zstd) stream. Samples arrive over a
+//! bounded channel; the file's size, sha256, md5 and crc32c are computed while it is written.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use fs_err as fs;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use super::manifest::ShardEntry;
+use crate::transform::Fields;
+
+/// Samples buffered between the packer and one shard's writer thread.
+const CHANNEL_SAMPLES: usize = 16;
+/// tar block size.
+pub const TAR_BLOCK: u64 = 512;
+
+/// Bytes one sample takes in an uncompressed tar: a header block per member plus padded data.
+pub fn tar_bytes(fields: &Fields) -> u64 {
+    fields.iter().map(|(_, data)| TAR_BLOCK + (data.len() as u64).div_ceil(TAR_BLOCK) * TAR_BLOCK).sum()
+}
+
+/// A sample ready to pack.
+pub struct PackedSample {
+    pub key: String,
+    pub fields: Fields,
+}
+
+/// Settings shared by every shard of a dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct TarSettings {
+    pub mtime: u64,
+    /// zstd level, or None for a plain `.tar`.
+    pub zstd_level: Option<i32>,
+}
+
+/// A shard being written on its own thread.
+pub struct ShardWriter {
+    tx: Option<SyncSender<PackedSample>>,
+    handle: Option<JoinHandle<anyhow::Result<ShardEntry>>>,
+    path: PathBuf,
+}
+
+impl ShardWriter {
+    /// Start writing `dir/name`.
+    pub fn spawn(dir: &Path, name: String, split: String, settings: TarSettings) -> anyhow::Result<Self> {
+        let path = dir.join(&name);
+        let (tx, rx) = sync_channel::<PackedSample>(CHANNEL_SAMPLES);
+        let thread_path = path.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("shard {name}"))
+            .spawn(move || write_shard(&thread_path, name, split, settings, rx.into_iter()))
+            .context("cannot start a shard writer thread")?;
+        Ok(ShardWriter { tx: Some(tx), handle: Some(handle), path })
+    }
+
+    /// Queue a sample (blocks while the writer is CHANNEL_SAMPLES behind).
+    pub fn send(&mut self, sample: PackedSample) -> anyhow::Result<()> {
+        let tx = self.tx.as_ref().context("shard writer already finished")?;
+        if tx.send(sample).is_err() {
+            // The writer thread stopped early: its error says why.
+            return Err(self.join().err().unwrap_or_else(|| anyhow::anyhow!("shard writer stopped")));
+        }
+        Ok(())
+    }
+
+    /// Close the stream and wait for the file to be complete and synced.
+    pub fn finish(mut self) -> anyhow::Result<ShardEntry> {
+        self.join()
+    }
+
+    fn join(&mut self) -> anyhow::Result<ShardEntry> {
+        self.tx.take();
+        let handle = self.handle.take().context("shard writer already joined")?;
+        match handle.join() {
+            Ok(result) => result.with_context(|| format!("cannot write shard {}", self.path.display())),
+            Err(_) => Err(anyhow::anyhow!("shard writer for {} panicked", self.path.display())),
+        }
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn write_shard(
+    path: &Path,
+    name: String,
+    split: String,
+    settings: TarSettings,
+    samples: impl Iterator<Item = PackedSample>,
+) -> anyhow::Result<ShardEntry> {
+    let file = fs::File::create(path)?;
+    let mut hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let count = match settings.zstd_level {
+        None => write_tar(&mut hashing, samples, settings.mtime)?,
+        Some(level) => {
+            let mut enc = zstd::stream::write::Encoder::new(&mut hashing, level)?;
+            enc.include_checksum(true)?;
+            let n = write_tar(&mut enc, samples, settings.mtime)?;
+            enc.finish()?;
+            n
+        }
+    };
+    let (bufw, digests) = hashing.finish();
+    let file = bufw.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(ShardEntry {
+        name,
+        split,
+        samples: count,
+        bytes: digests.size,
+        sha256: digests.sha256,
+        md5: digests.md5,
+        crc32c: digests.crc32c,
+    })
+}
+
+/// Write samples as a plain ustar archive; returns the sample count.
+fn write_tar<W: Write>(out: W, samples: impl Iterator<Item = PackedSample>, mtime: u64) -> anyhow::Result<u64> {
+    let mut builder = tar::Builder::new(out);
+    let mut count = 0;
+    for sample in samples {
+        for (field, data) in &sample.fields {
+            let header = ustar_header(&format!("{}.{field}", sample.key), data.len() as u64, mtime)?;
+            builder.append(&header, data.as_slice())?;
+        }
+        count += 1;
+    }
+    builder.into_inner()?.flush()?;
+    Ok(count)
+}
+
+/// A plain ustar header: regular file, mode 0644, uid/gid 0, empty user/group names.
+pub fn ustar_header(name: &str, size: u64, mtime: u64) -> anyhow::Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    if name.len() > super::keys::MAX_MEMBER_NAME {
+        anyhow::bail!("member name `{name}` is longer than 100 bytes");
+    }
+    // Names up to 100 bytes fit the name field whole; no prefix, no GNU/pax extension.
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(h)
+}
+
+/// The digests of everything written through a `HashingWriter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub size: u64,
+    pub sha256: String,
+    pub md5: String,
+    pub crc32c: String,
+}
+
+/// Passes bytes through while computing size, sha256, md5 and crc32c.
+pub struct HashingWriter<W> {
+    inner: W,
+    size: u64,
+    sha256: Sha256,
+    md5: Md5,
+    crc: u32,
+}
+
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, size: 0, sha256: Sha256::new(), md5: Md5::new(), crc: 0 }
+    }
+
+    pub fn finish(self) -> (W, Digests) {
+        let d = Digests {
+            size: self.size,
+            sha256: hex::encode(self.sha256.finalize()),
+            md5: hex::encode(self.md5.finalize()),
+            crc32c: format!("{:08x}", self.crc),
+        };
+        (self.inner, d)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = &buf[..n];
+        self.sha256.update(done);
+        self.md5.update(done);
+        self.crc = crc32c::crc32c_append(self.crc, done);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_plain_ustar() {
+        let h = ustar_header("abc.npy", 10, 7).unwrap();
+        let bytes = h.as_bytes();
+        assert_eq!(&bytes[257..263], b"ustar\0");
+        assert_eq!(&bytes[263..265], b"00");
+        assert_eq!(&bytes[265..297], &[0u8; 32]); // uname empty
+        assert_eq!(h.mode().unwrap(), 0o644);
+        assert_eq!(h.mtime().unwrap(), 7);
+        assert_eq!(h.path().unwrap().to_str(), Some("abc.npy"));
+        let long = format!("{}.npy", "k".repeat(96));
+        assert_eq!(ustar_header(&long, 1, 0).unwrap().path().unwrap().to_str().unwrap(), long);
+        assert!(ustar_header(&format!("{}.npy", "k".repeat(97)), 1, 0).is_err());
+    }
+
+    #[test]
+    fn tar_size_accounting() {
+        let fields = vec![("a".to_string(), vec![0u8; 1]), ("b".to_string(), vec![0u8; 512])];
+        assert_eq!(tar_bytes(&fields), 512 + 512 + 512 + 512);
+        let mut out = Vec::new();
+        write_tar(&mut out, vec![PackedSample { key: "k".into(), fields }].into_iter(), 0).unwrap();
+        assert_eq!(out.len() as u64, 2048 + 1024);
+    }
+
+    #[test]
+    fn digests_of_known_bytes() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"123456789").unwrap();
+        let (_, d) = w.finish();
+        assert_eq!(d.crc32c, "e3069283"); // CRC-32C check value
+        assert_eq!(d.md5, "25f9e794323b453885f5181f1b624d0b");
+        assert_eq!(d.size, 9);
+    }
+}

@@ -1,0 +1,120 @@
+//! ATLAS-VAR (ARCHIVES.md section 3): the variable-star object catalog (a FITS table) and light
+//! curves in declination-partitioned CSV files. This version resolves and plans; fetching arrives
+//! with its issue.
+
+use std::time::Duration;
+
+use crate::net::Politeness;
+use crate::recipe::raw::AtlasVarFile;
+use crate::recipe::{RecipeError, RecipeSource};
+
+use super::FetchPlan;
+
+/// The class vocabulary of ATLAS-VAR DR1 (the `prob_<CLASS>` columns).
+pub const CLASSES: &[&str] =
+    &["CBF", "CBH", "DBF", "DBH", "HARD", "IRR", "LPV", "MIRA", "MPULSE", "MSINE", "NSINE", "PULSE", "SINE", "dubious"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtlasVarConfig {
+    pub catalog_url: url::Url,
+    pub lightcurves_url: url::Url,
+    pub classes: Vec<String>,
+    pub min_probability: Option<f64>,
+    /// ((ra_min, ra_max), (dec_min, dec_max)) in degrees.
+    pub region: Option<((f64, f64), (f64, f64))>,
+    pub sample: Option<(f64, u64)>,
+    pub limit: Option<u64>,
+}
+
+pub fn default_politeness() -> Politeness {
+    Politeness {
+        concurrency: 4,
+        rate: crate::recipe::rate(2.0, 1),
+        retries: 8,
+        timeout: Duration::from_secs(300),
+        backoff_initial: Duration::from_secs(2),
+        backoff_max: Duration::from_secs(300),
+    }
+}
+
+pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarConfig, RecipeError> {
+    const KEY: &str = "source.atlas-var";
+    let url = |v: Option<String>, key: &str| {
+        let key = format!("{KEY}.{key}");
+        let text = v.ok_or_else(|| src.error_hint(&key, "missing", "an https:// or file:// URL"))?;
+        crate::recipe::parse_url(&text, &key, &["https", "http", "file"], src)
+    };
+    let catalog_url = url(raw.catalog_url, "catalog_url")?;
+    let lightcurves_url = url(raw.lightcurves_url, "lightcurves_url")?;
+    let classes = raw.classes.unwrap_or_default();
+    for (i, c) in classes.iter().enumerate() {
+        if !CLASSES.contains(&c.as_str()) {
+            return Err(src.error_hint(
+                &format!("{KEY}.classes[{i}]"),
+                format!("unknown ATLAS-VAR class `{c}`"),
+                format!("classes are: {}", CLASSES.join(", ")),
+            ));
+        }
+    }
+    if let Some(p) = raw.min_probability {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(
+                src.error(&format!("{KEY}.min_probability"), format!("expected a probability in [0, 1], found {p}"))
+            );
+        }
+    }
+    let region = match raw.region {
+        None => None,
+        Some(r) => {
+            let ok_ra = r.ra[0] >= 0.0 && r.ra[1] <= 360.0 && r.ra[0] < r.ra[1];
+            let ok_dec = r.dec[0] >= -90.0 && r.dec[1] <= 90.0 && r.dec[0] < r.dec[1];
+            if !ok_ra {
+                return Err(src.error(
+                    &format!("{KEY}.region.ra"),
+                    format!("expected [min, max] within [0, 360] with min < max, found {:?}", r.ra),
+                ));
+            }
+            if !ok_dec {
+                return Err(src.error(
+                    &format!("{KEY}.region.dec"),
+                    format!("expected [min, max] within [-90, 90] with min < max, found {:?}", r.dec),
+                ));
+            }
+            Some(((r.ra[0], r.ra[1]), (r.dec[0], r.dec[1])))
+        }
+    };
+    let sample = match raw.sample {
+        None => None,
+        Some(s) if s.fraction > 0.0 && s.fraction <= 1.0 => Some((s.fraction, s.seed)),
+        Some(s) => {
+            return Err(src.error(
+                &format!("{KEY}.sample.fraction"),
+                format!("expected a fraction in (0, 1], found {}", s.fraction),
+            ))
+        }
+    };
+    if raw.limit == Some(0) {
+        return Err(src.error(&format!("{KEY}.limit"), "expected a positive number of objects, found 0"));
+    }
+    Ok(AtlasVarConfig {
+        catalog_url,
+        lightcurves_url,
+        classes,
+        min_probability: raw.min_probability,
+        region,
+        sample,
+        limit: raw.limit,
+    })
+}
+
+/// The object count is known only once the catalog is read.
+pub fn plan(_cfg: &AtlasVarConfig) -> FetchPlan {
+    FetchPlan {
+        units: 0,
+        items: 0,
+        items_kind: "objects (known after reading the catalog)",
+        requests: None,
+        requests_note: "1 catalog download + 1 listing + 1 download per overlapping declination partition".into(),
+        input_bytes: None,
+    }
+}

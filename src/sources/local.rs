@@ -1,0 +1,293 @@
+//! The `local` source: files already on this machine (a DTN's mirror, simulation output), matched by
+//! a glob below `dir` and grouped into samples by file stem. Fetch copies nothing: it records each
+//! input's path, size and sha256 in the journal so `shard` can refuse inputs changed since.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context;
+use fs_err as fs;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::FetchPlan;
+use crate::error::UserError;
+use crate::net::Politeness;
+use crate::recipe::raw::LocalFile;
+use crate::recipe::{RecipeError, RecipeSource};
+use crate::report::Reporter;
+use crate::store::{FetchJournal, InputRecord, JournalEntry};
+
+pub const DEFAULT_PATTERN: &str = "**/*";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    pub dir: PathBuf,
+    pub pattern: String,
+}
+
+/// One sample's files: the unit id is the path below `dir` without the extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalUnit {
+    pub id: String,
+    /// (path relative to `dir` with `/`, field name), sorted by field.
+    pub files: Vec<(String, String)>,
+}
+
+pub fn default_politeness() -> Politeness {
+    Politeness {
+        concurrency: 1,
+        rate: crate::recipe::rate(1.0, 1),
+        retries: 0,
+        timeout: Duration::from_secs(60),
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(1),
+    }
+}
+
+pub(crate) fn resolve(raw: LocalFile, dir: &Path, src: &RecipeSource) -> Result<LocalConfig, RecipeError> {
+    let path = crate::recipe::relative_path(dir, &raw.dir);
+    if !path.is_dir() {
+        return Err(src.error_hint(
+            "source.local.dir",
+            format!("{} is not a folder", path.display()),
+            "`dir` is relative to the recipe file",
+        ));
+    }
+    let pattern = raw.pattern.unwrap_or_else(|| DEFAULT_PATTERN.into());
+    if let Err(e) = glob::Pattern::new(&pattern) {
+        return Err(src.error_hint(
+            "source.local.pattern",
+            format!("`{pattern}` is not a valid glob: {e}"),
+            "e.g. `**/*.fits` or `*.{fits,json}` is not supported; use one pattern such as `**/*`",
+        ));
+    }
+    Ok(LocalConfig { dir: path, pattern })
+}
+
+/// The field a file becomes, and its stem: `x.fits` -> (`x`, `fits`); `x.fit`/`x.fts` count as
+/// `fits`; `x.fits.fz` (tile-compressed FITS) is `fits` with stem `x`.
+pub fn field_of(name: &str) -> Option<(&str, String)> {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".fits.fz") {
+        return Some((&name[..name.len() - 8], "fits".into()));
+    }
+    let (stem, ext) = name.rsplit_once('.')?;
+    if stem.is_empty() || ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let ext = ext.to_ascii_lowercase();
+    let field = match ext.as_str() {
+        "fit" | "fts" => "fits".to_string(),
+        _ => ext,
+    };
+    Some((stem, field))
+}
+
+/// List the matching files and group them into units, sorted by id.
+pub fn discover(cfg: &LocalConfig) -> anyhow::Result<Vec<LocalUnit>> {
+    let full = format!("{}/{}", glob::Pattern::escape(&cfg.dir.to_string_lossy()), cfg.pattern);
+    let opts =
+        glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true };
+    let mut units: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for entry in glob::glob_with(&full, opts).with_context(|| format!("bad pattern {full}"))? {
+        let path = entry.with_context(|| format!("cannot list {}", cfg.dir.display()))?;
+        if !path.is_file() {
+            continue;
+        }
+        let rel = path.strip_prefix(&cfg.dir).unwrap_or(&path);
+        let rel_text = rel
+            .to_str()
+            .ok_or_else(|| UserError::failure(format!("file name is not UTF-8: {}", path.display())))?
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        let name = rel_text.rsplit('/').next().unwrap_or(&rel_text);
+        let (stem, field) = field_of(name).ok_or_else(|| {
+            UserError::failure(format!("{} has no file extension to name its sample field", path.display()))
+                .with_hint("narrow `source.local.pattern` to files with extensions, e.g. `**/*.fits`")
+        })?;
+        let parent = &rel_text[..rel_text.len() - name.len()];
+        let id = format!("{parent}{stem}");
+        let files = units.entry(id.clone()).or_default();
+        if let Some((other, _)) = files.iter().find(|(_, f)| *f == field) {
+            return Err(UserError::failure(format!(
+                "{other} and {rel_text} would both become field `{field}` of sample `{id}`"
+            ))
+            .with_hint("rename one of them or narrow `source.local.pattern`")
+            .into());
+        }
+        files.push((rel_text.clone(), field));
+    }
+    Ok(units
+        .into_iter()
+        .map(|(id, mut files)| {
+            files.sort_by(|a, b| a.1.cmp(&b.1));
+            LocalUnit { id, files }
+        })
+        .collect())
+}
+
+pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
+    let units = discover(cfg)?;
+    let files: Vec<PathBuf> = units.iter().flat_map(|u| u.files.iter().map(|(p, _)| cfg.dir.join(p))).collect();
+    let mut bytes = 0;
+    for f in &files {
+        bytes += fs::metadata(f)?.len();
+    }
+    Ok(FetchPlan {
+        units: units.len() as u64,
+        items: files.len() as u64,
+        items_kind: "files",
+        requests: Some(0),
+        requests_note: "local files: no requests".into(),
+        input_bytes: Some(bytes),
+    })
+}
+
+/// Hash a file in one streaming pass: (size, sha256).
+pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// Outcome of a local fetch.
+#[derive(Debug, Default)]
+pub struct LocalFetchSummary {
+    pub recorded: u64,
+    pub unchanged: u64,
+}
+
+/// Record every unit's inputs in the journal; units whose files have the same size and mtime as
+/// recorded are skipped. Units are hashed in parallel and journaled in id order.
+pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter) -> anyhow::Result<LocalFetchSummary> {
+    let units = discover(cfg)?;
+    let progress = reporter.start("fetch", units.len() as u64);
+    let mut summary = LocalFetchSummary::default();
+    let chunk = rayon::current_num_threads().max(1) * 4;
+    for group in units.chunks(chunk) {
+        let records: Vec<anyhow::Result<Option<Vec<InputRecord>>>> =
+            group.par_iter().map(|u| record_unit(cfg, u, journal.get(&u.id))).collect();
+        for (unit, rec) in group.iter().zip(records) {
+            match rec? {
+                None => {
+                    summary.unchanged += 1;
+                    progress.advance(1, 0);
+                }
+                Some(inputs) => {
+                    let bytes = inputs.iter().map(|i| i.size).sum();
+                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs })?;
+                    summary.recorded += 1;
+                    progress.advance(1, bytes);
+                }
+            }
+        }
+    }
+    journal.sync()?;
+    Ok(summary)
+}
+
+/// The unit's input records, or None when the journal already has them unchanged.
+fn record_unit(
+    cfg: &LocalConfig,
+    unit: &LocalUnit,
+    known: Option<&JournalEntry>,
+) -> anyhow::Result<Option<Vec<InputRecord>>> {
+    let mut metas = Vec::new();
+    for (rel, field) in &unit.files {
+        let meta = fs::metadata(cfg.dir.join(rel))?;
+        metas.push((rel, field, meta.len(), mtime_ns(&meta)));
+    }
+    if let Some(JournalEntry::Done { inputs, .. }) = known {
+        let same = inputs.len() == metas.len()
+            && inputs.iter().zip(&metas).all(|(i, (rel, field, size, mtime))| {
+                &i.path == *rel && &i.field == *field && i.size == *size && i.mtime_ns == *mtime
+            });
+        if same {
+            return Ok(None);
+        }
+        tracing::info!("{}: inputs changed since the last fetch; recording them again", unit.id);
+    }
+    let mut records = Vec::new();
+    for (rel, field, _, mtime) in metas {
+        let (size, sha256) = hash_file(&cfg.dir.join(rel))?;
+        records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime });
+    }
+    Ok(Some(records))
+}
+
+/// Read an input for sharding and check it is what fetch recorded.
+pub fn read_checked(cfg: &LocalConfig, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
+    let path = cfg.dir.join(&rec.path);
+    let bytes = fs::read(&path).map_err(|e| {
+        UserError::failure(format!("input {} recorded by fetch cannot be read: {e}", path.display()))
+            .with_hint("run `etd fetch` again to record the current files")
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
+        return Err(UserError::failure(format!(
+            "input {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
+            path.display(),
+            rec.size,
+            bytes.len(),
+            short(&rec.sha256),
+            short(&sha)
+        ))
+        .with_hint("run `etd fetch` again to record the current files, then `etd shard`")
+        .into());
+    }
+    Ok(bytes)
+}
+
+fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_stems() {
+        assert_eq!(field_of("a.fits"), Some(("a", "fits".into())));
+        assert_eq!(field_of("a.b.FIT"), Some(("a.b", "fits".into())));
+        assert_eq!(field_of("x.fits.fz"), Some(("x", "fits".into())));
+        assert_eq!(field_of("job01088.txt"), Some(("job01088", "txt".into())));
+        assert_eq!(field_of("README"), None);
+        assert_eq!(field_of(".hidden"), None);
+        assert_eq!(field_of("a.tar-gz"), None);
+    }
+
+    #[test]
+    fn grouping_by_stem() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sub")).unwrap();
+        for f in ["a.fits", "a.json", "b.txt", "sub/a.fits", ".hidden.txt"] {
+            fs::write(d.join(f), f).unwrap();
+        }
+        let cfg = LocalConfig { dir: d.to_path_buf(), pattern: DEFAULT_PATTERN.into() };
+        let units = discover(&cfg).unwrap();
+        let ids: Vec<_> = units.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "sub/a"]);
+        assert_eq!(units[0].files, vec![("a.fits".into(), "fits".into()), ("a.json".into(), "json".into())]);
+        fs::write(d.join("a.fit"), "x").unwrap();
+        let err = discover(&cfg).unwrap_err().to_string();
+        assert!(err.contains("a.fit") && err.contains("field `fits`"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! PS1 image cutouts at MAST: `ps1filenames.py` lists the skycell images covering a position, then
+//! `fitscut.cgi` cuts each filter out of them (ARCHIVES.md section 1). MAST asks for at most 10
+//! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
+
+use std::time::Duration;
+
+use crate::net::Politeness;
+use crate::recipe::raw::Ps1File;
+use crate::recipe::{RecipeError, RecipeSource};
+
+use super::FetchPlan;
+
+pub const DEFAULT_BASE_URL: &str = "https://ps1images.stsci.edu";
+/// MAST's stated maximum of simultaneous downloads.
+pub const MAX_CONCURRENCY: u32 = 10;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ps1Config {
+    pub base_url: url::Url,
+    /// Subset of `grizy`, in the recipe's order (the channel order of the stacked array).
+    pub filters: Vec<char>,
+    /// Cutout side in input pixels (0.25 arcsec each).
+    pub size: u32,
+    pub image_type: ImageType,
+    pub format: CutoutFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageType {
+    Stack,
+    Warp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutoutFormat {
+    Fits,
+    Jpg,
+    Png,
+}
+
+pub fn default_politeness() -> Politeness {
+    Politeness {
+        concurrency: 6,
+        rate: crate::recipe::rate(10.0, 1),
+        retries: 6,
+        timeout: Duration::from_secs(60),
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(120),
+    }
+}
+
+pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, RecipeError> {
+    const KEY: &str = "source.ps1-cutouts";
+    let base_url = crate::recipe::parse_url(
+        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+        &format!("{KEY}.base_url"),
+        &["https", "http"],
+        src,
+    )?;
+    let names = raw.filters.unwrap_or_else(|| vec!["g".into()]);
+    let mut filters = Vec::new();
+    for (i, f) in names.iter().enumerate() {
+        let key = format!("{KEY}.filters[{i}]");
+        let c = match f.as_str() {
+            "g" | "r" | "i" | "z" | "y" => f.chars().next().unwrap_or('g'),
+            _ => {
+                return Err(src.error_hint(&key, format!("unknown PS1 filter `{f}`"), "PS1 filters are g, r, i, z, y"))
+            }
+        };
+        if filters.contains(&c) {
+            return Err(src.error(&key, format!("filter `{f}` is listed twice")));
+        }
+        filters.push(c);
+    }
+    if filters.is_empty() {
+        return Err(src.error_hint(&format!("{KEY}.filters"), "expected at least one filter", "e.g. `[g, r, i]`"));
+    }
+    let size = match raw.size {
+        None => 240,
+        Some(s) if s > 0 && s <= 6000 => s as u32,
+        Some(s) => {
+            return Err(src.error_hint(
+                &format!("{KEY}.size"),
+                format!("expected a cutout side of 1 to 6000 pixels, found {s}"),
+                "size is in input pixels of 0.25 arcsec; 240 is one arcminute; a skycell is about 6240 pixels",
+            ))
+        }
+    };
+    let image_type = match raw.image_type.as_deref().unwrap_or("stack") {
+        "stack" => ImageType::Stack,
+        "warp" => ImageType::Warp,
+        other => {
+            return Err(src.error(&format!("{KEY}.image_type"), format!("expected `stack` or `warp`, found `{other}`")))
+        }
+    };
+    let format = match raw.format.as_deref().unwrap_or("fits") {
+        "fits" => CutoutFormat::Fits,
+        "jpg" => CutoutFormat::Jpg,
+        "png" => CutoutFormat::Png,
+        other => {
+            return Err(src.error(&format!("{KEY}.format"), format!("expected `fits`, `jpg` or `png`, found `{other}`")))
+        }
+    };
+    if format != CutoutFormat::Fits && !matches!(filters.len(), 1 | 3) {
+        return Err(src.error_hint(
+            &format!("{KEY}.filters"),
+            format!("{} filters cannot make a jpg/png cutout", filters.len()),
+            "use one filter (grey) or three (colour, red to blue), or `format: fits`",
+        ));
+    }
+    Ok(Ps1Config { base_url, filters, size, image_type, format })
+}
+
+/// One `ps1filenames.py` request per target, then one `fitscut.cgi` per filter (one for a colour
+/// jpg/png made of three filters).
+pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
+    let cutouts = if cfg.format == CutoutFormat::Fits { cfg.filters.len() as u64 } else { 1 };
+    FetchPlan {
+        units: targets,
+        items: targets,
+        items_kind: "targets",
+        requests: Some(targets * (1 + cutouts)),
+        requests_note: format!("per target: 1 ps1filenames.py + {cutouts} fitscut.cgi"),
+        input_bytes: None,
+    }
+}

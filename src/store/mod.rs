@@ -1,0 +1,90 @@
+//! `store`: the workdir. Raw payloads, the append-only journal, the failure ledger, atomic writes
+//! and the lock that keeps two etd processes from writing one workdir at once.
+
+pub mod journal;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fs_err as fs;
+
+use crate::error::UserError;
+
+pub use journal::{FailureEntry, FetchJournal, InputRecord, JournalEntry};
+
+/// Paths inside a workdir (DESIGN.md "Workdir layout").
+#[derive(Debug, Clone)]
+pub struct Workdir {
+    pub root: PathBuf,
+}
+
+impl Workdir {
+    pub fn new(root: PathBuf) -> Self {
+        Workdir { root }
+    }
+
+    pub fn raw(&self, source: &str) -> PathBuf {
+        self.root.join("raw").join(source)
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("journal.jsonl")
+    }
+    pub fn failures(&self) -> PathBuf {
+        self.root.join("failures.jsonl")
+    }
+    pub fn shards(&self) -> PathBuf {
+        self.root.join("shards")
+    }
+    /// Where a shard run writes before it replaces `shards/` as a whole.
+    pub fn shards_partial(&self) -> PathBuf {
+        self.root.join("shards.partial")
+    }
+    /// The previous `shards/` while it is being replaced.
+    pub fn shards_old(&self) -> PathBuf {
+        self.root.join("shards.old")
+    }
+
+    /// Create the workdir and take its lock for the life of the returned guard.
+    pub fn lock(&self) -> anyhow::Result<WorkdirLock> {
+        fs::create_dir_all(&self.root)?;
+        let path = self.root.join(".lock");
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => Ok(WorkdirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(UserError::failure(format!("another etd process is using the workdir {}", self.root.display()))
+                    .with_hint("wait for it to finish, or give this run its own --workdir")
+                    .into())
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+}
+
+/// Held while a command writes to a workdir; released on drop (also when the process dies).
+#[derive(Debug)]
+pub struct WorkdirLock {
+    _file: fs::File,
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("path has no parent folder")?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".etd-tmp-");
+    // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp =
+        builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    sync_dir(dir)
+}
+
+/// fsync a folder so a rename inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)?.sync_all().with_context(|| format!("cannot sync folder {}", dir.display()))
+}
