@@ -40,6 +40,11 @@ pub struct Provenance<'a> {
 
 /// Turn a FITS file's bytes into the fields the recipe asks for.
 pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Result<Fields, SampleError> {
+    if cfg.outputs == [ImageOutput::Fits] {
+        // Pass-through only: check the file is whole, skip decoding pixels nobody asked for.
+        check_structure(bytes)?;
+        return Ok(vec![("fits".to_string(), bytes.to_vec())]);
+    }
     let image = decode(bytes)?;
     let mut fields = Fields::new();
     let mut pixels = image.data.clone();
