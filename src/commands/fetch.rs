@@ -37,9 +37,10 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
     let mut journal = FetchJournal::open(&workdir.journal())?;
     let summary = local::fetch(cfg, &mut journal, &ctx.reporter)?;
     tracing::info!(
-        "fetch: {} units recorded, {} unchanged; journal {}",
+        "fetch: {} units recorded, {} unchanged, {} removed; journal {}",
         summary.recorded,
         summary.unchanged,
+        summary.removed,
         workdir.journal().display()
     );
     let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == "fetch").count();

@@ -35,15 +35,16 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let _lock = workdir.lock()?;
     shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
     let entries = FetchJournal::read(&workdir.journal())?;
-    if entries.is_empty() {
+    if !entries.values().any(|e| matches!(e, JournalEntry::Done { .. })) {
         return Err(UserError::usage(format!("nothing has been fetched into {}", workdir.root.display()))
             .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
             .into());
     }
     let units: Vec<LocalInput> = entries
         .into_values()
-        .map(|e| match e {
-            JournalEntry::Done { unit, inputs } => (unit, inputs),
+        .filter_map(|e| match e {
+            JournalEntry::Done { unit, inputs } => Some((unit, inputs)),
+            JournalEntry::Removed { .. } => None,
         })
         .collect();
     let jobs = local_jobs(recipe, units)?;

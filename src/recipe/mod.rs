@@ -190,7 +190,7 @@ fn hint_for(message: &str, key: &str) -> Option<String> {
             None => format!("the keys allowed here are: {}", candidates.join(", ")),
         });
     }
-    if message.starts_with("unknown variant") && key == "source" {
+    if message.starts_with("unknown variant") && (key == "source" || key.starts_with("source.")) {
         return Some("source takes exactly one of: ps1-cutouts, atlas-fp, atlas-var, local".into());
     }
     if message.contains("missing field") {

@@ -171,6 +171,8 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
 pub struct LocalFetchSummary {
     pub recorded: u64,
     pub unchanged: u64,
+    /// Units recorded before whose files are gone now.
+    pub removed: u64,
 }
 
 /// Record every unit's inputs in the journal; units whose files have the same size and mtime as
@@ -197,6 +199,13 @@ pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter)
                 }
             }
         }
+    }
+    let present: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
+    let gone: Vec<String> = journal.done_units().filter(|u| !present.contains(u)).map(str::to_string).collect();
+    for unit in gone {
+        tracing::info!("{unit}: its files are gone from {}; dropping it", cfg.dir.display());
+        journal.append(JournalEntry::Removed { unit })?;
+        summary.removed += 1;
     }
     journal.sync()?;
     Ok(summary)

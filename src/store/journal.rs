@@ -29,12 +29,14 @@ pub struct InputRecord {
 pub enum JournalEntry {
     /// A unit whose inputs are in place.
     Done { unit: String, inputs: Vec<InputRecord> },
+    /// A unit recorded earlier whose inputs are gone from the source (local files deleted).
+    Removed { unit: String },
 }
 
 impl JournalEntry {
     pub fn unit(&self) -> &str {
         match self {
-            JournalEntry::Done { unit, .. } => unit,
+            JournalEntry::Done { unit, .. } | JournalEntry::Removed { unit } => unit,
         }
     }
 }
@@ -80,6 +82,11 @@ impl FetchJournal {
 
     pub fn get(&self, unit: &str) -> Option<&JournalEntry> {
         self.entries.get(unit)
+    }
+
+    /// Units whose latest entry is `Done`.
+    pub fn done_units(&self) -> impl Iterator<Item = &str> {
+        self.entries.values().filter(|e| matches!(e, JournalEntry::Done { .. })).map(|e| e.unit())
     }
 
     /// Append one entry and flush it to the OS.

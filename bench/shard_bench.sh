@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Benchmark `etd shard` against tar|zstd and webdataset.ShardWriter on N synthetic FITS files.
+#
+# Usage: bench/shard_bench.sh [N] [ETD_BINARY]
+#   N           number of 64x64 float32 FITS files (default 20000; 4N are also made for the
+#               memory-flatness run)
+#   ETD_BINARY  etd to benchmark (default: <repo>/target/release/etd)
+# Environment:
+#   BENCH_VENV     Python venv with numpy/webdataset/astropy (default: bench/work/venv, created
+#                  from bench/requirements.txt if missing)
+#   BENCH_REPS     timed repetitions per tool (default 3; the median is reported)
+#   BENCH_THREADS  threads for etd (RAYON_NUM_THREADS) and zstd -T (default: nproc)
+#   BENCH_SKIP_4N  set to 1 to skip the 4N memory-flatness run
+#   ETD_SRC        git checkout the binary was built from, for the commit line (default: the
+#                  checkout the binary lives in, else this repository)
+# Everything is written under bench/work/ (gitignored).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+N=${1:-20000}
+ETD=${2:-$REPO/target/release/etd}
+REPS=${BENCH_REPS:-3}
+THREADS=${BENCH_THREADS:-$(nproc)}
+WORK=$HERE/work
+VENV=${BENCH_VENV:-$WORK/venv}
+SEED=20240607
+
+die() { echo "shard_bench: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+[[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
+[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive integer"
+[[ -x $ETD ]] || die "etd binary not found or not executable: $ETD (build it with cargo build --release)"
+ETD=$(cd "$(dirname "$ETD")" && pwd)/$(basename "$ETD")
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+apt_install() {
+    local pkg=$1
+    [[ $(id -u) -eq 0 ]] || die "$pkg is missing; install it (apt-get install -y $pkg)"
+    log "installing $pkg"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null; }
+}
+command -v zstd >/dev/null || apt_install zstd
+[[ -x /usr/bin/time ]] || apt_install time
+command -v tar >/dev/null || die "tar is missing"
+tar --version | head -1 | grep -q 'GNU tar' || die "GNU tar is needed (for --sort=name)"
+
+if [[ ! -x $VENV/bin/python ]]; then
+    [[ -n ${BENCH_VENV:-} ]] && die "BENCH_VENV=$BENCH_VENV has no bin/python"
+    log "creating $VENV (pinned versions from bench/requirements.txt)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
+fi
+PY=$VENV/bin/python
+"$PY" -c 'import numpy, webdataset, astropy' 2>/dev/null ||
+    die "$VENV lacks numpy/webdataset/astropy; pip install -r bench/requirements.txt into it"
+
+mkdir -p "$WORK"
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+RES_DIR=$WORK/results/$RUN_ID
+mkdir -p "$RES_DIR"
+RESULTS=$RES_DIR/runs.tsv         # label  n  rep  wall_s  peak_rss_kb
+: >"$RESULTS"
+
+# ---------------------------------------------------------------------------------------------
+# Machine and versions
+if [[ -n ${ETD_SRC:-} ]]; then
+    SRC=$ETD_SRC
+elif git -C "$(dirname "$ETD")" rev-parse --show-toplevel >/dev/null 2>&1; then
+    SRC=$(git -C "$(dirname "$ETD")" rev-parse --show-toplevel)
+else
+    SRC=$REPO
+fi
+COMMIT=$(git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)
+COMMIT_SUBJ=$(git -C "$SRC" log -1 --format=%s 2>/dev/null || echo "")
+DIRTY=$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+FS=$(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}')
+{
+    echo "date:        $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "machine:     nproc=$(nproc), CPU: $CPU, RAM $MEM, kernel $(uname -r)"
+    echo "work fs:     $FS ($WORK)"
+    echo "etd:         $ETD"
+    echo "etd version: $("$ETD" --version 2>&1 | head -1)"
+    echo "etd commit:  $COMMIT $COMMIT_SUBJ$DIRTY (from $SRC)"
+    echo "tools:       $(tar --version | head -1); $(zstd --version); python $("$PY" -c 'import sys,webdataset,numpy;print(sys.version.split()[0], "webdataset", webdataset.__version__, "numpy", numpy.__version__)')"
+    echo "threads:     etd RAYON_NUM_THREADS=$THREADS, zstd -T$THREADS; reps=$REPS (median reported)"
+} | tee "$RES_DIR/machine.txt"
+
+# ---------------------------------------------------------------------------------------------
+# Data and recipes
+make_data() { # n -> data dir path
+    local n=$1 dir=$WORK/data/n$1
+    mkdir -p "$WORK/data"
+    "$PY" "$HERE/make_fits.py" "$dir" "$n" --seed "$SEED" --check 20 >&2
+    echo "$dir"
+}
+
+write_recipe() { # n compression -> recipe path
+    local n=$1 comp=$2 f=$WORK/recipe_n$1_$2.yaml
+    cat >"$f" <<EOF
+version: 1
+name: bench
+source:
+  local: {dir: data/n$n, pattern: "*.fits"}
+transform:
+  image: {outputs: [fits]}
+shard:
+  max_samples: 10000
+  max_bytes: 1GiB
+  compression: $comp
+  level: 3
+EOF
+    echo "$f"
+}
+
+input_bytes() { find "$1" -maxdepth 1 -name '*.fits' -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
+
+warm_cache() { # read every input once so all timed runs see a warm page cache
+    log "warm-up: reading $(find "$1" -maxdepth 1 -name '*.fits' | wc -l) files of $1 into the page cache"
+    find "$1" -maxdepth 1 -name '*.fits' -type f -print0 | xargs -0 cat >/dev/null
+}
+
+# measure LABEL N REP CMD... : time one run, record wall seconds and peak RSS (KiB)
+measure() {
+    local label=$1 n=$2 rep=$3
+    shift 3
+    sync # flush dirty pages of earlier runs so they are not written back during this one
+    /usr/bin/time -f '%e %M' -o "$RES_DIR/time.tmp" "$@" || die "$label run failed: $*"
+    local wall rss
+    read -r wall rss <"$RES_DIR/time.tmp"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$rep" "$wall" "$rss" >>"$RESULTS"
+    printf '   %-12s n=%-7s rep %s: %6.2f s  peak RSS %7.1f MB\n' "$label" "$n" "$rep" "$wall" "$(echo "$rss" | awk '{print $1/1024}')" >&2
+}
+
+# ---------------------------------------------------------------------------------------------
+# The four contenders on N files
+etd_fetch_timed() { # n comp rep
+    local w=$WORK/etd/n$1_$2
+    rm -rf "$w"
+    measure "etd-fetch" "$1" "$3" env RAYON_NUM_THREADS="$THREADS" "$ETD" -q --workdir "$w" fetch "$WORK/recipe_n$1_$2.yaml"
+}
+
+etd_shard() { # n comp rep
+    local w=$WORK/etd/n$1_$2
+    rm -rf "$w/shards" "$w/shards.partial" "$w/shards.old"
+    measure "etd-$2" "$1" "$3" env RAYON_NUM_THREADS="$THREADS" "$ETD" -q --workdir "$w" shard "$WORK/recipe_n$1_$2.yaml"
+}
+
+tar_zstd() { # n rep
+    local out=$WORK/out/tarzstd && rm -rf "$out" && mkdir -p "$out"
+    # Outer time: wall clock of the whole pipeline. Inner times: peak RSS of tar and of zstd,
+    # summed below (the outer %M would only be the largest single process of the pipeline).
+    measure "tar-zstd" "$1" "$2" bash -c '
+        set -euo pipefail
+        /usr/bin/time -f %M -o "$4/tar.rss" tar --sort=name -C "$1" -cf - -T "$2" |
+            /usr/bin/time -f %M -o "$4/zstd.rss" zstd -q -3 -T"$5" -o "$3"
+        sync "$3"' _ "$DATA" "$LIST" "$out/bench.tar.zst" "$out" "$THREADS"
+    local sum
+    sum=$(($(tail -1 "$out/tar.rss") + $(tail -1 "$out/zstd.rss")))
+    # replace the recorded RSS by tar + zstd
+    sed -i '$ s/[0-9]*$/'"$sum"'/' "$RESULTS"
+}
+
+wds() { # n rep
+    local out=$WORK/out/wds && rm -rf "$out"
+    measure "wds-shardw" "$1" "$2" "$PY" "$HERE/wds_shard.py" "$DATA" "$out"
+}
+
+DATA=$(make_data "$N")
+BYTES=$(input_bytes "$DATA")
+LIST=$WORK/data/n$N.list
+(cd "$DATA" && find . -maxdepth 1 -name '*.fits' -printf '%f\n' | LC_ALL=C sort) >"$LIST"
+write_recipe "$N" none >/dev/null
+write_recipe "$N" zstd >/dev/null
+echo "input:       $N files, $BYTES bytes ($(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b/1e6}'))" | tee -a "$RES_DIR/machine.txt"
+
+warm_cache "$DATA"
+log "etd fetch (hashing pass, timed separately), $REPS runs"
+for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N" zstd "$rep"; done
+"$ETD" -q --workdir "$WORK/etd/n${N}_none" fetch "$WORK/recipe_n${N}_none.yaml"
+
+log "shard benchmark on $N files, $REPS rounds (tools interleaved within each round)"
+for rep in $(seq 1 "$REPS"); do
+    etd_shard "$N" none "$rep"
+    etd_shard "$N" zstd "$rep"
+    tar_zstd "$N" "$rep"
+    wds "$N" "$rep"
+done
+
+# Sanity: every tool wrote N members and the same bytes.
+log "checking outputs"
+count_members() { local n=0 f; for f in "$@"; do n=$((n + $(tar -tf "$f" | grep -c '\.fits$'))); done; echo $n; }
+sizes() { du -cb "$@" | tail -1 | cut -f1; }
+ETD_NONE_SHARDS=("$WORK/etd/n${N}_none/shards/"*.tar)
+ETD_ZSTD_SHARDS=("$WORK/etd/n${N}_zstd/shards/"*.tar.zst)
+WDS_SHARDS=("$WORK/out/wds/"*.tar)
+{
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-none ${#ETD_NONE_SHARDS[@]} "$(sizes "${ETD_NONE_SHARDS[@]}")" "$(count_members "${ETD_NONE_SHARDS[@]}")"
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-zstd ${#ETD_ZSTD_SHARDS[@]} "$(sizes "${ETD_ZSTD_SHARDS[@]}")" "$(for f in "${ETD_ZSTD_SHARDS[@]}"; do zstd -dc "$f"; done | tar -tf - 2>/dev/null | grep -c '\.fits$' || true)"
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' tar-zstd 1 "$(sizes "$WORK/out/tarzstd/bench.tar.zst")" "$(zstd -dc "$WORK/out/tarzstd/bench.tar.zst" | tar -tf - | grep -c '\.fits$')"
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' wds-shardw ${#WDS_SHARDS[@]} "$(sizes "${WDS_SHARDS[@]}")" "$(count_members "${WDS_SHARDS[@]}")"
+} | tee "$RES_DIR/outputs.txt"
+# Byte-level check on one sample: the first file comes out of every archive unchanged.
+FIRST=$(head -1 "$LIST")
+STEM=${FIRST%.fits}
+cmp -s "$DATA/$FIRST" <(tar -xOf "${ETD_NONE_SHARDS[0]}" "$STEM.fits") || die "etd-none: $FIRST differs from its input"
+cmp -s "$DATA/$FIRST" <(zstd -dc "${ETD_ZSTD_SHARDS[0]}" | tar -xOf - "$STEM.fits") || die "etd-zstd: $FIRST differs from its input"
+cmp -s "$DATA/$FIRST" <(zstd -dc "$WORK/out/tarzstd/bench.tar.zst" | tar -xOf - "$FIRST") || die "tar-zstd: $FIRST differs"
+cmp -s "$DATA/$FIRST" <(tar -xOf "${WDS_SHARDS[0]}" "$STEM.fits") || die "wds: $FIRST differs"
+echo "output: $FIRST is byte-identical to its input in all four archives" | tee -a "$RES_DIR/outputs.txt"
+
+# ---------------------------------------------------------------------------------------------
+# Memory flatness: etd zstd at 4N
+N4=$((4 * N))
+BYTES4=0
+if [[ ${BENCH_SKIP_4N:-0} != 1 ]]; then
+    DATA4=$(make_data "$N4")
+    BYTES4=$(input_bytes "$DATA4")
+    write_recipe "$N4" zstd >/dev/null
+    warm_cache "$DATA4"
+    log "etd fetch + zstd shard on 4N = $N4 files, $REPS runs"
+    for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N4" zstd "$rep"; done
+    for rep in $(seq 1 "$REPS"); do etd_shard "$N4" zstd "$rep"; done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report
+"$PY" - "$RESULTS" "$N" "$BYTES" "$N4" "$BYTES4" <<'EOF' | tee "$RES_DIR/report.txt"
+import statistics as st
+import sys
+
+path, n, nbytes, n4, nbytes4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+runs = {}
+for line in open(path):
+    label, rn, rep, wall, rss = line.split("\t")
+    runs.setdefault((label, int(rn)), []).append((float(wall), int(rss)))
+
+def med(label, rn, i):
+    v = runs.get((label, rn))
+    return st.median(x[i] for x in v) if v else None
+
+rows = [
+    ("etd-fetch", n, "etd fetch (hash inputs; not part of shard)"),
+    ("etd-none", n, "etd shard, compression: none"),
+    ("etd-zstd", n, "etd shard, compression: zstd level 3"),
+    ("tar-zstd", n, "tar --sort=name | zstd -3 -T<threads>; sync"),
+    ("wds-shardw", n, "webdataset.ShardWriter (.tar, maxcount 10000); fsync"),
+    ("etd-fetch", n4, "etd fetch at 4N"),
+    ("etd-zstd", n4, "etd shard zstd-3 at 4N"),
+]
+print()
+print(f"{'tool':<11} {'files':>7} {'wall s':>8} {'MB/s':>8} {'peak RSS MB':>12}  {'runs (s)':<22} what")
+print("-" * 110)
+for label, rn, what in rows:
+    if (label, rn) not in runs:
+        continue
+    wall = med(label, rn, 0)
+    rss = med(label, rn, 1) / 1024
+    b = nbytes if rn == n else nbytes4
+    mbs = b / 1e6 / wall if wall > 0 else float("inf")
+    all_runs = " ".join(f"{w:.2f}" for w, _ in runs[(label, rn)])
+    print(f"{label:<11} {rn:>7} {wall:>8.2f} {mbs:>8.1f} {rss:>12.1f}  {all_runs:<22} {what}")
+print("(medians; MB = 1e6 bytes of input FITS; tar-zstd RSS = tar + zstd peaks)")
+print()
+
+def verdict(ok):
+    return "MEETS target" if ok else "MISSES target"
+
+ez, tz, ws = med("etd-zstd", n, 0), med("tar-zstd", n, 0), med("wds-shardw", n, 0)
+r1 = ez / tz
+print(f"etd-zstd time / tar|zstd time   = {ez:.2f} / {tz:.2f} = {r1:.2f}   (target <= 1.0: {verdict(r1 <= 1.0)})")
+r2 = ws / ez
+print(f"ShardWriter time / etd-zstd time = {ws:.2f} / {ez:.2f} = {r2:.2f}   (target >= 5: {verdict(r2 >= 5)})")
+rss_n = med("etd-zstd", n, 1) / 1024
+rss_none = med("etd-none", n, 1) / 1024
+print(f"etd peak RSS at N={n}: zstd {rss_n:.1f} MB, none {rss_none:.1f} MB   (target < 200 MB: {verdict(max(rss_n, rss_none) < 200)})")
+if ("etd-zstd", n4) in runs:
+    rss_4 = med("etd-zstd", n4, 1) / 1024
+    r4 = rss_4 / rss_n
+    print(f"etd-zstd peak RSS at 4N={n4}: {rss_4:.1f} MB (< 200 MB: {verdict(rss_4 < 200)}); RSS(4N)/RSS(N) = {r4:.2f}   (target ~1: {verdict(r4 <= 1.25)}, <= 1.25 counted as ~1)")
+    t4 = med("etd-zstd", n4, 0)
+    print(f"etd-zstd time(4N)/time(N) = {t4 / ez:.2f} (4.0 = linear)")
+EOF
+echo "(all runs: $RESULTS)"

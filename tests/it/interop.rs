@@ -1,0 +1,97 @@
+//! The shards as their real consumers read them: Python webdataset + numpy + astropy, GNU tar and
+//! zstd. Needs the pinned venv (`.ci/run` makes it at `.venv`, or set `ETD_TEST_PYTHON`); without it
+//! the test says it was skipped, and under `CI=true` a missing tool fails it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::common::*;
+
+fn python() -> Option<PathBuf> {
+    let candidates = [std::env::var_os("ETD_TEST_PYTHON").map(PathBuf::from), Some(repo().join(".venv/bin/python"))];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p).args(["-c", "import webdataset, numpy, astropy"]).output().is_ok_and(|o| o.status.success())
+    })
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Skip (or, in CI, fail) when a consumer is missing.
+fn require(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {what} is missing; .ci/run installs it");
+        eprintln!("skipped: {what} is not installed (run .ci/run, or see README 'Tests')");
+    }
+    ok
+}
+
+fn build(compression: &str) -> Scratch {
+    let s = Scratch::new();
+    s.copy(&ps1_fixture(), "data/ps1/cutout.fits");
+    for job in ["job00128", "job01064", "job01088"] {
+        s.copy(&atlas_fixture(job), &format!("data/atlas/{job}.txt"));
+    }
+    for i in 0..5 {
+        s.write(&format!("data/syn/s{i}.fits"), fits_f32(8, 6, &noise(48, i + 1), &[]));
+    }
+    s.write(
+        "r.yaml",
+        local_recipe("interop", &format!("transform:\n  image: {{nan: zero, outputs: [npy, json, png]}}\nshard: {{max_samples: 3, compression: {compression}}}\n")),
+    );
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    s
+}
+
+#[test]
+fn python_webdataset_reads_every_sample_and_npy_equals_astropy() {
+    let Some(py) = python() else {
+        require(false, "a Python with webdataset, numpy and astropy");
+        return;
+    };
+    if !require(tool("zstd"), "zstd") {
+        return;
+    }
+    for compression in ["none", "zstd"] {
+        let s = build(compression);
+        let out = Command::new(&py)
+            .arg(repo().join("tests/interop/check_shards.py"))
+            .arg(s.shards())
+            .arg(s.join("data"))
+            .arg("zero")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{compression}: {}\n{}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains("webdataset read 9 samples"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn gnu_tar_lists_members_and_zstd_test_passes() {
+    if !require(tool("tar") && tool("zstd"), "GNU tar and zstd") {
+        return;
+    }
+    for compression in ["none", "zstd"] {
+        let s = build(compression);
+        let manifest = s.manifest();
+        for shard in manifest["shards"].as_array().unwrap() {
+            let path = s.shards().join(shard["name"].as_str().unwrap());
+            let listing = if compression == "zstd" {
+                let t = Command::new("zstd").arg("-tq").arg(&path).output().unwrap();
+                assert!(t.status.success(), "zstd -t {}: {}", path.display(), stderr(&t));
+                Command::new("tar").arg("--zstd").arg("-tvf").arg(&path).output().unwrap()
+            } else {
+                Command::new("tar").arg("-tvf").arg(&path).output().unwrap()
+            };
+            assert!(listing.status.success(), "tar -t {}: {}", path.display(), stderr(&listing));
+            let text = stdout(&listing);
+            for line in text.lines() {
+                assert!(line.starts_with("-rw-r--r-- 0/0"), "{line}");
+                assert!(line.contains("1970-01-01 00:00"), "{line}");
+            }
+            let members = text.lines().count();
+            assert!(members >= shard["samples"].as_u64().unwrap() as usize);
+        }
+    }
+}

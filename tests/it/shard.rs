@@ -1,0 +1,217 @@
+//! fetch + shard end to end on the real sample data and synthetic FITS files.
+
+use super::common::*;
+
+fn synthetic_dataset(s: &Scratch, n: usize) {
+    for i in 0..n {
+        let data = noise(16 * 12, i as u64 + 1);
+        s.write(&format!("data/img{i:03}.fits"), fits_f32(16, 12, &data, &["EXPTIME =                 30.0"]));
+        if i % 3 == 0 {
+            s.write(&format!("data/img{i:03}.txt"), format!("notes for {i}\n"));
+        }
+    }
+}
+
+#[test]
+fn quickstart_runs_and_verifies() {
+    let s = Scratch::new();
+    let out = s.etd().args(["run"]).arg(repo().join("recipes/quickstart.yaml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("manifest: {}", s.shards().join("manifest.json").display())), "{err}");
+    let m = s.manifest();
+    assert_eq!(m["samples"], 4);
+    assert_eq!(m["compression"], "zstd");
+    assert_eq!(m["splits"]["all"]["url"], "quickstart-{000000..000001}.tar.zst");
+    let fields: Vec<&str> = m["fields"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(fields, ["json", "npy", "png", "txt"]);
+    s.etd().arg("verify").arg(s.shards()).assert().success();
+    let listing = s.etd().arg("inspect").arg(s.shards().join("quickstart-000001.tar.zst")).output().unwrap();
+    let text = stdout(&listing);
+    assert!(text.contains("ps1_cutout_rings_v3_skycell_1268_000_stk_r_unconv"), "{text}");
+    assert!(text.contains("npy (1.9 MiB)"), "{text}");
+}
+
+#[test]
+fn same_inputs_same_bytes_on_any_thread_count() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 40);
+    s.write(
+        "r.yaml",
+        local_recipe(
+            "det",
+            "transform:\n  image: {scale: zscale, outputs: [npy, json, png, fits]}\n\
+             shard: {max_samples: 7, compression: zstd, split: {train: 0.75, val: 0.25}, shuffle_seed: 11}\n",
+        ),
+    );
+    let mut results = Vec::new();
+    for threads in ["1", "2", "2"] {
+        let _ = std::fs::remove_dir_all(s.join("work"));
+        let out = s.etd().env("RAYON_NUM_THREADS", threads).args(["run", "r.yaml"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        results.push(s.shard_files());
+    }
+    assert_eq!(results[0], results[1], "1 thread vs 2 threads");
+    assert_eq!(results[1], results[2], "two runs with 2 threads");
+    let m = s.manifest();
+    assert_eq!(m["samples"], 40);
+    let train = m["splits"]["train"]["samples"].as_u64().unwrap();
+    assert!(train > 20 && train < 40, "{train}");
+    for shard in m["shards"].as_array().unwrap() {
+        assert!(shard["samples"].as_u64().unwrap() <= 7);
+    }
+    s.etd().arg("verify").arg(s.shards()).assert().success();
+}
+
+#[test]
+fn shuffle_seed_changes_order_not_content() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 12);
+    let keys_for = |extra: &str| {
+        s.write("r.yaml", local_recipe("o", &format!("shard: {{max_samples: 100{extra}}}\n")));
+        let _ = std::fs::remove_dir_all(s.join("work"));
+        s.etd().args(["run", "r.yaml"]).assert().success();
+        let out = s.etd().args(["inspect", "--json"]).arg(s.shards().join("o-000000.tar")).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["samples"].as_array().unwrap().iter().map(|x| x["key"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let sorted = keys_for("");
+    let shuffled = keys_for(", shuffle_seed: 3");
+    assert_ne!(sorted, shuffled);
+    let mut again = shuffled.clone();
+    again.sort();
+    assert_eq!(sorted, again);
+    assert_eq!(keys_for(", shuffle_seed: 3"), shuffled);
+}
+
+#[test]
+fn max_bytes_starts_new_shards() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 10);
+    // each sample: fits (2 blocks of 2880 -> 5760 B) => tar ~6.6 KB per sample
+    s.write("r.yaml", local_recipe("b", "transform:\n  image: {outputs: [fits]}\nshard: {max_bytes: 20KB}\n"));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let m = s.manifest();
+    let shards = m["shards"].as_array().unwrap();
+    assert!(shards.len() >= 4, "{}", shards.len());
+    for sh in shards {
+        assert!(sh["bytes"].as_u64().unwrap() <= 20_000, "{sh}");
+    }
+}
+
+#[test]
+fn corrupt_fits_goes_to_failures_and_exit_3() {
+    let s = Scratch::new();
+    let bytes = std::fs::read(ps1_fixture()).unwrap();
+    s.write("data/good.fits", &bytes);
+    s.write("data/truncated.fits", &bytes[..bytes.len() / 2]);
+    s.write("data/garbage.fits", b"this is not a FITS file at all");
+    s.copy(&atlas_fixture("job00128"), "data/lc.txt");
+    s.write("r.yaml", local_recipe("c", ""));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = failures.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{failures}");
+    assert_eq!(lines[0]["unit"], "garbage");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("not a FITS file"), "{failures}");
+    assert_eq!(lines[1]["unit"], "truncated");
+    assert!(lines[1]["reason"].as_str().unwrap().contains("truncated FITS"), "{failures}");
+    assert_eq!(lines[1]["stage"], "shard");
+    let m = s.manifest();
+    assert_eq!(m["samples"], 2);
+    s.etd().arg("verify").arg(s.shards()).assert().success();
+    // Fixing one input and deleting the other: re-fetch records both changes, shard is clean.
+    s.write("data/truncated.fits", &bytes);
+    std::fs::remove_file(s.join("data/garbage.fits")).unwrap();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("1 units recorded, 2 unchanged, 1 removed"), "{}", stderr(&out));
+    s.etd().args(["shard", "r.yaml"]).assert().success();
+    assert_eq!(std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap(), "");
+    assert_eq!(s.manifest()["samples"], 3);
+}
+
+#[test]
+fn changed_input_is_refused_and_old_shards_survive() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 5);
+    s.write("r.yaml", local_recipe("ch", ""));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let before = s.shard_files();
+    s.write("data/img003.txt", "edited after fetch\n");
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("img003.txt") && err.contains("changed since it was fetched"), "{err}");
+    assert!(err.contains("hint: run `etd fetch` again"), "{err}");
+    assert_eq!(s.shard_files(), before, "a refused shard run leaves the old shards as they were");
+    assert!(!s.join("work/shards.partial").exists() || std::fs::read_dir(s.join("work/shards.partial")).is_ok());
+    // Re-fetching records the change; the next shard run succeeds with the new content.
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("1 units recorded, 4 unchanged, 0 removed"), "{}", stderr(&out));
+    s.etd().args(["shard", "r.yaml"]).assert().success();
+    assert_ne!(s.shard_files(), before);
+}
+
+#[test]
+fn key_collisions_are_errors() {
+    let s = Scratch::new();
+    s.write("data/a b.txt", "1");
+    s.write("data/a_b.txt", "2");
+    s.write("r.yaml", local_recipe("k", ""));
+    s.etd().args(["fetch", "r.yaml"]).assert().success();
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ids `a b` and `a_b` both map to key `a_b`"), "{}", stderr(&out));
+    assert!(!s.shards().exists());
+}
+
+#[test]
+fn refetch_skips_unchanged_and_rerun_is_identical() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 6);
+    s.write("r.yaml", local_recipe("re", "shard: {compression: zstd}\n"));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let first = s.shard_files();
+    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("0 units recorded, 6 unchanged, 0 removed"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap(), journal);
+    assert_eq!(s.shard_files(), first);
+}
+
+#[test]
+fn generated_field_clash_is_an_error() {
+    let s = Scratch::new();
+    s.write("data/x.fits", fits_f32(2, 2, &[1.0, 2.0, 3.0, 4.0], &[]));
+    s.write("data/x.json", "{}");
+    s.write("r.yaml", local_recipe("f", ""));
+    s.etd().args(["fetch", "r.yaml"]).assert().success();
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("x.json would become field `json`"), "{}", stderr(&out));
+}
+
+#[test]
+fn npy_holds_the_fits_pixels() {
+    let s = Scratch::new();
+    let data = [1.5f32, f32::NAN, -3.0, 4.25, 5.0, 6.0];
+    s.write(
+        "data/p.fits",
+        fits_f32(3, 2, &data, &["BSCALE  =                  1.0", "BZERO   =                  0.0"]),
+    );
+    s.write("r.yaml", local_recipe("n", "transform:\n  image: {nan: zero, outputs: [npy]}\n"));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let shard = std::fs::read(s.shards().join("n-000000.tar")).unwrap();
+    let mut ar = tar::Archive::new(shard.as_slice());
+    let mut entry = ar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("p.npy"));
+    let mut npy = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut npy).unwrap();
+    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+    let header = std::str::from_utf8(&npy[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'shape': (2, 3"), "{header}");
+    let values: Vec<f32> =
+        npy[10 + header_len..].chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    assert_eq!(values, [1.5, 0.0, -3.0, 4.25, 5.0, 6.0]);
+}
