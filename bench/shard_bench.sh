@@ -8,7 +8,7 @@
 # Environment:
 #   BENCH_VENV     Python venv with numpy/webdataset/astropy (default: bench/work/venv, created
 #                  from bench/requirements.txt if missing)
-#   BENCH_REPS     timed repetitions per tool (default 3; the median is reported)
+#   BENCH_REPS     timed repetitions per tool (default 5; the median is reported)
 #   BENCH_THREADS  threads for etd (RAYON_NUM_THREADS) and zstd -T (default: nproc)
 #   BENCH_SKIP_4N  set to 1 to skip the 4N memory-flatness run
 #   ETD_SRC        git checkout the binary was built from, for the commit line (default: the
@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 N=${1:-20000}
 ETD=${2:-$REPO/target/release/etd}
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 THREADS=${BENCH_THREADS:-$(nproc)}
 WORK=$HERE/work
 VENV=${BENCH_VENV:-$WORK/venv}
@@ -88,6 +88,7 @@ FS=$(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}')
     echo "etd version: $("$ETD" --version 2>&1 | head -1)"
     echo "etd commit:  $COMMIT $COMMIT_SUBJ$DIRTY (from $SRC)"
     echo "tools:       $(tar --version | head -1); $(zstd --version); python $("$PY" -c 'import sys,webdataset,numpy;print(sys.version.split()[0], "webdataset", webdataset.__version__, "numpy", numpy.__version__)')"
+    echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at start (other work on the machine skews timings)"
     echo "threads:     etd RAYON_NUM_THREADS=$THREADS, zstd -T$THREADS; reps=$REPS (median reported)"
 } | tee "$RES_DIR/machine.txt"
 
@@ -101,7 +102,10 @@ make_data() { # n -> data dir path
 }
 
 write_recipe() { # n compression -> recipe path
-    local n=$1 comp=$2 f=$WORK/recipe_n$1_$2.yaml
+    local n=$1 comp=$2 f=$WORK/recipe_n$1_$2.yaml level=""
+    # etd rejects `level` without zstd
+    [[ $comp == zstd ]] && level="
+  level: 3"
     cat >"$f" <<EOF
 version: 1
 name: bench
@@ -112,8 +116,7 @@ transform:
 shard:
   max_samples: 10000
   max_bytes: 1GiB
-  compression: $comp
-  level: 3
+  compression: $comp$level
 EOF
     echo "$f"
 }
@@ -125,16 +128,23 @@ warm_cache() { # read every input once so all timed runs see a warm page cache
     find "$1" -maxdepth 1 -name '*.fits' -type f -print0 | xargs -0 cat >/dev/null
 }
 
-# measure LABEL N REP CMD... : time one run, record wall seconds and peak RSS (KiB)
+# measure LABEL N REP CMD... : time one run; record wall seconds, peak RSS (KiB), user and sys
+# CPU seconds. If RSS_FILES is set, the peak RSS recorded is the sum of the numbers in those files.
+RSS_FILES=()
 measure() {
     local label=$1 n=$2 rep=$3
     shift 3
     sync # flush dirty pages of earlier runs so they are not written back during this one
-    /usr/bin/time -f '%e %M' -o "$RES_DIR/time.tmp" "$@" || die "$label run failed: $*"
-    local wall rss
-    read -r wall rss <"$RES_DIR/time.tmp"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$rep" "$wall" "$rss" >>"$RESULTS"
-    printf '   %-12s n=%-7s rep %s: %6.2f s  peak RSS %7.1f MB\n' "$label" "$n" "$rep" "$wall" "$(echo "$rss" | awk '{print $1/1024}')" >&2
+    /usr/bin/time -f '%e %M %U %S' -o "$RES_DIR/time.tmp" "$@" || die "$label run failed: $*"
+    local wall rss user sys f
+    read -r wall rss user sys <"$RES_DIR/time.tmp"
+    if ((${#RSS_FILES[@]})); then
+        rss=0
+        for f in "${RSS_FILES[@]}"; do rss=$((rss + $(tail -1 "$f"))); done
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$rep" "$wall" "$rss" "$user" "$sys" >>"$RESULTS"
+    printf '   %-10s n=%-6s rep %s: %6.2f s wall  %5.2f s CPU  peak RSS %6.1f MB\n' "$label" "$n" "$rep" \
+        "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -153,17 +163,15 @@ etd_shard() { # n comp rep
 
 tar_zstd() { # n rep
     local out=$WORK/out/tarzstd && rm -rf "$out" && mkdir -p "$out"
-    # Outer time: wall clock of the whole pipeline. Inner times: peak RSS of tar and of zstd,
-    # summed below (the outer %M would only be the largest single process of the pipeline).
+    # Outer time: wall clock and CPU of the whole pipeline. Inner times: peak RSS of tar and of
+    # zstd, summed (the outer %M would only be the largest single process of the pipeline).
+    RSS_FILES=("$out/tar.rss" "$out/zstd.rss")
     measure "tar-zstd" "$1" "$2" bash -c '
         set -euo pipefail
         /usr/bin/time -f %M -o "$4/tar.rss" tar --sort=name -C "$1" -cf - -T "$2" |
             /usr/bin/time -f %M -o "$4/zstd.rss" zstd -q -3 -T"$5" -o "$3"
         sync "$3"' _ "$DATA" "$LIST" "$out/bench.tar.zst" "$out" "$THREADS"
-    local sum
-    sum=$(($(tail -1 "$out/tar.rss") + $(tail -1 "$out/zstd.rss")))
-    # replace the recorded RSS by tar + zstd
-    sed -i '$ s/[0-9]*$/'"$sum"'/' "$RESULTS"
+    RSS_FILES=()
 }
 
 wds() { # n rep
@@ -194,15 +202,25 @@ done
 
 # Sanity: every tool wrote N members and the same bytes.
 log "checking outputs"
-count_members() { local n=0 f; for f in "$@"; do n=$((n + $(tar -tf "$f" | grep -c '\.fits$'))); done; echo $n; }
+count_members() { # archives... (.tar or .tar.zst); counts .fits members over all of them
+    local n=0 f
+    for f in "$@"; do
+        if [[ $f == *.zst ]]; then
+            n=$((n + $(zstd -dc "$f" | tar -tf - | grep -c '\.fits$')))
+        else
+            n=$((n + $(tar -tf "$f" | grep -c '\.fits$')))
+        fi
+    done
+    echo $n
+}
 sizes() { du -cb "$@" | tail -1 | cut -f1; }
 ETD_NONE_SHARDS=("$WORK/etd/n${N}_none/shards/"*.tar)
 ETD_ZSTD_SHARDS=("$WORK/etd/n${N}_zstd/shards/"*.tar.zst)
 WDS_SHARDS=("$WORK/out/wds/"*.tar)
 {
     printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-none ${#ETD_NONE_SHARDS[@]} "$(sizes "${ETD_NONE_SHARDS[@]}")" "$(count_members "${ETD_NONE_SHARDS[@]}")"
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-zstd ${#ETD_ZSTD_SHARDS[@]} "$(sizes "${ETD_ZSTD_SHARDS[@]}")" "$(for f in "${ETD_ZSTD_SHARDS[@]}"; do zstd -dc "$f"; done | tar -tf - 2>/dev/null | grep -c '\.fits$' || true)"
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' tar-zstd 1 "$(sizes "$WORK/out/tarzstd/bench.tar.zst")" "$(zstd -dc "$WORK/out/tarzstd/bench.tar.zst" | tar -tf - | grep -c '\.fits$')"
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-zstd ${#ETD_ZSTD_SHARDS[@]} "$(sizes "${ETD_ZSTD_SHARDS[@]}")" "$(count_members "${ETD_ZSTD_SHARDS[@]}")"
+    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' tar-zstd 1 "$(sizes "$WORK/out/tarzstd/bench.tar.zst")" "$(count_members "$WORK/out/tarzstd/bench.tar.zst")"
     printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' wds-shardw ${#WDS_SHARDS[@]} "$(sizes "${WDS_SHARDS[@]}")" "$(count_members "${WDS_SHARDS[@]}")"
 } | tee "$RES_DIR/outputs.txt"
 # Byte-level check on one sample: the first file comes out of every archive unchanged.
@@ -230,60 +248,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Report
-"$PY" - "$RESULTS" "$N" "$BYTES" "$N4" "$BYTES4" <<'EOF' | tee "$RES_DIR/report.txt"
-import statistics as st
-import sys
-
-path, n, nbytes, n4, nbytes4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-runs = {}
-for line in open(path):
-    label, rn, rep, wall, rss = line.split("\t")
-    runs.setdefault((label, int(rn)), []).append((float(wall), int(rss)))
-
-def med(label, rn, i):
-    v = runs.get((label, rn))
-    return st.median(x[i] for x in v) if v else None
-
-rows = [
-    ("etd-fetch", n, "etd fetch (hash inputs; not part of shard)"),
-    ("etd-none", n, "etd shard, compression: none"),
-    ("etd-zstd", n, "etd shard, compression: zstd level 3"),
-    ("tar-zstd", n, "tar --sort=name | zstd -3 -T<threads>; sync"),
-    ("wds-shardw", n, "webdataset.ShardWriter (.tar, maxcount 10000); fsync"),
-    ("etd-fetch", n4, "etd fetch at 4N"),
-    ("etd-zstd", n4, "etd shard zstd-3 at 4N"),
-]
-print()
-print(f"{'tool':<11} {'files':>7} {'wall s':>8} {'MB/s':>8} {'peak RSS MB':>12}  {'runs (s)':<22} what")
-print("-" * 110)
-for label, rn, what in rows:
-    if (label, rn) not in runs:
-        continue
-    wall = med(label, rn, 0)
-    rss = med(label, rn, 1) / 1024
-    b = nbytes if rn == n else nbytes4
-    mbs = b / 1e6 / wall if wall > 0 else float("inf")
-    all_runs = " ".join(f"{w:.2f}" for w, _ in runs[(label, rn)])
-    print(f"{label:<11} {rn:>7} {wall:>8.2f} {mbs:>8.1f} {rss:>12.1f}  {all_runs:<22} {what}")
-print("(medians; MB = 1e6 bytes of input FITS; tar-zstd RSS = tar + zstd peaks)")
-print()
-
-def verdict(ok):
-    return "MEETS target" if ok else "MISSES target"
-
-ez, tz, ws = med("etd-zstd", n, 0), med("tar-zstd", n, 0), med("wds-shardw", n, 0)
-r1 = ez / tz
-print(f"etd-zstd time / tar|zstd time   = {ez:.2f} / {tz:.2f} = {r1:.2f}   (target <= 1.0: {verdict(r1 <= 1.0)})")
-r2 = ws / ez
-print(f"ShardWriter time / etd-zstd time = {ws:.2f} / {ez:.2f} = {r2:.2f}   (target >= 5: {verdict(r2 >= 5)})")
-rss_n = med("etd-zstd", n, 1) / 1024
-rss_none = med("etd-none", n, 1) / 1024
-print(f"etd peak RSS at N={n}: zstd {rss_n:.1f} MB, none {rss_none:.1f} MB   (target < 200 MB: {verdict(max(rss_n, rss_none) < 200)})")
-if ("etd-zstd", n4) in runs:
-    rss_4 = med("etd-zstd", n4, 1) / 1024
-    r4 = rss_4 / rss_n
-    print(f"etd-zstd peak RSS at 4N={n4}: {rss_4:.1f} MB (< 200 MB: {verdict(rss_4 < 200)}); RSS(4N)/RSS(N) = {r4:.2f}   (target ~1: {verdict(r4 <= 1.25)}, <= 1.25 counted as ~1)")
-    t4 = med("etd-zstd", n4, 0)
-    print(f"etd-zstd time(4N)/time(N) = {t4 / ez:.2f} (4.0 = linear)")
-EOF
+echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at end" | tee -a "$RES_DIR/machine.txt"
+"$PY" "$HERE/report.py" "$RESULTS" "$N" "$BYTES" "$N4" "$BYTES4" | tee "$RES_DIR/report.txt"
 echo "(all runs: $RESULTS)"

@@ -330,3 +330,136 @@ impl Drop for MemFits {
         self.file.take();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::scale::Scale;
+
+    /// A FITS file with one primary image; `data` are big-endian pixel bytes.
+    fn fits(bitpix: i32, dims: &[usize], data: &[u8], extra: &[String]) -> Vec<u8> {
+        let mut cards = vec![
+            "SIMPLE  =                    T".to_string(),
+            format!("BITPIX  = {bitpix:>20}"),
+            format!("NAXIS   = {:>20}", dims.len()),
+        ];
+        for (i, d) in dims.iter().enumerate() {
+            cards.push(format!("NAXIS{}  = {d:>20}", i + 1));
+        }
+        cards.extend(extra.iter().cloned());
+        cards.push("END".into());
+        let mut out: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, b' ');
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+        out
+    }
+
+    fn cfg(outputs: &[ImageOutput]) -> ImageTransform {
+        ImageTransform { stack_filters: true, nan: NanPolicy::Keep, scale: Scale::None, outputs: outputs.to_vec() }
+    }
+
+    #[test]
+    fn bscale_bzero_are_applied() {
+        let raw: [i16; 4] = [-2, 0, 1, 300];
+        let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let f = fits(
+            16,
+            &[2, 2],
+            &bytes,
+            &["BSCALE  =                  0.5".into(), "BZERO   =                 10.0".into()],
+        );
+        let img = decode(&f).unwrap();
+        assert_eq!(img.shape, vec![2, 2]);
+        assert_eq!(img.data, vec![9.0, 10.0, 10.5, 160.0]);
+        assert!(!img.asinh_undone);
+    }
+
+    #[test]
+    fn ps1_asinh_compression_is_undone() {
+        let raw: [i16; 3] = [-1000, 0, 2500];
+        let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let (bzero, bscale, soften, offset) = (3.632529139519, 2.115535619667e-4, 221.8863810555, 7.172080516815);
+        let f = fits(
+            16,
+            &[3, 1],
+            &bytes,
+            &[
+                format!("BZERO   = {bzero:>20}"),
+                format!("BSCALE  = {bscale:>20}"),
+                format!("BSOFTEN = {soften:>20}"),
+                format!("BOFFSET = {offset:>20}"),
+            ],
+        );
+        let img = decode(&f).unwrap();
+        assert!(img.asinh_undone);
+        for (got, d) in img.data.iter().zip(raw) {
+            let c = (bzero + bscale * d as f64) as f32 as f64;
+            let want = offset + 2.0 * soften * (c / ASINH_A).sinh();
+            assert!((*got as f64 - want).abs() <= want.abs() * 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn cubes_are_chw_and_npy_says_so() {
+        let vals: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let f = fits(-32, &[4, 3, 2], &bytes, &[]);
+        let img = decode(&f).unwrap();
+        assert_eq!(img.shape, vec![2, 3, 4]);
+        assert_eq!(img.data, vals);
+        let fields =
+            fits_fields(&f, &cfg(&[ImageOutput::Npy, ImageOutput::Json]), &Provenance { id: "c", inputs: &[] })
+                .unwrap();
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["json", "npy"]);
+        let npy = &fields[1].1;
+        assert!(String::from_utf8_lossy(&npy[..80]).contains("'shape': (2, 3, 4"));
+        let meta: serde_json::Value = serde_json::from_slice(&fields[0].1).unwrap();
+        assert_eq!(meta["image"]["shape"], serde_json::json!([2, 3, 4]));
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_sample_errors() {
+        let vals = vec![0u8; 4 * 100 * 100];
+        let f = fits(-32, &[100, 100], &vals, &[]);
+        let err = decode(&f[..f.len() - 2880 * 3]).unwrap_err();
+        assert!(err.0.contains("truncated FITS"), "{err}");
+        let err = decode(&f[..2880]).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
+        assert!(decode(b"hello").unwrap_err().0.contains("not a FITS file"));
+        let mut no_end = f.clone();
+        for b in no_end[..2880].iter_mut() {
+            if *b == b'E' {
+                *b = b'X';
+            }
+        }
+        assert!(decode(&no_end).is_err());
+        // fits-only output still checks the file is whole
+        let only = cfg(&[ImageOutput::Fits]);
+        assert!(fits_fields(&f[..f.len() - 2880], &only, &Provenance { id: "t", inputs: &[] }).is_err());
+        assert_eq!(fits_fields(&f, &only, &Provenance { id: "t", inputs: &[] }).unwrap()[0].1, f);
+    }
+
+    #[test]
+    fn real_ps1_cutout() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let img = decode(&bytes).unwrap();
+        assert_eq!(img.shape, vec![700, 700]);
+        assert_eq!(img.data.iter().filter(|v| v.is_nan()).count(), 822);
+        assert_eq!(img.header["CTYPE1"], "RA---TAN");
+        assert_eq!(img.header["PC001001"], -1.0);
+        assert_eq!(img.header["EXPTIME"], 572.0);
+        assert_eq!(img.header["zero_point"], 25.0);
+        assert_eq!(img.header["filter"], "r.00000");
+        let mut c = cfg(&[ImageOutput::Npy, ImageOutput::Png]);
+        c.nan = NanPolicy::Zero;
+        c.scale = Scale::Zscale;
+        let fields = fits_fields(&bytes, &c, &Provenance { id: "p", inputs: &[] }).unwrap();
+        assert!(fields[1].1.starts_with(b"\x89PNG"));
+    }
+}

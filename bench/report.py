@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Summarise the runs recorded by shard_bench.sh: medians, table, ratios against the targets.
+
+Usage: report.py RUNS_TSV N INPUT_BYTES N4 INPUT_BYTES_4N
+RUNS_TSV lines: label, n, rep, wall_s, peak_rss_kib, user_s, sys_s (tab separated).
+"""
+
+import statistics as st
+import sys
+
+
+def main():
+    path, n, nbytes, n4, nbytes4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    runs = {}
+    for line in open(path):
+        label, rn, _rep, wall, rss, user, sys_ = line.rstrip("\n").split("\t")
+        runs.setdefault((label, int(rn)), []).append((float(wall), int(rss), float(user) + float(sys_)))
+
+    def med(label, rn, i):
+        v = runs.get((label, rn))
+        return st.median(x[i] for x in v) if v else None
+
+    rows = [
+        ("etd-fetch", n, "etd fetch: hash inputs (separate step, not in shard)"),
+        ("etd-none", n, "etd shard, compression: none"),
+        ("etd-zstd", n, "etd shard, compression: zstd level 3"),
+        ("tar-zstd", n, "tar --sort=name | zstd -3 -T<threads>; sync"),
+        ("wds-shardw", n, "webdataset.ShardWriter, plain .tar; fsync"),
+        ("etd-fetch", n4, "etd fetch at 4N"),
+        ("etd-zstd", n4, "etd shard zstd level 3 at 4N"),
+    ]
+    print()
+    print(f"{'tool':<10} {'files':>6} {'wall s':>7} {'MB/s':>7} {'CPU s':>6} {'RSS MB':>7}  {'wall of each run (s)':<30} what")
+    print("-" * 118)
+    for label, rn, what in rows:
+        if (label, rn) not in runs:
+            continue
+        wall, rss, cpu = med(label, rn, 0), med(label, rn, 1) / 1024, med(label, rn, 2)
+        b = nbytes if rn == n else nbytes4
+        mbs = b / 1e6 / wall if wall > 0 else float("inf")
+        each = " ".join(f"{w:.2f}" for w, _, _ in runs[(label, rn)])
+        print(f"{label:<10} {rn:>6} {wall:>7.2f} {mbs:>7.1f} {cpu:>6.2f} {rss:>7.1f}  {each:<30} {what}")
+    print("medians over runs; MB/s = input FITS bytes (1 MB = 1e6 B) / wall; CPU = user + sys;")
+    print("RSS MB = peak resident set in MiB (tar-zstd: tar + zstd peaks added)")
+    print()
+
+    def verdict(ok):
+        return "MEETS target" if ok else "MISSES target"
+
+    ez, en = med("etd-zstd", n, 0), med("etd-none", n, 0)
+    tz, ws = med("tar-zstd", n, 0), med("wds-shardw", n, 0)
+    r1 = ez / tz
+    print(f"etd-zstd time / tar|zstd time    = {ez:.2f} / {tz:.2f} = {r1:.2f}  (target <= 1.0: {verdict(r1 <= 1.0)})")
+    r2 = ws / ez
+    print(f"ShardWriter time / etd-zstd time = {ws:.2f} / {ez:.2f} = {r2:.2f}  (target >= 5: {verdict(r2 >= 5)})")
+    print(f"  (for reference, both uncompressed: ShardWriter / etd-none = {ws:.2f} / {en:.2f} = {ws / en:.2f})")
+    rss_n = med("etd-zstd", n, 1) / 1024
+    rss_none = med("etd-none", n, 1) / 1024
+    print(f"etd shard peak RSS at N={n}: zstd {rss_n:.1f} MB, none {rss_none:.1f} MB"
+          f"  (target < 200 MB: {verdict(max(rss_n, rss_none) < 200)})")
+    if ("etd-zstd", n4) in runs:
+        rss_4 = med("etd-zstd", n4, 1) / 1024
+        r4 = rss_4 / rss_n
+        slope = (rss_4 - rss_n) * 1024 / (n4 - n)
+        print(f"etd shard zstd peak RSS at 4N={n4}: {rss_4:.1f} MB  (< 200 MB: {verdict(rss_4 < 200)})")
+        print(f"RSS(4N)/RSS(N) = {rss_4:.1f} / {rss_n:.1f} = {r4:.2f}"
+              f"  (target ~1, counted as met if <= 1.25: {verdict(r4 <= 1.25)}); {slope:.2f} KiB more per extra file")
+        t4 = med("etd-zstd", n4, 0)
+        print(f"etd-zstd time(4N)/time(N) = {t4:.2f} / {ez:.2f} = {t4 / ez:.2f}  (4.0 = linear)")
+
+
+if __name__ == "__main__":
+    main()
