@@ -2,7 +2,7 @@
 """Summarise the runs recorded by shard_bench.sh: medians, table, ratios against the targets.
 
 Usage: report.py RUNS_TSV N INPUT_BYTES N4 INPUT_BYTES_4N
-RUNS_TSV lines: label, n, rep, wall_s, peak_rss_kib, user_s, sys_s (tab separated).
+RUNS_TSV lines: label, n, rep, wall_s, peak_rss_kib, user_s, sys_s, input_cached_pct (tab separated).
 """
 
 import statistics as st
@@ -13,8 +13,9 @@ def main():
     path, n, nbytes, n4, nbytes4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     runs = {}
     for line in open(path):
-        label, rn, _rep, wall, rss, user, sys_ = line.rstrip("\n").split("\t")
-        runs.setdefault((label, int(rn)), []).append((float(wall), int(rss), float(user) + float(sys_)))
+        label, rn, _rep, wall, rss, user, sys_, cached = line.rstrip("\n").split("\t")
+        cached = float(cached) if cached != "NA" else float("nan")
+        runs.setdefault((label, int(rn)), []).append((float(wall), int(rss), float(user) + float(sys_), cached))
 
     def med(label, rn, i):
         v = runs.get((label, rn))
@@ -30,18 +31,20 @@ def main():
         ("etd-zstd", n4, "etd shard zstd level 3 at 4N"),
     ]
     print()
-    print(f"{'tool':<10} {'files':>6} {'wall s':>7} {'MB/s':>7} {'CPU s':>6} {'RSS MB':>7}  {'wall of each run (s)':<30} what")
-    print("-" * 118)
+    print(f"{'tool':<10} {'files':>6} {'wall s':>7} {'MB/s':>7} {'CPU s':>6} {'RSS MB':>7} {'cached':>6}  {'wall of each run (s)':<30} what")
+    print("-" * 125)
     for label, rn, what in rows:
         if (label, rn) not in runs:
             continue
         wall, rss, cpu = med(label, rn, 0), med(label, rn, 1) / 1024, med(label, rn, 2)
         b = nbytes if rn == n else nbytes4
         mbs = b / 1e6 / wall if wall > 0 else float("inf")
-        each = " ".join(f"{w:.2f}" for w, _, _ in runs[(label, rn)])
-        print(f"{label:<10} {rn:>6} {wall:>7.2f} {mbs:>7.1f} {cpu:>6.2f} {rss:>7.1f}  {each:<30} {what}")
+        each = " ".join(f"{x[0]:.2f}" for x in runs[(label, rn)])
+        cached = min(x[3] for x in runs[(label, rn)])
+        print(f"{label:<10} {rn:>6} {wall:>7.2f} {mbs:>7.1f} {cpu:>6.2f} {rss:>7.1f} {cached:>5.1f}%  {each:<30} {what}")
     print("medians over runs; MB/s = input FITS bytes (1 MB = 1e6 B) / wall; CPU = user + sys;")
-    print("RSS MB = peak resident set in MiB (tar-zstd: tar + zstd peaks added)")
+    print("RSS MB = peak resident set in MiB (tar-zstd: tar + zstd peaks added);")
+    print("cached = lowest share of the input's pages in the page cache at the start of a run (fincore)")
     print()
 
     def verdict(ok):

@@ -123,18 +123,32 @@ EOF
 
 input_bytes() { find "$1" -maxdepth 1 -name '*.fits' -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
 
-warm_cache() { # read every input once so all timed runs see a warm page cache
-    log "warm-up: reading $(find "$1" -maxdepth 1 -name '*.fits' | wc -l) files of $1 into the page cache"
+warm_cache() { # read every input so the timed run sees a warm page cache
     find "$1" -maxdepth 1 -name '*.fits' -type f -print0 | xargs -0 cat >/dev/null
 }
 
+cache_pct() { # percentage of the input's pages resident in the page cache (fincore)
+    command -v fincore >/dev/null || { echo NA; return; }
+    local res pages
+    res=$(find "$1" -maxdepth 1 -name '*.fits' -type f -print0 | xargs -0 fincore -nb -o RES | awk '{s += $1} END {print s}')
+    pages=$(find "$1" -maxdepth 1 -name '*.fits' -type f -printf '%s\n' | awk '{s += int(($1 + 4095) / 4096) * 4096} END {print s}')
+    awk -v r="$res" -v b="$pages" 'BEGIN {printf "%.1f", 100 * r / b}'
+}
+
 # measure LABEL N REP CMD... : time one run; record wall seconds, peak RSS (KiB), user and sys
-# CPU seconds. If RSS_FILES is set, the peak RSS recorded is the sum of the numbers in those files.
+# CPU seconds, and how much of the input was in the page cache when the run started.
+# If RSS_FILES is set, the peak RSS recorded is the sum of the numbers in those files.
+# Before each run the inputs are read once more (untimed): the page cache is not left alone on
+# every machine (e.g. DAMON proactive reclaim pages out cache idle for ~1 min), and one warm-up at
+# the start would leave later runs partly cold.
 RSS_FILES=()
 measure() {
-    local label=$1 n=$2 rep=$3
+    local label=$1 n=$2 rep=$3 dir=$WORK/data/n$2
     shift 3
+    warm_cache "$dir"
     sync # flush dirty pages of earlier runs so they are not written back during this one
+    local cached
+    cached=$(cache_pct "$dir")
     /usr/bin/time -f '%e %M %U %S' -o "$RES_DIR/time.tmp" "$@" || die "$label run failed: $*"
     local wall rss user sys f
     read -r wall rss user sys <"$RES_DIR/time.tmp"
@@ -142,9 +156,10 @@ measure() {
         rss=0
         for f in "${RSS_FILES[@]}"; do rss=$((rss + $(tail -1 "$f"))); done
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$rep" "$wall" "$rss" "$user" "$sys" >>"$RESULTS"
-    printf '   %-10s n=%-6s rep %s: %6.2f s wall  %5.2f s CPU  peak RSS %6.1f MB\n' "$label" "$n" "$rep" \
-        "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$rep" "$wall" "$rss" "$user" "$sys" "$cached" >>"$RESULTS"
+    printf '   %-10s n=%-6s rep %s: %6.2f s wall  %5.2f s CPU  peak RSS %6.1f MB  (input %s%% cached at start)\n' \
+        "$label" "$n" "$rep" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" \
+        "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$cached" >&2
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +194,7 @@ wds() { # n rep
     measure "wds-shardw" "$1" "$2" "$PY" "$HERE/wds_shard.py" "$DATA" "$out"
 }
 
+BYTES4=0
 DATA=$(make_data "$N")
 BYTES=$(input_bytes "$DATA")
 LIST=$WORK/data/n$N.list
@@ -187,6 +203,7 @@ write_recipe "$N" none >/dev/null
 write_recipe "$N" zstd >/dev/null
 echo "input:       $N files, $BYTES bytes ($(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b/1e6}'))" | tee -a "$RES_DIR/machine.txt"
 
+log "warm-up: reading the $N input files once before the timed runs (and again, untimed, before each run)"
 warm_cache "$DATA"
 log "etd fetch (hashing pass, timed separately), $REPS runs"
 for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N" zstd "$rep"; done
@@ -235,11 +252,11 @@ echo "output: $FIRST is byte-identical to its input in all four archives" | tee 
 # ---------------------------------------------------------------------------------------------
 # Memory flatness: etd zstd at 4N
 N4=$((4 * N))
-BYTES4=0
 if [[ ${BENCH_SKIP_4N:-0} != 1 ]]; then
     DATA4=$(make_data "$N4")
     BYTES4=$(input_bytes "$DATA4")
     write_recipe "$N4" zstd >/dev/null
+    log "warm-up: reading the $N4 input files"
     warm_cache "$DATA4"
     log "etd fetch + zstd shard on 4N = $N4 files, $REPS runs"
     for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N4" zstd "$rep"; done

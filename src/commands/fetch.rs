@@ -18,6 +18,10 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
 pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exit> {
     super::require_fetchable(recipe)?;
     check_task_split(&args.split)?;
+    if args.retry_failed {
+        // The local source records no fetch failures; retries arrive with the fetch engine.
+        return Err(UserError::not_available("--retry-failed", "the polite fetch engine").into());
+    }
     let SourceConfig::Local(cfg) = &recipe.source else {
         unreachable!("require_fetchable admits only the local source");
     };

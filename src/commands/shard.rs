@@ -48,6 +48,8 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         })
         .collect();
     let jobs = local_jobs(recipe, units)?;
+    let unit_of: std::collections::HashMap<String, String> =
+        jobs.iter().map(|j| (j.key.clone(), j.input.0.clone())).collect();
     let partial = workdir.shards_partial();
     let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
     let make = |job: &Job<LocalInput>| local_sample(recipe, cfg, &job.input.0, &job.input.1);
@@ -56,7 +58,11 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let failures: Vec<FailureEntry> = report
         .failures
         .iter()
-        .map(|(key, e)| FailureEntry { unit: key.clone(), stage: "shard".into(), reason: e.0.clone() })
+        .map(|(key, e)| FailureEntry {
+            unit: unit_of.get(key).cloned().unwrap_or_else(|| key.clone()),
+            stage: "shard".into(),
+            reason: e.0.clone(),
+        })
         .collect();
     let failed = failures.len();
     replace_failures(&workdir.failures(), "shard", failures)?;
@@ -73,26 +79,24 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
 /// Jobs for the local source: keys from unit ids, checked for collisions and field clashes.
 fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job<LocalInput>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
-    let mut longest = 0;
+    // Every sample may get generated fields (a json even without an image).
+    let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
     for (unit, inputs) in &units {
         let has_fits = inputs.iter().any(|i| i.field == "fits");
         for input in inputs {
             longest = longest.max(input.field.len());
             if let Some(problem) = keys::field_problem(&input.field) {
-                return Err(UserError::failure(format!("{}: {problem}", input.path)).into());
+                return Err(UserError::usage(format!("{}: {problem}", input.path)).into());
             }
             let produced = has_fits && input.field != "fits" && image_fields.contains(&input.field.as_str());
             if produced {
-                return Err(UserError::failure(format!(
+                return Err(UserError::usage(format!(
                     "sample `{unit}`: {} would become field `{}`, which the image transform also writes",
                     input.path, input.field
                 ))
                 .with_hint(format!("remove `{}` from transform.image.outputs or rename the file", input.field))
                 .into());
             }
-        }
-        if has_fits {
-            longest = longest.max(image_fields.iter().map(|f| f.len()).max().unwrap_or(0));
         }
     }
     let keys = keys::assign_keys(units.iter().map(|(u, _)| u.as_str()), longest).map_err(|e| {
@@ -125,6 +129,17 @@ fn local_sample(
         } else {
             fields.push((input.field.clone(), bytes));
         }
+    }
+    // Samples without an image still carry their original id (keys are sanitised) and inputs.
+    let has_json = fields.iter().any(|(f, _)| f == "json");
+    if !has_json && recipe.image.outputs.contains(&ImageOutput::Json) {
+        let meta = serde_json::json!({
+            "id": unit,
+            "inputs": provenance.iter().map(|(p, s)| serde_json::json!({"path": p, "sha256": s})).collect::<Vec<_>>(),
+        });
+        let mut bytes = serde_json::to_vec(&meta)?;
+        bytes.push(b'\n');
+        fields.push(("json".into(), bytes));
     }
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     fields.dedup_by(|a, b| a.0 == b.0);

@@ -41,12 +41,15 @@ impl Politeness {
         if requests == 0 {
             return Duration::ZERO;
         }
-        Duration::from_secs_f64(requests as f64 / self.rate.per_second())
+        Duration::try_from_secs_f64(requests as f64 / self.rate.per_second()).unwrap_or(Duration::MAX)
     }
 }
 
 /// A duration for people: `3h 12m`, `4m 05s`, `12.5s`.
 pub fn human_duration(d: Duration) -> String {
+    if d == Duration::MAX {
+        return "practically forever".into();
+    }
     let s = d.as_secs_f64();
     if s < 60.0 {
         return format!("{s:.1}s");

@@ -215,16 +215,16 @@ fn resolve_politeness(
 ) -> Result<Politeness, RecipeError> {
     let mut p = default;
     if let Some(c) = raw.concurrency {
-        p.concurrency = positive(c, "politeness.concurrency", "a number of requests", src)? as u32;
+        let c = positive(c, "politeness.concurrency", "a number of requests", src)?;
+        p.concurrency =
+            u32::try_from(c).map_err(|_| src.error("politeness.concurrency", format!("{c} is out of range")))?;
     }
     if let Some(r) = raw.rate {
         p.rate = r;
     }
     if let Some(r) = raw.retries {
-        if r < 0 {
-            return Err(src.error("politeness.retries", format!("expected zero or more retries, found {r}")));
-        }
-        p.retries = r as u32;
+        p.retries = u32::try_from(r)
+            .map_err(|_| src.error("politeness.retries", format!("expected 0 to {} retries, found {r}", u32::MAX)))?;
     }
     if let Some(t) = raw.timeout {
         if t.0 < Duration::from_millis(100) {
@@ -311,6 +311,12 @@ fn resolve_shard(raw: raw::ShardFile, src: &RecipeSource) -> Result<ShardConfig,
             Err(_) => 0,
         },
     };
+    if mtime > crate::shard::writer::USTAR_MAX {
+        return Err(src.error(
+            "shard.mtime",
+            format!("mtime {mtime} does not fit a ustar header (at most {})", crate::shard::writer::USTAR_MAX),
+        ));
+    }
     Ok(ShardConfig { max_samples, max_bytes, compression, level, splits, shuffle_seed: raw.shuffle_seed, mtime })
 }
 

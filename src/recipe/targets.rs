@@ -275,12 +275,31 @@ fn sample(rows: Vec<Target>, s: &SampleFile, src: &RecipeSource) -> Result<Vec<T
             src.error("targets.sample.fraction", format!("expected a fraction in (0, 1], found {}", s.fraction))
         );
     }
-    Ok(rows.into_iter().filter(|t| unit_hash(s.seed, &t.id) < s.fraction).collect())
+    Ok(rows.into_iter().filter(|t| unit_hash(HashDomain::Sample, s.seed, &t.id) < s.fraction).collect())
 }
 
-/// A stable hash of (seed, text) mapped to [0, 1).
-pub fn unit_hash(seed: u64, text: &str) -> f64 {
+/// What a `unit_hash` is for; each use hashes in its own domain so, e.g., subsampling with seed 0
+/// does not correlate with split assignment.
+#[derive(Debug, Clone, Copy)]
+pub enum HashDomain {
+    /// `targets.sample`
+    Sample,
+    /// `shard.split`
+    Split,
+    /// `shard.shuffle_seed`
+    Shuffle,
+}
+
+/// A stable hash of (domain, seed, text) mapped to [0, 1): the first 53 bits of
+/// sha256(domain name, 0x00, seed as 8 little-endian bytes, text).
+pub fn unit_hash(domain: HashDomain, seed: u64, text: &str) -> f64 {
     let mut h = Sha256::new();
+    h.update(match domain {
+        HashDomain::Sample => b"sample".as_slice(),
+        HashDomain::Split => b"split",
+        HashDomain::Shuffle => b"shuffle",
+    });
+    h.update([0u8]);
     h.update(seed.to_le_bytes());
     h.update(text.as_bytes());
     let digest = h.finalize();

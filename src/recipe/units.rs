@@ -84,7 +84,7 @@ impl Span {
             "h" => value * 3600.0,
             _ => return Err(bad()),
         };
-        Ok(Span(Duration::from_secs_f64(seconds)))
+        Duration::try_from_secs_f64(seconds).map(Span).map_err(|_| format!("`{s}` is out of range"))
     }
 }
 
@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(Span::parse("30s"), Ok(Span(Duration::from_secs(30))));
         assert_eq!(Span::parse("5m"), Ok(Span(Duration::from_secs(300))));
         assert_eq!(Span::parse("2h"), Ok(Span(Duration::from_secs(7200))));
-        for bad in ["30", "1GB", "4/s", "s", "1 day"] {
+        for bad in ["30", "1GB", "4/s", "s", "1 day", "99999999999999999999999s"] {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Span(Duration::from_secs(120)).to_string(), "2m");

@@ -92,9 +92,9 @@ pub fn split_url(name: &str, split: &str, count: u64, zstd: bool) -> Option<Stri
         0 => None,
         1 => Some(shard_file_name(name, split, 0, zstd)),
         n => {
-            let first = shard_file_name(name, split, 0, zstd);
-            let (stem, ext) = first.split_once("000000").expect("index in name");
-            Some(format!("{stem}{{000000..{:06}}}{ext}", n - 1))
+            let ext = if zstd { "tar.zst" } else { "tar" };
+            let stem = if split == ALL_SPLIT { name.to_string() } else { format!("{name}-{split}") };
+            Some(format!("{stem}-{{000000..{:06}}}.{ext}", n - 1))
         }
     }
 }
@@ -110,5 +110,8 @@ mod tests {
         assert_eq!(split_url("ds", "train", 0, true), None);
         assert_eq!(split_url("ds", "train", 1, true).as_deref(), Some("ds-train-000000.tar.zst"));
         assert_eq!(split_url("ds", "val", 13, false).as_deref(), Some("ds-val-{000000..000012}.tar"));
+        // names and splits may themselves contain 000000
+        assert_eq!(split_url("x-1000000", "all", 3, true).as_deref(), Some("x-1000000-{000000..000002}.tar.zst"));
+        assert_eq!(split_url("x", "000000", 2, false).as_deref(), Some("x-000000-{000000..000001}.tar"));
     }
 }

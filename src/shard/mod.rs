@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use rayon::prelude::*;
 
 use crate::recipe::raw::Compression;
-use crate::recipe::targets::unit_hash;
+use crate::recipe::targets::{unit_hash, HashDomain};
 use crate::recipe::ShardConfig;
 use crate::report::Reporter;
 use crate::transform::{Fields, SampleError};
@@ -52,7 +52,7 @@ pub struct DatasetReport {
 
 /// The split a key belongs to: the first whose cumulative fraction exceeds the key's hash.
 pub fn split_of<'a>(key: &str, splits: &'a [(String, f64)]) -> &'a str {
-    let h = unit_hash(SPLIT_SEED, key);
+    let h = unit_hash(HashDomain::Split, SPLIT_SEED, key);
     let mut acc = 0.0;
     for (name, fraction) in splits {
         acc += fraction;
@@ -75,9 +75,10 @@ pub fn order_jobs<T>(jobs: Vec<Job<T>>, cfg: &ShardConfig) -> Vec<(String, Vec<J
         .map(|(name, mut jobs)| {
             match cfg.shuffle_seed {
                 None => jobs.sort_by(|a, b| a.key.cmp(&b.key)),
-                Some(seed) => jobs.sort_by(|a, b| {
-                    unit_hash(seed, &a.key).total_cmp(&unit_hash(seed, &b.key)).then_with(|| a.key.cmp(&b.key))
-                }),
+                // Hashes in [0, 1) order like their bit patterns; the key breaks (impossible) ties.
+                Some(seed) => {
+                    jobs.sort_by_cached_key(|j| (unit_hash(HashDomain::Shuffle, seed, &j.key).to_bits(), j.key.clone()))
+                }
             }
             (name, jobs)
         })

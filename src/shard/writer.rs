@@ -18,6 +18,8 @@ use crate::transform::Fields;
 const CHANNEL_SAMPLES: usize = 16;
 /// tar block size.
 pub const TAR_BLOCK: u64 = 512;
+/// Largest size or mtime a ustar header's 11 octal digits hold.
+pub const USTAR_MAX: u64 = 0o77777777777;
 
 /// Bytes one sample takes in an uncompressed tar: a header block per member plus padded data.
 pub fn tar_bytes(fields: &Fields) -> u64 {
@@ -146,6 +148,13 @@ pub fn ustar_header(name: &str, size: u64, mtime: u64) -> anyhow::Result<tar::He
     if name.len() > super::keys::MAX_MEMBER_NAME {
         anyhow::bail!("member name `{name}` is longer than 100 bytes");
     }
+    // Larger values would need GNU base-256 fields, which plain ustar does not have.
+    if size > USTAR_MAX {
+        anyhow::bail!("member `{name}` is {size} bytes; a plain ustar member holds at most {USTAR_MAX} (8 GiB)");
+    }
+    if mtime > USTAR_MAX {
+        anyhow::bail!("mtime {mtime} does not fit a ustar header (at most {USTAR_MAX})");
+    }
     // Names up to 100 bytes fit the name field whole; no prefix, no GNU/pax extension.
     h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
     h.set_size(size);
@@ -224,6 +233,8 @@ mod tests {
         let long = format!("{}.npy", "k".repeat(96));
         assert_eq!(ustar_header(&long, 1, 0).unwrap().path().unwrap().to_str().unwrap(), long);
         assert!(ustar_header(&format!("{}.npy", "k".repeat(97)), 1, 0).is_err());
+        assert!(ustar_header("a.npy", USTAR_MAX + 1, 0).is_err());
+        assert!(ustar_header("a.npy", 1, USTAR_MAX + 1).is_err());
     }
 
     #[test]

@@ -104,14 +104,14 @@ pub fn discover(cfg: &LocalConfig) -> anyhow::Result<Vec<LocalUnit>> {
             .replace(std::path::MAIN_SEPARATOR, "/");
         let name = rel_text.rsplit('/').next().unwrap_or(&rel_text);
         let (stem, field) = field_of(name).ok_or_else(|| {
-            UserError::failure(format!("{} has no file extension to name its sample field", path.display()))
+            UserError::usage(format!("{} has no file extension to name its sample field", path.display()))
                 .with_hint("narrow `source.local.pattern` to files with extensions, e.g. `**/*.fits`")
         })?;
         let parent = &rel_text[..rel_text.len() - name.len()];
         let id = format!("{parent}{stem}");
         let files = units.entry(id.clone()).or_default();
         if let Some((other, _)) = files.iter().find(|(_, f)| *f == field) {
-            return Err(UserError::failure(format!(
+            return Err(UserError::usage(format!(
                 "{other} and {rel_text} would both become field `{field}` of sample `{id}`"
             ))
             .with_hint("rename one of them or narrow `source.local.pattern`")

@@ -112,7 +112,7 @@ pub fn npy_f32(data: &[f32], shape: &[usize]) -> Result<Vec<u8>, SampleError> {
 pub fn decode(bytes: &[u8]) -> Result<Image, SampleError> {
     check_structure(bytes)?;
     let mut mem = MemFits::open(bytes)?;
-    let fits = mem.file();
+    let fits = mem.file()?;
     let n = fits.num_hdus().map_err(fits_err)?;
     for index in 0..n {
         let hdu = fits.hdu(index).map_err(fits_err)?;
@@ -131,11 +131,8 @@ fn read_image(fits: &mut FitsFile, hdu: &FitsHdu, index: usize, shape: Vec<usize
         d if d > 3 && shape[..d - 3].iter().all(|&s| s == 1) => shape[d - 3..].to_vec(),
         d => return Err(SampleError(format!("image HDU {index} has {d} axes; expected 2 (H,W) or 3 (C,H,W)"))),
     };
-    let mut data: Vec<f32> = hdu.read_image(fits).map_err(fits_err)?;
     let expected: usize = shape.iter().product();
-    if data.len() != expected {
-        return Err(SampleError(format!("read {} pixels, expected {expected}", data.len())));
-    }
+    let mut data = read_pixels(fits, expected)?;
     let soften = key_f64(fits, hdu, "BSOFTEN");
     let offset = key_f64(fits, hdu, "BOFFSET");
     let asinh_undone = match (soften, offset) {
@@ -148,6 +145,34 @@ fn read_image(fits: &mut FitsFile, hdu: &FitsHdu, index: usize, shape: Vec<usize
         _ => false,
     };
     Ok(Image { data, header: header_keywords(fits, hdu, shape.len()), shape, hdu: index, asinh_undone })
+}
+
+/// Read the current HDU's pixels as float32 with BSCALE/BZERO applied and undefined pixels (BLANK
+/// in integer images) as NaN, as astropy reads them. fitsio's `read_image` passes no null value,
+/// which makes cfitsio skip the BLANK check, so this calls cfitsio directly.
+fn read_pixels(fits: &mut FitsFile, count: usize) -> Result<Vec<f32>, SampleError> {
+    let mut data = vec![0f32; count];
+    let mut null = f32::NAN;
+    let mut anynul = 0;
+    let mut status = 0;
+    // SAFETY: the file is open and positioned on the image HDU (fits.hdu(index) made it current);
+    // `data` holds exactly `count` f32 values, the number cfitsio is asked for (TFLOAT = f32).
+    unsafe {
+        fitsio::sys::ffgpv(
+            fits.as_raw(),
+            fitsio::sys::TFLOAT as i32,
+            1,
+            count as i64,
+            &mut null as *mut f32 as *mut std::ffi::c_void,
+            data.as_mut_ptr() as *mut std::ffi::c_void,
+            &mut anynul,
+            &mut status,
+        );
+    }
+    if status != 0 {
+        return Err(SampleError(format!("not a readable FITS image: cfitsio status {status} while reading pixels")));
+    }
+    Ok(data)
 }
 
 fn key_f64(fits: &mut FitsFile, hdu: &FitsHdu, name: &str) -> Option<f64> {
@@ -228,7 +253,11 @@ fn check_structure(bytes: &[u8]) -> Result<(), SampleError> {
     while offset < bytes.len() {
         let (header_len, data_len) = hdu_extent(&bytes[offset..])
             .ok_or_else(|| SampleError(format!("HDU {hdu}: header has no END card (truncated or corrupt)")))?;
-        let need = offset + header_len + data_len.div_ceil(BLOCK) * BLOCK;
+        let need = data_len
+            .div_ceil(BLOCK)
+            .checked_mul(BLOCK)
+            .and_then(|d| d.checked_add(offset + header_len))
+            .ok_or_else(|| SampleError(format!("HDU {hdu}: declared data size overflows")))?;
         if need > bytes.len() {
             return Err(SampleError(format!(
                 "truncated FITS: HDU {hdu} declares {data_len} data bytes; the file ends {} bytes short",
@@ -263,8 +292,10 @@ fn hdu_extent(bytes: &[u8]) -> Option<(usize, usize)> {
             "END" => {
                 let header = (i + 1) * 80;
                 let header = header.div_ceil(BLOCK) * BLOCK;
-                let elems: usize = if naxis == 0 { 0 } else { dims.iter().product() };
-                let data = (bitpix.unsigned_abs() as usize / 8) * gcount * (pcount + elems);
+                let elems = if naxis == 0 { 0 } else { dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))? };
+                let data = (bitpix.unsigned_abs() as usize / 8)
+                    .checked_mul(gcount)?
+                    .checked_mul(pcount.checked_add(elems)?)?;
                 return Some((header, data));
             }
             "BITPIX" => bitpix = value()?,
@@ -278,56 +309,62 @@ fn hdu_extent(bytes: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// A FITS file opened by cfitsio from a buffer we own (cfitsio keeps pointers to the buffer, its
-/// address and its size for as long as the file is open, so all three live in this struct).
+/// A FITS file opened by cfitsio from a buffer we own. cfitsio keeps raw pointers to the buffer,
+/// to a variable holding its address and to one holding its size for as long as the file is open,
+/// so all three are heap allocations owned through raw pointers (never moved or re-borrowed) and
+/// freed only after the file is closed.
 struct MemFits {
-    // Field order matters: `file` is dropped (closed) before the buffer it points into.
     file: Option<FitsFile>,
-    _ptr: Box<*mut std::ffi::c_void>,
-    _size: Box<usize>,
-    _buf: Vec<u8>,
+    ptr: *mut *mut std::ffi::c_void,
+    size: *mut usize,
+    buf: *mut [u8],
 }
 
 impl MemFits {
     fn open(bytes: &[u8]) -> Result<Self, SampleError> {
-        let mut buf = bytes.to_vec();
-        let mut ptr = Box::new(buf.as_mut_ptr() as *mut std::ffi::c_void);
-        let mut size = Box::new(buf.len());
+        let buf: *mut [u8] = Box::into_raw(bytes.to_vec().into_boxed_slice());
+        let ptr = Box::into_raw(Box::new(buf as *mut u8 as *mut std::ffi::c_void));
+        let size = Box::into_raw(Box::new(bytes.len()));
+        let mut mem = MemFits { file: None, ptr, size, buf };
         let name = CString::new("mem.fits").map_err(|e| SampleError(e.to_string()))?;
         let mut fptr = std::ptr::null_mut();
         let mut status = 0;
-        // SAFETY: `ptr` and `size` are boxed so their addresses are stable, and they and `buf`
-        // outlive the FitsFile (dropped first, see `Drop`). READONLY: cfitsio never writes or
-        // reallocates the buffer (no realloc function is given).
+        // SAFETY: `ptr`, `size` and `buf` stay valid until `drop`, which closes the file first.
+        // READONLY (0) and no realloc function: cfitsio never writes to or resizes the buffer.
         unsafe {
-            fitsio::sys::ffomem(
-                &mut fptr,
-                name.as_ptr(),
-                0, // READONLY
-                &mut *ptr as *mut *mut std::ffi::c_void,
-                &mut *size as *mut usize,
-                0,
-                None,
-                &mut status,
-            );
+            fitsio::sys::ffomem(&mut fptr, name.as_ptr(), 0, mem.ptr, mem.size, 0, None, &mut status);
         }
         if status != 0 || fptr.is_null() {
             return Err(SampleError(format!("not a readable FITS file (cfitsio status {status})")));
         }
         // SAFETY: fptr is a valid, open fitsfile returned by ffomem above.
-        let file = unsafe { FitsFile::from_raw(fptr, FileOpenMode::READONLY) }.map_err(fits_err)?;
-        Ok(MemFits { file: Some(file), _ptr: ptr, _size: size, _buf: buf })
+        match unsafe { FitsFile::from_raw(fptr, FileOpenMode::READONLY) } {
+            Ok(file) => mem.file = Some(file),
+            Err(e) => {
+                let mut close_status = 0;
+                // SAFETY: fptr is open and not owned by any FitsFile; close it before freeing.
+                unsafe { fitsio::sys::ffclos(fptr, &mut close_status) };
+                return Err(fits_err(e));
+            }
+        }
+        Ok(mem)
     }
 
-    fn file(&mut self) -> &mut FitsFile {
-        self.file.as_mut().expect("open until dropped")
+    fn file(&mut self) -> Result<&mut FitsFile, SampleError> {
+        self.file.as_mut().ok_or_else(|| SampleError("FITS file is not open".into()))
     }
 }
 
 impl Drop for MemFits {
     fn drop(&mut self) {
-        // Close the cfitsio file while the buffer is still alive.
+        // Close the cfitsio file while the memory it points into is still alive, then free it.
         self.file.take();
+        // SAFETY: all three were made by Box::into_raw in `open` and are freed exactly once, here.
+        unsafe {
+            drop(Box::from_raw(self.ptr));
+            drop(Box::from_raw(self.size));
+            drop(Box::from_raw(self.buf));
+        }
     }
 }
 
@@ -373,6 +410,36 @@ mod tests {
         assert_eq!(img.shape, vec![2, 2]);
         assert_eq!(img.data, vec![9.0, 10.0, 10.5, 160.0]);
         assert!(!img.asinh_undone);
+    }
+
+    #[test]
+    fn blank_integer_pixels_become_nan() {
+        let raw: [i16; 4] = [-32768, 5, -32768, 7];
+        let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let f = fits(
+            16,
+            &[2, 2],
+            &bytes,
+            &[
+                "BLANK   =               -32768".into(),
+                "BSCALE  =                  2.0".into(),
+                "BZERO   =                  1.0".into(),
+            ],
+        );
+        let img = decode(&f).unwrap();
+        assert!(img.data[0].is_nan() && img.data[2].is_nan(), "{:?}", img.data);
+        assert_eq!((img.data[1], img.data[3]), (11.0, 15.0));
+        let mut c = cfg(&[ImageOutput::Json]);
+        c.nan = NanPolicy::Zero;
+        let fields = fits_fields(&f, &c, &Provenance { id: "b", inputs: &[] }).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&fields[0].1).unwrap();
+        assert_eq!(meta["image"]["nonfinite_pixels"], 2);
+    }
+
+    #[test]
+    fn huge_declared_sizes_are_errors_not_panics() {
+        let f = fits(-32, &[1 << 40, 1 << 40], &[], &[]);
+        assert!(decode(&f).is_err());
     }
 
     #[test]

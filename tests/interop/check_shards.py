@@ -47,10 +47,11 @@ def main():
                 assert np.array_equal(arr, want, equal_nan=True), key
                 assert meta["image"]["shape"] == list(want.shape), key
             if "txt" in sample:
-                src = os.path.join(data_dir, key.replace("_", "/", 1) + ".txt")
-                if os.path.exists(src):
-                    with open(src, "rb") as f:
-                        assert f.read() == sample["txt"], key
+                meta = json.loads(sample["json"])
+                txt = [i["path"] for i in meta["inputs"] if i["path"].endswith(".txt")]
+                assert len(txt) == 1, (key, meta["inputs"])
+                with open(os.path.join(data_dir, txt[0]), "rb") as f:
+                    assert f.read() == sample["txt"], key
         assert n == shard["samples"], (shard["name"], n, shard["samples"])
         print(f"{shard['name']}: {n} samples OK")
         total += n

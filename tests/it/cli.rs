@@ -91,6 +91,9 @@ fn sources_and_commands_not_yet_available_say_so_and_do_nothing() {
     }
     let out = s.etd().args(["fetch", "pub.yaml", "--task-index", "1", "--num-tasks", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = s.etd().args(["fetch", "pub.yaml", "--retry-failed"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--retry-failed is not available yet"), "{}", stderr(&out));
     assert!(!s.join("work").exists(), "nothing may be written");
     assert!(!s.join("out").exists());
 }
