@@ -62,7 +62,7 @@ mkdir -p "$WORK"
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 RES_DIR=$WORK/results/$RUN_ID
 mkdir -p "$RES_DIR"
-RESULTS=$RES_DIR/runs.tsv         # label  n  rep  wall_s  peak_rss_kb
+RESULTS=$RES_DIR/runs.tsv # label n rep wall_s peak_rss_kib user_s sys_s input_cached_pct
 : >"$RESULTS"
 
 # ---------------------------------------------------------------------------------------------
@@ -89,6 +89,7 @@ FS=$(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}')
     echo "etd commit:  $COMMIT $COMMIT_SUBJ$DIRTY (from $SRC)"
     echo "tools:       $(tar --version | head -1); $(zstd --version); python $("$PY" -c 'import sys,webdataset,numpy;print(sys.version.split()[0], "webdataset", webdataset.__version__, "numpy", numpy.__version__)')"
     echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at start (other work on the machine skews timings)"
+    awk -v n="$(nproc)" '$1 > n / 2 {print "WARNING:     the machine looks busy (1-min load " $1 " on " n " cores); timings will be noisy"}' /proc/loadavg
     echo "threads:     etd RAYON_NUM_THREADS=$THREADS, zstd -T$THREADS; reps=$REPS (median reported)"
 } | tee "$RES_DIR/machine.txt"
 
@@ -207,6 +208,7 @@ log "warm-up: reading the $N input files once before the timed runs (and again, 
 warm_cache "$DATA"
 log "etd fetch (hashing pass, timed separately), $REPS runs"
 for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N" zstd "$rep"; done
+rm -rf "$WORK/etd/n${N}_none"
 "$ETD" -q --workdir "$WORK/etd/n${N}_none" fetch "$WORK/recipe_n${N}_none.yaml"
 
 log "shard benchmark on $N files, $REPS rounds (tools interleaved within each round)"

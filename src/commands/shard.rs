@@ -48,21 +48,15 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         })
         .collect();
     let jobs = local_jobs(recipe, units)?;
-    let unit_of: std::collections::HashMap<String, String> =
-        jobs.iter().map(|j| (j.key.clone(), j.input.0.clone())).collect();
     let partial = workdir.shards_partial();
     let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
-    let make = |job: &Job<LocalInput>| local_sample(recipe, cfg, &job.input.0, &job.input.1);
+    let make = |job: &Job<Vec<InputRecord>>| local_sample(recipe, cfg, &job.id, &job.input);
     let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
     let failures: Vec<FailureEntry> = report
         .failures
         .iter()
-        .map(|(key, e)| FailureEntry {
-            unit: unit_of.get(key).cloned().unwrap_or_else(|| key.clone()),
-            stage: "shard".into(),
-            reason: e.0.clone(),
-        })
+        .map(|(id, e)| FailureEntry { unit: id.clone(), stage: "shard".into(), reason: e.0.clone() })
         .collect();
     let failed = failures.len();
     replace_failures(&workdir.failures(), "shard", failures)?;
@@ -77,7 +71,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
 }
 
 /// Jobs for the local source: keys from unit ids, checked for collisions and field clashes.
-fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job<LocalInput>>> {
+fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job<Vec<InputRecord>>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
     // Every sample may get generated fields (a json even without an image).
     let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
@@ -103,7 +97,7 @@ fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job
         UserError::failure(format!("sample keys: {e}"))
             .with_hint("keys keep only [A-Za-z0-9_-]; rename the files so their stems differ")
     })?;
-    Ok(keys.into_iter().zip(units).map(|(key, input)| Job { key, input }).collect())
+    Ok(keys.into_iter().zip(units).map(|(key, (id, input))| Job { key, id, input }).collect())
 }
 
 /// Make one local sample: a FITS file goes through the image transform, other files pass through.

@@ -30,9 +30,10 @@ use writer::{tar_bytes, PackedSample, ShardWriter, TarSettings};
 /// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
 const SPLIT_SEED: u64 = 0;
 
-/// One sample to make: its key and whatever the transform needs.
+/// One sample to make: its key, the original id, and whatever the transform needs.
 pub struct Job<T> {
     pub key: String,
+    pub id: String,
     pub input: T,
 }
 
@@ -46,7 +47,7 @@ pub struct DatasetInfo<'a> {
 /// The result of a shard run.
 pub struct DatasetReport {
     pub manifest: Manifest,
-    /// (key, reason) of samples that could not be made.
+    /// (original id, reason) of samples that could not be made.
     pub failures: Vec<(String, SampleError)>,
 }
 
@@ -130,7 +131,7 @@ where
                     }
                     Err(e) => {
                         tracing::warn!("{}: {e}", job.key);
-                        failures.push((job.key.clone(), e));
+                        failures.push((job.id.clone(), e));
                         progress.advance(1, 0);
                     }
                 }
@@ -319,7 +320,8 @@ mod tests {
     #[test]
     fn shards_respect_limits_and_thread_count() {
         let dir = tempfile::tempdir().unwrap();
-        let jobs = || (0..50).map(|i| Job { key: format!("s{i:03}"), input: i }).collect::<Vec<_>>();
+        let jobs =
+            || (0..50).map(|i| Job { key: format!("s{i:03}"), id: format!("s {i}"), input: i }).collect::<Vec<_>>();
         let make = |j: &Job<i32>| -> anyhow::Result<Result<Fields, SampleError>> {
             if j.input == 7 {
                 return Ok(Err(SampleError("bad".into())));

@@ -106,10 +106,20 @@ fn write_shard(
     let count = match settings.zstd_level {
         None => write_tar(&mut hashing, samples, settings.mtime)?,
         Some(level) => {
+            // Spool the plain tar first (fast, so the packer moves on to the next shard), then
+            // compress it here while the next shard is being filled: shards compress in parallel.
+            let spool_path = spool_path(path);
+            let spool = fs::File::create(&spool_path)?;
+            let mut spool_writer = BufWriter::with_capacity(1 << 20, spool);
+            let n = write_tar(&mut spool_writer, samples, settings.mtime)?;
+            let spool = spool_writer.into_inner().map_err(|e| e.into_error())?;
+            drop(spool);
+            let mut reader = io::BufReader::with_capacity(1 << 20, fs::File::open(&spool_path)?);
             let mut enc = zstd::stream::write::Encoder::new(&mut hashing, level)?;
             enc.include_checksum(true)?;
-            let n = write_tar(&mut enc, samples, settings.mtime)?;
+            io::copy(&mut reader, &mut enc)?;
             enc.finish()?;
+            fs::remove_file(&spool_path)?;
             n
         }
     };
@@ -125,6 +135,13 @@ fn write_shard(
         md5: digests.md5,
         crc32c: digests.crc32c,
     })
+}
+
+/// Where a shard's plain tar waits for compression: beside it, never under a shard name.
+fn spool_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".spool");
+    path.with_file_name(name)
 }
 
 /// Write samples as a plain ustar archive; returns the sample count.

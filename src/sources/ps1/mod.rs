@@ -2,6 +2,8 @@
 //! `fitscut.cgi` cuts each filter out of them (ARCHIVES.md section 1). MAST asks for at most 10
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
+pub mod table;
+
 use std::time::Duration;
 
 use crate::net::Politeness;
