@@ -7,15 +7,15 @@ use crate::recipe::raw::ImageOutput;
 use crate::recipe::Recipe;
 use crate::shard::{self, keys, DatasetInfo, Job};
 use crate::sources::{local, SourceConfig};
-use crate::store::journal::{replace_failures, FailureEntry};
-use crate::store::{FetchJournal, InputRecord, JournalEntry};
+use crate::store::journal::{self, replace_failures, FailureEntry, JournalIndex};
+use crate::store::{InputRecord, JournalEntry};
 use crate::transform::image::{fits_fields, Provenance};
 use crate::transform::{Fields, SampleError};
 
 use super::Ctx;
 
-/// A journaled local unit: its id and input files.
-type LocalInput = (String, Vec<InputRecord>);
+/// Where a unit's journal line is: the only per-sample state held while sharding.
+type JournalPos = (u64, u32);
 
 pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
     let recipe = super::load_recipe(recipe_path)?;
@@ -34,23 +34,24 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let workdir = ctx.workdir(recipe);
     let _lock = workdir.lock()?;
     shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
-    let entries = FetchJournal::read(&workdir.journal())?;
-    if !entries.values().any(|e| matches!(e, JournalEntry::Done { .. })) {
+    let journal_path = workdir.journal();
+    let index = journal::index(&journal_path)?;
+    if index.is_empty() {
         return Err(UserError::usage(format!("nothing has been fetched into {}", workdir.root.display()))
             .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
             .into());
     }
-    let units: Vec<LocalInput> = entries
-        .into_values()
-        .filter_map(|e| match e {
-            JournalEntry::Done { unit, inputs } => Some((unit, inputs)),
-            JournalEntry::Removed { .. } => None,
-        })
-        .collect();
-    let jobs = local_jobs(recipe, units)?;
+    let journal_file = std::fs::File::open(&journal_path)?;
+    let inputs_at = |pos: JournalPos| -> anyhow::Result<Vec<InputRecord>> {
+        match journal::read_entry_at(&journal_file, &journal_path, pos)? {
+            JournalEntry::Done { inputs, .. } => Ok(inputs),
+            JournalEntry::Removed { unit } => anyhow::bail!("journal index points at a removal of {unit}"),
+        }
+    };
+    let jobs = local_jobs(recipe, index, &inputs_at)?;
     let partial = workdir.shards_partial();
     let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
-    let make = |job: &Job<Vec<InputRecord>>| local_sample(recipe, cfg, &job.id, &job.input);
+    let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &inputs_at(job.input)?);
     let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
     let failures: Vec<FailureEntry> = report
@@ -70,14 +71,20 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Jobs for the local source: keys from unit ids, checked for collisions and field clashes.
-fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job<Vec<InputRecord>>>> {
+/// Jobs for the local source: keys from unit ids, checked for collisions and field clashes. Reads
+/// each unit's journal line once here (streaming) and again when its sample is made.
+fn local_jobs(
+    recipe: &Recipe,
+    index: JournalIndex,
+    inputs_at: &dyn Fn(JournalPos) -> anyhow::Result<Vec<InputRecord>>,
+) -> anyhow::Result<Vec<Job<JournalPos>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
     // Every sample may get generated fields (a json even without an image).
     let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
-    for (unit, inputs) in &units {
+    for (unit, pos) in &index {
+        let inputs = inputs_at(*pos)?;
         let has_fits = inputs.iter().any(|i| i.field == "fits");
-        for input in inputs {
+        for input in &inputs {
             longest = longest.max(input.field.len());
             if let Some(problem) = keys::field_problem(&input.field) {
                 return Err(UserError::usage(format!("{}: {problem}", input.path)).into());
@@ -93,11 +100,11 @@ fn local_jobs(recipe: &Recipe, units: Vec<LocalInput>) -> anyhow::Result<Vec<Job
             }
         }
     }
-    let keys = keys::assign_keys(units.iter().map(|(u, _)| u.as_str()), longest).map_err(|e| {
+    let keys = keys::assign_keys(index.keys().map(String::as_str), longest).map_err(|e| {
         UserError::failure(format!("sample keys: {e}"))
             .with_hint("keys keep only [A-Za-z0-9_-]; rename the files so their stems differ")
     })?;
-    Ok(keys.into_iter().zip(units).map(|(key, (id, input))| Job { key, id, input }).collect())
+    Ok(keys.into_iter().zip(index).map(|(key, (id, input))| Job { key, id, input }).collect())
 }
 
 /// Make one local sample: a FITS file goes through the image transform, other files pass through.

@@ -105,10 +105,11 @@ where
     }
     fs::create_dir_all(out)?;
     let zstd = cfg.compression == Compression::Zstd;
-    let settings = TarSettings { mtime: cfg.mtime, zstd_level: zstd.then_some(cfg.level) };
+    let threads = rayon::current_num_threads().max(1);
+    let settings =
+        TarSettings { mtime: cfg.mtime, zstd_level: zstd.then_some(cfg.level), zstd_workers: threads as u32 };
     let total = jobs.len() as u64;
     let progress = reporter.start("shard", total);
-    let threads = rayon::current_num_threads().max(1);
     let chunk = (threads * 4).max(16);
     let mut packer = Packer::new(out, info.name, settings, cfg, threads);
     let mut failures = Vec::new();
@@ -352,5 +353,44 @@ mod tests {
             outputs.push(files);
         }
         assert_eq!(outputs[0], outputs[1]);
+    }
+
+    #[test]
+    fn zstd_output_is_the_same_for_any_worker_count() {
+        // ~24 MB in one shard: several zstd jobs, so the workers really split the frame.
+        let dir = tempfile::tempdir().unwrap();
+        let jobs =
+            || (0..24).map(|i| Job { key: format!("b{i:02}"), id: i.to_string(), input: i as u64 }).collect::<Vec<_>>();
+        let make = |j: &Job<u64>| -> anyhow::Result<Result<Fields, SampleError>> {
+            let mut x = j.input.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let data: Vec<u8> = (0..1 << 20)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if i % 3 == 0 {
+                        (x & 0xff) as u8
+                    } else {
+                        (i % 251) as u8
+                    }
+                })
+                .collect();
+            Ok(Ok(vec![("bin".into(), data)]))
+        };
+        let mut c = cfg(&[("all", 1.0)], 1000, 1 << 30);
+        c.compression = Compression::Zstd;
+        let info = DatasetInfo { name: "z", recipe_sha256: "0", classes: None };
+        let mut outputs = Vec::new();
+        for threads in [1, 2, 4] {
+            let out = dir.path().join(format!("z{threads}"));
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| write_dataset(jobs(), make, &c, &info, &out, &Reporter::silent())).unwrap();
+            outputs.push(fs::read(out.join("z-000000.tar.zst")).unwrap());
+        }
+        assert!(outputs[0].len() > 8 << 20, "{}", outputs[0].len());
+        assert_eq!(outputs[0], outputs[1]);
+        assert_eq!(outputs[0], outputs[2]);
+        let plain = zstd::stream::decode_all(outputs[0].as_slice()).unwrap();
+        assert_eq!(plain.len() as u64, 24 * (512 + (1 << 20)) + 1024);
     }
 }

@@ -38,6 +38,8 @@ pub struct TarSettings {
     pub mtime: u64,
     /// zstd level, or None for a plain `.tar`.
     pub zstd_level: Option<i32>,
+    /// zstd worker threads per shard (at least 1; the output does not depend on it).
+    pub zstd_workers: u32,
 }
 
 /// A shard being written on its own thread.
@@ -106,20 +108,14 @@ fn write_shard(
     let count = match settings.zstd_level {
         None => write_tar(&mut hashing, samples, settings.mtime)?,
         Some(level) => {
-            // Spool the plain tar first (fast, so the packer moves on to the next shard), then
-            // compress it here while the next shard is being filled: shards compress in parallel.
-            let spool_path = spool_path(path);
-            let spool = fs::File::create(&spool_path)?;
-            let mut spool_writer = BufWriter::with_capacity(1 << 20, spool);
-            let n = write_tar(&mut spool_writer, samples, settings.mtime)?;
-            let spool = spool_writer.into_inner().map_err(|e| e.into_error())?;
-            drop(spool);
-            let mut reader = io::BufReader::with_capacity(1 << 20, fs::File::open(&spool_path)?);
             let mut enc = zstd::stream::write::Encoder::new(&mut hashing, level)?;
             enc.include_checksum(true)?;
-            io::copy(&mut reader, &mut enc)?;
+            // zstd's multi-threaded streaming mode writes the same bytes for any worker count
+            // >= 1 (it differs only from the 0-worker mode, which is never used), so the output
+            // stays identical on any machine while compression uses every core.
+            enc.multithread(settings.zstd_workers.max(1))?;
+            let n = write_tar(&mut enc, samples, settings.mtime)?;
             enc.finish()?;
-            fs::remove_file(&spool_path)?;
             n
         }
     };
@@ -135,13 +131,6 @@ fn write_shard(
         md5: digests.md5,
         crc32c: digests.crc32c,
     })
-}
-
-/// Where a shard's plain tar waits for compression: beside it, never under a shard name.
-fn spool_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".spool");
-    path.with_file_name(name)
 }
 
 /// Write samples as a plain ustar archive; returns the sample count.

@@ -105,6 +105,69 @@ impl FetchJournal {
     }
 }
 
+/// Where each unit's latest entry sits in the journal (byte offset and length of its line), for
+/// units whose latest entry is `Done`. Lets `shard` hold a few bytes per unit instead of records.
+pub type JournalIndex = BTreeMap<String, (u64, u32)>;
+
+/// Index the journal (missing file: empty).
+pub fn index(path: &Path) -> anyhow::Result<JournalIndex> {
+    let mut index = JournalIndex::new();
+    if !path.exists() {
+        return Ok(index);
+    }
+    let mut reader = BufReader::new(fs::File::open(path)?);
+    let mut line = Vec::new();
+    let (mut offset, mut number) = (0u64, 0);
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        number += 1;
+        let entry: JournalEntry = serde_json::from_slice(&line)
+            .with_context(|| format!("{}:{number}: not a journal entry", path.display()))?;
+        match entry {
+            JournalEntry::Done { unit, .. } => {
+                let len = u32::try_from(n).with_context(|| format!("{}:{number}: line too long", path.display()))?;
+                index.insert(unit, (offset, len));
+            }
+            JournalEntry::Removed { unit } => {
+                index.remove(&unit);
+            }
+        }
+        offset += n as u64;
+    }
+    Ok(index)
+}
+
+/// Read the entry at `(offset, len)` of an open journal (safe to call from several threads).
+pub fn read_entry_at(file: &std::fs::File, path: &Path, (offset, len): (u64, u32)) -> anyhow::Result<JournalEntry> {
+    let mut buf = vec![0u8; len as usize];
+    read_exact_at(file, &mut buf, offset)
+        .with_context(|| format!("cannot read {} at byte {offset}", path.display()))?;
+    serde_json::from_slice(&buf).with_context(|| format!("{} at byte {offset}: not a journal entry", path.display()))
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Entries (last one per unit wins) and the length of the complete lines.
 fn read_entries(path: &Path) -> anyhow::Result<(BTreeMap<String, JournalEntry>, u64)> {
     let mut reader = BufReader::new(fs::File::open(path)?);
@@ -196,6 +259,12 @@ mod tests {
         let all = FetchJournal::read(&path).unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all["c"], done("c", 4));
+        j.append(JournalEntry::Removed { unit: "b".into() }).unwrap();
+        let idx = index(&path).unwrap();
+        assert_eq!(idx.keys().collect::<Vec<_>>(), ["a", "c"]);
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(read_entry_at(&file, &path, idx["a"]).unwrap(), done("a", 3));
+        assert_eq!(read_entry_at(&file, &path, idx["c"]).unwrap(), done("c", 4));
     }
 
     #[test]
