@@ -3,6 +3,7 @@
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
 pub mod table;
+pub mod urls;
 
 use std::time::Duration;
 
