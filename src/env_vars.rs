@@ -15,6 +15,10 @@ pub const ETD_PROGRESS_INTERVAL: &str = "ETD_PROGRESS_INTERVAL";
 /// Rewrite `completions/` and `man/` from the CLI definition (used by the freshness test).
 pub const ETD_REGENERATE: &str = "ETD_REGENERATE";
 
+/// For etd's own fast tests only: retry backoff delays become zero. Server-requested waits
+/// (`Retry-After`, throttle messages) are still obeyed.
+pub const ETD_TEST_NO_RETRY_DELAY: &str = "ETD_TEST_NO_RETRY_DELAY";
+
 /// Every variable above, so tests can clear them.
 pub const ALL: &[&str] = &[
     SOURCE_DATE_EPOCH,
@@ -24,4 +28,5 @@ pub const ALL: &[&str] = &[
     RAYON_NUM_THREADS,
     ETD_PROGRESS_INTERVAL,
     ETD_REGENERATE,
+    ETD_TEST_NO_RETRY_DELAY,
 ];

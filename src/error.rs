@@ -86,6 +86,12 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         if let Some(r) = cause.downcast_ref::<crate::recipe::RecipeError>() {
             return (Exit::Usage, r.hint.clone());
         }
+        if let Some(crate::net::client::NetError::Exhausted { .. }) = cause.downcast_ref() {
+            return (
+                Exit::TempFail,
+                Some("the archive is down or throttling; run the same command again later".into()),
+            );
+        }
     }
     (Exit::Failure, None)
 }

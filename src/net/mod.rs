@@ -1,6 +1,10 @@
-//! `net`: the one request path of etd. Every HTTP request will pass a per-host limiter (request
-//! starts per second and requests in flight), a timeout and one retry policy. This version holds the
-//! politeness settings and the planning arithmetic; the request path arrives with the fetch engine.
+//! `net`: the one request path of etd. Every HTTP request passes a per-host limiter (request starts
+//! per second and requests in flight), a timeout and one retry policy (`client::NetClient`). Also the
+//! politeness settings and the planning arithmetic `etd check` uses.
+
+pub mod client;
+pub mod limiter;
+pub mod retry;
 
 use std::time::Duration;
 

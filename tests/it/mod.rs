@@ -4,5 +4,6 @@ mod cli;
 mod generated;
 mod interop;
 mod logging;
+mod net;
 mod shard;
 mod verify;

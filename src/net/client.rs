@@ -1,0 +1,218 @@
+//! `NetClient`: the only place etd makes HTTP requests. Every request passes its host's limiter,
+//! a timeout and the retry policy; `Retry-After` and throttle messages pause the whole host.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::Method;
+
+use super::limiter::HostLimiter;
+use super::retry::{classify_error, classify_status, parse_throttle_message, Backoff, Verdict};
+use super::Politeness;
+
+/// Connect timeout for every request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An answer with a success status and its whole body.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A request that failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The server refused it (4xx other than 408/429): retrying cannot help.
+    #[error("{method} {url} failed: HTTP {status}{}", excerpt(.body))]
+    Refused { method: String, url: String, status: u16, body: String },
+    /// Transient failures until the retry budget ran out: worth retrying later (exit 75).
+    #[error("{method} {url} failed after {retries} retries in {:.1}s: {last}", .elapsed.as_secs_f64())]
+    Exhausted { method: String, url: String, retries: u32, elapsed: Duration, last: String },
+    /// Not a transient problem (bad URL, TLS configuration, ...).
+    #[error("{method} {url} failed: {message}")]
+    Fatal { method: String, url: String, message: String },
+}
+
+fn excerpt(body: &str) -> String {
+    let t = body.trim();
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", t.chars().take(200).collect::<String>())
+    }
+}
+
+/// A request to make.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: url::Url,
+    pub headers: Vec<(String, String)>,
+    pub form: Option<Vec<(String, String)>>,
+}
+
+impl Request {
+    pub fn get(url: url::Url) -> Self {
+        Request { method: Method::GET, url, headers: Vec::new(), form: None }
+    }
+}
+
+/// Counters for progress and the final summary.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Milliseconds spent waiting on host-wide pauses.
+    pub throttled_ms: AtomicU64,
+}
+
+/// The request path, shared by every task of a fetch.
+pub struct NetClient {
+    http: reqwest::Client,
+    politeness: Politeness,
+    share: u32,
+    backoff: Backoff,
+    hosts: Mutex<HashMap<String, Arc<HostLimiter>>>,
+    pub stats: NetStats,
+}
+
+impl NetClient {
+    /// A client obeying `politeness`, one of `share` tasks splitting it.
+    pub fn new(politeness: Politeness, share: u32) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(format!("etd/{}", crate::VERSION))
+            .connect_timeout(CONNECT_TIMEOUT.min(politeness.timeout))
+            .timeout(politeness.timeout)
+            .build()?;
+        let backoff = Backoff {
+            initial: politeness.backoff_initial,
+            max: politeness.backoff_max,
+            disabled: std::env::var_os(crate::env_vars::ETD_TEST_NO_RETRY_DELAY).is_some(),
+        };
+        Ok(NetClient {
+            http,
+            politeness,
+            share: share.max(1),
+            backoff,
+            hosts: Mutex::new(HashMap::new()),
+            stats: NetStats::default(),
+        })
+    }
+
+    /// The limiter of `url`'s host (one per scheme, host and port).
+    pub fn host(&self, url: &url::Url) -> Arc<HostLimiter> {
+        let key =
+            format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(hosts.entry(key).or_insert_with(|| Arc::new(HostLimiter::new(&self.politeness, self.share))))
+    }
+
+    /// Send a request, retrying transient failures within the retry budget.
+    pub async fn send(&self, req: &Request) -> Result<Fetched, NetError> {
+        let host = self.host(&req.url);
+        let started = Instant::now();
+        let mut retries = 0;
+        loop {
+            let (outcome, server_wait) = self.attempt(&host, req).await;
+            let last = match outcome {
+                Ok(fetched) => return Ok(fetched),
+                Err(Attempt::Refused { status, body }) => {
+                    return Err(NetError::Refused {
+                        method: req.method.to_string(),
+                        url: req.url.to_string(),
+                        status,
+                        body,
+                    })
+                }
+                Err(Attempt::Fatal(message)) => {
+                    return Err(NetError::Fatal { method: req.method.to_string(), url: req.url.to_string(), message })
+                }
+                Err(Attempt::Transient(why)) => why,
+            };
+            if retries >= self.politeness.retries {
+                return Err(NetError::Exhausted {
+                    method: req.method.to_string(),
+                    url: req.url.to_string(),
+                    retries,
+                    elapsed: started.elapsed(),
+                    last,
+                });
+            }
+            retries += 1;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("{} {}: {last}; retry {retries}/{}", req.method, req.url, self.politeness.retries);
+            match server_wait {
+                // The server said how long: the whole host waits, every request to it.
+                Some(wait) => host.pause_for(wait),
+                None => tokio::time::sleep(self.backoff.delay(retries)).await,
+            }
+        }
+    }
+
+    /// One try: (result, how long the server asked us to wait).
+    async fn attempt(&self, host: &HostLimiter, req: &Request) -> (Result<Fetched, Attempt>, Option<Duration>) {
+        let slot = host.acquire().await;
+        self.stats.throttled_ms.fetch_add(slot.paused.as_millis() as u64, Ordering::Relaxed);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let mut builder = self.http.request(req.method.clone(), req.url.clone());
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(form) = &req.form {
+            builder = builder.form(form);
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return (Err(transport(&e)), None),
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        // The body is read while the in-flight permit is held: a download counts as in flight.
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return (Err(transport(&e)), None),
+        };
+        drop(slot);
+        self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if (200..300).contains(&status) {
+            return (Ok(Fetched { status, headers, body }), None);
+        }
+        let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok());
+        match classify_status(status, retry_after, SystemTime::now()) {
+            Verdict::Fail => {
+                let body = String::from_utf8_lossy(&body).into_owned();
+                (Err(Attempt::Refused { status, body }), None)
+            }
+            Verdict::Retry { server_wait } => {
+                let text = String::from_utf8_lossy(&body);
+                let wait = server_wait.or_else(|| if status == 429 { parse_throttle_message(&text) } else { None });
+                (Err(Attempt::Transient(format!("HTTP {status}"))), wait)
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Transient(String),
+    Refused { status: u16, body: String },
+    Fatal(String),
+}
+
+fn transport(e: &reqwest::Error) -> Attempt {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    match classify_error(e) {
+        Verdict::Retry { .. } => Attempt::Transient(text),
+        Verdict::Fail => Attempt::Fatal(text),
+    }
+}

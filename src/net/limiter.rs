@@ -1,0 +1,94 @@
+//! `HostLimiter`: how hard etd presses one host. A request first takes an in-flight permit
+//! (concurrency), then waits out any host-wide pause (`Retry-After`, throttle messages), then takes
+//! a start from the governor rate limiter (burst 1, so starts never bunch up above the rate).
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use super::Politeness;
+
+/// The limits of one host, shared by every request to it.
+pub struct HostLimiter {
+    rate: DefaultDirectRateLimiter,
+    inflight: Semaphore,
+    paused_until: Mutex<Option<Instant>>,
+    concurrency: u32,
+}
+
+/// Held while a request is in flight.
+pub struct InFlight<'a> {
+    _permit: SemaphorePermit<'a>,
+    /// Time spent waiting on a host-wide pause before this request could start.
+    pub paused: Duration,
+}
+
+impl HostLimiter {
+    /// Limits for one of `share` tasks that split the politeness budget between them (batch
+    /// systems): each gets 1/share of the rate and of the in-flight requests, at least 1 in flight.
+    pub fn new(p: &Politeness, share: u32) -> Self {
+        let share = share.max(1);
+        let per_second = p.rate.per_second() / share as f64;
+        let period = Duration::from_secs_f64(1.0 / per_second.max(1e-9)).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
+        let concurrency = (p.concurrency / share).max(1);
+        HostLimiter {
+            rate: RateLimiter::direct(quota),
+            inflight: Semaphore::new(concurrency as usize),
+            paused_until: Mutex::new(None),
+            concurrency,
+        }
+    }
+
+    /// Requests allowed in flight at once.
+    pub fn concurrency(&self) -> u32 {
+        self.concurrency
+    }
+
+    /// Wait until a request may start.
+    pub async fn acquire(&self) -> InFlight<'_> {
+        // The semaphore is never closed, so acquire cannot fail.
+        let permit = self.inflight.acquire().await.expect("host semaphore is never closed");
+        let mut paused = Duration::ZERO;
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => {
+                    let start = Instant::now();
+                    tokio::time::sleep_until(t).await;
+                    paused += start.elapsed();
+                }
+                _ => break,
+            }
+        }
+        self.rate.until_ready().await;
+        // A pause may have begun while we waited for the rate limiter.
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => {
+                    let start = Instant::now();
+                    tokio::time::sleep_until(t).await;
+                    paused += start.elapsed();
+                }
+                _ => break,
+            }
+        }
+        InFlight { _permit: permit, paused }
+    }
+
+    /// Stop every request to this host for `wait` (extends, never shortens, a pause).
+    pub fn pause_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|t| t < until) {
+            *p = Some(until);
+        }
+    }
+}
