@@ -205,7 +205,7 @@ async fn concurrency_and_rate_limits_hold() {
         t.await.unwrap().unwrap();
     }
     let peak = meter.peak.load(Ordering::SeqCst);
-    assert!(peak <= 3 && peak >= 2, "peak in flight {peak}");
+    assert!((2..=3).contains(&peak), "peak in flight {peak}");
 
     let (base, meter) = serve(|_| ok("y")).await;
     let client = Arc::new(NetClient::new(politeness(10, "20/s", 0), 1).unwrap());
