@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::error::{Exit, UserError};
 use crate::recipe::raw::ImageOutput;
 use crate::recipe::Recipe;
@@ -41,7 +43,8 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
             .into());
     }
-    let journal_file = std::fs::File::open(&journal_path)?;
+    let journal_file = std::fs::File::open(&journal_path)
+        .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
     let inputs_at = |pos: JournalPos| -> anyhow::Result<Vec<InputRecord>> {
         match journal::read_entry_at(&journal_file, &journal_path, pos)? {
             JournalEntry::Done { inputs, .. } => Ok(inputs),
