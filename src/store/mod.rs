@@ -2,6 +2,7 @@
 //! and the lock that keeps two etd processes from writing one workdir at once.
 
 pub mod journal;
+pub mod raw;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

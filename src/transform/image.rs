@@ -244,7 +244,7 @@ fn fits_err(e: fitsio::errors::Error) -> SampleError {
 
 /// Cheap structural checks before cfitsio sees the bytes: the FITS signature, an END card, and
 /// enough bytes for the data the first header declares (catches truncated downloads).
-fn check_structure(bytes: &[u8]) -> Result<(), SampleError> {
+pub fn check_structure(bytes: &[u8]) -> Result<(), SampleError> {
     if bytes.len() < BLOCK || !bytes.starts_with(b"SIMPLE  =") {
         return Err(SampleError(format!("not a FITS file: {} bytes without the `SIMPLE  =` signature", bytes.len())));
     }

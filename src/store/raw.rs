@@ -1,0 +1,161 @@
+//! Raw payloads: what a source fetched, validated before it is stored (a FITS file is whole, an
+//! image decodes, the server did not send an HTML error page instead) and written atomically under
+//! `<workdir>/raw/<source>/`, so a killed fetch never leaves a partial file under a final name.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// What a payload should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    Fits,
+    Jpeg,
+    Png,
+    /// UTF-8 text (tables, light curves).
+    Text,
+}
+
+impl PayloadKind {
+    pub fn extension(self) -> &'static str {
+        match self {
+            PayloadKind::Fits => "fits",
+            PayloadKind::Jpeg => "jpg",
+            PayloadKind::Png => "png",
+            PayloadKind::Text => "txt",
+        }
+    }
+}
+
+/// Why a payload is refused (the fetch counts it as a failed attempt).
+pub fn validate(kind: PayloadKind, bytes: &[u8], content_type: Option<&str>) -> Result<(), String> {
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if kind != PayloadKind::Text && (ct.starts_with("text/html") || ct.starts_with("application/json")) {
+        let start = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
+        return Err(format!("expected {} data, got {ct}: {}", kind.extension(), start.trim()));
+    }
+    match kind {
+        PayloadKind::Fits => crate::transform::image::check_structure(bytes).map_err(|e| e.0),
+        PayloadKind::Jpeg | PayloadKind::Png => {
+            let format = if kind == PayloadKind::Jpeg { image::ImageFormat::Jpeg } else { image::ImageFormat::Png };
+            image::load_from_memory_with_format(bytes, format)
+                .map(|_| ())
+                .map_err(|e| format!("not a readable {} image ({} bytes): {e}", kind.extension(), bytes.len()))
+        }
+        PayloadKind::Text => std::str::from_utf8(bytes).map(|_| ()).map_err(|e| format!("not UTF-8 text: {e}")),
+    }
+}
+
+/// `<workdir>/raw/<source>/`.
+#[derive(Debug, Clone)]
+pub struct RawStore {
+    root: PathBuf,
+}
+
+/// A stored payload: where (relative to the store) and its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl RawStore {
+    pub fn new(root: PathBuf) -> Self {
+        RawStore { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Validate and store `bytes` as `<key>/<name>`, atomically. `key` is a sample key (already
+    /// `[A-Za-z0-9_-]`); `name` a plain file name.
+    pub fn put(
+        &self,
+        key: &str,
+        name: &str,
+        kind: PayloadKind,
+        bytes: &[u8],
+        content_type: Option<&str>,
+    ) -> anyhow::Result<Stored> {
+        anyhow::ensure!(
+            crate::shard::keys::key_problem(key).is_none() && !name.contains(['/', '\\']) && !name.starts_with('.'),
+            "unsafe raw payload name {key}/{name}"
+        );
+        validate(kind, bytes, content_type).map_err(|e| anyhow::anyhow!("{key}/{name}: {e}"))?;
+        let dir = self.root.join(key);
+        fs_err::create_dir_all(&dir)?;
+        super::write_atomic(&dir.join(name), bytes)?;
+        Ok(Stored {
+            path: format!("{key}/{name}"),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        })
+    }
+
+    /// Read a stored payload back.
+    pub fn read(&self, rel: &str) -> anyhow::Result<Vec<u8>> {
+        Ok(fs_err::read(self.root.join(rel))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn fits_must_be_whole() {
+        let f = fixture();
+        assert!(validate(PayloadKind::Fits, &f, Some("image/fits")).is_ok());
+        assert!(validate(PayloadKind::Fits, &f[..f.len() - 2880], None).unwrap_err().contains("truncated"));
+        let html = b"<html><body>Service Unavailable</body></html>";
+        assert!(validate(PayloadKind::Fits, html, Some("text/html; charset=utf-8")).unwrap_err().contains("text/html"));
+        assert!(validate(PayloadKind::Fits, html, None).is_err());
+    }
+
+    #[test]
+    fn images_must_decode() {
+        let img = image::RgbImage::from_pixel(4, 3, image::Rgb([10, 20, 30]));
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(img.clone())
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let mut jpg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(validate(PayloadKind::Png, &png, Some("image/png")).is_ok());
+        assert!(validate(PayloadKind::Jpeg, &jpg, Some("image/jpeg")).is_ok());
+        assert!(validate(PayloadKind::Jpeg, &jpg[..jpg.len() / 2], None).is_err());
+        assert!(validate(PayloadKind::Png, &jpg, None).is_err());
+        assert!(validate(PayloadKind::Text, b"###MJD m dm\n", Some("text/plain")).is_ok());
+        assert!(validate(PayloadKind::Text, &[0xff, 0xfe], None).is_err());
+    }
+
+    #[test]
+    fn put_is_atomic_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path().join("raw/ps1-cutouts"));
+        let f = fixture();
+        let s = store.put("m51", "r.fits", PayloadKind::Fits, &f, None).unwrap();
+        assert_eq!(s.path, "m51/r.fits");
+        assert_eq!(s.size, f.len() as u64);
+        assert_eq!(store.read(&s.path).unwrap(), f);
+        assert!(store.put("m51", "g.fits", PayloadKind::Fits, &f[..5000], None).is_err());
+        assert!(!store.root().join("m51/g.fits").exists(), "a refused payload leaves nothing behind");
+        let leftovers: Vec<_> =
+            std::fs::read_dir(store.root().join("m51")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("r.fits")]);
+        assert!(store.put("../x", "a.fits", PayloadKind::Fits, &f, None).is_err());
+        assert!(store.put("k", "../a.fits", PayloadKind::Fits, &f, None).is_err());
+    }
+}
