@@ -55,32 +55,27 @@ impl HostLimiter {
     pub async fn acquire(&self) -> InFlight<'_> {
         // The semaphore is never closed, so acquire cannot fail.
         let permit = self.inflight.acquire().await.expect("host semaphore is never closed");
-        let mut paused = Duration::ZERO;
-        loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(t) if t > Instant::now() => {
-                    let start = Instant::now();
-                    tokio::time::sleep_until(t).await;
-                    paused += start.elapsed();
-                }
-                _ => break,
-            }
-        }
+        let mut paused = self.wait_out_pause().await;
         self.rate.until_ready().await;
         // A pause may have begun while we waited for the rate limiter.
+        paused += self.wait_out_pause().await;
+        InFlight { _permit: permit, paused }
+    }
+
+    /// Sleep while the host is paused (a pause may be extended meanwhile); returns the time slept.
+    async fn wait_out_pause(&self) -> Duration {
+        let mut slept = Duration::ZERO;
         loop {
             let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
             match until {
                 Some(t) if t > Instant::now() => {
                     let start = Instant::now();
                     tokio::time::sleep_until(t).await;
-                    paused += start.elapsed();
+                    slept += start.elapsed();
                 }
-                _ => break,
+                _ => return slept,
             }
         }
-        InFlight { _permit: permit, paused }
     }
 
     /// Stop every request to this host for `wait` (extends, never shortens, a pause).

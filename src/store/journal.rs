@@ -115,6 +115,28 @@ pub fn index(path: &Path) -> anyhow::Result<JournalIndex> {
     if !path.exists() {
         return Ok(index);
     }
+    for_each_entry(path, |entry, offset, len| {
+        match entry {
+            JournalEntry::Done { unit, .. } => {
+                let len =
+                    u32::try_from(len).with_context(|| format!("{}: a journal line is too long", path.display()))?;
+                index.insert(unit, (offset, len));
+            }
+            JournalEntry::Removed { unit } => {
+                index.remove(&unit);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(index)
+}
+
+/// Call `f(entry, offset, length)` for each complete line of the journal; returns the length of
+/// the complete lines (a torn last line from a killed run is not counted).
+fn for_each_entry(
+    path: &Path,
+    mut f: impl FnMut(JournalEntry, u64, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let mut reader = BufReader::new(fs::File::open(path)?);
     let mut line = Vec::new();
     let (mut offset, mut number) = (0u64, 0);
@@ -122,23 +144,14 @@ pub fn index(path: &Path) -> anyhow::Result<JournalIndex> {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
         if n == 0 || line.last() != Some(&b'\n') {
-            break;
+            return Ok(offset);
         }
         number += 1;
         let entry: JournalEntry = serde_json::from_slice(&line)
             .with_context(|| format!("{}:{number}: not a journal entry", path.display()))?;
-        match entry {
-            JournalEntry::Done { unit, .. } => {
-                let len = u32::try_from(n).with_context(|| format!("{}:{number}: line too long", path.display()))?;
-                index.insert(unit, (offset, len));
-            }
-            JournalEntry::Removed { unit } => {
-                index.remove(&unit);
-            }
-        }
+        f(entry, offset, n)?;
         offset += n as u64;
     }
-    Ok(index)
 }
 
 /// Read the entry at `(offset, len)` of an open journal (safe to call from several threads).
@@ -170,23 +183,11 @@ fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> s
 
 /// Entries (last one per unit wins) and the length of the complete lines.
 fn read_entries(path: &Path) -> anyhow::Result<(BTreeMap<String, JournalEntry>, u64)> {
-    let mut reader = BufReader::new(fs::File::open(path)?);
     let mut entries = BTreeMap::new();
-    let mut good_len = 0u64;
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 || line.last() != Some(&b'\n') {
-            break;
-        }
-        number += 1;
-        let entry: JournalEntry = serde_json::from_slice(&line)
-            .with_context(|| format!("{}:{number}: not a journal entry", path.display()))?;
+    let good_len = for_each_entry(path, |entry, _, _| {
         entries.insert(entry.unit().to_string(), entry);
-        good_len += n as u64;
-    }
+        Ok(())
+    })?;
     Ok((entries, good_len))
 }
 
