@@ -234,3 +234,40 @@ fn samples_without_images_keep_their_original_id_in_json() {
     assert_eq!(meta["id"], "SN 2020abc");
     assert_eq!(meta["inputs"][0]["path"], "SN 2020abc.txt");
 }
+
+#[test]
+fn kill_9_during_shard_keeps_old_shards_and_rerun_matches() {
+    let s = Scratch::new();
+    for i in 0..150 {
+        s.write(&format!("data/k{i:03}.fits"), fits_f32(64, 64, &noise(64 * 64, i + 1), &[]));
+    }
+    s.write(
+        "r.yaml",
+        local_recipe("kill", "transform:\n  image: {scale: zscale, outputs: [npy, png, json]}\nshard: {max_samples: 20, compression: zstd, level: 19}\n"),
+    );
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let baseline = s.shard_files();
+    let mut killed_mid_run = 0;
+    for delay_ms in [150u64, 400, 900] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+            .current_dir(s.path())
+            .args(["-q", "--workdir"])
+            .arg(s.join("work"))
+            .args(["shard", "r.yaml"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        killed_mid_run += s.join("work/shards.partial").exists() as u32;
+        // Whenever it died, the published shard folder is the complete previous one.
+        assert_eq!(s.shard_files(), baseline, "shards/ changed by a run killed after {delay_ms} ms");
+        s.etd().arg("verify").arg(s.shards()).assert().success();
+    }
+    assert!(killed_mid_run > 0, "no kill landed while shards were being written");
+    // The next run cleans up and ends with exactly the uninterrupted output.
+    s.etd().args(["shard", "r.yaml"]).assert().success();
+    assert_eq!(s.shard_files(), baseline);
+    assert!(!s.join("work/shards.partial").exists());
+    assert!(!s.join("work/shards.old").exists());
+}
