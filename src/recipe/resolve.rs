@@ -200,6 +200,16 @@ pub(crate) fn parse_url(text: &str, key: &str, schemes: &[&str], src: &RecipeSou
     Ok(url)
 }
 
+/// A source's `base_url`: the recipe's, else the archive's own; http(s) only.
+pub(crate) fn base_url(
+    given: Option<&str>,
+    default: &str,
+    key: &str,
+    src: &RecipeSource,
+) -> Result<url::Url, RecipeError> {
+    parse_url(given.unwrap_or(default), key, &["https", "http"], src)
+}
+
 fn positive(value: i64, key: &str, what: &str, src: &RecipeSource) -> Result<u64, RecipeError> {
     if value > 0 {
         Ok(value as u64)

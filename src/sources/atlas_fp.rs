@@ -46,12 +46,7 @@ pub fn default_politeness() -> Politeness {
 
 pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Result<AtlasFpConfig, RecipeError> {
     const KEY: &str = "source.atlas-fp";
-    let base_url = crate::recipe::parse_url(
-        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
-        &format!("{KEY}.base_url"),
-        &["https", "http"],
-        src,
-    )?;
+    let base_url = crate::recipe::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"), src)?;
     let credentials = match (raw.token_env, raw.token_file, raw.username_env, raw.password_env) {
         (None, None, None, None) => Credentials::TokenEnv(DEFAULT_TOKEN_ENV.into()),
         (Some(env), None, None, None) => Credentials::TokenEnv(env),

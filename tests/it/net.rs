@@ -109,6 +109,18 @@ fn politeness(concurrency: u32, rate: &str, retries: u32) -> Politeness {
     }
 }
 
+/// `n` concurrent GETs of `/0`..`/n-1`; every one must succeed.
+async fn send_all(client: &Arc<NetClient>, base: &str, n: usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (c, u) = (Arc::clone(client), url(base, &format!("/{i}")));
+        tasks.push(tokio::spawn(async move { c.send(&Request::get(u)).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+}
+
 fn url(base: &str, path: &str) -> url::Url {
     url::Url::parse(&format!("{base}{path}")).unwrap()
 }
@@ -167,14 +179,7 @@ async fn retry_after_pauses_the_whole_host() {
     })
     .await;
     let client = Arc::new(NetClient::new(politeness(4, "1000/s", 3), 1).unwrap());
-    let mut tasks = Vec::new();
-    for i in 0..12 {
-        let (c, u) = (Arc::clone(&client), url(&base, &format!("/{i}")));
-        tasks.push(tokio::spawn(async move { c.send(&Request::get(u)).await }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    send_all(&client, &base, 12).await;
     let arrivals = meter.arrivals.lock().unwrap();
     let t429 = arrivals[3].0;
     // Requests already on their way may land just after the 429; none may start inside the window.
@@ -196,27 +201,13 @@ async fn concurrency_and_rate_limits_hold() {
     })
     .await;
     let client = Arc::new(NetClient::new(politeness(3, "1000/s", 0), 1).unwrap());
-    let mut tasks = Vec::new();
-    for i in 0..15 {
-        let (c, u) = (Arc::clone(&client), url(&base, &format!("/{i}")));
-        tasks.push(tokio::spawn(async move { c.send(&Request::get(u)).await }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    send_all(&client, &base, 15).await;
     let peak = meter.peak.load(Ordering::SeqCst);
     assert!((2..=3).contains(&peak), "peak in flight {peak}");
 
     let (base, meter) = serve(|_| ok("y")).await;
     let client = Arc::new(NetClient::new(politeness(10, "20/s", 0), 1).unwrap());
-    let mut tasks = Vec::new();
-    for i in 0..12 {
-        let (c, u) = (Arc::clone(&client), url(&base, &format!("/{i}")));
-        tasks.push(tokio::spawn(async move { c.send(&Request::get(u)).await }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    send_all(&client, &base, 12).await;
     let mut times: Vec<Instant> = meter.arrivals.lock().unwrap().iter().map(|(t, _)| *t).collect();
     times.sort();
     // 20/s with no burst: starts 50 ms apart, so 12 starts span at least 11 x 50 ms (less slack).

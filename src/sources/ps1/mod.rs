@@ -54,12 +54,7 @@ pub fn default_politeness() -> Politeness {
 
 pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, RecipeError> {
     const KEY: &str = "source.ps1-cutouts";
-    let base_url = crate::recipe::parse_url(
-        raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
-        &format!("{KEY}.base_url"),
-        &["https", "http"],
-        src,
-    )?;
+    let base_url = crate::recipe::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"), src)?;
     let names = raw.filters.unwrap_or_else(|| vec!["g".into()]);
     let mut filters = Vec::new();
     for (i, f) in names.iter().enumerate() {
