@@ -72,14 +72,6 @@ impl FetchJournal {
         Ok(FetchJournal { path: path.to_path_buf(), file, entries })
     }
 
-    /// Read a journal without opening it for writing (e.g. for `shard`). Missing file: empty.
-    pub fn read(path: &Path) -> anyhow::Result<BTreeMap<String, JournalEntry>> {
-        if !path.exists() {
-            return Ok(BTreeMap::new());
-        }
-        Ok(read_entries(path)?.0)
-    }
-
     pub fn get(&self, unit: &str) -> Option<&JournalEntry> {
         self.entries.get(unit)
     }
@@ -257,7 +249,7 @@ mod tests {
         assert_eq!(j.get("a"), Some(&done("a", 3)));
         assert!(j.get("c").is_none());
         j.append(done("c", 4)).unwrap();
-        let all = FetchJournal::read(&path).unwrap();
+        let all = read_entries(&path).unwrap().0;
         assert_eq!(all.len(), 3);
         assert_eq!(all["c"], done("c", 4));
         j.append(JournalEntry::Removed { unit: "b".into() }).unwrap();
