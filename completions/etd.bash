@@ -96,7 +96,7 @@ _etd() {
             return 0
             ;;
         etd__subcmd__check)
-            opts="-q -v -h -V --json --workdir --quiet --verbose --no-progress --log-format --help --version"
+            opts="-q -v -h -V --json --exceed-archive-limits --workdir --quiet --verbose --no-progress --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,7 +121,7 @@ _etd() {
             return 0
             ;;
         etd__subcmd__fetch)
-            opts="-q -v -h -V --dry-run --retry-failed --task-index --num-tasks --workdir --quiet --verbose --no-progress --log-format --help --version"
+            opts="-q -v -h -V --dry-run --retry-failed --task-index --num-tasks --exceed-archive-limits --workdir --quiet --verbose --no-progress --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,7 +330,7 @@ _etd() {
             return 0
             ;;
         etd__subcmd__run)
-            opts="-q -v -h -V --dry-run --retry-failed --task-index --num-tasks --workdir --quiet --verbose --no-progress --log-format --help --version"
+            opts="-q -v -h -V --dry-run --retry-failed --task-index --num-tasks --exceed-archive-limits --workdir --quiet --verbose --no-progress --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

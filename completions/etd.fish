@@ -44,6 +44,7 @@ complete -c etd -n "__fish_etd_using_subcommand check" -l workdir -d 'Working di
 complete -c etd -n "__fish_etd_using_subcommand check" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
 complete -c etd -n "__fish_etd_using_subcommand check" -l json -d 'Print the plan as JSON'
+complete -c etd -n "__fish_etd_using_subcommand check" -l exceed-archive-limits -d 'Allow politeness above the archive\'s stated limits (PS1: 10 requests in flight); only for a mirror, or with the archive\'s permission'
 complete -c etd -n "__fish_etd_using_subcommand check" -s q -l quiet -d 'Print only errors: no progress, no informational logs'
 complete -c etd -n "__fish_etd_using_subcommand check" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c etd -n "__fish_etd_using_subcommand check" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
@@ -56,6 +57,7 @@ complete -c etd -n "__fish_etd_using_subcommand fetch" -l log-format -d 'Format 
 json\t'One JSON object per line'"
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l dry-run -d 'Print the units and requests that would be made, then stop; makes no request'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l retry-failed -d 'Try again the items listed in failures.jsonl'
+complete -c etd -n "__fish_etd_using_subcommand fetch" -l exceed-archive-limits -d 'Allow politeness above the archive\'s stated limits (PS1: 10 requests in flight); only for a mirror, or with the archive\'s permission'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -s q -l quiet -d 'Print only errors: no progress, no informational logs'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
@@ -85,6 +87,7 @@ complete -c etd -n "__fish_etd_using_subcommand run" -l log-format -d 'Format of
 json\t'One JSON object per line'"
 complete -c etd -n "__fish_etd_using_subcommand run" -l dry-run -d 'Print the units and requests that would be made, then stop; makes no request'
 complete -c etd -n "__fish_etd_using_subcommand run" -l retry-failed -d 'Try again the items listed in failures.jsonl'
+complete -c etd -n "__fish_etd_using_subcommand run" -l exceed-archive-limits -d 'Allow politeness above the archive\'s stated limits (PS1: 10 requests in flight); only for a mirror, or with the archive\'s permission'
 complete -c etd -n "__fish_etd_using_subcommand run" -s q -l quiet -d 'Print only errors: no progress, no informational logs'
 complete -c etd -n "__fish_etd_using_subcommand run" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c etd -n "__fish_etd_using_subcommand run" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'

@@ -112,6 +112,18 @@ pub struct CheckArgs {
     /// Print the plan as JSON
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Politeness above an archive's stated limits.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Allow politeness above the archive's stated limits (PS1: 10 requests in flight); only for
+    /// a mirror, or with the archive's permission
+    #[arg(long)]
+    pub exceed_archive_limits: bool,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +141,9 @@ pub struct FetchArgs {
 
     #[command(flatten)]
     pub split: TaskSplitArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Work split for batch systems (HTCondor, Kubernetes indexed jobs).

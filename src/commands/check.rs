@@ -44,7 +44,7 @@ pub struct SplitPlan {
 }
 
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(&args.recipe.recipe)?;
+    let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
     let plan = make_plan(ctx, &recipe)?;
     let text = if args.json { format!("{}\n", serde_json::to_string_pretty(&plan)?) } else { render(&plan) };
     super::print_stdout(&text)?;

@@ -1,30 +1,57 @@
 //! `etd fetch RECIPE`: pull raw data into the workdir (resumable).
 
-use crate::cli::{FetchArgs, TaskSplitArgs};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::cli::FetchArgs;
 use crate::error::{Exit, UserError};
+use crate::net::client::NetClient;
+use crate::net::human_duration;
 use crate::recipe::Recipe;
-use crate::sources::{local, SourceConfig};
-use crate::store::journal::read_failures;
-use crate::store::FetchJournal;
+use crate::sources::engine::{self, Outcome, Tally};
+use crate::sources::ps1::fetch::Ps1Fetcher;
+use crate::sources::ps1::urls::filenames_url;
+use crate::sources::ps1::{self, Ps1Config};
+use crate::sources::{local, SourceConfig, TaskSplit};
+use crate::store::journal::{read_failures, replace_failures, JournalScan, JournalSet};
+use crate::store::raw::RawStore;
+use crate::store::{FetchJournal, Workdir};
 
 use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(&args.recipe.recipe)?;
+    let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
     fetch(ctx, &recipe, args)
 }
 
 /// Fetch a loaded recipe (shared with `run`).
 pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exit> {
     super::require_fetchable(recipe)?;
-    check_task_split(&args.split)?;
-    if args.retry_failed {
-        // The local source records no fetch failures; retries arrive with the fetch engine.
-        return Err(UserError::not_available("--retry-failed", "the polite fetch engine").into());
+    let env_index = std::env::var(crate::env_vars::JOB_COMPLETION_INDEX).ok();
+    let split = TaskSplit::new(args.split.task_index, args.split.num_tasks, env_index.as_deref())?;
+    match &recipe.source {
+        SourceConfig::Local(cfg) => fetch_local(ctx, recipe, cfg, args, split),
+        SourceConfig::Ps1(cfg) => fetch_ps1(ctx, recipe, cfg, args, split),
+        SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => unreachable!("require_fetchable refuses them"),
     }
-    let SourceConfig::Local(cfg) = &recipe.source else {
-        unreachable!("require_fetchable admits only the local source");
-    };
+}
+
+fn fetch_local(
+    ctx: &Ctx,
+    recipe: &Recipe,
+    cfg: &local::LocalConfig,
+    args: &FetchArgs,
+    split: TaskSplit,
+) -> anyhow::Result<Exit> {
+    if !split.is_whole() {
+        return Err(UserError::usage("the local source makes no requests, so there is no work to split")
+            .with_hint("run `etd fetch` once, without --task-index/--num-tasks")
+            .into());
+    }
+    if args.retry_failed {
+        tracing::info!("--retry-failed: the local source records no fetch failures");
+    }
     if args.dry_run {
         let units = local::discover(cfg)?;
         let mut out = String::new();
@@ -55,22 +82,148 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
     Ok(Exit::Success)
 }
 
-/// The batch work split arrives with the fetch engine; refuse rather than fetch everything N times.
-fn check_task_split(split: &TaskSplitArgs) -> anyhow::Result<()> {
-    let env_index = std::env::var(crate::env_vars::JOB_COMPLETION_INDEX).ok();
-    if split.num_tasks.is_some_and(|n| n > 1) || split.task_index.is_some_and(|i| i > 0) {
-        return Err(UserError::not_available(
-            "splitting work across tasks (--task-index/--num-tasks)",
-            "the polite fetch engine",
-        )
-        .into());
+/// What the journals say about the targets this task owns.
+struct Pending {
+    /// Indexes into the targets, in target order.
+    todo: Vec<usize>,
+    owned: usize,
+    done: usize,
+    /// Failed earlier and not retried.
+    failed: usize,
+}
+
+fn pending(targets: &[crate::recipe::targets::Target], split: TaskSplit, scan: &JournalScan, retry: bool) -> Pending {
+    let mut p = Pending { todo: Vec::new(), owned: 0, done: 0, failed: 0 };
+    for (i, t) in targets.iter().enumerate() {
+        if !split.owns(&t.id) {
+            continue;
+        }
+        p.owned += 1;
+        if scan.done.contains_key(&t.id) {
+            p.done += 1;
+        } else if scan.failed.contains_key(&t.id) && !retry {
+            p.failed += 1;
+        } else {
+            p.todo.push(i);
+        }
     }
-    if let Some(i) = env_index.filter(|i| i.trim() != "0") {
-        return Err(UserError::not_available(
-            &format!("splitting work across tasks (${} is {i})", crate::env_vars::JOB_COMPLETION_INDEX),
-            "the polite fetch engine",
-        )
-        .into());
+    p
+}
+
+fn scan_workdir(workdir: &Workdir) -> anyhow::Result<JournalScan> {
+    JournalSet::open(workdir.journals()?)?.scan()
+}
+
+fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, split: TaskSplit) -> anyhow::Result<Exit> {
+    let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+    let keys = ps1::target_keys(cfg, &recipe.image, targets)?;
+    let workdir = ctx.workdir(recipe);
+    let task = if split.is_whole() { String::new() } else { format!(" (task {} of {})", split.index, split.count) };
+    let per_target = 1 + if cfg.format == ps1::CutoutFormat::Fits { cfg.filters.len() } else { 1 };
+    if args.dry_run {
+        // Read-only: no lock, nothing created.
+        let scan = if workdir.root.is_dir() { scan_workdir(&workdir)? } else { JournalScan::default() };
+        let p = pending(targets, split, &scan, args.retry_failed);
+        let mut out = String::new();
+        for &i in &p.todo {
+            let t = &targets[i];
+            let url = filenames_url(cfg, t.ra, t.dec);
+            out.push_str(&format!("{}\tGET {url}\tthen {} fitscut.cgi\n", t.id, per_target - 1));
+        }
+        super::print_stdout(&out)?;
+        let requests = (p.todo.len() * per_target) as u64;
+        let mut share = recipe.politeness.clone();
+        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        tracing::info!(
+            "dry run{task}: {} targets to fetch ({} owned, {} done, {} failed earlier); {requests} requests; \
+             at least {} at {} per task; 0 requests made",
+            p.todo.len(),
+            p.owned,
+            p.done,
+            p.failed,
+            human_duration(share.min_duration(requests)),
+            share.rate
+        );
+        return Ok(Exit::Success);
     }
-    Ok(())
+    let _lock = if split.is_whole() { workdir.lock()? } else { workdir.lock_task(split.index, split.count)? };
+    let journal_path =
+        if split.is_whole() { workdir.journal() } else { workdir.task_journal(split.index, split.count) };
+    let scan = scan_workdir(&workdir)?;
+    let p = pending(targets, split, &scan, args.retry_failed);
+    drop(scan);
+    tracing::info!(
+        "fetch{task}: {} targets to fetch from {} ({} owned, {} already done, {} failed earlier{})",
+        p.todo.len(),
+        cfg.base_url,
+        p.owned,
+        p.done,
+        p.failed,
+        if p.failed > 0 && !args.retry_failed { "; --retry-failed tries them again" } else { "" }
+    );
+    let mut journal = FetchJournal::open_append(&journal_path)?;
+    let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
+    let limiter = client.host(&cfg.base_url);
+    let fetcher = Arc::new(Ps1Fetcher {
+        client: Arc::clone(&client),
+        cfg: cfg.clone(),
+        store: RawStore::new(workdir.raw(recipe.source.kind())),
+    });
+    // Units run their requests one after another; twice the in-flight limit keeps it busy.
+    let parallel = (limiter.concurrency() as usize * 2).max(2);
+    let jobs = p.todo.iter().map(|&i| {
+        let (f, key, target) = (Arc::clone(&fetcher), keys[i].clone(), targets[i].clone());
+        async move {
+            let unit = target.id.clone();
+            Outcome { unit, result: f.fetch(key, target).await }
+        }
+    });
+    let progress = ctx.reporter.start("fetch", p.todo.len() as u64);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let tally = runtime.block_on(engine::drive(jobs, parallel, &mut journal, &progress, &client))?;
+    drop(progress);
+    // The failure ledger as all journals have it now (other tasks may still add to theirs).
+    let scan = scan_workdir(&workdir)?;
+    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
+    summarize(&task, &tally, &client, failed_owned, &workdir);
+    Ok(if tally.transient > 0 || tally.stopped.is_some() {
+        Exit::TempFail
+    } else if failed_owned > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Success
+    })
+}
+
+/// The final summary: done, failed by reason, requests, retries, time waited on throttles.
+fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize, workdir: &Workdir) {
+    let stats = &client.stats;
+    let failed: u64 = tally.failed.values().sum();
+    let by_kind: BTreeMap<&str, u64> = tally.failed.iter().map(|(k, v)| (*k, *v)).collect();
+    let kinds: Vec<String> = by_kind.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    tracing::info!(
+        "fetch{task}: {} done, {failed} failed{}, {} left for a later run; {} requests, {} retries, \
+         {} waited on throttles, {:.1} MB in {}",
+        tally.done,
+        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+        tally.transient + tally.not_attempted,
+        stats.requests.load(Ordering::Relaxed),
+        stats.retries.load(Ordering::Relaxed),
+        human_duration(client.throttled()),
+        stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        human_duration(tally.elapsed),
+    );
+    if let Some(why) = &tally.stopped {
+        tracing::error!(
+            "stopped early: the archive looks unavailable ({why}); {} targets not attempted. \
+             Run the same command later to continue",
+            tally.not_attempted
+        );
+    } else if tally.transient > 0 {
+        tracing::warn!("{} targets hit transient failures; run the same command later to continue", tally.transient);
+    }
+    if failed_owned > 0 {
+        tracing::warn!("{failed_owned} targets failed permanently; see {}", workdir.failures().display());
+    }
 }

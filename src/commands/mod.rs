@@ -50,9 +50,10 @@ pub fn dispatch(cli: &Cli, reporter: Reporter) -> anyhow::Result<Exit> {
     }
 }
 
-/// Load a recipe and log its warnings.
-pub fn load_recipe(path: &std::path::Path) -> anyhow::Result<Recipe> {
-    let recipe = crate::recipe::load(path)?;
+/// Load a recipe and log its warnings; `exceed_archive_limits` admits politeness above an
+/// archive's stated limits.
+pub fn load_recipe(path: &std::path::Path, exceed_archive_limits: bool) -> anyhow::Result<Recipe> {
+    let recipe = crate::recipe::load_with(path, exceed_archive_limits)?;
     for w in &recipe.warnings {
         tracing::warn!("{}: {w}", path.display());
     }

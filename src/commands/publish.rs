@@ -6,7 +6,7 @@ use crate::error::{Exit, UserError};
 use super::Ctx;
 
 pub fn run(_ctx: &Ctx, args: &PublishArgs) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(&args.recipe.recipe)?;
+    let recipe = super::load_recipe(&args.recipe.recipe, false)?;
     if recipe.publish.is_none() {
         return Err(UserError::usage(format!("{} has no `publish` section", args.recipe.recipe.display()))
             .with_hint("add `publish: {origin: /export/ml, path: ns/dataset, version: v1}`")

@@ -6,7 +6,7 @@ use crate::error::{Exit, UserError};
 use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(&args.recipe.recipe)?;
+    let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
     if recipe.publish.is_some() {
         return Err(UserError::not_available("the publish step of `etd run`", "the publishing issue")
             .with_hint("remove the `publish` section to fetch and shard only; nothing was done")

@@ -1,91 +1,178 @@
 //! `etd shard RECIPE`: raw data -> samples -> shards + manifest.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
 use crate::recipe::raw::ImageOutput;
+use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
 use crate::shard::{self, keys, DatasetInfo, Job};
+use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
-use crate::store::journal::{self, replace_failures, FailureEntry, JournalIndex};
-use crate::store::{InputRecord, JournalEntry};
+use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
+use crate::store::raw::RawStore;
+use crate::store::InputRecord;
 use crate::transform::image::{fits_fields, Provenance};
+use crate::transform::ps1::ps1_fields;
 use crate::transform::{Fields, SampleError};
 
 use super::Ctx;
 
-/// Where a unit's journal line is: the only per-sample state held while sharding.
-type JournalPos = (u64, u32);
-
 pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(recipe_path)?;
+    let recipe = super::load_recipe(recipe_path, false)?;
     shard_recipe(ctx, &recipe)
 }
 
 /// Shard a loaded recipe (shared with `run`).
 pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
-    let SourceConfig::Local(cfg) = &recipe.source else {
+    if matches!(recipe.source, SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_)) {
         return Err(UserError::not_available(
             &format!("sharding data of the {} source", recipe.source.kind()),
             recipe.source.not_yet_available().unwrap_or("a later version"),
         )
         .into());
-    };
+    }
     let workdir = ctx.workdir(recipe);
     let _lock = workdir.lock()?;
     shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
-    let journal_path = workdir.journal();
-    let index = journal::index(&journal_path)?;
-    if index.is_empty() {
+    let journals = JournalSet::open(workdir.journals()?)?;
+    let scan = journals.scan()?;
+    // The fetch failures as the journals have them now (batch tasks may have finished since).
+    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    if scan.done.is_empty() {
+        let hint = if scan.failed.is_empty() {
+            format!("run `etd fetch {}` first", recipe.path.display())
+        } else {
+            format!("all {} fetched units failed; see {}", scan.failed.len(), workdir.failures().display())
+        };
         return Err(UserError::usage(format!("nothing has been fetched into {}", workdir.root.display()))
-            .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
+            .with_hint(hint)
             .into());
     }
-    let journal_file = std::fs::File::open(&journal_path)
-        .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
-    let inputs_at = |pos: JournalPos| -> anyhow::Result<Vec<InputRecord>> {
-        match journal::read_entry_at(&journal_file, &journal_path, pos)? {
-            JournalEntry::Done { inputs, .. } => Ok(inputs),
-            JournalEntry::Removed { unit } => anyhow::bail!("journal index points at a removal of {unit}"),
-        }
-    };
-    let jobs = local_jobs(recipe, index, &inputs_at)?;
     let partial = workdir.shards_partial();
-    let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
-    let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &inputs_at(job.input)?);
-    let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
+    let report = match &recipe.source {
+        SourceConfig::Local(cfg) => {
+            let jobs = local_jobs(recipe, scan.done, &journals)?;
+            let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
+            let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &journals.inputs(job.input)?);
+            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+        }
+        SourceConfig::Ps1(cfg) => {
+            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
+            let jobs = ps1_jobs(recipe, cfg, targets, &scan.done)?;
+            let info = DatasetInfo {
+                name: &recipe.name,
+                recipe_sha256: &recipe.sha256,
+                classes: (!classes.is_empty()).then(|| classes.clone()),
+            };
+            let make = |job: &Job<(usize, JournalPos)>| {
+                let target = &targets[job.input.0];
+                let mut inputs = Vec::new();
+                for rec in journals.inputs(job.input.1)? {
+                    let bytes = read_checked(&store, &rec)?;
+                    inputs.push((rec, bytes));
+                }
+                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
+                Ok(ps1_fields(cfg, &recipe.image, target, class, &inputs))
+            };
+            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+        }
+        SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => unreachable!("refused above"),
+    };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
     let failures: Vec<FailureEntry> = report
         .failures
         .iter()
-        .map(|(id, e)| FailureEntry { unit: id.clone(), stage: "shard".into(), reason: e.0.clone() })
+        .map(|(id, e)| FailureEntry {
+            unit: id.clone(),
+            stage: "shard".into(),
+            kind: "sample".into(),
+            reason: e.0.clone(),
+        })
         .collect();
     let failed = failures.len();
     replace_failures(&workdir.failures(), "shard", failures)?;
     let m = &report.manifest;
     tracing::info!("shard: {} samples in {} shards -> {}", m.samples, m.shards.len(), workdir.shards().display());
     tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
+    if !scan.failed.is_empty() {
+        tracing::warn!(
+            "{} targets failed to fetch and are not in the shards; see {}",
+            scan.failed.len(),
+            workdir.failures().display()
+        );
+    }
     if failed > 0 {
         tracing::warn!("{failed} samples failed; see {}", workdir.failures().display());
+    }
+    if failed > 0 || !scan.failed.is_empty() {
         return Ok(Exit::SomeFailed);
     }
     Ok(Exit::Success)
+}
+
+/// Jobs for the PS1 source: the targets this recipe has that were fetched, keyed as fetch keyed
+/// them (from every target's id, so keys do not depend on which targets were fetched).
+fn ps1_jobs(
+    recipe: &Recipe,
+    cfg: &Ps1Config,
+    targets: &[Target],
+    done: &BTreeMap<String, JournalPos>,
+) -> anyhow::Result<Vec<Job<(usize, JournalPos)>>> {
+    let keys = ps1::target_keys(cfg, &recipe.image, targets)?;
+    let mut jobs = Vec::new();
+    for (i, (target, key)) in targets.iter().zip(keys).enumerate() {
+        if let Some(pos) = done.get(&target.id) {
+            jobs.push(Job { key, id: target.id.clone(), input: (i, *pos) });
+        }
+    }
+    let extra = done.len() - jobs.len();
+    if extra > 0 {
+        tracing::info!("{extra} fetched units are not among the recipe's targets now; leaving them out");
+    }
+    Ok(jobs)
+}
+
+/// Read a stored payload and check it is what fetch recorded.
+fn read_checked(store: &RawStore, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
+    let path = store.root().join(&rec.path);
+    let bytes = fs_err::read(&path).map_err(|e| {
+        UserError::failure(format!("raw payload {} recorded by fetch cannot be read: {e}", path.display()))
+            .with_hint("run `etd fetch` again; it fetches what is missing")
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
+        return Err(UserError::failure(format!(
+            "raw payload {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
+            path.display(),
+            rec.size,
+            bytes.len(),
+            &rec.sha256[..rec.sha256.len().min(12)],
+            &sha[..12]
+        ))
+        .with_hint("raw payloads are never modified by etd; restore it or delete the workdir and fetch again")
+        .into());
+    }
+    Ok(bytes)
 }
 
 /// Jobs for the local source: keys from unit ids, checked for collisions and field clashes. Reads
 /// each unit's journal line once here (streaming) and again when its sample is made.
 fn local_jobs(
     recipe: &Recipe,
-    index: JournalIndex,
-    inputs_at: &dyn Fn(JournalPos) -> anyhow::Result<Vec<InputRecord>>,
+    index: BTreeMap<String, JournalPos>,
+    journals: &JournalSet,
 ) -> anyhow::Result<Vec<Job<JournalPos>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
     // Every sample may get generated fields (a json even without an image).
     let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
     for (unit, pos) in &index {
-        let inputs = inputs_at(*pos)?;
+        let inputs = journals.inputs(*pos)?;
         let has_fits = inputs.iter().any(|i| i.field == "fits");
         for input in &inputs {
             longest = longest.max(input.field.len());

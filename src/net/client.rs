@@ -36,6 +36,10 @@ pub enum NetError {
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
+    /// Every attempt answered, but the last answer was not what was asked for (an HTML error page
+    /// instead of FITS, a table that does not parse) and the retry budget ran out.
+    #[error("{method} {url}: invalid answer after {retries} retries: {reason}")]
+    Invalid { method: String, url: String, retries: u32, reason: String },
 }
 
 fn excerpt(body: &str) -> String {
@@ -68,8 +72,6 @@ pub struct NetStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub bytes: AtomicU64,
-    /// Milliseconds spent waiting on host-wide pauses.
-    pub throttled_ms: AtomicU64,
 }
 
 /// The request path, shared by every task of a fetch.
@@ -113,15 +115,39 @@ impl NetClient {
         Arc::clone(hosts.entry(key).or_insert_with(|| Arc::new(HostLimiter::new(&self.politeness, self.share))))
     }
 
+    /// Wall-clock time the hosts were paused by `Retry-After` and throttle messages (summed over
+    /// hosts; overlapping pauses of one host counted once).
+    pub fn throttled(&self) -> Duration {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner()).values().map(|h| h.paused_total()).sum()
+    }
+
     /// Send a request, retrying transient failures within the retry budget.
     pub async fn send(&self, req: &Request) -> Result<Fetched, NetError> {
+        self.send_valid(req, |_| Ok(())).await
+    }
+
+    /// Send a request and check its answer with `valid`; an invalid answer counts as a failed
+    /// attempt and is retried within the same retry budget (servers under load send error pages
+    /// with status 200 and cut bodies short). After the budget, `NetError::Invalid`.
+    pub async fn send_valid(
+        &self,
+        req: &Request,
+        valid: impl Fn(&Fetched) -> Result<(), String>,
+    ) -> Result<Fetched, NetError> {
         let host = self.host(&req.url);
         let started = Instant::now();
         let mut retries = 0;
         loop {
             let (outcome, server_wait) = self.attempt(&host, req).await;
+            let mut invalid = None;
             let last = match outcome {
-                Ok(fetched) => return Ok(fetched),
+                Ok(fetched) => match valid(&fetched) {
+                    Ok(()) => return Ok(fetched),
+                    Err(reason) => {
+                        invalid = Some(reason.clone());
+                        format!("invalid answer: {reason}")
+                    }
+                },
                 Err(Attempt::Refused { status, body }) => {
                     return Err(NetError::Refused {
                         method: req.method.to_string(),
@@ -136,6 +162,14 @@ impl NetClient {
                 Err(Attempt::Transient(why)) => why,
             };
             if retries >= self.politeness.retries {
+                if let Some(reason) = invalid {
+                    return Err(NetError::Invalid {
+                        method: req.method.to_string(),
+                        url: req.url.to_string(),
+                        retries,
+                        reason,
+                    });
+                }
                 return Err(NetError::Exhausted {
                     method: req.method.to_string(),
                     url: req.url.to_string(),
@@ -158,7 +192,6 @@ impl NetClient {
     /// One try: (result, how long the server asked us to wait).
     async fn attempt(&self, host: &HostLimiter, req: &Request) -> (Result<Fetched, Attempt>, Option<Duration>) {
         let slot = host.acquire().await;
-        self.stats.throttled_ms.fetch_add(slot.paused.as_millis() as u64, Ordering::Relaxed);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut builder = self.http.request(req.method.clone(), req.url.clone());
         for (k, v) in &req.headers {

@@ -17,14 +17,14 @@ pub struct HostLimiter {
     rate: DefaultDirectRateLimiter,
     inflight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
+    /// Wall-clock time this host has been paused in all (overlapping pauses counted once).
+    paused_total: Mutex<Duration>,
     concurrency: u32,
 }
 
 /// Held while a request is in flight.
 pub struct InFlight<'a> {
     _permit: SemaphorePermit<'a>,
-    /// Time spent waiting on a host-wide pause before this request could start.
-    pub paused: Duration,
 }
 
 impl HostLimiter {
@@ -42,6 +42,7 @@ impl HostLimiter {
             rate: RateLimiter::direct(quota),
             inflight: Semaphore::new(concurrency as usize),
             paused_until: Mutex::new(None),
+            paused_total: Mutex::new(Duration::ZERO),
             concurrency,
         }
     }
@@ -55,35 +56,38 @@ impl HostLimiter {
     pub async fn acquire(&self) -> InFlight<'_> {
         // The semaphore is never closed, so acquire cannot fail.
         let permit = self.inflight.acquire().await.expect("host semaphore is never closed");
-        let mut paused = self.wait_out_pause().await;
+        self.wait_out_pause().await;
         self.rate.until_ready().await;
         // A pause may have begun while we waited for the rate limiter.
-        paused += self.wait_out_pause().await;
-        InFlight { _permit: permit, paused }
+        self.wait_out_pause().await;
+        InFlight { _permit: permit }
     }
 
-    /// Sleep while the host is paused (a pause may be extended meanwhile); returns the time slept.
-    async fn wait_out_pause(&self) -> Duration {
-        let mut slept = Duration::ZERO;
+    /// Sleep while the host is paused (a pause may be extended meanwhile).
+    async fn wait_out_pause(&self) {
         loop {
             let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
             match until {
-                Some(t) if t > Instant::now() => {
-                    let start = Instant::now();
-                    tokio::time::sleep_until(t).await;
-                    slept += start.elapsed();
-                }
-                _ => return slept,
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
             }
         }
     }
 
     /// Stop every request to this host for `wait` (extends, never shortens, a pause).
     pub fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now + wait;
         let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         if p.is_none_or(|t| t < until) {
+            let from = p.filter(|t| *t > now).unwrap_or(now);
+            *self.paused_total.lock().unwrap_or_else(|e| e.into_inner()) += until - from;
             *p = Some(until);
         }
+    }
+
+    /// Wall-clock time this host has been told to pause, in all.
+    pub fn paused_total(&self) -> Duration {
+        *self.paused_total.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

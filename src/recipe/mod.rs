@@ -98,8 +98,14 @@ impl RecipeSource<'_> {
     }
 }
 
-/// Read, parse and resolve a recipe file.
+/// Read, parse and resolve a recipe file, refusing politeness above an archive's stated limits.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    load_with(path, false)
+}
+
+/// `load`, with `exceed_archive_limits` (the `--exceed-archive-limits` flag) admitting politeness
+/// above an archive's stated limits (a mirror, or the archive's own permission).
+pub fn load_with(path: &Path, exceed_archive_limits: bool) -> Result<Recipe, RecipeError> {
     let whole = |message: String, hint: Option<String>| -> RecipeError {
         RecipeErrorDetail { file: path.to_path_buf(), line: None, column: None, key: String::new(), message, hint }
             .into()
@@ -114,7 +120,7 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
     let src = RecipeSource { file: path, locator: YamlLocator::new(&text) };
     let file = parse(&text, &src)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    resolve::resolve(file, path, sha256, &src)
+    resolve::resolve(file, path, sha256, &src, exceed_archive_limits)
 }
 
 trait IoKind {

@@ -97,6 +97,7 @@ pub(super) fn resolve(
     path: &Path,
     sha256: String,
     src: &RecipeSource,
+    exceed_archive_limits: bool,
 ) -> Result<Recipe, RecipeError> {
     if file.version != 1 {
         return Err(src.error_hint(
@@ -135,7 +136,13 @@ pub(super) fn resolve(
         warnings.push("`politeness` has no effect with the local source: it makes no requests".into());
     }
     if let SourceConfig::Ps1(_) = source {
-        if politeness.concurrency > ps1::MAX_CONCURRENCY {
+        if politeness.concurrency > ps1::MAX_CONCURRENCY && exceed_archive_limits {
+            warnings.push(format!(
+                "politeness.concurrency {} is above PS1's stated maximum of {} (allowed by --exceed-archive-limits)",
+                politeness.concurrency,
+                ps1::MAX_CONCURRENCY
+            ));
+        } else if politeness.concurrency > ps1::MAX_CONCURRENCY {
             return Err(src.error_hint(
                 "politeness.concurrency",
                 format!(
@@ -143,11 +150,21 @@ pub(super) fn resolve(
                     politeness.concurrency,
                     ps1::MAX_CONCURRENCY
                 ),
-                "MAST asks for at most 10 simultaneous downloads; servers block clients that exceed it",
+                "MAST asks for at most 10 simultaneous downloads and blocks clients that exceed it; \
+                 pass --exceed-archive-limits only for a mirror or with the archive's permission",
             ));
         }
     }
     let image = resolve_image(file.transform.and_then(|t| t.image).unwrap_or_default(), src)?;
+    if let SourceConfig::Ps1(p) = &source {
+        if p.format != ps1::CutoutFormat::Fits && image.outputs.contains(&ImageOutput::Fits) {
+            return Err(src.error_hint(
+                "transform.image.outputs",
+                "`fits` output needs FITS cutouts, but the source fetches jpg/png",
+                "set `source.ps1-cutouts.format: fits`, or drop `fits` from the outputs",
+            ));
+        }
+    }
     let shard = resolve_shard(file.shard.unwrap_or_default(), src)?;
     let publish = file.publish.map(|p| resolve_publish(p, &dir, src)).transpose()?;
     Ok(Recipe {

@@ -288,6 +288,8 @@ pub enum HashDomain {
     Split,
     /// `shard.shuffle_seed`
     Shuffle,
+    /// `--task-index`/`--num-tasks`: which batch task fetches a unit
+    Task,
 }
 
 /// A stable hash of (domain, seed, text) mapped to [0, 1): the first 53 bits of
@@ -298,6 +300,7 @@ pub fn unit_hash(domain: HashDomain, seed: u64, text: &str) -> f64 {
         HashDomain::Sample => b"sample".as_slice(),
         HashDomain::Split => b"split",
         HashDomain::Shuffle => b"shuffle",
+        HashDomain::Task => b"task",
     });
     h.update([0u8]);
     h.update(seed.to_le_bytes());

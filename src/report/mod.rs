@@ -15,6 +15,8 @@ pub trait ProgressFactory: Send + Sync {
 pub trait ProgressSink: Send + Sync {
     /// `items` more done, `bytes` more processed.
     fn advance(&self, items: u64, bytes: u64);
+    /// A short status text shown beside the counts (request rate, retries, waits).
+    fn set_detail(&self, _detail: String) {}
     /// The stage is over.
     fn finish(&self);
 }
@@ -44,6 +46,10 @@ pub struct Progress(Box<dyn ProgressSink>);
 impl Progress {
     pub fn advance(&self, items: u64, bytes: u64) {
         self.0.advance(items, bytes);
+    }
+
+    pub fn set_detail(&self, detail: String) {
+        self.0.set_detail(detail);
     }
 }
 

@@ -79,7 +79,7 @@ impl ProgressFactory for TermFactory {
                 bar.set_style(style);
                 bar.set_prefix(label.to_string());
                 bar.enable_steady_tick(Duration::from_millis(200));
-                Box::new(BarProgress { bar, started: Instant::now(), bytes: Mutex::new(0) })
+                Box::new(BarProgress { bar, started: Instant::now(), bytes: Mutex::new(0), detail: Mutex::new(None) })
             }
         }
     }
@@ -89,6 +89,7 @@ struct BarProgress {
     bar: ProgressBar,
     started: Instant,
     bytes: Mutex<u64>,
+    detail: Mutex<Option<String>>,
 }
 
 impl ProgressSink for BarProgress {
@@ -96,8 +97,16 @@ impl ProgressSink for BarProgress {
         let mut total = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         *total += bytes;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        self.bar.set_message(format!("{:.1} MB/s", *total as f64 / 1e6 / secs));
+        let detail = self.detail.lock().unwrap_or_else(|e| e.into_inner());
+        match detail.as_deref() {
+            Some(d) => self.bar.set_message(d.to_string()),
+            None => self.bar.set_message(format!("{:.1} MB/s", *total as f64 / 1e6 / secs)),
+        }
         self.bar.inc(items);
+    }
+    fn set_detail(&self, detail: String) {
+        self.bar.set_message(detail.clone());
+        *self.detail.lock().unwrap_or_else(|e| e.into_inner()) = Some(detail);
     }
     fn finish(&self) {
         self.bar.finish_and_clear();
@@ -119,6 +128,7 @@ struct LineState {
     bytes: u64,
     last: Instant,
     finished: bool,
+    detail: Option<String>,
 }
 
 impl LineProgress {
@@ -129,7 +139,7 @@ impl LineProgress {
             total,
             interval,
             started: now,
-            state: Mutex::new(LineState { done: 0, bytes: 0, last: now, finished: false }),
+            state: Mutex::new(LineState { done: 0, bytes: 0, last: now, finished: false, detail: None }),
             enabled: true,
         }
     }
@@ -149,14 +159,17 @@ impl LineProgress {
         } else {
             String::new()
         };
-        tracing::info!(
-            "{}: {}/{} samples, {:.1} MB, {:.1} MB/s{eta}",
-            self.label,
-            s.done,
-            self.total,
-            s.bytes as f64 / 1e6,
-            s.bytes as f64 / 1e6 / secs
-        );
+        match &s.detail {
+            Some(d) => tracing::info!("{}: {}/{} {d}{eta}", self.label, s.done, self.total),
+            None => tracing::info!(
+                "{}: {}/{} samples, {:.1} MB, {:.1} MB/s{eta}",
+                self.label,
+                s.done,
+                self.total,
+                s.bytes as f64 / 1e6,
+                s.bytes as f64 / 1e6 / secs
+            ),
+        }
     }
 }
 
@@ -171,6 +184,11 @@ impl ProgressSink for LineProgress {
         if s.last.elapsed() >= self.interval {
             s.last = Instant::now();
             self.line(&s);
+        }
+    }
+    fn set_detail(&self, detail: String) {
+        if self.enabled {
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).detail = Some(detail);
         }
     }
     fn finish(&self) {

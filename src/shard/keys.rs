@@ -28,10 +28,12 @@ pub fn key_problem(key: &str) -> Option<String> {
     None
 }
 
-/// Field names are lower-case ASCII letters and digits.
+/// Field names are lower-case ASCII letters and digits, in one or more dot-separated parts
+/// (`npy`, `g.fits`: WebDataset keeps everything after the key's first dot as the field).
 pub fn field_problem(field: &str) -> Option<String> {
-    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-        return Some(format!("field name `{field}` is not lower-case letters and digits"));
+    let part_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !field.split('.').all(part_ok) {
+        return Some(format!("field name `{field}` is not lower-case letters and digits (parts joined by dots)"));
     }
     None
 }

@@ -710,10 +710,10 @@ mod tests {
     #[test]
     fn bad_keys_and_fields() {
         let mut ds = standard(false);
-        // `a.b.npy` is key `a`, field `b.npy`: the field breaks the field rule.
+        // `a.b..npy` is key `a`, field `b..npy`: the empty part breaks the field rule.
         let members = vec![
             ("_x.npy".to_string(), b"1".to_vec()),
-            ("a.b.npy".to_string(), b"1".to_vec()),
+            ("a.b..npy".to_string(), b"1".to_vec()),
             ("sp ace.npy".to_string(), b"1".to_vec()),
         ];
         ds.put_shard(0, &tar_members(&members), 3);

@@ -235,7 +235,7 @@ fn record_unit(
     let mut records = Vec::new();
     for (rel, field, _, mtime) in metas {
         let (size, sha256) = hash_file(&cfg.dir.join(rel))?;
-        records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime });
+        records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime, url: None });
     }
     Ok(Some(records))
 }

@@ -4,13 +4,68 @@
 
 pub mod atlas_fp;
 pub mod atlas_var;
+pub mod engine;
 pub mod local;
 pub mod ps1;
 
 use serde::Serialize;
 
+use crate::error::UserError;
 use crate::net::Politeness;
+use crate::recipe::targets::{unit_hash, HashDomain};
 use crate::recipe::Recipe;
+
+/// This process's part of a batch work split (`--task-index I --num-tasks N`): a deterministic,
+/// disjoint share of the units, chosen by a stable hash of each unit id, so the N tasks together
+/// fetch every unit exactly once and adding targets never moves the others between tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSplit {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl TaskSplit {
+    /// The whole job in one task.
+    pub const WHOLE: TaskSplit = TaskSplit { index: 0, count: 1 };
+
+    /// From `--task-index`/`--num-tasks`, with `env_index` ($JOB_COMPLETION_INDEX) standing in
+    /// for a missing `--task-index`.
+    pub fn new(task_index: Option<u32>, num_tasks: Option<u32>, env_index: Option<&str>) -> Result<Self, UserError> {
+        let env = crate::env_vars::JOB_COMPLETION_INDEX;
+        let env_index = match env_index.map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(v.parse::<u32>().map_err(|_| {
+                UserError::usage(format!("${env} is `{v}`, not a task index"))
+                    .with_hint("Kubernetes indexed jobs set it to 0, 1, 2, ...")
+            })?),
+        };
+        let count = num_tasks.unwrap_or(1);
+        let index = match (task_index, env_index) {
+            (Some(i), _) => i,
+            (None, Some(i)) if num_tasks.is_none() && i > 0 => {
+                return Err(UserError::usage(format!("${env} is {i}, but --num-tasks is not given"))
+                    .with_hint("pass --num-tasks N (the job's completions) so each task knows its share"))
+            }
+            (None, Some(i)) => i,
+            (None, None) => 0,
+        };
+        if count == 0 || index >= count {
+            return Err(UserError::usage(format!("task index {index} is not below --num-tasks {count}"))
+                .with_hint("task indexes count from 0: --task-index 0 .. N-1"));
+        }
+        Ok(TaskSplit { index, count })
+    }
+
+    pub fn is_whole(&self) -> bool {
+        self.count == 1
+    }
+
+    /// Whether this task fetches `unit`.
+    pub fn owns(&self, unit: &str) -> bool {
+        self.count == 1
+            || ((unit_hash(HashDomain::Task, 0, unit) * f64::from(self.count)) as u32).min(self.count - 1) == self.index
+    }
+}
 
 /// The recipe's `source`, resolved.
 #[derive(Debug, Clone)]
@@ -50,8 +105,7 @@ impl SourceConfig {
     /// The issue that brings fetching for sources this version cannot fetch yet.
     pub fn not_yet_available(&self) -> Option<&'static str> {
         match self {
-            SourceConfig::Local(_) => None,
-            SourceConfig::Ps1(_) => Some("the polite fetch engine and the PS1 cutout source"),
+            SourceConfig::Local(_) | SourceConfig::Ps1(_) => None,
             SourceConfig::AtlasFp(_) => Some("the ATLAS forced-photometry source"),
             SourceConfig::AtlasVar(_) => Some("the ATLAS-VAR source"),
         }

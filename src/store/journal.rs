@@ -19,8 +19,13 @@ pub struct InputRecord {
     pub field: String,
     pub size: u64,
     pub sha256: String,
-    /// Modification time in nanoseconds since the epoch, to skip unchanged files on re-fetch.
+    /// Modification time in nanoseconds since the epoch, to skip unchanged files on re-fetch
+    /// (local source; 0 for fetched payloads).
+    #[serde(default)]
     pub mtime_ns: i64,
+    /// The URL the payload was fetched from (networked sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// A journal line.
@@ -31,12 +36,16 @@ pub enum JournalEntry {
     Done { unit: String, inputs: Vec<InputRecord> },
     /// A unit recorded earlier whose inputs are gone from the source (local files deleted).
     Removed { unit: String },
+    /// A unit that failed permanently (no coverage, refused by the archive, invalid answers).
+    Failed { unit: String, kind: String, reason: String },
 }
 
 impl JournalEntry {
     pub fn unit(&self) -> &str {
         match self {
-            JournalEntry::Done { unit, .. } | JournalEntry::Removed { unit } => unit,
+            JournalEntry::Done { unit, .. } | JournalEntry::Removed { unit } | JournalEntry::Failed { unit, .. } => {
+                unit
+            }
         }
     }
 }
@@ -47,6 +56,9 @@ pub struct FailureEntry {
     pub unit: String,
     /// `fetch` or `shard`.
     pub stage: String,
+    /// A short category (`no-coverage`, `refused`, `invalid-answer`, ...), for summaries.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     pub reason: String,
 }
 
@@ -54,22 +66,40 @@ pub struct FailureEntry {
 pub struct FetchJournal {
     path: PathBuf,
     file: fs::File,
-    /// Latest entry per unit.
+    /// Latest entry per unit (when opened with `open`).
     entries: BTreeMap<String, JournalEntry>,
+    keep: bool,
 }
 
 impl FetchJournal {
-    /// Open (creating) the journal. A torn last line from a killed run is cut off.
+    /// Open (creating) the journal and keep its entries in memory (the local source compares
+    /// files with what it recorded). A torn last line from a killed run is cut off.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// Open (creating) the journal for appending only: nothing is held in memory, so a fetch of
+    /// millions of units does not grow with the journal. A torn last line is cut off.
+    pub fn open_append(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, keep: bool) -> anyhow::Result<Self> {
         let mut file = fs::OpenOptions::new().create(true).truncate(false).read(true).append(true).open(path)?;
-        let (entries, good_len) = read_entries(path)?;
+        let mut entries = BTreeMap::new();
+        let good_len = for_each_entry(path, |entry, _, _| {
+            if keep {
+                entries.insert(entry.unit().to_string(), entry);
+            }
+            Ok(())
+        })?;
         let len = file.metadata()?.len();
         if good_len < len {
             tracing::warn!("journal {} ends in an incomplete line (interrupted run); dropping it", path.display());
             file.file().set_len(good_len).with_context(|| format!("cannot truncate {}", path.display()))?;
             file.seek(SeekFrom::End(0))?;
         }
-        Ok(FetchJournal { path: path.to_path_buf(), file, entries })
+        Ok(FetchJournal { path: path.to_path_buf(), file, entries, keep })
     }
 
     pub fn get(&self, unit: &str) -> Option<&JournalEntry> {
@@ -87,7 +117,9 @@ impl FetchJournal {
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.flush()?;
-        self.entries.insert(entry.unit().to_string(), entry);
+        if self.keep {
+            self.entries.insert(entry.unit().to_string(), entry);
+        }
         Ok(())
     }
 
@@ -97,30 +129,101 @@ impl FetchJournal {
     }
 }
 
-/// Where each unit's latest entry sits in the journal (byte offset and length of its line), for
-/// units whose latest entry is `Done`. Lets `shard` hold a few bytes per unit instead of records.
-pub type JournalIndex = BTreeMap<String, (u64, u32)>;
+/// Where a unit's latest `Done` entry is: (journal number in its set, byte offset, line length).
+/// Lets `shard` hold a few bytes per unit instead of records.
+pub type JournalPos = (u16, u64, u32);
 
-/// Index the journal (missing file: empty).
-pub fn index(path: &Path) -> anyhow::Result<JournalIndex> {
-    let mut index = JournalIndex::new();
-    if !path.exists() {
-        return Ok(index);
+/// What the journals of a workdir say, latest entry per unit (later journals win).
+#[derive(Debug, Default)]
+pub struct JournalScan {
+    /// Units whose latest entry is `Done`.
+    pub done: BTreeMap<String, JournalPos>,
+    /// Units whose latest entry is `Failed`: (kind, reason).
+    pub failed: BTreeMap<String, (String, String)>,
+}
+
+impl JournalScan {
+    /// The fetch failures as failure-ledger entries, sorted by unit.
+    pub fn failure_entries(&self) -> Vec<FailureEntry> {
+        self.failed
+            .iter()
+            .map(|(unit, (kind, reason))| FailureEntry {
+                unit: unit.clone(),
+                stage: "fetch".into(),
+                kind: kind.clone(),
+                reason: reason.clone(),
+            })
+            .collect()
     }
-    for_each_entry(path, |entry, offset, len| {
-        match entry {
-            JournalEntry::Done { unit, .. } => {
-                let len =
-                    u32::try_from(len).with_context(|| format!("{}: a journal line is too long", path.display()))?;
-                index.insert(unit, (offset, len));
-            }
-            JournalEntry::Removed { unit } => {
-                index.remove(&unit);
-            }
+}
+
+/// Every journal of a workdir (its own and those of batch tasks), read together. Safe to use
+/// while other processes append to them: a torn last line is not read.
+pub struct JournalSet {
+    paths: Vec<PathBuf>,
+    files: Vec<std::fs::File>,
+}
+
+impl JournalSet {
+    /// Open the journals that exist among `paths` (in this order).
+    pub fn open(paths: Vec<PathBuf>) -> anyhow::Result<Self> {
+        let paths: Vec<PathBuf> = paths.into_iter().filter(|p| p.exists()).collect();
+        anyhow::ensure!(paths.len() <= usize::from(u16::MAX), "too many journals");
+        let files = paths
+            .iter()
+            .map(|p| std::fs::File::open(p).with_context(|| format!("cannot open the journal {}", p.display())))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(JournalSet { paths, files })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Latest entry per unit over all journals.
+    pub fn scan(&self) -> anyhow::Result<JournalScan> {
+        let mut scan = JournalScan::default();
+        for (n, path) in self.paths.iter().enumerate() {
+            for_each_entry(path, |entry, offset, len| {
+                match entry {
+                    JournalEntry::Done { unit, .. } => {
+                        let len = u32::try_from(len)
+                            .with_context(|| format!("{}: a journal line is too long", path.display()))?;
+                        scan.failed.remove(&unit);
+                        scan.done.insert(unit, (n as u16, offset, len));
+                    }
+                    JournalEntry::Removed { unit } => {
+                        scan.done.remove(&unit);
+                        scan.failed.remove(&unit);
+                    }
+                    JournalEntry::Failed { unit, kind, reason } => {
+                        scan.done.remove(&unit);
+                        scan.failed.insert(unit, (kind, reason));
+                    }
+                }
+                Ok(())
+            })?;
         }
-        Ok(())
-    })?;
-    Ok(index)
+        Ok(scan)
+    }
+
+    /// Read the entry at `pos` (safe to call from several threads).
+    pub fn read(&self, (n, offset, len): JournalPos) -> anyhow::Result<JournalEntry> {
+        let (file, path) = (&self.files[usize::from(n)], &self.paths[usize::from(n)]);
+        let mut buf = vec![0u8; len as usize];
+        read_exact_at(file, &mut buf, offset)
+            .with_context(|| format!("cannot read {} at byte {offset}", path.display()))?;
+        serde_json::from_slice(&buf)
+            .with_context(|| format!("{} at byte {offset}: not a journal entry", path.display()))
+    }
+
+    /// The inputs of the `Done` entry at `pos`.
+    pub fn inputs(&self, pos: JournalPos) -> anyhow::Result<Vec<InputRecord>> {
+        match self.read(pos)? {
+            JournalEntry::Done { inputs, .. } => Ok(inputs),
+            other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
+        }
+    }
 }
 
 /// Call `f(entry, offset, length)` for each complete line of the journal; returns the length of
@@ -146,14 +249,6 @@ fn for_each_entry(
     }
 }
 
-/// Read the entry at `(offset, len)` of an open journal (safe to call from several threads).
-pub fn read_entry_at(file: &std::fs::File, path: &Path, (offset, len): (u64, u32)) -> anyhow::Result<JournalEntry> {
-    let mut buf = vec![0u8; len as usize];
-    read_exact_at(file, &mut buf, offset)
-        .with_context(|| format!("cannot read {} at byte {offset}", path.display()))?;
-    serde_json::from_slice(&buf).with_context(|| format!("{} at byte {offset}: not a journal entry", path.display()))
-}
-
 #[cfg(unix)]
 fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
@@ -171,16 +266,6 @@ fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> s
         }
     }
     Ok(())
-}
-
-/// Entries (last one per unit wins) and the length of the complete lines.
-fn read_entries(path: &Path) -> anyhow::Result<(BTreeMap<String, JournalEntry>, u64)> {
-    let mut entries = BTreeMap::new();
-    let good_len = for_each_entry(path, |entry, _, _| {
-        entries.insert(entry.unit().to_string(), entry);
-        Ok(())
-    })?;
-    Ok((entries, good_len))
 }
 
 /// Read `failures.jsonl` (missing file: empty).
@@ -228,6 +313,7 @@ mod tests {
                 size,
                 sha256: "00".into(),
                 mtime_ns: 1,
+                url: None,
             }],
         }
     }
@@ -249,22 +335,52 @@ mod tests {
         assert_eq!(j.get("a"), Some(&done("a", 3)));
         assert!(j.get("c").is_none());
         j.append(done("c", 4)).unwrap();
-        let all = read_entries(&path).unwrap().0;
-        assert_eq!(all.len(), 3);
-        assert_eq!(all["c"], done("c", 4));
+        drop(j);
+        let j = FetchJournal::open(&path).unwrap();
+        assert_eq!(j.done_units().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(j.get("c"), Some(&done("c", 4)));
+        drop(j);
+        let mut j = FetchJournal::open_append(&path).unwrap();
         j.append(JournalEntry::Removed { unit: "b".into() }).unwrap();
-        let idx = index(&path).unwrap();
-        assert_eq!(idx.keys().collect::<Vec<_>>(), ["a", "c"]);
-        let file = std::fs::File::open(&path).unwrap();
-        assert_eq!(read_entry_at(&file, &path, idx["a"]).unwrap(), done("a", 3));
-        assert_eq!(read_entry_at(&file, &path, idx["c"]).unwrap(), done("c", 4));
+        let set = JournalSet::open(vec![path.clone(), dir.path().join("missing.jsonl")]).unwrap();
+        let scan = set.scan().unwrap();
+        assert_eq!(scan.done.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(set.read(scan.done["a"]).unwrap(), done("a", 3));
+        assert_eq!(set.read(scan.done["c"]).unwrap(), done("c", 4));
+    }
+
+    #[test]
+    fn later_journals_win_and_failures_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p1, p2) = (dir.path().join("journal.jsonl"), dir.path().join("journal.task-1-of-2.jsonl"));
+        let failed = |u: &str| JournalEntry::Failed { unit: u.into(), kind: "no-coverage".into(), reason: "r".into() };
+        let mut j1 = FetchJournal::open_append(&p1).unwrap();
+        j1.append(done("a", 1)).unwrap();
+        j1.append(failed("b")).unwrap();
+        j1.append(failed("c")).unwrap();
+        let mut j2 = FetchJournal::open_append(&p2).unwrap();
+        j2.append(done("b", 2)).unwrap();
+        j2.append(failed("a")).unwrap();
+        let set = JournalSet::open(vec![p1, p2]).unwrap();
+        let scan = set.scan().unwrap();
+        assert_eq!(scan.done.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(scan.done["b"].0, 1);
+        assert_eq!(set.inputs(scan.done["b"]).unwrap()[0].size, 2);
+        let f = scan.failure_entries();
+        assert_eq!(f.iter().map(|f| f.unit.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!((f[0].stage.as_str(), f[0].kind.as_str()), ("fetch", "no-coverage"));
     }
 
     #[test]
     fn failures_are_replaced_per_stage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("failures.jsonl");
-        let f = |u: &str, s: &str| FailureEntry { unit: u.into(), stage: s.into(), reason: "r".into() };
+        let f = |u: &str, s: &str| FailureEntry {
+            unit: u.into(),
+            stage: s.into(),
+            kind: String::new(),
+            reason: "r".into(),
+        };
         replace_failures(&path, "fetch", vec![f("x", "fetch")]).unwrap();
         replace_failures(&path, "shard", vec![f("b", "shard"), f("a", "shard")]).unwrap();
         replace_failures(&path, "shard", vec![f("c", "shard")]).unwrap();

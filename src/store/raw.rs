@@ -79,11 +79,16 @@ impl RawStore {
         bytes: &[u8],
         content_type: Option<&str>,
     ) -> anyhow::Result<Stored> {
+        validate(kind, bytes, content_type).map_err(|e| anyhow::anyhow!("{key}/{name}: {e}"))?;
+        self.write(key, name, bytes)
+    }
+
+    /// Store `bytes` (already validated) as `<key>/<name>`, atomically.
+    pub fn write(&self, key: &str, name: &str, bytes: &[u8]) -> anyhow::Result<Stored> {
         anyhow::ensure!(
             crate::shard::keys::key_problem(key).is_none() && !name.contains(['/', '\\']) && !name.starts_with('.'),
             "unsafe raw payload name {key}/{name}"
         );
-        validate(kind, bytes, content_type).map_err(|e| anyhow::anyhow!("{key}/{name}: {e}"))?;
         let dir = self.root.join(key);
         fs_err::create_dir_all(&dir)?;
         super::write_atomic(&dir.join(name), bytes)?;

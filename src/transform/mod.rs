@@ -2,6 +2,7 @@
 //! given; the shard stage calls them in parallel.
 
 pub mod image;
+pub mod ps1;
 pub mod scale;
 
 /// A sample's fields as (name, bytes), sorted by name: the member order inside a shard.

@@ -48,7 +48,7 @@ fn check_json_for_a_ps1_recipe_estimates_requests_and_time() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["source"], "ps1-cutouts");
-    assert_eq!(plan["fetch_available"], false);
+    assert_eq!(plan["fetch_available"], true);
     assert_eq!(plan["targets"], 100);
     assert_eq!(plan["requests"], 400); // 1 ps1filenames + 3 fitscut per target
     assert_eq!(plan["min_fetch_seconds"], 100.0); // 400 requests at 4/s
@@ -76,9 +76,9 @@ fn recipe_errors_exit_2_with_location_and_hint() {
 fn sources_and_commands_not_yet_available_say_so_and_do_nothing() {
     let s = Scratch::new();
     s.write("t.csv", "id,ra,dec\na,10,20\n");
-    s.write("ps1.yaml", "version: 1\nname: p\ntargets: {file: t.csv}\nsource:\n  ps1-cutouts: {}\n");
+    s.write("fp.yaml", "version: 1\nname: p\ntargets: {file: t.csv}\nsource:\n  atlas-fp: {}\n");
     for cmd in ["fetch", "shard", "run"] {
-        let out = s.etd().args([cmd, "ps1.yaml"]).output().unwrap();
+        let out = s.etd().args([cmd, "fp.yaml"]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{cmd}");
         assert!(stderr(&out).contains("not available yet"), "{cmd}: {}", stderr(&out));
     }
@@ -91,9 +91,7 @@ fn sources_and_commands_not_yet_available_say_so_and_do_nothing() {
     }
     let out = s.etd().args(["fetch", "pub.yaml", "--task-index", "1", "--num-tasks", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = s.etd().args(["fetch", "pub.yaml", "--retry-failed"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--retry-failed is not available yet"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no work to split"), "{}", stderr(&out));
     assert!(!s.join("work").exists(), "nothing may be written");
     assert!(!s.join("out").exists());
 }

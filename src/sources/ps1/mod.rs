@@ -2,6 +2,7 @@
 //! `fitscut.cgi` cuts each filter out of them (ARCHIVES.md section 1). MAST asks for at most 10
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
+pub mod fetch;
 pub mod table;
 pub mod urls;
 
@@ -121,4 +122,18 @@ pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
         requests_note: format!("per target: 1 ps1filenames.py + {cutouts} fitscut.cgi"),
         input_bytes: None,
     }
+}
+
+/// Sample keys of all targets (in target order): from every target's id, so a target's key (and
+/// raw folder) never depends on which targets a task or a run fetches.
+pub fn target_keys(
+    cfg: &Ps1Config,
+    image: &crate::recipe::ImageTransform,
+    targets: &[crate::recipe::targets::Target],
+) -> Result<Vec<String>, crate::error::UserError> {
+    let longest = crate::transform::ps1::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
+    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
+        crate::error::UserError::usage(format!("target ids: {e}"))
+            .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
+    })
 }

@@ -1,0 +1,160 @@
+//! The fetch engine shared by the networked sources: runs units of work concurrently (the host
+//! limiter in `net` decides how many requests actually fly), records each finished or permanently
+//! failed unit in the journal the moment it ends, and stops early when the archive looks down.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::net::client::{NetClient, NetError};
+use crate::report::Progress;
+use crate::store::{FetchJournal, InputRecord, JournalEntry};
+
+/// Why a unit did not finish.
+#[derive(Debug)]
+pub enum UnitError {
+    /// Retrying cannot help (no coverage, refused, invalid answers): recorded in the journal and
+    /// `failures.jsonl`, skipped by later runs unless `--retry-failed`.
+    Permanent { kind: &'static str, reason: String },
+    /// Transient failures beyond the retry budget (archive down, throttled): not recorded, so
+    /// the next run tries again; the run exits 75.
+    Transient(String),
+    /// Something is wrong on this side (disk full, bad configuration): the run stops.
+    Fatal(anyhow::Error),
+}
+
+impl From<NetError> for UnitError {
+    fn from(e: NetError) -> Self {
+        match &e {
+            NetError::Refused { status, .. } => UnitError::Permanent {
+                kind: if *status == 404 { "not-found" } else { "refused" },
+                reason: e.to_string(),
+            },
+            NetError::Invalid { .. } => UnitError::Permanent { kind: "invalid-answer", reason: e.to_string() },
+            NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
+            NetError::Fatal { .. } => UnitError::Fatal(e.into()),
+        }
+    }
+}
+
+/// A unit's result.
+pub struct Outcome {
+    pub unit: String,
+    pub result: Result<Vec<InputRecord>, UnitError>,
+}
+
+/// What a fetch did, for the summary and the exit code.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub done: u64,
+    pub bytes: u64,
+    /// Permanent failures by kind.
+    pub failed: BTreeMap<&'static str, u64>,
+    /// Units left for a later run after transient failures.
+    pub transient: u64,
+    /// Units not attempted because the run stopped early.
+    pub not_attempted: u64,
+    /// Why the run stopped early (the archive looks down).
+    pub stopped: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// Consecutive units that end in transient failures, with no success between them, after which
+/// the archive is taken to be down and no new unit starts.
+pub fn give_up_after(parallel: usize) -> u64 {
+    (2 * parallel as u64).max(10)
+}
+
+/// Run `jobs` with at most `parallel` units under way; record each outcome in `journal`.
+pub async fn drive<I, Fut>(
+    jobs: I,
+    parallel: usize,
+    journal: &mut FetchJournal,
+    progress: &Progress,
+    client: &NetClient,
+) -> anyhow::Result<Tally>
+where
+    I: ExactSizeIterator<Item = Fut>,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut jobs = jobs;
+    let mut running = JoinSet::new();
+    let mut streak = 0u64;
+    let limit = give_up_after(parallel);
+    let mut last_detail = Instant::now();
+    loop {
+        while tally.stopped.is_none() && running.len() < parallel.max(1) {
+            match jobs.next() {
+                Some(job) => {
+                    running.spawn(job);
+                }
+                None => break,
+            }
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let outcome = joined.map_err(|e| anyhow::anyhow!("a fetch task failed: {e}"))?;
+        match outcome.result {
+            Ok(inputs) => {
+                streak = 0;
+                let bytes: u64 = inputs.iter().map(|i| i.size).sum();
+                journal.append(JournalEntry::Done { unit: outcome.unit, inputs })?;
+                tally.done += 1;
+                tally.bytes += bytes;
+                progress.advance(1, bytes);
+            }
+            Err(UnitError::Permanent { kind, reason }) => {
+                // The archive answered: it is up.
+                streak = 0;
+                tracing::warn!("{}: {reason}", outcome.unit);
+                journal.append(JournalEntry::Failed { unit: outcome.unit, kind: kind.into(), reason })?;
+                *tally.failed.entry(kind).or_default() += 1;
+                progress.advance(1, 0);
+            }
+            Err(UnitError::Transient(reason)) => {
+                streak += 1;
+                tracing::warn!("{}: {reason}; left for a later run", outcome.unit);
+                tally.transient += 1;
+                progress.advance(1, 0);
+                if streak >= limit && tally.stopped.is_none() {
+                    tracing::error!(
+                        "{streak} units in a row failed with transient errors; the archive looks unavailable, \
+                         so no new requests start (last: {reason})"
+                    );
+                    tally.stopped = Some(reason);
+                }
+            }
+            Err(UnitError::Fatal(e)) => {
+                running.abort_all();
+                journal.sync()?;
+                return Err(e);
+            }
+        }
+        if last_detail.elapsed() >= Duration::from_millis(250) {
+            last_detail = Instant::now();
+            progress.set_detail(detail(client, started.elapsed()));
+        }
+    }
+    tally.not_attempted = jobs.len() as u64;
+    tally.elapsed = started.elapsed();
+    journal.sync()?;
+    Ok(tally)
+}
+
+/// `12.3 req/s, 45.6 MB, 7 retries, 30s throttled`.
+pub fn detail(client: &NetClient, elapsed: Duration) -> String {
+    let stats = &client.stats;
+    let requests = stats.requests.load(Ordering::Relaxed);
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "{:.1} req/s, {:.1} MB, {} retries, {} throttled",
+        requests as f64 / secs,
+        stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+        stats.retries.load(Ordering::Relaxed),
+        crate::net::human_duration(client.throttled())
+    )
+}
