@@ -110,8 +110,8 @@ fn pending(targets: &[crate::recipe::targets::Target], split: TaskSplit, scan: &
     p
 }
 
-fn scan_workdir(workdir: &Workdir) -> anyhow::Result<JournalScan> {
-    JournalSet::open(workdir.journals()?)?.scan()
+fn scan_workdir(workdir: &Workdir, params: &str) -> anyhow::Result<JournalScan> {
+    JournalSet::open(workdir.journals()?)?.scan_for(Some(params))
 }
 
 fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, split: TaskSplit) -> anyhow::Result<Exit> {
@@ -119,10 +119,11 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     let keys = ps1::target_keys(cfg, &recipe.image, targets)?;
     let workdir = ctx.workdir(recipe);
     let task = if split.is_whole() { String::new() } else { format!(" (task {} of {})", split.index, split.count) };
+    let params = cfg.params();
     let per_target = 1 + if cfg.format == ps1::CutoutFormat::Fits { cfg.filters.len() } else { 1 };
     if args.dry_run {
         // Read-only: no lock, nothing created.
-        let scan = if workdir.root.is_dir() { scan_workdir(&workdir)? } else { JournalScan::default() };
+        let scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
         let p = pending(targets, split, &scan, args.retry_failed);
         let mut out = String::new();
         for &i in &p.todo {
@@ -149,8 +150,11 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     let _lock = if split.is_whole() { workdir.lock()? } else { workdir.lock_task(split.index, split.count)? };
     let journal_path =
         if split.is_whole() { workdir.journal() } else { workdir.task_journal(split.index, split.count) };
-    let scan = scan_workdir(&workdir)?;
+    let scan = scan_workdir(&workdir, &params)?;
     let p = pending(targets, split, &scan, args.retry_failed);
+    if scan.stale > 0 {
+        tracing::info!("{} targets were fetched with other source settings; fetching them again", scan.stale);
+    }
     drop(scan);
     tracing::info!(
         "fetch{task}: {} targets to fetch from {} ({} owned, {} already done, {} failed earlier{})",
@@ -162,12 +166,20 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
         if p.failed > 0 && !args.retry_failed { "; --retry-failed tries them again" } else { "" }
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
+    let store = RawStore::new(workdir.raw(recipe.source.kind()));
+    let mut cleaned = 0;
+    for &i in &p.todo {
+        cleaned += store.clean_partial(&keys[i])?;
+    }
+    if cleaned > 0 {
+        tracing::info!("removed {cleaned} partial files left by an interrupted run");
+    }
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let limiter = client.host(&cfg.base_url);
     let fetcher = Arc::new(Ps1Fetcher {
         client: Arc::clone(&client),
         cfg: cfg.clone(),
-        store: RawStore::new(workdir.raw(recipe.source.kind())),
+        store,
     });
     // Units run their requests one after another; twice the in-flight limit keeps it busy.
     let parallel = (limiter.concurrency() as usize * 2).max(2);
@@ -180,10 +192,10 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     });
     let progress = ctx.reporter.start("fetch", p.todo.len() as u64);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let tally = runtime.block_on(engine::drive(jobs, parallel, &mut journal, &progress, &client))?;
+    let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
     drop(progress);
     // The failure ledger as all journals have it now (other tasks may still add to theirs).
-    let scan = scan_workdir(&workdir)?;
+    let scan = scan_workdir(&workdir, &params)?;
     replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
     let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
     summarize(&task, &tally, &client, failed_owned, &workdir);

@@ -39,7 +39,18 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let _lock = workdir.lock()?;
     shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
     let journals = JournalSet::open(workdir.journals()?)?;
-    let scan = journals.scan()?;
+    let params = match &recipe.source {
+        SourceConfig::Ps1(cfg) => Some(cfg.params()),
+        _ => None,
+    };
+    let scan = journals.scan_for(params.as_deref())?;
+    if scan.stale > 0 {
+        tracing::warn!(
+            "{} units were fetched with other source settings than the recipe's now; leaving them out",
+            scan.stale
+        );
+        tracing::warn!("hint: run `etd fetch {}` to fetch them with the current settings", recipe.path.display());
+    }
     // The fetch failures as the journals have them now (batch tasks may have finished since).
     replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
     if scan.done.is_empty() {

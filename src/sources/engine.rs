@@ -68,10 +68,12 @@ pub fn give_up_after(parallel: usize) -> u64 {
     (2 * parallel as u64).max(10)
 }
 
-/// Run `jobs` with at most `parallel` units under way; record each outcome in `journal`.
+/// Run `jobs` with at most `parallel` units under way; record each outcome in `journal`, done
+/// units with the source settings `params`.
 pub async fn drive<I, Fut>(
     jobs: I,
     parallel: usize,
+    params: &str,
     journal: &mut FetchJournal,
     progress: &Progress,
     client: &NetClient,
@@ -102,7 +104,7 @@ where
             Ok(inputs) => {
                 streak = 0;
                 let bytes: u64 = inputs.iter().map(|i| i.size).sum();
-                journal.append(JournalEntry::Done { unit: outcome.unit, inputs })?;
+                journal.append(JournalEntry::Done { unit: outcome.unit, inputs, params: Some(params.to_string()) })?;
                 tally.done += 1;
                 tally.bytes += bytes;
                 progress.advance(1, bytes);

@@ -193,7 +193,7 @@ pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter)
                 }
                 Some(inputs) => {
                     let bytes = inputs.iter().map(|i| i.size).sum();
-                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs })?;
+                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None })?;
                     summary.recorded += 1;
                     progress.advance(1, bytes);
                 }

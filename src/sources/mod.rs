@@ -139,3 +139,35 @@ pub fn plan(recipe: &Recipe) -> anyhow::Result<FetchPlan> {
         SourceConfig::AtlasVar(a) => atlas_var::plan(a),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_own_disjoint_parts_that_cover_every_unit() {
+        let ids: Vec<String> = (0..3000).map(|i| format!("t{i}")).collect();
+        let tasks: Vec<TaskSplit> = (0..7).map(|i| TaskSplit::new(Some(i), Some(7), None).unwrap()).collect();
+        let mut sizes = [0usize; 7];
+        for id in &ids {
+            let owners: Vec<usize> = (0..7).filter(|&t| tasks[t].owns(id)).collect();
+            assert_eq!(owners.len(), 1, "{id}: {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        // Balanced within a few standard deviations of 3000/7.
+        assert!(sizes.iter().all(|&n| (330..530).contains(&n)), "{sizes:?}");
+        assert!(ids.iter().all(|id| TaskSplit::WHOLE.owns(id)));
+    }
+
+    #[test]
+    fn task_index_from_flags_or_job_completion_index() {
+        assert_eq!(TaskSplit::new(None, None, None).unwrap(), TaskSplit::WHOLE);
+        assert_eq!(TaskSplit::new(None, None, Some("0")).unwrap(), TaskSplit::WHOLE);
+        assert_eq!(TaskSplit::new(None, Some(4), Some("3")).unwrap(), TaskSplit { index: 3, count: 4 });
+        // The flag wins over the environment.
+        assert_eq!(TaskSplit::new(Some(1), Some(4), Some("3")).unwrap(), TaskSplit { index: 1, count: 4 });
+        assert!(TaskSplit::new(None, None, Some("2")).unwrap_err().message.contains("--num-tasks is not given"));
+        assert!(TaskSplit::new(Some(4), Some(4), None).unwrap_err().message.contains("not below"));
+        assert!(TaskSplit::new(None, Some(2), Some("x")).unwrap_err().message.contains("not a task index"));
+    }
+}

@@ -32,8 +32,14 @@ pub struct InputRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum JournalEntry {
-    /// A unit whose inputs are in place.
-    Done { unit: String, inputs: Vec<InputRecord> },
+    /// A unit whose inputs are in place. `params` are the source settings that shaped the
+    /// requests (filters, size, ...): a unit fetched with other settings is fetched again.
+    Done {
+        unit: String,
+        inputs: Vec<InputRecord>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<String>,
+    },
     /// A unit recorded earlier whose inputs are gone from the source (local files deleted).
     Removed { unit: String },
     /// A unit that failed permanently (no coverage, refused by the archive, invalid answers).
@@ -136,8 +142,10 @@ pub type JournalPos = (u16, u64, u32);
 /// What the journals of a workdir say, latest entry per unit (later journals win).
 #[derive(Debug, Default)]
 pub struct JournalScan {
-    /// Units whose latest entry is `Done`.
+    /// Units whose latest entry is `Done` (with the expected params, see `scan_for`).
     pub done: BTreeMap<String, JournalPos>,
+    /// Units done with other source settings than expected: to be fetched again.
+    pub stale: u64,
     /// Units whose latest entry is `Failed`: (kind, reason).
     pub failed: BTreeMap<String, (String, String)>,
 }
@@ -182,28 +190,44 @@ impl JournalSet {
 
     /// Latest entry per unit over all journals.
     pub fn scan(&self) -> anyhow::Result<JournalScan> {
+        self.scan_for(None)
+    }
+
+    /// Latest entry per unit; a `Done` unit whose params differ from `params` (when given)
+    /// counts as not done (`stale`).
+    pub fn scan_for(&self, params: Option<&str>) -> anyhow::Result<JournalScan> {
         let mut scan = JournalScan::default();
+        let mut stale = std::collections::BTreeSet::new();
         for (n, path) in self.paths.iter().enumerate() {
             for_each_entry(path, |entry, offset, len| {
                 match entry {
-                    JournalEntry::Done { unit, .. } => {
+                    JournalEntry::Done { unit, params: got, .. } => {
                         let len = u32::try_from(len)
                             .with_context(|| format!("{}: a journal line is too long", path.display()))?;
                         scan.failed.remove(&unit);
-                        scan.done.insert(unit, (n as u16, offset, len));
+                        if params.is_some_and(|want| got.as_deref() != Some(want)) {
+                            scan.done.remove(&unit);
+                            stale.insert(unit);
+                        } else {
+                            stale.remove(&unit);
+                            scan.done.insert(unit, (n as u16, offset, len));
+                        }
                     }
                     JournalEntry::Removed { unit } => {
                         scan.done.remove(&unit);
                         scan.failed.remove(&unit);
+                        stale.remove(&unit);
                     }
                     JournalEntry::Failed { unit, kind, reason } => {
                         scan.done.remove(&unit);
+                        stale.remove(&unit);
                         scan.failed.insert(unit, (kind, reason));
                     }
                 }
                 Ok(())
             })?;
         }
+        scan.stale = stale.len() as u64;
         Ok(scan)
     }
 
@@ -306,6 +330,7 @@ mod tests {
 
     fn done(unit: &str, size: u64) -> JournalEntry {
         JournalEntry::Done {
+            params: None,
             unit: unit.into(),
             inputs: vec![InputRecord {
                 path: format!("{unit}.fits"),

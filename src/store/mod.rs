@@ -111,11 +111,14 @@ pub struct WorkdirLock {
     _files: Vec<fs::File>,
 }
 
+/// Name prefix of the temporary files atomic writes use.
+pub const TEMP_PREFIX: &str = ".etd-tmp-";
+
 /// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("path has no parent folder")?;
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".etd-tmp-");
+    builder.prefix(TEMP_PREFIX);
     // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));

@@ -99,6 +99,24 @@ impl RawStore {
         })
     }
 
+    /// Remove temporary files a killed run left in `<key>/` (call only for units this process
+    /// is about to fetch). Returns how many were removed.
+    pub fn clean_partial(&self, key: &str) -> anyhow::Result<usize> {
+        let dir = self.root.join(key);
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(super::TEMP_PREFIX) {
+                fs_err::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Read a stored payload back.
     pub fn read(&self, rel: &str) -> anyhow::Result<Vec<u8>> {
         Ok(fs_err::read(self.root.join(rel))?)

@@ -42,6 +42,25 @@ pub enum CutoutFormat {
     Png,
 }
 
+impl Ps1Config {
+    /// The settings that shape a target's requests and payloads, as recorded with each finished
+    /// unit: changing any of them makes the next fetch fetch the targets again. The base URL is
+    /// not among them (a mirror serves the same data).
+    pub fn params(&self) -> String {
+        let filters: String = self.filters.iter().collect();
+        let kind = match self.image_type {
+            ImageType::Stack => "stack",
+            ImageType::Warp => "warp",
+        };
+        let format = match self.format {
+            CutoutFormat::Fits => "fits",
+            CutoutFormat::Jpg => "jpg",
+            CutoutFormat::Png => "png",
+        };
+        format!("ps1-cutouts filters={filters} size={} type={kind} format={format}", self.size)
+    }
+}
+
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 6,
