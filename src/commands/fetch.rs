@@ -176,11 +176,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     }
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let limiter = client.host(&cfg.base_url);
-    let fetcher = Arc::new(Ps1Fetcher {
-        client: Arc::clone(&client),
-        cfg: cfg.clone(),
-        store,
-    });
+    let fetcher = Arc::new(Ps1Fetcher { client: Arc::clone(&client), cfg: cfg.clone(), store });
     // Units run their requests one after another; twice the in-flight limit keeps it busy.
     let parallel = (limiter.concurrency() as usize * 2).max(2);
     let jobs = p.todo.iter().map(|&i| {

@@ -56,11 +56,21 @@ impl HostLimiter {
     pub async fn acquire(&self) -> InFlight<'_> {
         // The semaphore is never closed, so acquire cannot fail.
         let permit = self.inflight.acquire().await.expect("host semaphore is never closed");
-        self.wait_out_pause().await;
-        self.rate.until_ready().await;
-        // A pause may have begun while we waited for the rate limiter.
-        self.wait_out_pause().await;
+        loop {
+            self.wait_out_pause().await;
+            self.rate.until_ready().await;
+            // A pause may have begun while we waited for the rate limiter. Then the start just
+            // taken is spent: waiting out the pause and going would send every request that
+            // queued meanwhile at once when it ends, so take a fresh start after it.
+            if !self.is_paused() {
+                break;
+            }
+        }
         InFlight { _permit: permit }
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused_until.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|t| t > Instant::now())
     }
 
     /// Sleep while the host is paused (a pause may be extended meanwhile).

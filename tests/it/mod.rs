@@ -5,5 +5,6 @@ mod generated;
 mod interop;
 mod logging;
 mod net;
+mod ps1;
 mod shard;
 mod verify;

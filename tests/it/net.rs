@@ -193,6 +193,33 @@ async fn retry_after_pauses_the_whole_host() {
 }
 
 #[tokio::test]
+async fn requests_queued_during_a_pause_do_not_burst_when_it_ends() {
+    // Request 1 gets `Retry-After: 1` while the others queue for the rate limiter (20/s). When
+    // the pause ends they must go one per 50 ms again, not all at once.
+    let (base, meter) = serve(|n| {
+        if n == 1 {
+            Action::Reply {
+                status: 429,
+                headers: vec![("Retry-After", "1".into())],
+                body: vec![],
+                delay: Duration::ZERO,
+            }
+        } else {
+            Action::Reply { status: 200, headers: vec![], body: b"x".to_vec(), delay: Duration::from_millis(5) }
+        }
+    })
+    .await;
+    let client = Arc::new(NetClient::new(politeness(6, "20/s", 3), 1).unwrap());
+    send_all(&client, &base, 8).await;
+    let arrivals: Vec<Instant> = meter.arrivals.lock().unwrap().iter().map(|(t, _)| *t).collect();
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(40), "two requests {gap:?} apart at 20/s: {arrivals:?}");
+    }
+    assert!(arrivals[arrivals.len() - 1] - arrivals[1] >= Duration::from_millis(1000));
+}
+
+#[tokio::test]
 async fn concurrency_and_rate_limits_hold() {
     let (base, meter) = serve(|_| Action::Reply {
         status: 200,
