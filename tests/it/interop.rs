@@ -95,3 +95,38 @@ fn gnu_tar_lists_members_and_zstd_test_passes() {
         }
     }
 }
+
+#[test]
+fn python_webdataset_reads_ps1_samples_with_multi_part_fields() {
+    let Some(py) = python() else {
+        require(false, "a Python with webdataset, numpy and astropy");
+        return;
+    };
+    if !require(tool("zstd"), "zstd") {
+        return;
+    }
+    let emu = etd_emulators::ps1::Ps1Emulator::start(Default::default()).unwrap();
+    let s = Scratch::new();
+    let rows: String = (0..12).map(|i| format!("t{i},{}.25,{}.5,{}\n", 10 + i * 7, i * 4, ["a", "b"][i % 2])).collect();
+    s.write("t.csv", format!("id,ra,dec,label\n{rows}"));
+    s.write(
+        "r.yaml",
+        format!(
+            "version: 1\nname: ps1-interop\ntargets: {{file: t.csv}}\n\
+             source:\n  ps1-cutouts: {{base_url: \"{}\", filters: [g, r, i], size: 32}}\n\
+             politeness: {{rate: 500/s}}\n\
+             transform:\n  image: {{nan: keep, outputs: [npy, json, fits, png]}}\n\
+             shard: {{max_samples: 5, compression: zstd}}\n",
+            emu.base_url()
+        ),
+    );
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let out = Command::new(&py)
+        .arg(repo().join("tests/interop/check_ps1_shards.py"))
+        .arg(s.shards())
+        .arg("gri")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("webdataset read 12 PS1 samples"), "{}", stdout(&out));
+}

@@ -359,3 +359,80 @@ fn concurrency_above_the_archive_limit_needs_the_override_flag() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("above PS1's stated maximum"));
 }
+
+/// A repository recipe, pointed at the emulator.
+fn repo_recipe(s: &Scratch, name: &str, base: &str) {
+    let text = std::fs::read_to_string(super::common::repo().join("recipes").join(name)).unwrap();
+    assert!(text.contains("  ps1-cutouts:\n"), "{name}");
+    let text = text.replace("  ps1-cutouts:\n", &format!("  ps1-cutouts:\n    base_url: \"{base}\"\n"));
+    s.write(name, text);
+}
+
+#[test]
+fn the_repository_recipes_run_end_to_end() {
+    let emu = Ps1Emulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.copy(&super::common::repo().join("recipes/targets/galaxies.csv"), "targets/galaxies.csv");
+    repo_recipe(&s, "ps1-galaxy-morphology.yaml", &emu.base_url());
+    let out = s.etd().args(["run", "ps1-galaxy-morphology.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = s.manifest();
+    assert_eq!(m["samples"], 18);
+    assert_eq!(m["classes"], serde_json::json!(["elliptical", "irregular", "lenticular", "spiral"]));
+    assert_eq!(m["splits"].as_object().unwrap().keys().collect::<Vec<_>>(), ["train", "val"]);
+    // 120x120 g band, one filter: (H,W).
+    let out = s
+        .etd()
+        .args(["inspect", "--json"])
+        .arg(s.shards().join("ps1-galaxy-morphology-train-000000.tar.zst"))
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("\"npy\""), "{}", stdout(&out));
+
+    let s = Scratch::new();
+    repo_recipe(&s, "ps1-crab-color.yaml", &emu.base_url());
+    let out = s.etd().args(["run", "ps1-crab-color.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let zst = std::fs::read(s.shards().join("ps1-crab-color-000000.tar.zst")).unwrap();
+    let tar = zstd::decode_all(&zst[..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.tar"), tar).unwrap();
+    let all = members(dir.path());
+    let names: Vec<&str> = all.keys().map(String::as_str).collect();
+    assert_eq!(names, ["crab.cls", "crab.g.fits", "crab.i.fits", "crab.json", "crab.npy", "crab.png", "crab.r.fits"]);
+    let (shape, _) = npy_f32(&all["crab.npy"]);
+    assert_eq!(shape, [3, 1200, 1200]);
+}
+
+#[test]
+fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
+    let emu = Ps1Emulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", "objid,ra,dec,class\nm1,83.63321,22.01446,snr\n");
+    s.write(
+        "r.yaml",
+        recipe(&emu.base_url(), "g, r, i", "{rate: 100/s}", "")
+            .replace("size: 24}", "size: 40, format: jpg}")
+            .replace("outputs: [npy, json, fits]", "outputs: [npy, json, png]"),
+    );
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(emu.meter().by_endpoint["fitscut"], 1, "one colour request, not three");
+    let raw = std::fs::read(s.join("work/raw/ps1-cutouts/m1/color.jpg")).unwrap();
+    let picture = image::load_from_memory(&raw).unwrap().to_rgb8();
+    let all = members(&s.shards());
+    let (shape, data) = npy_f32(&all["m1.npy"]);
+    assert_eq!(shape, [3, 40, 40]);
+    for (i, p) in picture.pixels().enumerate() {
+        for c in 0..3 {
+            assert_eq!(data[c * 1600 + i], f32::from(p.0[c]));
+        }
+    }
+    let json: serde_json::Value = serde_json::from_slice(&all["m1.json"]).unwrap();
+    assert_eq!(json["filters_meta"]["color"]["header"]["CTYPE1"], "RA---TAN");
+    let url = json["filters_meta"]["color"]["url"].as_str().unwrap();
+    let q = query(url);
+    // Reddest first, as MAST's examples order them.
+    assert!(q["red"].contains(".stk.i.") && q["green"].contains(".stk.r.") && q["blue"].contains(".stk.g."), "{url}");
+    assert!(all["m1.png"].starts_with(b"\x89PNG"));
+}
