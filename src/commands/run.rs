@@ -17,6 +17,11 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
     if args.dry_run {
         return Ok(fetched);
     }
+    if fetched == Exit::TempFail {
+        // Shards of a partial fetch would be thrown away; exit 75 so the batch system retries.
+        tracing::warn!("the fetch is incomplete (transient failures); not sharding until it is");
+        return Ok(fetched);
+    }
     let sharded = super::shard::shard_recipe(ctx, &recipe)?;
     Ok(if fetched == Exit::SomeFailed || sharded == Exit::SomeFailed { Exit::SomeFailed } else { Exit::Success })
 }

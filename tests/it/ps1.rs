@@ -342,6 +342,11 @@ fn an_unreachable_archive_exits_75_and_records_nothing() {
     assert!(err.contains("not attempted"), "{err}");
     let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
     assert!(journal.is_empty(), "nothing recorded: {journal}");
+    // `run` does not shard an incomplete fetch, and keeps its exit code for the batch system.
+    let out = s.etd().args(["run", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not sharding"), "{}", stderr(&out));
+    assert!(!s.join("work/shards").exists());
 }
 
 #[test]
