@@ -90,7 +90,9 @@ impl NetClient {
         let http = reqwest::Client::builder()
             .user_agent(format!("etd/{}", crate::VERSION))
             .connect_timeout(CONNECT_TIMEOUT.min(politeness.timeout))
-            .timeout(politeness.timeout)
+            // An idle timeout, not a total one: a large cutout may take minutes to arrive, but
+            // a connection on which nothing arrives for this long has stalled.
+            .read_timeout(politeness.timeout)
             .build()?;
         let backoff = Backoff {
             initial: politeness.backoff_initial,

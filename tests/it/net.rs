@@ -27,6 +27,11 @@ enum Action {
     },
     /// Close without answering.
     Reset,
+    /// Send `chunks` of a 200 answer, sleeping `gap` before each.
+    Trickle {
+        chunks: Vec<Vec<u8>>,
+        gap: Duration,
+    },
 }
 
 fn ok(body: &str) -> Action {
@@ -86,6 +91,18 @@ async fn serve(script: impl Fn(usize) -> Action + Send + Sync + 'static) -> (Str
                             false
                         }
                         Action::Reset => false,
+                        Action::Trickle { chunks, gap } => {
+                            let len: usize = chunks.iter().map(Vec::len).sum();
+                            let out = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+                            let _ = sock.write_all(out.as_bytes()).await;
+                            for chunk in chunks {
+                                tokio::time::sleep(gap).await;
+                                if sock.write_all(&chunk).await.is_err() {
+                                    break;
+                                }
+                            }
+                            true
+                        }
                     };
                     m.inflight.fetch_sub(1, Ordering::SeqCst);
                     if !keep {
@@ -161,6 +178,24 @@ async fn client_errors_fail_at_once_and_budgets_run_out() {
     let (exit, hint) = etd::error::classify(&anyhow::Error::new(err));
     assert_eq!(exit, etd::error::Exit::TempFail);
     assert!(hint.is_some());
+}
+
+#[tokio::test]
+async fn the_timeout_is_for_silence_not_for_a_slow_download() {
+    // Timeout 300 ms. Request 0: the body stalls for 600 ms after 2 bytes (dropped, retried).
+    // Request 1: the body arrives in 6 parts 150 ms apart, 900 ms in all (fine: never silent).
+    let (base, meter) = serve(|n| match n {
+        0 => Action::Trickle { chunks: vec![b"ab".to_vec(), b"cdef".to_vec()], gap: Duration::from_millis(600) },
+        _ => Action::Trickle { chunks: vec![b"x".to_vec(); 6], gap: Duration::from_millis(150) },
+    })
+    .await;
+    let mut p = politeness(2, "100/s", 2);
+    p.timeout = Duration::from_millis(300);
+    let client = NetClient::new(p, 1).unwrap();
+    let got = client.send(&Request::get(url(&base, "/big"))).await.unwrap();
+    assert_eq!(got.body, b"xxxxxx");
+    assert_eq!(meter.arrivals.lock().unwrap().len(), 2);
+    assert_eq!(client.stats.retries.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
