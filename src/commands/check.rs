@@ -89,7 +89,17 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         },
         max_samples: recipe.shard.max_samples,
         max_bytes: recipe.shard.max_bytes,
-        outputs: recipe.image.outputs.iter().map(|o| o.field()).collect(),
+        outputs: match recipe.source {
+            sources::SourceConfig::AtlasFp(_) => {
+                let o = recipe.lightcurve.outputs;
+                [("npy", o.npy), ("json", o.json), ("txt", o.txt)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(f, _)| *f)
+                    .collect()
+            }
+            _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
+        },
         publish: recipe.publish.as_ref().map(crate::publish::destination),
         workdir: ctx.workdir(recipe).root.display().to_string(),
     })

@@ -13,7 +13,7 @@ use crate::sources::engine::{self, Outcome, Tally};
 use crate::sources::ps1::fetch::Ps1Fetcher;
 use crate::sources::ps1::urls::filenames_url;
 use crate::sources::ps1::{self, Ps1Config};
-use crate::sources::{local, SourceConfig, TaskSplit};
+use crate::sources::{atlas_fp, local, SourceConfig, TaskSplit};
 use crate::store::journal::{read_failures, replace_failures, JournalScan, JournalSet};
 use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, Workdir};
@@ -33,7 +33,8 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
     match &recipe.source {
         SourceConfig::Local(cfg) => fetch_local(ctx, recipe, cfg, args, split),
         SourceConfig::Ps1(cfg) => fetch_ps1(ctx, recipe, cfg, args, split),
-        SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => unreachable!("require_fetchable refuses them"),
+        SourceConfig::AtlasFp(cfg) => fetch_atlas(ctx, recipe, cfg, args, split),
+        SourceConfig::AtlasVar(_) => unreachable!("require_fetchable refuses it"),
     }
 }
 
@@ -234,4 +235,137 @@ fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize,
     if failed_owned > 0 {
         tracing::warn!("{failed_owned} targets failed permanently; see {}", workdir.failures().display());
     }
+}
+
+fn fetch_atlas(
+    ctx: &Ctx,
+    recipe: &Recipe,
+    cfg: &atlas_fp::AtlasFpConfig,
+    args: &FetchArgs,
+    split: TaskSplit,
+) -> anyhow::Result<Exit> {
+    let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+    let keys = atlas_fp::target_keys(targets)?;
+    let workdir = ctx.workdir(recipe);
+    let task = if split.is_whole() { String::new() } else { format!(" (task {} of {})", split.index, split.count) };
+    let params = cfg.params();
+    if cfg.mjd_min.is_none() {
+        tracing::warn!(
+            "source.atlas-fp.mjd_min is not set: the server then starts 30 days before each submission, so the \
+             light curves depend on when they were fetched"
+        );
+    }
+    if args.dry_run {
+        let scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
+        let p = pending(targets, split, &scan, args.retry_failed);
+        let resume: Vec<usize> =
+            p.todo.iter().copied().filter(|&i| scan.submitted.contains_key(&targets[i].id)).collect();
+        let submit: Vec<usize> =
+            p.todo.iter().copied().filter(|&i| !scan.submitted.contains_key(&targets[i].id)).collect();
+        let queue = atlas_fp::fetch::endpoint(&cfg.base_url, "queue/");
+        let mut out = String::new();
+        for (task, unit) in &scan.undeleted {
+            out.push_str(&format!("{unit}\tDELETE {task}\n"));
+        }
+        for &i in &resume {
+            let t = &targets[i];
+            out.push_str(&format!("{}\tcontinue {}\n", t.id, scan.submitted[&t.id]));
+        }
+        for (n, chunk) in submit.chunks(cfg.batch as usize).enumerate() {
+            for &i in chunk {
+                let t = &targets[i];
+                out.push_str(&format!("{}\tPOST {queue} (batch {}: ra {} dec {})\n", t.id, n + 1, t.ra, t.dec));
+            }
+        }
+        super::print_stdout(&out)?;
+        let writes = submit.len().div_ceil(cfg.batch as usize) + submit.len() + resume.len() + scan.undeleted.len();
+        let mut share = recipe.politeness.clone();
+        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        tracing::info!(
+            "dry run{task}: {} targets to submit, {} tasks to continue, {} to delete ({} owned, {} done, {} failed \
+             earlier); {writes} writes (POST + DELETE); at least {} at {} per task; 0 requests made",
+            submit.len(),
+            resume.len(),
+            scan.undeleted.len(),
+            p.owned,
+            p.done,
+            p.failed,
+            human_duration(share.min_duration(writes as u64)),
+            share.rate
+        );
+        return Ok(Exit::Success);
+    }
+    // The token is needed before anything is written.
+    let early_token = atlas_fp::auth::read_token(&cfg.credentials)?;
+    let _lock = if split.is_whole() { workdir.lock()? } else { workdir.lock_task(split.index, split.count)? };
+    let journal_path =
+        if split.is_whole() { workdir.journal() } else { workdir.task_journal(split.index, split.count) };
+    let scan = scan_workdir(&workdir, &params)?;
+    let p = pending(targets, split, &scan, args.retry_failed);
+    let unit = |i: usize| atlas_fp::fetch::Unit { index: i, target: targets[i].clone(), key: keys[i].clone() };
+    let mut plan = atlas_fp::fetch::Plan { undeleted: BTreeMap::new(), resume: Vec::new(), submit: Vec::new() };
+    for &i in &p.todo {
+        match scan.submitted.get(&targets[i].id) {
+            Some(task) => plan.resume.push((unit(i), task.clone())),
+            None => plan.submit.push(unit(i)),
+        }
+    }
+    // Leftover tasks of this task's own units (or of every unit when not split).
+    plan.undeleted =
+        scan.undeleted.iter().filter(|(_, u)| split.owns(u)).map(|(t, u)| (t.clone(), u.clone())).collect();
+    drop(scan);
+    tracing::info!(
+        "fetch{task}: {} targets to submit and {} tasks to continue at {} ({} owned, {} already done, {} failed \
+         earlier{}); {} tasks left on the server to delete first",
+        plan.submit.len(),
+        plan.resume.len(),
+        cfg.base_url,
+        p.owned,
+        p.done,
+        p.failed,
+        if p.failed > 0 && !args.retry_failed { "; --retry-failed tries them again" } else { "" },
+        plan.undeleted.len()
+    );
+    let mut journal = FetchJournal::open_append(&journal_path)?;
+    let store = RawStore::new(workdir.raw(recipe.source.kind()));
+    let mut cleaned = 0;
+    for &i in &p.todo {
+        cleaned += store.clean_partial(&keys[i])?;
+    }
+    if cleaned > 0 {
+        tracing::info!("removed {cleaned} partial files left by an interrupted run");
+    }
+    let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let token = match early_token {
+        Some(t) => t,
+        None => runtime.block_on(atlas_fp::auth::token(&client, cfg))?,
+    };
+    let fetcher = Arc::new(atlas_fp::fetch::AtlasFetcher {
+        client: Arc::clone(&client),
+        cfg: cfg.clone(),
+        token,
+        store,
+        comment: format!("etd:{}", recipe.name),
+    });
+    let progress = ctx.reporter.start("fetch", (plan.submit.len() + plan.resume.len()) as u64);
+    let tally = runtime.block_on(atlas_fp::fetch::run(fetcher, plan, &params, &mut journal, &progress))?;
+    drop(progress);
+    let scan = scan_workdir(&workdir, &params)?;
+    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
+    summarize(&task, &tally, &client, failed_owned, &workdir);
+    if tally.undeleted > 0 {
+        tracing::warn!(
+            "{} tasks could not be deleted on the server; run the same command again to delete them",
+            tally.undeleted
+        );
+    }
+    Ok(if tally.transient > 0 || tally.stopped.is_some() || tally.undeleted > 0 {
+        Exit::TempFail
+    } else if failed_owned > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Success
+    })
 }

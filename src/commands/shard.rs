@@ -14,8 +14,9 @@ use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
 use crate::store::raw::RawStore;
-use crate::store::InputRecord;
+use crate::store::{InputRecord, JournalEntry};
 use crate::transform::image::{fits_fields, Provenance};
+use crate::transform::lightcurve::{lightcurve_fields, LightCurveMeta};
 use crate::transform::ps1::ps1_fields;
 use crate::transform::{Fields, SampleError};
 
@@ -28,7 +29,7 @@ pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
 
 /// Shard a loaded recipe (shared with `run`).
 pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
-    if matches!(recipe.source, SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_)) {
+    if matches!(recipe.source, SourceConfig::AtlasVar(_)) {
         return Err(UserError::not_available(
             &format!("sharding data of the {} source", recipe.source.kind()),
             recipe.source.not_yet_available().unwrap_or("a later version"),
@@ -41,6 +42,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let journals = JournalSet::open(workdir.journals()?)?;
     let params = match &recipe.source {
         SourceConfig::Ps1(cfg) => Some(cfg.params()),
+        SourceConfig::AtlasFp(cfg) => Some(cfg.params()),
         _ => None,
     };
     let scan = journals.scan_for(params.as_deref())?;
@@ -93,7 +95,46 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             };
             shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
         }
-        SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => unreachable!("refused above"),
+        SourceConfig::AtlasFp(cfg) => {
+            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
+            let keys = crate::sources::atlas_fp::target_keys(targets)?;
+            let jobs = keyed_jobs(targets, keys, &scan.done);
+            let info = DatasetInfo {
+                name: &recipe.name,
+                recipe_sha256: &recipe.sha256,
+                classes: (!classes.is_empty()).then(|| classes.clone()),
+            };
+            let make = |job: &Job<(usize, JournalPos)>| {
+                let target = &targets[job.input.0];
+                let (inputs, task) = match journals.read(job.input.1)? {
+                    JournalEntry::Done { inputs, task, .. } => (inputs, task),
+                    other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
+                };
+                let rec = inputs.first().ok_or_else(|| anyhow::anyhow!("{}: no light curve recorded", target.id))?;
+                let bytes = read_checked(&store, rec)?;
+                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
+                let meta = LightCurveMeta {
+                    target: serde_json::to_value(target)?,
+                    task_url: task.as_deref(),
+                    result_url: rec.url.as_deref(),
+                    sha256: &rec.sha256,
+                    use_reduced: cfg.use_reduced,
+                };
+                Ok(lightcurve_fields(&bytes, recipe.lightcurve.quality, recipe.lightcurve.outputs, &meta).map(
+                    |mut fields| {
+                        if let Some(c) = class {
+                            fields.push(("cls".into(), c.to_string().into_bytes()));
+                            fields.sort_by(|a, b| a.0.cmp(&b.0));
+                        }
+                        fields
+                    },
+                ))
+            };
+            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+        }
+        SourceConfig::AtlasVar(_) => unreachable!("refused above"),
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
     let failures: Vec<FailureEntry> = report
@@ -136,6 +177,15 @@ fn ps1_jobs(
     done: &BTreeMap<String, JournalPos>,
 ) -> anyhow::Result<Vec<Job<(usize, JournalPos)>>> {
     let keys = ps1::target_keys(cfg, &recipe.image, targets)?;
+    Ok(keyed_jobs(targets, keys, done))
+}
+
+/// Jobs for the targets that were fetched (`done`), with their keys.
+fn keyed_jobs(
+    targets: &[Target],
+    keys: Vec<String>,
+    done: &BTreeMap<String, JournalPos>,
+) -> Vec<Job<(usize, JournalPos)>> {
     let mut jobs = Vec::new();
     for (i, (target, key)) in targets.iter().zip(keys).enumerate() {
         if let Some(pos) = done.get(&target.id) {
@@ -146,7 +196,7 @@ fn ps1_jobs(
     if extra > 0 {
         tracing::info!("{extra} fetched units are not among the recipe's targets now; leaving them out");
     }
-    Ok(jobs)
+    jobs
 }
 
 /// Read a stored payload and check it is what fetch recorded.

@@ -51,18 +51,81 @@ fn excerpt(body: &str) -> String {
     }
 }
 
+/// A credential. It is only ever written into the header that carries it (marked sensitive);
+/// `Debug` and `Display` show `[redacted]`, so it cannot reach a log, an error or a file by
+/// accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// A request to make.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     pub url: url::Url,
     pub headers: Vec<(String, String)>,
-    pub form: Option<Vec<(String, String)>>,
+    /// Form fields (`application/x-www-form-urlencoded`); may hold a password, so never printed.
+    pub form: Option<Vec<(String, Secret)>>,
+    /// Sent as `Authorization: Token <token>` (the ATLAS server's scheme).
+    pub token: Option<Secret>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url.as_str())
+            .field("headers", &self.headers)
+            .field("form", &self.form.as_ref().map(|f| f.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()))
+            .field("token", &self.token)
+            .finish()
+    }
 }
 
 impl Request {
     pub fn get(url: url::Url) -> Self {
-        Request { method: Method::GET, url, headers: Vec::new(), form: None }
+        Request { method: Method::GET, url, headers: Vec::new(), form: None, token: None }
+    }
+
+    pub fn new(method: Method, url: url::Url) -> Self {
+        Request { method, ..Request::get(url) }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn form(mut self, fields: Vec<(String, Secret)>) -> Self {
+        self.form = Some(fields);
+        self
+    }
+
+    pub fn token(mut self, token: Option<&Secret>) -> Self {
+        self.token = token.cloned();
+        self
     }
 }
 
@@ -109,12 +172,31 @@ impl NetClient {
         })
     }
 
-    /// The limiter of `url`'s host (one per scheme, host and port).
-    pub fn host(&self, url: &url::Url) -> Arc<HostLimiter> {
-        let key =
-            format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+    /// The limiter of `url`'s host (one per scheme, host and port) for reads (GET, HEAD) and
+    /// writes (other methods). They are the same limiter unless `politeness.read_rate` is set.
+    pub fn host_for(&self, url: &url::Url, method: &Method) -> Arc<HostLimiter> {
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        let separate = self.politeness.read_rate.filter(|_| read);
+        let key = format!(
+            "{}://{}:{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0),
+            if separate.is_some() { " reads" } else { "" }
+        );
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(hosts.entry(key).or_insert_with(|| Arc::new(HostLimiter::new(&self.politeness, self.share))))
+        let (p, share) = (&self.politeness, self.share);
+        Arc::clone(hosts.entry(key).or_insert_with(|| {
+            Arc::new(match separate {
+                Some(rate) => HostLimiter::with_rate(p, rate, share),
+                None => HostLimiter::new(p, share),
+            })
+        }))
+    }
+
+    /// The limiter of `url`'s host for reads (see `host_for`).
+    pub fn host(&self, url: &url::Url) -> Arc<HostLimiter> {
+        self.host_for(url, &Method::GET)
     }
 
     /// Wall-clock time the hosts were paused by `Retry-After` and throttle messages (summed over
@@ -136,7 +218,7 @@ impl NetClient {
         req: &Request,
         valid: impl Fn(&Fetched) -> Result<(), String>,
     ) -> Result<Fetched, NetError> {
-        let host = self.host(&req.url);
+        let host = self.host_for(&req.url, &req.method);
         let started = Instant::now();
         let mut retries = 0;
         loop {
@@ -200,7 +282,17 @@ impl NetClient {
             builder = builder.header(k, v);
         }
         if let Some(form) = &req.form {
-            builder = builder.form(form);
+            let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+            builder = builder.form(&fields);
+        }
+        if let Some(token) = &req.token {
+            match reqwest::header::HeaderValue::from_str(&format!("Token {}", token.expose())) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    builder = builder.header(reqwest::header::AUTHORIZATION, value);
+                }
+                Err(_) => return (Err(Attempt::Fatal("the token is not valid in an HTTP header".into())), None),
+            }
         }
         let response = match builder.send().await {
             Ok(r) => r,

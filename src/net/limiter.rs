@@ -31,8 +31,13 @@ impl HostLimiter {
     /// Limits for one of `share` tasks that split the politeness budget between them (batch
     /// systems): each gets 1/share of the rate and of the in-flight requests, at least 1 in flight.
     pub fn new(p: &Politeness, share: u32) -> Self {
+        Self::with_rate(p, p.rate, share)
+    }
+
+    /// Like `new`, with `rate` instead of the politeness rate (reads limited apart from writes).
+    pub fn with_rate(p: &Politeness, rate: crate::recipe::units::Rate, share: u32) -> Self {
         let share = share.max(1);
-        let per_second = p.rate.per_second() / share as f64;
+        let per_second = rate.per_second() / share as f64;
         let period = Duration::from_secs_f64(1.0 / per_second.max(1e-9)).max(Duration::from_nanos(1));
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))

@@ -28,6 +28,17 @@ pub struct Politeness {
     pub backoff_initial: Duration,
     #[serde(serialize_with = "secs")]
     pub backoff_max: Duration,
+    /// Request starts per host for reads (GET, HEAD) when the archive limits them separately
+    /// from writes (ATLAS: 60 writes/min, 600 reads/min); `None`: `rate` covers every request.
+    #[serde(serialize_with = "opt_rate_text")]
+    pub read_rate: Option<Rate>,
+}
+
+fn opt_rate_text<S: serde::Serializer>(r: &Option<Rate>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.collect_str(r),
+        None => s.serialize_none(),
+    }
 }
 
 fn rate_text<S: serde::Serializer>(r: &Rate, s: S) -> Result<S::Ok, S::Error> {
@@ -80,6 +91,7 @@ mod tests {
             timeout: Duration::from_secs(60),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(120),
+            read_rate: None,
         };
         assert_eq!(p.min_duration(0), Duration::ZERO);
         assert_eq!(p.min_duration(400), Duration::from_secs(100));

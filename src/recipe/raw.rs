@@ -113,6 +113,21 @@ pub struct AtlasFpFile {
     pub use_reduced: Option<bool>,
     #[serde(default)]
     pub batch: Option<i64>,
+    #[serde(default)]
+    pub max_in_flight: Option<i64>,
+    #[serde(default)]
+    pub poll: Option<PollFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollFile {
+    #[serde(default)]
+    pub initial: Option<Span>,
+    #[serde(default)]
+    pub max: Option<Span>,
+    #[serde(default)]
+    pub give_up_after: Option<Span>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +177,8 @@ pub struct PolitenessFile {
     pub timeout: Option<Span>,
     #[serde(default)]
     pub backoff: Option<BackoffFile>,
+    #[serde(default)]
+    pub read_rate: Option<Rate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +195,34 @@ pub struct BackoffFile {
 pub struct TransformFile {
     #[serde(default)]
     pub image: Option<ImageFile>,
+    #[serde(default)]
+    pub lightcurve: Option<LightCurveFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightCurveFile {
+    #[serde(default)]
+    pub quality: Option<QualityName>,
+    #[serde(default)]
+    pub outputs: Option<Vec<LightCurveOutput>>,
+}
+
+/// `transform.lightcurve.quality`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QualityName {
+    All,
+    FaqCuts,
+}
+
+/// Fields the light-curve transform can emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LightCurveOutput {
+    Npy,
+    Json,
+    Txt,
 }
 
 #[derive(Debug, Default, Deserialize)]

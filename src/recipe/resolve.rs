@@ -29,6 +29,7 @@ pub struct Recipe {
     pub source: SourceConfig,
     pub politeness: Politeness,
     pub image: ImageTransform,
+    pub lightcurve: LightCurveTransform,
     pub shard: ShardConfig,
     pub publish: Option<PublishConfig>,
     /// Things worth telling the user that are not errors.
@@ -43,6 +44,13 @@ pub struct ImageTransform {
     pub scale: Scale,
     /// Sorted, unique.
     pub outputs: Vec<ImageOutput>,
+}
+
+/// `transform.lightcurve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LightCurveTransform {
+    pub quality: crate::transform::lightcurve::Quality,
+    pub outputs: crate::transform::lightcurve::LightCurveOutputs,
 }
 
 /// `shard`.
@@ -155,7 +163,9 @@ pub(super) fn resolve(
             ));
         }
     }
-    let image = resolve_image(file.transform.and_then(|t| t.image).unwrap_or_default(), src)?;
+    let transform = file.transform.unwrap_or_default();
+    let image = resolve_image(transform.image.unwrap_or_default(), src)?;
+    let lightcurve = resolve_lightcurve(transform.lightcurve.unwrap_or_default(), src)?;
     if let SourceConfig::Ps1(p) = &source {
         if p.format != ps1::CutoutFormat::Fits && image.outputs.contains(&ImageOutput::Fits) {
             return Err(src.error_hint(
@@ -177,6 +187,7 @@ pub(super) fn resolve(
         source,
         politeness,
         image,
+        lightcurve,
         shard,
         publish,
         warnings,
@@ -249,6 +260,16 @@ fn resolve_politeness(
     if let Some(r) = raw.rate {
         p.rate = r;
     }
+    if let Some(r) = raw.read_rate {
+        if p.read_rate.is_none() {
+            return Err(src.error_hint(
+                "politeness.read_rate",
+                "this source does not limit reads apart from writes",
+                "`rate` covers every request of this source; remove `read_rate`",
+            ));
+        }
+        p.read_rate = Some(r);
+    }
     if let Some(r) = raw.retries {
         p.retries = u32::try_from(r)
             .map_err(|_| src.error("politeness.retries", format!("expected 0 to {} retries, found {r}", u32::MAX)))?;
@@ -289,6 +310,39 @@ fn resolve_image(raw: raw::ImageFile, src: &RecipeSource) -> Result<ImageTransfo
         nan: raw.nan.unwrap_or_default(),
         scale: raw.scale.unwrap_or_default(),
         outputs,
+    })
+}
+
+fn resolve_lightcurve(raw: raw::LightCurveFile, src: &RecipeSource) -> Result<LightCurveTransform, RecipeError> {
+    use crate::transform::lightcurve::{LightCurveOutputs, Quality};
+    let quality = match raw.quality {
+        None | Some(raw::QualityName::All) => Quality::All,
+        Some(raw::QualityName::FaqCuts) => Quality::FaqCuts,
+    };
+    let list = raw
+        .outputs
+        .unwrap_or_else(|| vec![raw::LightCurveOutput::Npy, raw::LightCurveOutput::Json, raw::LightCurveOutput::Txt]);
+    if list.is_empty() {
+        return Err(src.error_hint(
+            "transform.lightcurve.outputs",
+            "expected at least one output",
+            "e.g. `[npy, json, txt]`",
+        ));
+    }
+    let mut sorted = list.clone();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != list.len() {
+        return Err(src.error("transform.lightcurve.outputs", "an output is listed twice"));
+    }
+    let has = |o: raw::LightCurveOutput| list.contains(&o);
+    Ok(LightCurveTransform {
+        quality,
+        outputs: LightCurveOutputs {
+            npy: has(raw::LightCurveOutput::Npy),
+            json: has(raw::LightCurveOutput::Json),
+            txt: has(raw::LightCurveOutput::Txt),
+        },
     })
 }
 

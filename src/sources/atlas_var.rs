@@ -34,6 +34,7 @@ pub fn default_politeness() -> Politeness {
         timeout: Duration::from_secs(300),
         backoff_initial: Duration::from_secs(2),
         backoff_max: Duration::from_secs(300),
+        read_rate: None,
     }
 }
 

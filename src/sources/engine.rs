@@ -59,6 +59,8 @@ pub struct Tally {
     pub not_attempted: u64,
     /// Why the run stopped early (the archive looks down).
     pub stopped: Option<String>,
+    /// Server-side tasks that could not be deleted (the next run deletes them).
+    pub undeleted: u64,
     pub elapsed: Duration,
 }
 
@@ -104,7 +106,12 @@ where
             Ok(inputs) => {
                 streak = 0;
                 let bytes: u64 = inputs.iter().map(|i| i.size).sum();
-                journal.append(JournalEntry::Done { unit: outcome.unit, inputs, params: Some(params.to_string()) })?;
+                journal.append(JournalEntry::Done {
+                    unit: outcome.unit,
+                    inputs,
+                    params: Some(params.to_string()),
+                    task: None,
+                })?;
                 tally.done += 1;
                 tally.bytes += bytes;
                 progress.advance(1, bytes);
@@ -113,7 +120,7 @@ where
                 // The archive answered: it is up.
                 streak = 0;
                 tracing::warn!("{}: {reason}", outcome.unit);
-                journal.append(JournalEntry::Failed { unit: outcome.unit, kind: kind.into(), reason })?;
+                journal.append(JournalEntry::Failed { unit: outcome.unit, kind: kind.into(), reason, task: None })?;
                 *tally.failed.entry(kind).or_default() += 1;
                 progress.advance(1, 0);
             }

@@ -44,6 +44,7 @@ pub fn default_politeness() -> Politeness {
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(1),
+        read_rate: None,
     }
 }
 
@@ -193,7 +194,7 @@ pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter)
                 }
                 Some(inputs) => {
                     let bytes = inputs.iter().map(|i| i.size).sum();
-                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None })?;
+                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None, task: None })?;
                     summary.recorded += 1;
                     progress.advance(1, bytes);
                 }

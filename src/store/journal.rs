@@ -39,19 +39,40 @@ pub enum JournalEntry {
         inputs: Vec<InputRecord>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         params: Option<String>,
+        /// The archive's task that made the inputs (ATLAS), to be deleted on the server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
     },
     /// A unit recorded earlier whose inputs are gone from the source (local files deleted).
     Removed { unit: String },
     /// A unit that failed permanently (no coverage, refused by the archive, invalid answers).
-    Failed { unit: String, kind: String, reason: String },
+    Failed {
+        unit: String,
+        kind: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
+    },
+    /// The archive accepted a task for the unit (ATLAS), recorded the moment it answered, so a
+    /// rerun continues the task instead of submitting another.
+    Submitted {
+        unit: String,
+        task: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<String>,
+    },
+    /// A task was deleted on the server (or was already gone).
+    TaskDeleted { unit: String, task: String },
 }
 
 impl JournalEntry {
     pub fn unit(&self) -> &str {
         match self {
-            JournalEntry::Done { unit, .. } | JournalEntry::Removed { unit } | JournalEntry::Failed { unit, .. } => {
-                unit
-            }
+            JournalEntry::Done { unit, .. }
+            | JournalEntry::Removed { unit }
+            | JournalEntry::Failed { unit, .. }
+            | JournalEntry::Submitted { unit, .. }
+            | JournalEntry::TaskDeleted { unit, .. } => unit,
         }
     }
 }
@@ -148,6 +169,11 @@ pub struct JournalScan {
     pub stale: u64,
     /// Units whose latest entry is `Failed`: (kind, reason).
     pub failed: BTreeMap<String, (String, String)>,
+    /// Units with a task on the server still to finish: unit -> task URL.
+    pub submitted: BTreeMap<String, String>,
+    /// Tasks to delete on the server: task URL -> unit (finished, failed or stale ones not yet
+    /// deleted).
+    pub undeleted: BTreeMap<String, String>,
 }
 
 impl JournalScan {
@@ -201,10 +227,14 @@ impl JournalSet {
         for (n, path) in self.paths.iter().enumerate() {
             for_each_entry(path, |entry, offset, len| {
                 match entry {
-                    JournalEntry::Done { unit, params: got, .. } => {
+                    JournalEntry::Done { unit, params: got, task, .. } => {
                         let len = u32::try_from(len)
                             .with_context(|| format!("{}: a journal line is too long", path.display()))?;
                         scan.failed.remove(&unit);
+                        scan.submitted.remove(&unit);
+                        if let Some(task) = task {
+                            scan.undeleted.insert(task, unit.clone());
+                        }
                         if params.is_some_and(|want| got.as_deref() != Some(want)) {
                             scan.done.remove(&unit);
                             stale.insert(unit);
@@ -218,10 +248,29 @@ impl JournalSet {
                         scan.failed.remove(&unit);
                         stale.remove(&unit);
                     }
-                    JournalEntry::Failed { unit, kind, reason } => {
+                    JournalEntry::Failed { unit, kind, reason, task } => {
                         scan.done.remove(&unit);
+                        scan.submitted.remove(&unit);
                         stale.remove(&unit);
+                        if let Some(task) = task {
+                            scan.undeleted.insert(task, unit.clone());
+                        }
                         scan.failed.insert(unit, (kind, reason));
+                    }
+                    JournalEntry::Submitted { unit, task, params: got } => {
+                        scan.done.remove(&unit);
+                        scan.failed.remove(&unit);
+                        stale.remove(&unit);
+                        if params.is_some_and(|want| got.as_deref() != Some(want)) {
+                            // Asked with other settings: cancel it, ask again.
+                            scan.submitted.remove(&unit);
+                            scan.undeleted.insert(task, unit);
+                        } else {
+                            scan.submitted.insert(unit, task);
+                        }
+                    }
+                    JournalEntry::TaskDeleted { task, .. } => {
+                        scan.undeleted.remove(&task);
                     }
                 }
                 Ok(())
@@ -331,6 +380,7 @@ mod tests {
     fn done(unit: &str, size: u64) -> JournalEntry {
         JournalEntry::Done {
             params: None,
+            task: None,
             unit: unit.into(),
             inputs: vec![InputRecord {
                 path: format!("{unit}.fits"),
@@ -375,10 +425,48 @@ mod tests {
     }
 
     #[test]
+    fn tasks_are_followed_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = FetchJournal::open_append(&path).unwrap();
+        let p = Some("p1".to_string());
+        let sub = |u: &str, t: &str, p: &Option<String>| JournalEntry::Submitted {
+            unit: u.into(),
+            task: t.into(),
+            params: p.clone(),
+        };
+        j.append(sub("a", "T1", &p)).unwrap();
+        j.append(sub("b", "T2", &p)).unwrap();
+        j.append(sub("c", "T3", &Some("old".into()))).unwrap();
+        j.append(sub("d", "T4", &p)).unwrap();
+        j.append(JournalEntry::Done { unit: "a".into(), inputs: vec![], params: p.clone(), task: Some("T1".into()) })
+            .unwrap();
+        j.append(JournalEntry::Failed {
+            unit: "d".into(),
+            kind: "no-data".into(),
+            reason: "r".into(),
+            task: Some("T4".into()),
+        })
+        .unwrap();
+        j.append(JournalEntry::TaskDeleted { unit: "d".into(), task: "T4".into() }).unwrap();
+        let scan = JournalSet::open(vec![path]).unwrap().scan_for(Some("p1")).unwrap();
+        assert_eq!(scan.done.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(scan.submitted, BTreeMap::from([("b".to_string(), "T2".to_string())]));
+        // T1 finished but not deleted yet; T3 was asked with other settings.
+        assert_eq!(scan.undeleted.keys().collect::<Vec<_>>(), ["T1", "T3"]);
+        assert_eq!(scan.failed.keys().collect::<Vec<_>>(), ["d"]);
+    }
+
+    #[test]
     fn later_journals_win_and_failures_are_listed() {
         let dir = tempfile::tempdir().unwrap();
         let (p1, p2) = (dir.path().join("journal.jsonl"), dir.path().join("journal.task-1-of-2.jsonl"));
-        let failed = |u: &str| JournalEntry::Failed { unit: u.into(), kind: "no-coverage".into(), reason: "r".into() };
+        let failed = |u: &str| JournalEntry::Failed {
+            unit: u.into(),
+            kind: "no-coverage".into(),
+            reason: "r".into(),
+            task: None,
+        };
         let mut j1 = FetchJournal::open_append(&p1).unwrap();
         j1.append(done("a", 1)).unwrap();
         j1.append(failed("b")).unwrap();

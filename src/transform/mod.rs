@@ -2,6 +2,7 @@
 //! given; the shard stage calls them in parallel.
 
 pub mod image;
+pub mod lightcurve;
 pub mod ps1;
 pub mod scale;
 

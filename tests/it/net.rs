@@ -123,6 +123,7 @@ fn politeness(concurrency: u32, rate: &str, retries: u32) -> Politeness {
         timeout: Duration::from_secs(10),
         backoff_initial: Duration::from_millis(1),
         backoff_max: Duration::from_millis(5),
+        read_rate: None,
     }
 }
 

@@ -69,6 +69,7 @@ pub fn default_politeness() -> Politeness {
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
         backoff_max: Duration::from_secs(120),
+        read_rate: None,
     }
 }
 

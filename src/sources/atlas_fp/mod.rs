@@ -1,5 +1,10 @@
 //! The ATLAS forced-photometry server (ARCHIVES.md section 2): token auth, a task queue, and 60
-//! writes per minute per user. This version resolves and plans; fetching arrives with its issue.
+//! writes per minute per user. `fetch` submits targets in batches, follows each task on the
+//! server until it finishes, downloads the light curve and deletes the task; the journal records
+//! every task the moment the server accepts it, so a rerun continues instead of resubmitting.
+
+pub mod auth;
+pub mod fetch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +19,9 @@ pub const DEFAULT_BASE_URL: &str = "https://fallingstar-data.com/forcedphot";
 pub const DEFAULT_TOKEN_ENV: &str = "ATLAS_TOKEN";
 /// The server takes at most 100 lines in one `radeclist`.
 pub const MAX_BATCH: u32 = 100;
+/// The server refuses more than 500 queued tasks per user.
+pub const SERVER_MAX_QUEUED: u32 = 500;
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtlasFpConfig {
@@ -23,6 +31,21 @@ pub struct AtlasFpConfig {
     pub mjd_max: Option<f64>,
     pub use_reduced: bool,
     pub batch: u32,
+    /// Tasks of this run on the server at once (submitted and not yet deleted).
+    pub max_in_flight: u32,
+    /// First wait before polling a task, growing by half each poll up to `poll_max`.
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+    /// A task not finished this long after it was submitted (or resumed) is left for a later run.
+    pub give_up_after: Duration,
+}
+
+impl AtlasFpConfig {
+    /// The settings that shape a task's result, recorded with each task and finished unit.
+    pub fn params(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "server-default".into());
+        format!("atlas-fp mjd_min={} mjd_max={} use_reduced={}", opt(self.mjd_min), opt(self.mjd_max), self.use_reduced)
+    }
 }
 
 /// Where the token comes from. Only names are kept here, never the secret.
@@ -41,6 +64,7 @@ pub fn default_politeness() -> Politeness {
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(2),
         backoff_max: Duration::from_secs(300),
+        read_rate: Some(crate::recipe::rate(300.0, 60)),
     }
 }
 
@@ -90,6 +114,27 @@ pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Resul
             ))
         }
     };
+    let max_in_flight = match raw.max_in_flight {
+        None => DEFAULT_MAX_IN_FLIGHT,
+        Some(m) if m >= 1 && m <= SERVER_MAX_QUEUED as i64 => m as u32,
+        Some(m) => {
+            return Err(src.error_hint(
+                &format!("{KEY}.max_in_flight"),
+                format!("expected 1 to {SERVER_MAX_QUEUED} tasks, found {m}"),
+                "the server refuses more than 500 queued tasks per user, counting your other clients",
+            ))
+        }
+    };
+    let poll = raw.poll.unwrap_or(crate::recipe::raw::PollFile { initial: None, max: None, give_up_after: None });
+    let poll_initial = poll.initial.map(|s| s.0).unwrap_or(Duration::from_secs(2));
+    let poll_max = poll.max.map(|s| s.0).unwrap_or(Duration::from_secs(30));
+    let give_up_after = poll.give_up_after.map(|s| s.0).unwrap_or(Duration::from_secs(6 * 3600));
+    if poll_initial.is_zero() || poll_max < poll_initial {
+        return Err(src.error(
+            &format!("{KEY}.poll"),
+            "expected 0 < poll.initial <= poll.max (the wait between polls of a task)",
+        ));
+    }
     Ok(AtlasFpConfig {
         base_url,
         credentials,
@@ -97,6 +142,10 @@ pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Resul
         mjd_max: raw.mjd_max,
         use_reduced: raw.use_reduced.unwrap_or(false),
         batch,
+        max_in_flight,
+        poll_initial,
+        poll_max,
+        give_up_after,
     })
 }
 
@@ -115,4 +164,12 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
         ),
         input_bytes: None,
     }
+}
+
+/// Sample keys of all targets (in target order), from every target's id (see `ps1::target_keys`).
+pub fn target_keys(targets: &[crate::recipe::targets::Target]) -> Result<Vec<String>, crate::error::UserError> {
+    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
+        crate::error::UserError::usage(format!("target ids: {e}"))
+            .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
+    })
 }
