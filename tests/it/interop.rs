@@ -130,3 +130,39 @@ fn python_webdataset_reads_ps1_samples_with_multi_part_fields() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("webdataset read 12 PS1 samples"), "{}", stdout(&out));
 }
+
+#[test]
+fn numpy_reads_atlas_light_curves_as_structured_arrays() {
+    let Some(py) = python() else {
+        require(false, "a Python with webdataset, numpy and astropy");
+        return;
+    };
+    if !require(tool("zstd"), "zstd") {
+        return;
+    }
+    let emu = etd_emulators::atlas_fp::AtlasEmulator::start(etd_emulators::atlas_fp::Config {
+        time_scale: 60.0,
+        queue_time: std::time::Duration::from_millis(50),
+        run_time: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = Scratch::new();
+    let rows: String = (0..9).map(|i| format!("t{i},{}.5,{}.25\n", 20 + i * 30, i * 5)).collect();
+    s.write("t.csv", format!("id,ra,dec\n{rows}"));
+    s.write(
+        "r.yaml",
+        format!(
+            "version: 1\nname: fp-interop\ntargets: {{file: t.csv}}\n\
+             source:\n  atlas-fp: {{base_url: \"{}\", mjd_min: 57000, poll: {{initial: 50ms, max: 100ms}}}}\n\
+             politeness: {{rate: 40/s, read_rate: 200/s}}\n\
+             shard: {{max_samples: 4, compression: zstd}}\n",
+            emu.base_url()
+        ),
+    );
+    s.etd().env("ATLAS_TOKEN", "0123456789abcdef0123456789abcdef01234567").args(["run", "r.yaml"]).assert().success();
+    let out =
+        Command::new(&py).arg(repo().join("tests/interop/check_lightcurves.py")).arg(s.shards()).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("webdataset read 9 light curves"), "{}", stdout(&out));
+}

@@ -1,5 +1,7 @@
 mod common;
 
+mod atlas_fp;
+
 mod cli;
 mod generated;
 mod interop;

@@ -86,6 +86,18 @@ enum Polled {
     TimedOut,
 }
 
+/// 401/403: the token is wrong or lacks rights. No target can succeed; stop the run.
+fn auth_error(e: NetError) -> UnitError {
+    match &e {
+        NetError::Refused { status: 401 | 403, url, method, .. } => UnitError::Fatal(
+            crate::error::UserError::usage(format!("the ATLAS server refused the credentials ({method} {url}: {e})"))
+                .with_hint("check the token (or username and password); the API token page is /forcedphot/apitoken/")
+                .into(),
+        ),
+        _ => e.into(),
+    }
+}
+
 impl AtlasFetcher {
     fn request(&self, method: Method, url: url::Url) -> Request {
         Request::new(method, url).header("Accept", "application/json").token(Some(&self.token))
@@ -118,7 +130,7 @@ impl AtlasFetcher {
             Err(e) => {
                 let queue_full =
                     matches!(&e, NetError::Refused { status: 400, body, .. } if body.contains("too many queued tasks"));
-                return Event::SubmitFailed { units, error: e.into(), queue_full };
+                return Event::SubmitFailed { units, error: auth_error(e), queue_full };
             }
         };
         let tasks: Vec<Task> = match serde_json::from_slice::<serde_json::Value>(&answer.body) {
@@ -165,7 +177,7 @@ impl AtlasFetcher {
             let answer = match self.client.send(&self.request(Method::GET, url.clone())).await {
                 Ok(a) => a,
                 Err(NetError::Refused { status: 404, .. }) => return Ok(Polled::Gone),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(auth_error(e)),
             };
             let t: Task = serde_json::from_slice(&answer.body)
                 .map_err(|e| UnitError::Transient(format!("GET {task}: the answer is not task JSON ({e})")))?;
@@ -231,7 +243,7 @@ impl AtlasFetcher {
             Err(e) => Err(UnitError::Permanent { kind: "invalid-answer", reason: format!("task URL `{task}`: {e}") }),
             Ok(url) => match self.client.send(&self.request(Method::DELETE, url)).await {
                 Ok(_) | Err(NetError::Refused { status: 404, .. }) => Ok(()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(auth_error(e)),
             },
         };
         Event::Deleted { unit, task, result, counted }
@@ -283,7 +295,11 @@ pub async fn run(
             let batch: Vec<Unit> = if let Some(u) = alone.pop_front() {
                 vec![u]
             } else {
-                let n = room.min(cfg.batch as usize).min(queue.len());
+                // Whole batches only (a POST is a throttled write): wait for room for one.
+                let n = (cfg.batch as usize).min(max).min(queue.len());
+                if n > room {
+                    break;
+                }
                 queue.drain(..n).collect()
             };
             if batch.is_empty() {
@@ -473,6 +489,11 @@ pub async fn run(
                 }
                 match result {
                     Ok(()) => append(journal, JournalEntry::TaskDeleted { unit, task })?,
+                    Err(UnitError::Fatal(e)) => {
+                        jobs.abort_all();
+                        journal.sync()?;
+                        return Err(e);
+                    }
                     Err(e) => {
                         let reason = match e {
                             UnitError::Permanent { reason, .. } | UnitError::Transient(reason) => reason,

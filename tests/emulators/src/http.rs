@@ -234,16 +234,18 @@ impl Response {
         self
     }
 
-    /// The status line and header block.
+    /// The status line and header block. 1xx, 204 and 304 answers carry no body, so they get
+    /// neither `Content-Type` nor `Content-Length` (RFC 9110 8.6).
     pub fn head_bytes(&self, keep_alive: bool) -> Vec<u8> {
         let mut h = format!(
-            "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: Apache (etd-emulator)\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: Apache (etd-emulator)\r\n",
             self.status,
             reason(self.status),
             httpdate::fmt_http_date(SystemTime::now()),
-            self.content_type,
-            self.body.len()
         );
+        if !matches!(self.status, 100..=199 | 204 | 304) {
+            h.push_str(&format!("Content-Type: {}\r\nContent-Length: {}\r\n", self.content_type, self.body.len()));
+        }
         for (k, v) in &self.headers {
             h.push_str(k);
             h.push_str(": ");
@@ -258,9 +260,19 @@ impl Response {
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        409 => "Conflict",
+        415 => "Unsupported Media Type",
         413 => "Payload Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",

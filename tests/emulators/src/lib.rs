@@ -6,6 +6,8 @@
 //! and meters how politely a client behaved.
 //!
 //! - [`ps1`]: the Pan-STARRS1 image cutout service at MAST (`ps1filenames.py`, `fitscut.cgi`).
+//! - [`atlas_fp`]: the ATLAS forced-photometry server (`/forcedphot/`: token, task queue, results).
 
+pub mod atlas_fp;
 mod http;
 pub mod ps1;

@@ -1,15 +1,19 @@
 //! `etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]`
+//! `etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N]
+//!                        [--latency-ms N] [--meter-file PATH]`
 //!
-//! Starts an emulator, prints its base URL (one line) on stdout, serves until stdin reaches EOF,
-//! then writes the meter as JSON to `--meter-file` (if given) and exits 0.
+//! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
+//! token of the default user) on stdout, serves until stdin reaches EOF, then writes the meter as
+//! JSON to `--meter-file` (if given) and exits 0.
 
+use etd_emulators::atlas_fp::{self, AtlasEmulator};
 use etd_emulators::ps1::{Faults, Ps1Emulator};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]";
+const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
+       etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]";
 
 fn main() -> ExitCode {
     match run() {
@@ -22,52 +26,92 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--name value` / `--name=value` pairs after the emulator name.
+fn options(args: impl Iterator<Item = String>) -> Result<Option<Vec<(String, String)>>, String> {
+    let mut args = args.peekable();
+    let mut out = Vec::new();
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            return Ok(None);
+        }
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), v.to_string()),
+            _ if flag.starts_with("--") => {
+                let v = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                (flag.clone(), v)
+            }
+            _ => return Err(format!("unknown option {flag:?}")),
+        };
+        out.push((name, value));
+    }
+    Ok(Some(out))
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("invalid {name} {v:?}"))
+}
+
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("ps1") => {}
+    let which = match args.next().as_deref() {
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return Ok(());
         }
+        Some(w @ ("ps1" | "atlas-fp")) => w.to_string(),
         Some(other) => return Err(format!("unknown emulator {other:?}")),
         None => return Err("missing emulator name".into()),
-    }
+    };
+    let Some(opts) = options(args)? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
     let mut addr = "127.0.0.1:0".to_string();
-    let mut faults = Faults::default();
     let mut meter_file: Option<String> = None;
-    while let Some(flag) = args.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (flag.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
+    if which == "ps1" {
+        let mut faults = Faults::default();
+        for (name, v) in &opts {
+            match name.as_str() {
+                "--addr" => addr = v.clone(),
+                "--latency-ms" => faults.latency = Duration::from_millis(number(name, v)?),
+                "--max-inflight" => faults.max_inflight = Some(number(name, v)?),
+                "--meter-file" => meter_file = Some(v.clone()),
+                _ => return Err(format!("unknown option {name:?}")),
+            }
+        }
+        let emu = Ps1Emulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        return serve(&[emu.base_url()], meter_file, || serde_json::to_string_pretty(&emu.meter()));
+    }
+    let mut cfg = atlas_fp::Config::default();
+    for (name, v) in &opts {
         match name.as_str() {
-            "--addr" => addr = value()?,
-            "--latency-ms" => {
-                let v = value()?;
-                let ms: u64 = v.parse().map_err(|_| format!("invalid --latency-ms {v:?}"))?;
-                faults.latency = Duration::from_millis(ms);
-            }
-            "--max-inflight" => {
-                let v = value()?;
-                faults.max_inflight = Some(v.parse().map_err(|_| format!("invalid --max-inflight {v:?}"))?);
-            }
-            "--meter-file" => meter_file = Some(value()?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            _ => return Err(format!("unknown option {flag:?}")),
+            "--addr" => addr = v.clone(),
+            "--time-scale" => cfg.time_scale = number(name, v)?,
+            "--queue-ms" => cfg.queue_time = Duration::from_millis(number(name, v)?),
+            "--run-ms" => cfg.run_time = Duration::from_millis(number(name, v)?),
+            "--latency-ms" => cfg.latency = Duration::from_millis(number(name, v)?),
+            "--meter-file" => meter_file = Some(v.clone()),
+            _ => return Err(format!("unknown option {name:?}")),
         }
     }
-    let emu = Ps1Emulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let token = cfg.users.first().map(|u| u.2.clone()).unwrap_or_default();
+    let emu = AtlasEmulator::start_on(&addr, cfg).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    serve(&[emu.base_url(), token], meter_file, || serde_json::to_string_pretty(&emu.meter()))
+}
+
+/// Prints `lines`, serves until stdin closes, then writes the meter JSON.
+fn serve(
+    lines: &[String],
+    meter_file: Option<String>,
+    meter: impl Fn() -> serde_json::Result<String>,
+) -> Result<(), String> {
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", emu.base_url()).map_err(|e| e.to_string())?;
+        for l in lines {
+            writeln!(out, "{l}").map_err(|e| e.to_string())?;
+        }
         out.flush().map_err(|e| e.to_string())?;
     }
-    // Serve until stdin closes.
     let mut sink = [0u8; 4096];
     let mut stdin = std::io::stdin().lock();
     loop {
@@ -79,9 +123,8 @@ fn run() -> Result<(), String> {
         }
     }
     if let Some(path) = meter_file {
-        let json = serde_json::to_string_pretty(&emu.meter()).map_err(|e| e.to_string())?;
+        let json = meter().map_err(|e| e.to_string())?;
         std::fs::write(&path, json + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
     }
-    drop(emu);
     Ok(())
 }

@@ -1,0 +1,323 @@
+//! The ATLAS forced-photometry source end to end against the loopback ATLAS emulator: throttled
+//! writes, polling, downloads, deletions, `kill -9` and resume, 404 resubmission, the token kept
+//! out of every output, and the light curves in the shards equal to the real result files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use etd_emulators::atlas_fp::{result_text_for, AtlasEmulator, Config, FakeResult};
+
+use super::common::{stderr, stdout, Scratch};
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Throttle windows of 1 s instead of 60 s, so the server allows 60 writes per second.
+fn fast_server() -> Config {
+    Config {
+        time_scale: 60.0,
+        queue_time: Duration::from_millis(150),
+        run_time: Duration::from_millis(150),
+        ..Config::default()
+    }
+}
+
+fn targets_csv(n: usize) -> String {
+    let mut s = String::from("id,ra,dec,label\n");
+    for i in 0..n {
+        let ra = 3.0 + (i as f64 * 1.1) % 350.0;
+        let dec = -40.0 + (i as f64 * 0.77) % 80.0;
+        s.push_str(&format!("sn{i:04},{ra:.5},{dec:.5},{}\n", ["Ia", "II"][i % 2]));
+    }
+    s
+}
+
+/// Politeness scaled like the server: 50 writes per (scaled) minute, reads well below 600.
+fn recipe(base: &str, extra_source: &str, politeness: &str) -> String {
+    format!(
+        "version: 1\nname: fp-test\ntargets: {{file: t.csv}}\n\
+         source:\n  atlas-fp:\n    base_url: \"{base}\"\n    mjd_min: 57000\n    batch: 40\n    \
+         poll: {{initial: 100ms, max: 300ms}}\n{extra_source}\
+         politeness: {politeness}\n"
+    )
+}
+
+const POLITE: &str = "{rate: 50/s, read_rate: 300/s, concurrency: 8, retries: 6}";
+
+fn members(tar: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut ar = tar::Archive::new(tar);
+    for m in ar.entries().unwrap() {
+        let mut m = m.unwrap();
+        let name = m.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        m.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+fn shard_members(s: &Scratch) -> BTreeMap<String, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    for (name, bytes) in s.shard_files() {
+        if name.ends_with(".tar") {
+            all.extend(members(&bytes));
+        }
+    }
+    all
+}
+
+/// Every file below `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn etd_fp(s: &Scratch) -> assert_cmd::Command {
+    let mut cmd = s.etd();
+    cmd.env("ATLAS_TOKEN", TOKEN).env("ETD_TEST_NO_RETRY_DELAY", "1");
+    cmd
+}
+
+#[test]
+fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
+    let emu = AtlasEmulator::start(fast_server()).unwrap();
+    let s = Scratch::new();
+    let n = 200;
+    s.write("t.csv", targets_csv(n));
+    // Five targets without photometry.
+    let rows: Vec<(f64, f64)> = targets_csv(n)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    for i in [3, 50, 99, 120, 199] {
+        emu.set_result_for(rows[i].0, rows[i].1, FakeResult::NoData);
+    }
+    s.write("r.yaml", recipe(&emu.base_url(), "", POLITE));
+    let out = etd_fp(&s).args(["-vv", "fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("195 done, 5 failed (5 no-data)"), "{err}");
+    assert!(!err.contains(TOKEN), "the token is in the log");
+
+    let m = emu.meter();
+    assert!(m.max_writes_in_any_window <= 60, "writes in one window: {}", m.max_writes_in_any_window);
+    assert_eq!(m.throttled, 0, "50/s stays below the server's 60 per window");
+    assert_eq!(
+        m.posts,
+        5,
+        "200 targets in batches of 40: {}",
+        err.lines().filter(|l| l.contains("WARN")).take(10).collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(m.deletes, 200, "every task deleted, the failed ones too");
+    assert_eq!(m.authorization_headers_seen, BTreeSet::from(["Token".to_string()]));
+    let tasks = emu.tasks();
+    assert_eq!(tasks.len(), n, "one task per target");
+    assert!(tasks.iter().all(|t| t.deleted), "tasks left on the server");
+    assert!(tasks.iter().all(|t| t.comment.as_deref() == Some("etd:fp-test")));
+    assert!(tasks.iter().all(|t| t.mjd_min == Some(57000.0) && !t.use_reduced));
+
+    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert_eq!(failures.lines().count(), 5);
+    assert!(failures.contains("\"unit\":\"sn0003\"") && failures.contains("no-data"), "{failures}");
+
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(s.manifest()["samples"], 195);
+    assert_eq!(s.manifest()["classes"], serde_json::json!(["II", "Ia"]));
+    let all = shard_members(&s);
+    for (i, (ra, dec)) in rows.iter().enumerate() {
+        let key = format!("sn{i:04}");
+        if [3, 50, 99, 120, 199].contains(&i) {
+            assert!(!all.contains_key(&format!("{key}.npy")));
+            continue;
+        }
+        let text = result_text_for(*ra, *dec);
+        assert_eq!(all[&format!("{key}.txt")], text.as_bytes(), "{key}: txt is the original bytes");
+        // The npy's mjd column equals the file's first column.
+        let npy = npyz::NpyFile::new(&all[&format!("{key}.npy")][..]).unwrap();
+        let n_rows = npy.shape()[0] as usize;
+        let want: Vec<f64> =
+            text.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+        assert_eq!(n_rows, want.len());
+        let bytes = &all[&format!("{key}.npy")];
+        let data = &bytes[bytes.len() - n_rows * 101..];
+        let got: Vec<f64> = data.chunks(101).map(|r| f64::from_le_bytes(r[..8].try_into().unwrap())).collect();
+        assert_eq!(got, want, "{key}");
+        let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
+        assert_eq!(json["target"]["id"], key);
+        assert!(json["task_url"].as_str().unwrap().contains("/forcedphot/queue/"));
+        assert_eq!(all[&format!("{key}.cls")], if i % 2 == 0 { b"1" } else { b"0" });
+    }
+    // The token is nowhere in the workdir: journal, failures, raw files, shards, manifest.
+    for f in files(&s.join("work")) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "token in {}", f.display());
+    }
+}
+
+#[test]
+fn throttled_writes_wait_as_the_server_says() {
+    // The server allows 20 writes per (scaled) minute of 1 s; etd is told it may do 200/s.
+    let emu = AtlasEmulator::start(Config { write_rate_per_min: 20, ..fast_server() }).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(40));
+    s.write("r.yaml", recipe(&emu.base_url(), "", "{rate: 200/s, read_rate: 300/s, retries: 20}"));
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = emu.meter();
+    assert!(m.throttled > 0, "the server throttled");
+    assert_eq!(m.writes_during_retry_after, 0, "writes inside a Retry-After window");
+    assert!(emu.tasks().iter().all(|t| t.deleted));
+    assert!(stderr(&out).contains("waited on throttles"), "{}", stderr(&out));
+}
+
+#[test]
+fn kill_9_then_rerun_submits_nothing_twice_and_gives_the_same_light_curves() {
+    let slow = Config { queue_time: Duration::from_millis(600), run_time: Duration::from_millis(400), ..fast_server() };
+    let emu = AtlasEmulator::start(slow.clone()).unwrap();
+    let reference_emu = AtlasEmulator::start(slow).unwrap();
+    let n = 60;
+    let reference = Scratch::new();
+    reference.write("t.csv", targets_csv(n));
+    reference.write("r.yaml", recipe(&reference_emu.base_url(), "    max_in_flight: 30\n", POLITE));
+    let out = etd_fp(&reference).args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(n));
+    s.write("r.yaml", recipe(&emu.base_url(), "    max_in_flight: 30\n", POLITE));
+    for delay_ms in [300u64, 900, 1500, 2100] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+            .current_dir(s.path())
+            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
+            .env("ATLAS_TOKEN", TOKEN)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = etd_fp(&s).args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let tasks = emu.tasks();
+    let mut per_target: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for t in &tasks {
+        *per_target.entry((t.ra.unwrap().to_bits(), t.dec.unwrap().to_bits())).or_default() += 1;
+    }
+    assert_eq!(per_target.len(), n);
+    assert!(per_target.values().all(|&c| c == 1), "a target was submitted twice: {per_target:?}");
+    assert!(tasks.iter().all(|t| t.deleted), "tasks left on the server");
+    // Same light curves; the json differs only in the server's task and result URLs.
+    let (a, b) = (shard_members(&s), shard_members(&reference));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        if name.ends_with(".json") {
+            let strip = |v: &[u8]| {
+                let mut j: serde_json::Value = serde_json::from_slice(v).unwrap();
+                j.as_object_mut().unwrap().remove("task_url");
+                j.as_object_mut().unwrap().remove("result_url");
+                j
+            };
+            assert_eq!(strip(bytes), strip(&b[name]), "{name}");
+        } else {
+            assert_eq!(bytes, &b[name], "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_task_gone_from_the_server_is_submitted_again() {
+    let slow = Config { queue_time: Duration::from_millis(1500), ..fast_server() };
+    let emu = AtlasEmulator::start(slow).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(4));
+    s.write("r.yaml", recipe(&emu.base_url(), "", POLITE));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+        .current_dir(s.path())
+        .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
+        .env("ATLAS_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    // Wait until the batch is journaled, then kill and expire one task.
+    for _ in 0..100 {
+        if std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default().lines().count() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = emu.tasks();
+    assert_eq!(first.len(), 4);
+    emu.archive_task(first[1].id);
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is gone from the server"), "{}", stderr(&out));
+    let tasks = emu.tasks();
+    assert_eq!(tasks.len(), 5, "only the expired task was submitted again");
+    assert!(tasks.iter().all(|t| t.deleted || t.state == "archived"), "{tasks:?}");
+}
+
+#[test]
+fn the_token_never_shows_and_login_and_token_files_work() {
+    let emu = AtlasEmulator::start(fast_server()).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(3));
+    // --dry-run: no request, no token needed, none printed.
+    s.write("r.yaml", recipe(&emu.base_url(), "", POLITE));
+    let out = etd_fp(&s).args(["fetch", "--dry-run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(emu.meter().requests, 0);
+    assert_eq!(stdout(&out).lines().count(), 3);
+    assert!(stdout(&out).contains("POST http://127.0.0.1:"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains(TOKEN) && !stderr(&out).contains(TOKEN));
+    // No token: exit 2 with a hint, before any request.
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("$ATLAS_TOKEN is not set") && stderr(&out).contains("apitoken"));
+    assert_eq!(emu.meter().requests, 0);
+    // A wrong token: the server's 401 is reported without the token.
+    let out = s.etd().env("ATLAS_TOKEN", "f".repeat(40)).args(["-vv", "fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refused the credentials"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&"f".repeat(40)), "{}", stderr(&out));
+    assert!(!s.join("work/failures.jsonl").exists(), "a bad token is not a failure of the targets");
+    // Username and password from the environment.
+    s.write(
+        "login.yaml",
+        recipe(&emu.base_url(), "    username_env: FP_USER\n    password_env: FP_PASS\n", POLITE)
+            .replace("name: fp-test", "name: fp-login"),
+    );
+    let out =
+        s.etd().env("FP_USER", "etd").env("FP_PASS", "secret").args(["-vv", "fetch", "login.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("secret") && !stderr(&out).contains(TOKEN));
+    let out = s.etd().env("FP_USER", "etd").env("FP_PASS", "wrong").args(["fetch", "login.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refused the username and password"));
+    // A token file readable by others gets a warning.
+    let token_file = s.write("token", format!("{TOKEN}\n"));
+    #[cfg(unix)]
+    std::fs::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    s.write(
+        "file.yaml",
+        recipe(&emu.base_url(), "    token_file: token\n", POLITE).replace("name: fp-test", "name: fp-file"),
+    );
+    let out = s.etd().args(["fetch", "file.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("readable by group or others"), "{}", stderr(&out));
+}
