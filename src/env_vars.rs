@@ -15,6 +15,12 @@ pub const ETD_PROGRESS_INTERVAL: &str = "ETD_PROGRESS_INTERVAL";
 /// Rewrite `completions/` and `man/` from the CLI definition (used by the freshness test).
 pub const ETD_REGENERATE: &str = "ETD_REGENERATE";
 
+/// A file holding the bearer token for HTTPS origins (WLCG convention), when the recipe has no
+/// `publish.token_file`.
+pub const BEARER_TOKEN_FILE: &str = "BEARER_TOKEN_FILE";
+/// The bearer token itself, when neither `publish.token_file` nor `BEARER_TOKEN_FILE` is set.
+pub const BEARER_TOKEN: &str = "BEARER_TOKEN";
+
 /// For etd's own fast tests only: retry backoff delays become zero. Server-requested waits
 /// (`Retry-After`, throttle messages) are still obeyed.
 pub const ETD_TEST_NO_RETRY_DELAY: &str = "ETD_TEST_NO_RETRY_DELAY";
@@ -29,4 +35,6 @@ pub const ALL: &[&str] = &[
     ETD_PROGRESS_INTERVAL,
     ETD_REGENERATE,
     ETD_TEST_NO_RETRY_DELAY,
+    BEARER_TOKEN_FILE,
+    BEARER_TOKEN,
 ];

@@ -1,17 +1,12 @@
 //! `etd run RECIPE`: fetch, shard (and publish, once available) in turn.
 
 use crate::cli::FetchArgs;
-use crate::error::{Exit, UserError};
+use crate::error::Exit;
 
 use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
     let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
-    if recipe.publish.is_some() {
-        return Err(UserError::not_available("the publish step of `etd run`", "the publishing issue")
-            .with_hint("remove the `publish` section to fetch and shard only; nothing was done")
-            .into());
-    }
     super::require_fetchable(&recipe)?;
     let fetched = super::fetch::fetch(ctx, &recipe, args)?;
     if args.dry_run {
@@ -23,5 +18,8 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
         return Ok(fetched);
     }
     let sharded = super::shard::shard_recipe(ctx, &recipe)?;
+    if let Some(cfg) = &recipe.publish {
+        super::publish::publish_recipe(ctx, &recipe, cfg, false)?;
+    }
     Ok(if fetched == Exit::SomeFailed || sharded == Exit::SomeFailed { Exit::SomeFailed } else { Exit::Success })
 }

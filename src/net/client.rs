@@ -88,8 +88,19 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Form fields (`application/x-www-form-urlencoded`); may hold a password, so never printed.
     pub form: Option<Vec<(String, Secret)>>,
-    /// Sent as `Authorization: Token <token>` (the ATLAS server's scheme).
-    pub token: Option<Secret>,
+    /// Sent in the `Authorization` header, marked sensitive.
+    pub auth: Option<Auth>,
+    /// Upload this file as the body (opened again for every attempt), with its `Content-Length`.
+    pub upload: Option<std::path::PathBuf>,
+}
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// `Authorization: Token <token>` (ATLAS, Django REST framework).
+    Token(Secret),
+    /// `Authorization: Bearer <token>` (Pelican/XRootD origins, WLCG and SciTokens).
+    Bearer(Secret),
 }
 
 impl std::fmt::Debug for Request {
@@ -99,14 +110,15 @@ impl std::fmt::Debug for Request {
             .field("url", &self.url.as_str())
             .field("headers", &self.headers)
             .field("form", &self.form.as_ref().map(|f| f.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()))
-            .field("token", &self.token)
+            .field("auth", &self.auth)
+            .field("upload", &self.upload)
             .finish()
     }
 }
 
 impl Request {
     pub fn get(url: url::Url) -> Self {
-        Request { method: Method::GET, url, headers: Vec::new(), form: None, token: None }
+        Request { method: Method::GET, url, headers: Vec::new(), form: None, auth: None, upload: None }
     }
 
     pub fn new(method: Method, url: url::Url) -> Self {
@@ -123,8 +135,13 @@ impl Request {
         self
     }
 
-    pub fn token(mut self, token: Option<&Secret>) -> Self {
-        self.token = token.cloned();
+    pub fn auth(mut self, auth: Option<Auth>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn upload(mut self, path: std::path::PathBuf) -> Self {
+        self.upload = Some(path);
         self
     }
 }
@@ -152,6 +169,9 @@ impl NetClient {
     pub fn new(politeness: Politeness, share: u32) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(format!("etd/{}", crate::VERSION))
+            // XRootD's HTTP server matches header names case-sensitively (`Content-Length`,
+            // `Want-Digest`): lower-case names make it store an empty upload.
+            .http1_title_case_headers()
             .connect_timeout(CONNECT_TIMEOUT.min(politeness.timeout))
             // An idle timeout, not a total one: a large cutout may take minutes to arrive, but
             // a connection on which nothing arrives for this long has stalled.
@@ -285,8 +305,23 @@ impl NetClient {
             let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
             builder = builder.form(&fields);
         }
-        if let Some(token) = &req.token {
-            match reqwest::header::HeaderValue::from_str(&format!("Token {}", token.expose())) {
+        if let Some(path) = &req.upload {
+            let file = match tokio::fs::File::open(path).await {
+                Ok(f) => f,
+                Err(e) => return (Err(Attempt::Fatal(format!("cannot read {}: {e}", path.display()))), None),
+            };
+            let len = match file.metadata().await {
+                Ok(m) => m.len(),
+                Err(e) => return (Err(Attempt::Fatal(format!("cannot read {}: {e}", path.display()))), None),
+            };
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, len).body(reqwest::Body::from(file));
+        }
+        if let Some(auth) = &req.auth {
+            let text = match auth {
+                Auth::Token(t) => format!("Token {}", t.expose()),
+                Auth::Bearer(t) => format!("Bearer {}", t.expose()),
+            };
+            match reqwest::header::HeaderValue::from_str(&text) {
                 Ok(mut value) => {
                     value.set_sensitive(true);
                     builder = builder.header(reqwest::header::AUTHORIZATION, value);

@@ -8,5 +8,6 @@ mod interop;
 mod logging;
 mod net;
 mod ps1;
+mod publish;
 mod shard;
 mod verify;

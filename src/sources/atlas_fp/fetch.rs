@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use super::AtlasFpConfig;
-use crate::net::client::{NetClient, NetError, Request, Secret};
+use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
 use crate::recipe::targets::Target;
 use crate::report::Progress;
 use crate::sources::engine::{Tally, UnitError};
@@ -100,7 +100,7 @@ fn auth_error(e: NetError) -> UnitError {
 
 impl AtlasFetcher {
     fn request(&self, method: Method, url: url::Url) -> Request {
-        Request::new(method, url).header("Accept", "application/json").token(Some(&self.token))
+        Request::new(method, url).header("Accept", "application/json").auth(Some(Auth::Token(self.token.clone())))
     }
 
     /// `POST /queue/` for a batch: one task per target (`ra`/`dec` alone, else `radeclist`).

@@ -1,0 +1,346 @@
+//! Publishing to an HTTPS origin (Pelican/XRootD; `http://` for loopback tests).
+//!
+//! Existence is checked with `HEAD` first (XRootD ignores `If-None-Match`, see ORIGINS.md); an
+//! object that is there is compared through `HEAD` with `Want-Digest` (crc32c, then md5; base64
+//! and hex both accepted). Uploads are streamed `PUT`s with `Content-Length` and a bearer token,
+//! through the `net` request path (retries, backoff); after each upload its digests are read back
+//! and compared with the manifest, and a mismatch stops the publish before the manifest. The
+//! publish journal (`<workdir>/publish.jsonl`) records each upload as started and as verified,
+//! so a rerun may replace only its own uploads that were cut off, and only before the manifest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use fs_err as fs;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{describe, digest_file, Action, Item, Report};
+use crate::error::UserError;
+use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
+use crate::net::Politeness;
+use crate::report::Progress;
+
+/// How hard etd presses an origin: a few uploads at a time is plenty (they are large).
+pub fn politeness() -> Politeness {
+    Politeness {
+        concurrency: 4,
+        rate: crate::recipe::rate(20.0, 1),
+        retries: 6,
+        timeout: Duration::from_secs(60),
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+        read_rate: None,
+    }
+}
+
+/// The bearer token: the recipe's `token_file`, else `$BEARER_TOKEN_FILE`, else `$BEARER_TOKEN`.
+/// A token file holds the token itself or JSON with `access_token` (WLCG convention).
+pub fn token(token_file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
+    let file = token_file
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(crate::env_vars::BEARER_TOKEN_FILE).map(PathBuf::from));
+    if let Some(path) = file {
+        let text = fs::read_to_string(&path).map_err(|e| {
+            UserError::usage(format!("cannot read the origin token file {}: {e}", path.display()))
+                .with_hint("create a token with `pelican token create --write ...`, or set $BEARER_TOKEN")
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                tracing::warn!("the token file {} is readable by group or others; `chmod 600` it", path.display());
+            }
+        }
+        let text = text.trim();
+        #[derive(Deserialize)]
+        struct Wlcg {
+            access_token: String,
+        }
+        let token = match serde_json::from_str::<Wlcg>(text) {
+            Ok(w) => w.access_token,
+            Err(_) => text.to_string(),
+        };
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(
+                UserError::usage(format!("the origin token file {} does not hold one token", path.display())).into()
+            );
+        }
+        return Ok(Some(Secret::new(token)));
+    }
+    Ok(std::env::var(crate::env_vars::BEARER_TOKEN)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Secret::new(t.trim())))
+}
+
+/// A line of the publish journal.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalLine {
+    url: String,
+    status: String,
+}
+
+/// `<workdir>/publish.jsonl`: which uploads were started and which verified.
+pub struct PublishJournal {
+    path: PathBuf,
+    latest: BTreeMap<String, String>,
+}
+
+impl PublishJournal {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let mut latest = BTreeMap::new();
+        if path.exists() {
+            for line in fs::read_to_string(path)?.lines() {
+                // A torn last line from a killed run is ignored.
+                if let Ok(l) = serde_json::from_str::<JournalLine>(line) {
+                    latest.insert(l.url, l.status);
+                }
+            }
+        }
+        Ok(PublishJournal { path: path.to_path_buf(), latest })
+    }
+
+    fn started_not_verified(&self, url: &str) -> bool {
+        self.latest.get(url).is_some_and(|s| s == "started")
+    }
+
+    fn append(&mut self, url: &str, status: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut line = serde_json::to_vec(&JournalLine { url: url.into(), status: status.into() })?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.file().sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
+        self.latest.insert(url.into(), status.into());
+        Ok(())
+    }
+}
+
+/// Digests an origin reported for an object (lower-case hex).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reported {
+    pub md5: Option<String>,
+    pub crc32c: Option<String>,
+}
+
+/// Parse an RFC 3230 `Digest` header: `md5=<base64>`, `crc32c=<hex or base64>` (XRootD sends
+/// crc32c in base64, Pelican in hex), comma-separated.
+pub fn parse_digest(header: &str, into: &mut Reported) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for part in header.split(',') {
+        let Some((alg, value)) = part.trim().split_once('=') else { continue };
+        let value = value.trim();
+        match alg.trim().to_ascii_lowercase().as_str() {
+            "md5" => {
+                if let Ok(bytes) = b64.decode(value) {
+                    into.md5 = Some(hex::encode(bytes));
+                } else if value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    into.md5 = Some(value.to_ascii_lowercase());
+                }
+            }
+            "crc32c" => {
+                if value.len() == 8 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    into.crc32c = Some(value.to_ascii_lowercase());
+                } else if let Ok(bytes) = b64.decode(value) {
+                    if bytes.len() == 4 {
+                        into.crc32c = Some(hex::encode(bytes));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The version folder on an origin.
+pub struct Remote {
+    pub client: NetClient,
+    /// `<origin>/<path>/<version>/`.
+    pub base: url::Url,
+    pub auth: Option<Auth>,
+    pub journal: PublishJournal,
+}
+
+enum Found {
+    Missing,
+    Present { size: Option<u64>, digests: Reported },
+}
+
+impl Remote {
+    fn url(&self, name: &str) -> anyhow::Result<url::Url> {
+        self.base.join(name).with_context(|| format!("bad object name {name}"))
+    }
+
+    fn request(&self, method: Method, url: url::Url) -> Request {
+        Request::new(method, url).auth(self.auth.clone())
+    }
+
+    /// `HEAD` the object: missing, or present with its size and digests.
+    async fn look(&self, url: &url::Url) -> anyhow::Result<Found> {
+        let mut digests = Reported::default();
+        let mut size = None;
+        for alg in ["crc32c", "md5"] {
+            let req = self.request(Method::HEAD, url.clone()).header("Want-Digest", alg);
+            match self.client.send(&req).await {
+                Ok(a) => {
+                    size = a
+                        .headers
+                        .get(reqwest::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
+                    for v in a.headers.get_all("digest") {
+                        if let Ok(text) = v.to_str() {
+                            parse_digest(text, &mut digests);
+                        }
+                    }
+                }
+                Err(NetError::Refused { status: 404, .. }) => return Ok(Found::Missing),
+                Err(e) => return Err(auth_hint(e)),
+            }
+        }
+        Ok(Found::Present { size, digests })
+    }
+
+    /// What to do with each item (HEADs only; writes nothing).
+    pub async fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+        let mut found = Vec::with_capacity(items.len());
+        for item in items {
+            found.push(self.look(&self.url(&item.name)?).await?);
+        }
+        let manifest_published = matches!(found.last(), Some(Found::Present { .. }));
+        let mut plan = Vec::with_capacity(items.len());
+        for (item, found) in items.iter().zip(found) {
+            let url = self.url(&item.name)?;
+            plan.push(match found {
+                Found::Missing => Action::Create { name: item.name.clone(), bytes: item.size },
+                Found::Present { size, digests } => {
+                    if same(item, size, &digests) {
+                        Action::SkipIdentical { name: item.name.clone() }
+                    } else if !manifest_published && self.journal.started_not_verified(url.as_str()) {
+                        Action::Replace { name: item.name.clone(), bytes: item.size }
+                    } else {
+                        Action::Conflict {
+                            name: item.name.clone(),
+                            published: describe(
+                                size.unwrap_or(0),
+                                None,
+                                digests.md5.as_deref(),
+                                digests.crc32c.as_deref(),
+                            ),
+                            local: describe(item.size, None, Some(&item.md5), Some(&item.crc32c)),
+                        }
+                    }
+                }
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Carry out a plan without conflicts, manifest last.
+    pub async fn execute(&mut self, items: &[Item], plan: &[Action], progress: &Progress) -> anyhow::Result<Report> {
+        let mut report = Report::default();
+        for (item, action) in items.iter().zip(plan) {
+            match action {
+                Action::SkipIdentical { .. } => report.skipped += 1,
+                Action::Create { .. } | Action::Replace { .. } => {
+                    self.upload(item).await?;
+                    if matches!(action, Action::Replace { .. }) {
+                        report.replaced += 1;
+                    } else {
+                        report.created += 1;
+                    }
+                    report.bytes += item.size;
+                }
+                Action::Conflict { .. } => unreachable!("conflicts are refused before anything is written"),
+            }
+            progress.advance(1, item.size);
+        }
+        Ok(report)
+    }
+
+    async fn upload(&mut self, item: &Item) -> anyhow::Result<()> {
+        // The local file must be what the manifest says before it goes anywhere.
+        let path = item.path.clone();
+        let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
+        if !item.matches(&local) {
+            return Err(UserError::failure(format!(
+                "{} does not match its manifest ({} here, {} in the manifest); nothing more was published",
+                item.path.display(),
+                describe(local.size, Some(&local.sha256), None, None),
+                describe(item.size, Some(&item.sha256), None, None)
+            ))
+            .with_hint("run `etd verify` on the shard folder, then `etd shard` to rebuild it")
+            .into());
+        }
+        let url = self.url(&item.name)?;
+        self.journal.append(url.as_str(), "started")?;
+        let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
+        self.client.send(&put).await.map_err(auth_hint)?;
+        match self.look(&url).await? {
+            Found::Present { size, digests } if same(item, size, &digests) => {
+                if digests.md5.is_none() && digests.crc32c.is_none() {
+                    tracing::warn!("{url}: the origin reports no md5 or crc32c; only the size was checked");
+                }
+                self.journal.append(url.as_str(), "verified")
+            }
+            Found::Present { size, digests } => Err(UserError::failure(format!(
+                "{url} does not match after upload: the origin has {}, the file has {}; the manifest was not published",
+                describe(size.unwrap_or(0), None, digests.md5.as_deref(), digests.crc32c.as_deref()),
+                describe(item.size, None, Some(&item.md5), Some(&item.crc32c))
+            ))
+            .with_hint("run `etd publish` again: the version is still a draft and etd replaces its own uploads")
+            .into()),
+            Found::Missing => Err(UserError::failure(format!("{url} is missing right after its upload")).into()),
+        }
+    }
+}
+
+/// Whether what the origin reports agrees with the item (size, and every digest reported).
+fn same(item: &Item, size: Option<u64>, d: &Reported) -> bool {
+    size.is_none_or(|s| s == item.size)
+        && d.md5.as_deref().is_none_or(|m| m == item.md5)
+        && d.crc32c.as_deref().is_none_or(|c| c == item.crc32c)
+}
+
+/// 401/403 from an origin: most often the token (missing, expired, or without the scope).
+fn auth_hint(e: NetError) -> anyhow::Error {
+    match &e {
+        NetError::Refused { status: 401 | 403, .. } => anyhow::Error::new(
+            UserError::failure(e.to_string())
+                .with_hint("the origin refused the token: check `publish.token_file`, $BEARER_TOKEN_FILE or $BEARER_TOKEN, and that it grants storage.create on this path"),
+        ),
+        _ => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_in_base64_and_hex() {
+        let mut r = Reported::default();
+        parse_digest("md5=sZRqySSS0jR8YjW00mERhA==", &mut r);
+        parse_digest("crc32c=NT3Yvg==", &mut r);
+        assert_eq!(r.md5.as_deref(), Some("b1946ac92492d2347c6235b4d2611184"));
+        assert_eq!(r.crc32c.as_deref(), Some("353dd8be"));
+        let mut h = Reported::default();
+        parse_digest("crc32c=353DD8BE, md5=sZRqySSS0jR8YjW00mERhA==", &mut h);
+        assert_eq!(h, r);
+    }
+
+    #[test]
+    fn token_files_hold_a_token_or_wlcg_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw");
+        std::fs::write(&raw, "eyJhbGciOi.abc.def\n").unwrap();
+        assert_eq!(token(Some(&raw)).unwrap().unwrap().expose(), "eyJhbGciOi.abc.def");
+        let json = dir.path().join("json");
+        std::fs::write(&json, r#"{"access_token": "eyJ.x.y", "expires_in": 1200}"#).unwrap();
+        assert_eq!(token(Some(&json)).unwrap().unwrap().expose(), "eyJ.x.y");
+    }
+}

@@ -1,0 +1,150 @@
+//! Publishing into a local origin folder (the origin's `StoragePrefix`, shared with this machine).
+//!
+//! Each object is copied once: read from the shard folder, hashed while it is written to a
+//! temporary file in `<origin>/<path>/.etd-staging-<version>/` (same filesystem, never under
+//! the final name), checked against the manifest, fsynced, and moved to its final name without
+//! replacing (`persist_noclobber`: fails if the name appeared meanwhile); then the folder is
+//! fsynced. Files are 0644 so the origin's service user can read them. A lock file beside the
+//! version keeps two publishes of one version from interleaving.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fs_err as fs;
+
+use super::{describe, digest_file, Action, Item, Report};
+use crate::error::UserError;
+use crate::report::Progress;
+use crate::shard::writer::HashingWriter;
+use crate::store::sync_dir;
+
+/// `<origin>/<path>/<version>` and its parent.
+pub struct Target {
+    pub parent: PathBuf,
+    pub dest: PathBuf,
+    pub version: String,
+}
+
+impl Target {
+    pub fn new(origin: &Path, path: &str, version: &str) -> Self {
+        let parent = origin.join(path);
+        Target { dest: parent.join(version), parent, version: version.to_string() }
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.parent.join(format!(".etd-staging-{}", self.version))
+    }
+
+    /// Hold the version's publish lock (created beside the version folder).
+    pub fn lock(&self) -> anyhow::Result<fs::File> {
+        fs::create_dir_all(&self.parent)?;
+        let path = self.parent.join(format!(".etd-publish-{}.lock", self.version));
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(UserError::failure(format!(
+                "another etd publish of {} is running (lock {})",
+                self.dest.display(),
+                path.display()
+            ))
+            .with_hint("wait for it to finish; publishing is safe to run again afterwards")
+            .into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
+    /// What to do with each item (reads existing objects to compare them; writes nothing).
+    pub fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+        let mut plan = Vec::with_capacity(items.len());
+        for item in items {
+            let path = self.dest.join(&item.name);
+            plan.push(if path.exists() {
+                let d = digest_file(&path)?;
+                if item.matches(&d) {
+                    Action::SkipIdentical { name: item.name.clone() }
+                } else {
+                    Action::Conflict {
+                        name: item.name.clone(),
+                        published: describe(d.size, Some(&d.sha256), None, None),
+                        local: describe(item.size, Some(&item.sha256), None, None),
+                    }
+                }
+            } else {
+                Action::Create { name: item.name.clone(), bytes: item.size }
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Carry out a plan without conflicts (items and plan in the same order, manifest last).
+    pub fn execute(&self, items: &[Item], plan: &[Action], progress: &Progress) -> anyhow::Result<Report> {
+        let mut report = Report::default();
+        let staging = self.staging();
+        fs::create_dir_all(&staging)?;
+        fs::create_dir_all(&self.dest)?;
+        for (item, action) in items.iter().zip(plan) {
+            match action {
+                Action::SkipIdentical { .. } => report.skipped += 1,
+                Action::Create { .. } | Action::Replace { .. } => {
+                    self.copy_in(item, &staging)?;
+                    report.created += 1;
+                    report.bytes += item.size;
+                }
+                Action::Conflict { .. } => unreachable!("conflicts are refused before anything is written"),
+            }
+            progress.advance(1, item.size);
+        }
+        // Leftovers of killed runs are ours (the lock is held): remove the staging folder.
+        fs::remove_dir_all(&staging)?;
+        Ok(report)
+    }
+
+    fn copy_in(&self, item: &Item, staging: &Path) -> anyhow::Result<()> {
+        let mut src = fs::File::open(&item.path)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(crate::store::TEMP_PREFIX);
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let tmp = builder
+            .tempfile_in(staging)
+            .with_context(|| format!("cannot create a temporary file in {}", staging.display()))?;
+        let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = src.read(&mut buf).with_context(|| format!("cannot read {}", item.path.display()))?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n]).with_context(|| format!("cannot write into {}", staging.display()))?;
+        }
+        let (buffered, digests) = w.finish()?;
+        let tmp = buffered.into_inner().map_err(|e| e.into_error())?;
+        if !item.matches(&digests) {
+            return Err(UserError::failure(format!(
+                "{} does not match its manifest ({} here, {} in the manifest); nothing more was published",
+                item.path.display(),
+                describe(digests.size, Some(&digests.sha256), None, None),
+                describe(item.size, Some(&item.sha256), None, None)
+            ))
+            .with_hint("run `etd verify` on the shard folder, then `etd shard` to rebuild it")
+            .into());
+        }
+        tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+        let final_path = self.dest.join(&item.name);
+        tmp.persist_noclobber(&final_path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::Error::new(
+                    UserError::failure(format!(
+                        "{} appeared while this publish was writing it; it was not replaced",
+                        final_path.display()
+                    ))
+                    .with_hint("something else writes into this version; publish under a new `publish.version`"),
+                )
+            } else {
+                anyhow::Error::new(e.error).context(format!("cannot move a file into {}", final_path.display()))
+            }
+        })?;
+        sync_dir(&self.dest)
+    }
+}
