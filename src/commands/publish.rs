@@ -38,7 +38,7 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
             let report = target.execute(&items, &plan, &progress)?;
             (plan, report)
         }
-        Origin::Url(_) => {
+        Origin::Url(origin) => {
             let token = https::token(cfg.token_file.as_deref())?;
             if token.is_none() {
                 tracing::warn!(
@@ -56,7 +56,8 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
             }
             refuse_conflicts(&plan, &dest)?;
             let progress = ctx.reporter.start("publish", items.len() as u64);
-            let report = runtime.block_on(remote.execute(&items, &plan, &progress))?;
+            let rel = format!("{}/{}", cfg.path, cfg.version);
+            let report = runtime.block_on(remote.execute(&items, &plan, origin, &rel, &progress))?;
             (plan, report)
         }
     };

@@ -240,9 +240,38 @@ impl Remote {
         Ok(plan)
     }
 
-    /// Carry out a plan without conflicts, manifest last.
-    pub async fn execute(&mut self, items: &[Item], plan: &[Action], progress: &Progress) -> anyhow::Result<Report> {
+    /// `MKCOL` the version folder and its parents below `origin` (201 created; 405 means it is
+    /// there already). WebDAV servers want the collection before a `PUT` into it; XRootD makes
+    /// paths itself and answers either way.
+    async fn make_collections(&self, origin: &url::Url, rel: &str) -> anyhow::Result<()> {
+        let mkcol = Method::from_bytes(b"MKCOL").expect("MKCOL is a valid method name");
+        let mut url = origin.clone();
+        let mut path = origin.path().trim_end_matches('/').to_string();
+        for seg in rel.split('/').filter(|s| !s.is_empty()) {
+            path = format!("{path}/{seg}");
+            url.set_path(&format!("{path}/"));
+            match self.client.send(&self.request(mkcol.clone(), url.clone())).await {
+                Ok(_) | Err(NetError::Refused { status: 405, .. }) => {}
+                Err(e) => return Err(auth_hint(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Carry out a plan without conflicts, manifest last. `origin` and `rel` (`<path>/<version>`)
+    /// name the collections to make first.
+    pub async fn execute(
+        &mut self,
+        items: &[Item],
+        plan: &[Action],
+        origin: &url::Url,
+        rel: &str,
+        progress: &Progress,
+    ) -> anyhow::Result<Report> {
         let mut report = Report::default();
+        if plan.iter().any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. })) {
+            self.make_collections(origin, rel).await?;
+        }
         for (item, action) in items.iter().zip(plan) {
             match action {
                 Action::SkipIdentical { .. } => report.skipped += 1,
