@@ -36,6 +36,8 @@ log() { echo "== $*" >&2; }
 ETD=$(cd "$(dirname "$ETD")" && pwd)/$(basename "$ETD")
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install -y time)"
 command -v python3 >/dev/null || die "python3 is missing"
+# The interpreter itself, not a wrapper such as a pyenv shim (which adds ~0.1 s per start).
+PY=$(python3 -c 'import sys; print(sys.executable)')
 FILE_MIB=${BENCH_FILE_MIB:-$((GB * 1024 / NFILES))}
 [[ $FILE_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_FILE_MIB must be a positive integer"
 
@@ -67,7 +69,7 @@ DIRTY=$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null | grep
     echo "machine:     nproc=$(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), RAM $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
     echo "work fs:     $(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}') ($WORK), $(awk -v a="$AVAIL" 'BEGIN {printf "%.1f GiB", a/2^30}') free before the run"
     echo "etd:         $("$ETD" --version 2>&1 | head -1), $ETD (built $(date -u -r "$ETD" '+%Y-%m-%d %H:%M UTC')); checkout at $COMMIT $COMMIT_SUBJ$DIRTY"
-    echo "tools:       $(cp --version | head -1), $(sha256sum --version | head -1 | sed 's/.*) //;s/^/sha256sum /'), $(sync --version | head -1 | sed 's/.*) //;s/^/sync /'), python $(python3 -c 'import sys; print(sys.version.split()[0])')"
+    echo "tools:       $(cp --version | head -1), $(sha256sum --version | head -1 | sed 's/.*) //;s/^/sha256sum /'), $(sync --version | head -1 | sed 's/.*) //;s/^/sync /'), python $("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)"
     echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at start (before making the dataset)"
 } | tee "$RES/machine.txt"
 
@@ -95,7 +97,7 @@ log "etd fetch + etd shard (untimed)"
 "$ETD" --workdir "$WD" -q fetch "$WORK/recipe.yaml"
 "$ETD" --workdir "$WD" -q shard "$WORK/recipe.yaml"
 [[ -s $SHARDS/manifest.json ]] || die "etd shard wrote no manifest"
-NSHARDS=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["shards"]))' "$SHARDS/manifest.json")
+NSHARDS=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["shards"]))' "$SHARDS/manifest.json")
 NOBJ=$(find "$SHARDS" -maxdepth 1 -type f | wc -l)
 ((NOBJ == NSHARDS + 1)) || die "$SHARDS holds $NOBJ files, expected $NSHARDS shards + manifest.json"
 BYTES=$(find "$SHARDS" -maxdepth 1 -type f -printf '%s\n' | awk '{s += $1} END {print s}')
@@ -112,7 +114,7 @@ cache_pct() { # share of the shards' pages in the page cache (fincore)
 }
 warm_tools() { # the contenders' programs (not the data) back into the cache after a drop
     "$ETD" --version >/dev/null
-    python3 -c 'import json' >/dev/null
+    "$PY" -c 'import json' >/dev/null
     cp --version >/dev/null
     sha256sum --version >/dev/null
     sync --version >/dev/null
@@ -177,7 +179,7 @@ run_cp() { # label rep sync(0|1)
         set -euo pipefail
         cp "$1"/* "$2"/
         if [[ $3 == 1 ]]; then sync "$2"/* "$2"; fi
-        sha256sum "$2"/* | python3 "$4" "$1/manifest.json"' _ "$SHARDS" "$dest" "$3" "$HERE/publish_check.py"
+        sha256sum "$2"/* | "$5" "$4" "$1/manifest.json"' _ "$SHARDS" "$dest" "$3" "$HERE/publish_check.py" "$PY"
 }
 
 if ((WAIT_IDLE > 0)); then
@@ -204,5 +206,5 @@ clean_outputs
 rm -f "$RES/time.tmp"
 
 echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at end" | tee -a "$RES/machine.txt"
-python3 "$HERE/publish_report.py" "$RUNS" "$BYTES" "$NOBJ" | tee "$RES/report.txt"
+"$PY" "$HERE/publish_report.py" "$RUNS" "$BYTES" "$NOBJ" | tee "$RES/report.txt"
 echo "(all runs: $RUNS)"

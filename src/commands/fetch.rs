@@ -111,6 +111,18 @@ fn pending(targets: &[crate::recipe::targets::Target], split: TaskSplit, scan: &
     p
 }
 
+/// Remove what killed runs left half-written in the raw folders of the targets about to be fetched.
+fn clean_partials(store: &RawStore, keys: &[String], todo: &[usize]) -> anyhow::Result<()> {
+    let mut cleaned = 0;
+    for &i in todo {
+        cleaned += store.clean_partial(&keys[i])?;
+    }
+    if cleaned > 0 {
+        tracing::info!("removed {cleaned} partial files left by an interrupted run");
+    }
+    Ok(())
+}
+
 fn scan_workdir(workdir: &Workdir, params: &str) -> anyhow::Result<JournalScan> {
     JournalSet::open(workdir.journals()?)?.scan_for(Some(params))
 }
@@ -168,13 +180,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
     let store = RawStore::new(workdir.raw(recipe.source.kind()));
-    let mut cleaned = 0;
-    for &i in &p.todo {
-        cleaned += store.clean_partial(&keys[i])?;
-    }
-    if cleaned > 0 {
-        tracing::info!("removed {cleaned} partial files left by an interrupted run");
-    }
+    clean_partials(&store, &keys, &p.todo)?;
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let limiter = client.host(&cfg.base_url);
     let fetcher = Arc::new(Ps1Fetcher { client: Arc::clone(&client), cfg: cfg.clone(), store });
@@ -328,13 +334,7 @@ fn fetch_atlas(
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
     let store = RawStore::new(workdir.raw(recipe.source.kind()));
-    let mut cleaned = 0;
-    for &i in &p.todo {
-        cleaned += store.clean_partial(&keys[i])?;
-    }
-    if cleaned > 0 {
-        tracing::info!("removed {cleaned} partial files left by an interrupted run");
-    }
+    clean_partials(&store, &keys, &p.todo)?;
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let token = match early_token {

@@ -78,11 +78,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
             let jobs = ps1_jobs(recipe, cfg, targets, &scan.done)?;
-            let info = DatasetInfo {
-                name: &recipe.name,
-                recipe_sha256: &recipe.sha256,
-                classes: (!classes.is_empty()).then(|| classes.clone()),
-            };
+            let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
                 let target = &targets[job.input.0];
                 let mut inputs = Vec::new();
@@ -101,11 +97,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
             let keys = crate::sources::atlas_fp::target_keys(targets)?;
             let jobs = keyed_jobs(targets, keys, &scan.done);
-            let info = DatasetInfo {
-                name: &recipe.name,
-                recipe_sha256: &recipe.sha256,
-                classes: (!classes.is_empty()).then(|| classes.clone()),
-            };
+            let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
                 let target = &targets[job.input.0];
                 let (inputs, task) = match journals.read(job.input.1)? {
@@ -178,6 +170,15 @@ fn ps1_jobs(
 ) -> anyhow::Result<Vec<Job<(usize, JournalPos)>>> {
     let keys = ps1::target_keys(cfg, &recipe.image, targets)?;
     Ok(keyed_jobs(targets, keys, done))
+}
+
+/// The manifest's dataset facts, with the class list when the targets have labels.
+fn dataset_info<'a>(recipe: &'a Recipe, classes: &[String]) -> DatasetInfo<'a> {
+    DatasetInfo {
+        name: &recipe.name,
+        recipe_sha256: &recipe.sha256,
+        classes: (!classes.is_empty()).then(|| classes.to_vec()),
+    }
 }
 
 /// Jobs for the targets that were fetched (`done`), with their keys.

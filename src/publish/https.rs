@@ -295,16 +295,7 @@ impl Remote {
         // The local file must be what the manifest says before it goes anywhere.
         let path = item.path.clone();
         let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
-        if !item.matches(&local) {
-            return Err(UserError::failure(format!(
-                "{} does not match its manifest ({} here, {} in the manifest); nothing more was published",
-                item.path.display(),
-                describe(local.size, Some(&local.sha256), None, None),
-                describe(item.size, Some(&item.sha256), None, None)
-            ))
-            .with_hint("run `etd verify` on the shard folder, then `etd shard` to rebuild it")
-            .into());
-        }
+        super::check_local(item, &local)?;
         let url = self.url(&item.name)?;
         self.journal.append(url.as_str(), "started")?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());

@@ -120,16 +120,7 @@ impl Target {
         }
         let (buffered, digests) = w.finish()?;
         let tmp = buffered.into_inner().map_err(|e| e.into_error())?;
-        if !item.matches(&digests) {
-            return Err(UserError::failure(format!(
-                "{} does not match its manifest ({} here, {} in the manifest); nothing more was published",
-                item.path.display(),
-                describe(digests.size, Some(&digests.sha256), None, None),
-                describe(item.size, Some(&item.sha256), None, None)
-            ))
-            .with_hint("run `etd verify` on the shard folder, then `etd shard` to rebuild it")
-            .into());
-        }
+        super::check_local(item, &digests)?;
         tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
         let final_path = self.dest.join(&item.name);
         tmp.persist_noclobber(&final_path).map_err(|e| {

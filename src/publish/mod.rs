@@ -157,6 +157,21 @@ pub fn describe(size: u64, sha256: Option<&str>, md5: Option<&str>, crc32c: Opti
     parts.join(", ")
 }
 
+/// The local file differs from its manifest entry: refuse to publish it.
+pub fn check_local(item: &Item, found: &Digests) -> anyhow::Result<()> {
+    if item.matches(found) {
+        return Ok(());
+    }
+    Err(crate::error::UserError::failure(format!(
+        "{} does not match its manifest ({} here, {} in the manifest); nothing more was published",
+        item.path.display(),
+        describe(found.size, Some(&found.sha256), None, None),
+        describe(item.size, Some(&item.sha256), None, None)
+    ))
+    .with_hint("run `etd verify` on the shard folder, then `etd shard` to rebuild it")
+    .into())
+}
+
 /// Stop on conflicts, naming every conflicting object and both sides' checksums.
 pub fn refuse_conflicts(plan: &[Action], dest: &str) -> anyhow::Result<()> {
     let conflicts: Vec<String> =

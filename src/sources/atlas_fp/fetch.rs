@@ -260,6 +260,37 @@ pub struct Plan {
     pub submit: Vec<Unit>,
 }
 
+/// Record a target whose task ended without a light curve; returns its id for the `DELETE`.
+fn fail_task(
+    journal: &mut FetchJournal,
+    tally: &mut Tally,
+    progress: &Progress,
+    unit: &Unit,
+    task: &str,
+    kind: &'static str,
+    reason: String,
+) -> anyhow::Result<String> {
+    tracing::warn!("{}: {reason}", unit.target.id);
+    let id = unit.target.id.clone();
+    journal.append(JournalEntry::Failed {
+        unit: id.clone(),
+        kind: kind.into(),
+        reason,
+        task: Some(task.to_string()),
+    })?;
+    *tally.failed.entry(kind).or_default() += 1;
+    progress.advance(1, 0);
+    Ok(id)
+}
+
+/// A target left for a later run: its task stays on the server and the journal keeps it.
+fn left_for_later(in_flight: &mut usize, queue_full: &mut bool, tally: &mut Tally, progress: &Progress) {
+    *in_flight -= 1;
+    *queue_full = false;
+    tally.transient += 1;
+    progress.advance(1, 0);
+}
+
 pub async fn run(
     fetcher: Arc<AtlasFetcher>,
     plan: Plan,
@@ -392,14 +423,7 @@ pub async fn run(
                         Ok(Polled::Error(msg)) => ("server-error", format!("the task failed on the server: {msg}")),
                         _ => unreachable!(),
                     };
-                    tracing::warn!("{}: {reason}", unit.target.id);
-                    let id = unit.target.id.clone();
-                    append(
-                        journal,
-                        JournalEntry::Failed { unit: id.clone(), kind: kind.into(), reason, task: Some(task.clone()) },
-                    )?;
-                    *tally.failed.entry(kind).or_default() += 1;
-                    progress.advance(1, 0);
+                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Ok(Polled::Gone) => {
@@ -417,10 +441,7 @@ pub async fn run(
                         unit.target.id,
                         crate::net::human_duration(cfg.give_up_after)
                     );
-                    in_flight -= 1;
-                    queue_full = false;
-                    tally.transient += 1;
-                    progress.advance(1, 0);
+                    left_for_later(&mut in_flight, &mut queue_full, &mut tally, progress);
                 }
                 Err(UnitError::Fatal(e)) => {
                     jobs.abort_all();
@@ -433,10 +454,7 @@ pub async fn run(
                         UnitError::Fatal(_) => unreachable!(),
                     };
                     tracing::warn!("{}: following task {task}: {reason}; a later run continues it", unit.target.id);
-                    in_flight -= 1;
-                    queue_full = false;
-                    tally.transient += 1;
-                    progress.advance(1, 0);
+                    left_for_later(&mut in_flight, &mut queue_full, &mut tally, progress);
                 }
             },
             Event::Stored { unit, task, result } => match result {
@@ -459,22 +477,12 @@ pub async fn run(
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Permanent { kind, reason }) => {
-                    tracing::warn!("{}: {reason}", unit.target.id);
-                    let id = unit.target.id.clone();
-                    append(
-                        journal,
-                        JournalEntry::Failed { unit: id.clone(), kind: kind.into(), reason, task: Some(task.clone()) },
-                    )?;
-                    *tally.failed.entry(kind).or_default() += 1;
-                    progress.advance(1, 0);
+                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Transient(reason)) => {
                     tracing::warn!("{}: downloading its result: {reason}; a later run continues it", unit.target.id);
-                    in_flight -= 1;
-                    queue_full = false;
-                    tally.transient += 1;
-                    progress.advance(1, 0);
+                    left_for_later(&mut in_flight, &mut queue_full, &mut tally, progress);
                 }
                 Err(UnitError::Fatal(e)) => {
                     jobs.abort_all();
