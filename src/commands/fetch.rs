@@ -123,6 +123,41 @@ fn clean_partials(store: &RawStore, keys: &[String], todo: &[usize]) -> anyhow::
     Ok(())
 }
 
+/// Targets recorded as done whose raw files are gone or changed size (deleted by hand, a disk
+/// restored from backup) count as not done, so this fetch gets them again. Returns how many.
+fn forget_missing_raw(
+    workdir: &Workdir,
+    source: &str,
+    scan: &mut JournalScan,
+    split: TaskSplit,
+) -> anyhow::Result<usize> {
+    let journals = JournalSet::open(workdir.journals()?)?;
+    let root = workdir.raw(source);
+    let mut missing = Vec::new();
+    for (unit, pos) in &scan.done {
+        if !split.owns(unit) {
+            continue;
+        }
+        let whole = journals
+            .inputs(*pos)?
+            .iter()
+            .all(|i| std::fs::metadata(root.join(&i.path)).is_ok_and(|m| m.len() == i.size));
+        if !whole {
+            missing.push(unit.clone());
+        }
+    }
+    for unit in &missing {
+        scan.done.remove(unit);
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            "{} targets recorded as done have raw files missing or changed; fetching them again",
+            missing.len()
+        );
+    }
+    Ok(missing.len())
+}
+
 fn scan_workdir(workdir: &Workdir, params: &str) -> anyhow::Result<JournalScan> {
     JournalSet::open(workdir.journals()?)?.scan_for(Some(params))
 }
@@ -163,7 +198,8 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     let _lock = if split.is_whole() { workdir.lock()? } else { workdir.lock_task(split.index, split.count)? };
     let journal_path =
         if split.is_whole() { workdir.journal() } else { workdir.task_journal(split.index, split.count) };
-    let scan = scan_workdir(&workdir, &params)?;
+    let mut scan = scan_workdir(&workdir, &params)?;
+    forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
     if scan.stale > 0 {
         tracing::info!("{} targets were fetched with other source settings; fetching them again", scan.stale);
@@ -306,7 +342,8 @@ fn fetch_atlas(
     let _lock = if split.is_whole() { workdir.lock()? } else { workdir.lock_task(split.index, split.count)? };
     let journal_path =
         if split.is_whole() { workdir.journal() } else { workdir.task_journal(split.index, split.count) };
-    let scan = scan_workdir(&workdir, &params)?;
+    let mut scan = scan_workdir(&workdir, &params)?;
+    forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
     let unit = |i: usize| atlas_fp::fetch::Unit { index: i, target: targets[i].clone(), key: keys[i].clone() };
     let mut plan = atlas_fp::fetch::Plan { undeleted: BTreeMap::new(), resume: Vec::new(), submit: Vec::new() };

@@ -312,6 +312,16 @@ fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
     let out = s.etd().args(["fetch", "r.yaml", "--retry-failed"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(emu.meter().requests, 1, "only the failed unit is asked again");
+    // A raw file deleted by hand: that target is fetched again (2 requests), nothing else.
+    std::fs::remove_file(s.join("work/raw/ps1-cutouts/g0003/g.fits")).unwrap();
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("1 targets recorded as done have raw files missing"), "{}", stderr(&out));
+    assert_eq!(emu.meter().requests, 2);
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(s.manifest()["samples"], 9);
     // An answer the server refuses (404 under a wrong base path) is a permanent failure that
     // names the URL, not a crash and not a retry loop.
     let s = Scratch::new();
