@@ -100,7 +100,7 @@ log "etd fetch + etd shard (untimed)"
 NSHARDS=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["shards"]))' "$SHARDS/manifest.json")
 NOBJ=$(find "$SHARDS" -maxdepth 1 -type f | wc -l)
 ((NOBJ == NSHARDS + 1)) || die "$SHARDS holds $NOBJ files, expected $NSHARDS shards + manifest.json"
-BYTES=$(find "$SHARDS" -maxdepth 1 -type f -printf '%s\n' | awk '{s += $1} END {print s}')
+BYTES=$(find "$SHARDS" -maxdepth 1 -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')
 echo "dataset:     $NSHARDS shards + manifest.json = $NOBJ files, $BYTES bytes; source $NFILES x $FILE_MIB MiB random .bin files" | tee -a "$RES/machine.txt"
 
 # ---------------------------------------------------------------------------------------------
@@ -108,8 +108,8 @@ echo "dataset:     $NSHARDS shards + manifest.json = $NOBJ files, $BYTES bytes; 
 cache_pct() { # share of the shards' pages in the page cache (fincore)
     command -v fincore >/dev/null || { echo NA; return; }
     local res pages
-    res=$(fincore -nb -o RES "$SHARDS"/* | awk '{s += $1} END {print s + 0}')
-    pages=$(find "$SHARDS" -maxdepth 1 -type f -printf '%s\n' | awk '{s += int(($1 + 4095) / 4096) * 4096} END {print s}')
+    res=$(fincore -nb -o RES "$SHARDS"/* | awk '{s += $1} END {printf "%.0f\n", s}')
+    pages=$(find "$SHARDS" -maxdepth 1 -type f -printf '%s\n' | awk '{s += int(($1 + 4095) / 4096) * 4096} END {printf "%.0f\n", s}')
     awk -v r="$res" -v b="$pages" 'BEGIN {printf "%.1f", 100 * r / b}'
 }
 warm_tools() { # the contenders' programs (not the data) back into the cache after a drop
@@ -165,7 +165,7 @@ run_etd() { # rep
     # untimed: the version holds every shard and the manifest with the right sizes, nothing else
     local d=$ORIGIN_DIR/$v n b
     n=$(find "$d" -maxdepth 1 -type f | wc -l)
-    b=$(find "$d" -maxdepth 1 -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+    b=$(find "$d" -maxdepth 1 -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}')
     [[ $n == "$NOBJ" && $b == "$BYTES" ]] || die "etd round $1: $d holds $n files, $b bytes; expected $NOBJ, $BYTES"
     [[ ! -e $ORIGIN_DIR/.etd-staging-$v ]] || die "etd round $1 left its staging folder"
 }

@@ -34,7 +34,7 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
         SourceConfig::Local(cfg) => fetch_local(ctx, recipe, cfg, args, split),
         SourceConfig::Ps1(cfg) => fetch_ps1(ctx, recipe, cfg, args, split),
         SourceConfig::AtlasFp(cfg) => fetch_atlas(ctx, recipe, cfg, args, split),
-        SourceConfig::AtlasVar(_) => unreachable!("require_fetchable refuses it"),
+        SourceConfig::AtlasVar(cfg) => fetch_atlas_var(ctx, recipe, cfg, args, split),
     }
 }
 
@@ -405,4 +405,54 @@ fn fetch_atlas(
     } else {
         Exit::Success
     })
+}
+
+fn fetch_atlas_var(
+    ctx: &Ctx,
+    recipe: &Recipe,
+    cfg: &crate::sources::atlas_var::AtlasVarConfig,
+    args: &FetchArgs,
+    split: TaskSplit,
+) -> anyhow::Result<Exit> {
+    if !split.is_whole() {
+        return Err(UserError::usage("ATLAS-VAR is a handful of large files; it is fetched by one task")
+            .with_hint("run `etd fetch` without --task-index/--num-tasks")
+            .into());
+    }
+    if args.dry_run {
+        let out = format!(
+            "catalog\tGET {}\npartitions\tlisted from {}, then one download per partition that holds a selected object\n",
+            cfg.catalog_url, cfg.lightcurves_url
+        );
+        super::print_stdout(&out)?;
+        tracing::info!("dry run: which partitions are needed is known only after the catalog is read; 0 requests made");
+        return Ok(Exit::Success);
+    }
+    let workdir = ctx.workdir(recipe);
+    let _lock = workdir.lock()?;
+    let mut journal = FetchJournal::open_append(&workdir.journal())?;
+    let client = Arc::new(NetClient::new(recipe.politeness.clone(), 1)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let raw = workdir.raw(recipe.source.kind());
+    let (tally, _) = runtime.block_on(crate::sources::atlas_var::fetch::run(
+        Arc::clone(&client),
+        cfg,
+        raw,
+        "atlas-var",
+        &mut journal,
+        &ctx.reporter,
+    ))?;
+    tracing::info!(
+        "fetch: {} objects selected; {} of {} partitions needed; {:.1} MB downloaded, {:.1} MB resumed from \
+         earlier runs, {} files complete already; {} requests, {} retries",
+        tally.objects,
+        tally.partitions_needed,
+        tally.partitions_total,
+        tally.downloaded_bytes as f64 / 1e6,
+        tally.resumed_bytes as f64 / 1e6,
+        tally.reused,
+        client.stats.requests.load(Ordering::Relaxed),
+        client.stats.retries.load(Ordering::Relaxed),
+    );
+    Ok(Exit::Success)
 }

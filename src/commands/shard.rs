@@ -31,8 +31,8 @@ pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
 pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     if matches!(recipe.source, SourceConfig::AtlasVar(_)) {
         return Err(UserError::not_available(
-            &format!("sharding data of the {} source", recipe.source.kind()),
-            recipe.source.not_yet_available().unwrap_or("a later version"),
+            "sharding ATLAS-VAR light curves (fetch works)",
+            "the rest of the ATLAS-VAR source",
         )
         .into());
     }

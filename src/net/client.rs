@@ -92,6 +92,18 @@ pub struct Request {
     pub auth: Option<Auth>,
     /// Upload this file as the body (opened again for every attempt), with its `Content-Length`.
     pub upload: Option<std::path::PathBuf>,
+    /// Stream the answer into a file instead of memory, resuming what is already there.
+    pub download: Option<DownloadTarget>,
+}
+
+/// Where a download goes. Each attempt asks for the bytes after what `part` already holds
+/// (`Range: bytes=N-`, with `If-Range` when a validator is known); a `206` is appended, a `200`
+/// replaces the file. Bytes written before an attempt fails stay, so the next one resumes.
+#[derive(Clone, Debug)]
+pub struct DownloadTarget {
+    pub part: std::path::PathBuf,
+    /// The object's `ETag` (or `Last-Modified`) when it was first seen.
+    pub validator: Option<String>,
 }
 
 /// How a request authenticates.
@@ -112,13 +124,14 @@ impl std::fmt::Debug for Request {
             .field("form", &self.form.as_ref().map(|f| f.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()))
             .field("auth", &self.auth)
             .field("upload", &self.upload)
+            .field("download", &self.download)
             .finish()
     }
 }
 
 impl Request {
     pub fn get(url: url::Url) -> Self {
-        Request { method: Method::GET, url, headers: Vec::new(), form: None, auth: None, upload: None }
+        Request { method: Method::GET, url, headers: Vec::new(), form: None, auth: None, upload: None, download: None }
     }
 
     pub fn new(method: Method, url: url::Url) -> Self {
@@ -329,12 +342,27 @@ impl NetClient {
                 Err(_) => return (Err(Attempt::Fatal("the token is not valid in an HTTP header".into())), None),
             }
         }
+        let mut have = 0;
+        if let Some(dl) = &req.download {
+            have = tokio::fs::metadata(&dl.part).await.map(|m| m.len()).unwrap_or(0);
+            if have > 0 {
+                builder = builder.header(reqwest::header::RANGE, format!("bytes={have}-"));
+                if let Some(v) = &dl.validator {
+                    builder = builder.header(reqwest::header::IF_RANGE, v);
+                }
+            }
+        }
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return (Err(transport(&e)), None),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        if let (Some(dl), 200 | 206) = (&req.download, status) {
+            let outcome = self.stream_into(response, &dl.part, status, have).await;
+            drop(slot);
+            return (outcome.map(|()| Fetched { status, headers, body: Vec::new() }), None);
+        }
         // The body is read while the in-flight permit is held: a download counts as in flight.
         let body = match response.bytes().await {
             Ok(b) => b.to_vec(),
@@ -357,6 +385,56 @@ impl NetClient {
                 (Err(Attempt::Transient(format!("HTTP {status}"))), wait)
             }
         }
+    }
+}
+
+impl NetClient {
+    /// Write a `200`/`206` answer's body into `part` (appending a `206` that continues it).
+    async fn stream_into(
+        &self,
+        mut response: reqwest::Response,
+        part: &std::path::Path,
+        status: u16,
+        have: u64,
+    ) -> Result<(), Attempt> {
+        use tokio::io::AsyncWriteExt;
+        let continues = status == 206
+            && response
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|start| start.parse::<u64>().ok())
+                == Some(have);
+        if status == 206 && !continues {
+            return Err(Attempt::Transient("the server answered a range that does not continue the file".into()));
+        }
+        let fatal = |e: std::io::Error| Attempt::Fatal(format!("cannot write {}: {e}", part.display()));
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(continues)
+            .truncate(!continues)
+            .open(part)
+            .await
+            .map_err(fatal)?;
+        loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => {
+                    file.write_all(&bytes).await.map_err(fatal)?;
+                    self.stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // What arrived is kept: the next attempt asks for the rest.
+                    file.flush().await.map_err(fatal)?;
+                    return Err(transport(&e));
+                }
+            }
+        }
+        file.flush().await.map_err(fatal)?;
+        file.sync_all().await.map_err(fatal)
     }
 }
 

@@ -3,6 +3,7 @@
 //! politeness settings and the planning arithmetic `etd check` uses.
 
 pub mod client;
+pub mod download;
 pub mod limiter;
 pub mod retry;
 

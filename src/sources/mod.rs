@@ -105,8 +105,9 @@ impl SourceConfig {
     /// The issue that brings fetching for sources this version cannot fetch yet.
     pub fn not_yet_available(&self) -> Option<&'static str> {
         match self {
-            SourceConfig::Local(_) | SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_) => None,
-            SourceConfig::AtlasVar(_) => Some("the ATLAS-VAR source"),
+            SourceConfig::Local(_) | SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => {
+                None
+            }
         }
     }
 }

@@ -1,6 +1,11 @@
 //! ATLAS-VAR (ARCHIVES.md section 3): the variable-star object catalog (a FITS table) and light
-//! curves in declination-partitioned CSV files. This version resolves and plans; fetching arrives
-//! with its issue.
+//! curves in declination-partitioned CSV files. `fetch` downloads (resumably) the catalog and the
+//! partitions that hold the selected objects; turning them into samples arrives with the rest of
+//! the ATLAS-VAR work.
+
+pub mod catalog;
+pub mod fetch;
+pub mod partitions;
 
 use std::time::Duration;
 

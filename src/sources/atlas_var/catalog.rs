@@ -1,0 +1,237 @@
+//! The ATLAS-VAR object catalog (`hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits`, a
+//! FITS binary table of 4.7 million rows; ARCHIVES.md 3.1, 3.2), read with fitsio in chunks of
+//! rows so memory does not grow with the table, and filtered by the recipe's selection as it is
+//! read. Only the selected objects are kept.
+
+use std::path::Path;
+
+use fitsio::hdu::HduInfo;
+use fitsio::FitsFile;
+use serde::Serialize;
+
+use super::{AtlasVarConfig, CLASSES};
+use crate::recipe::targets::{unit_hash, HashDomain};
+
+/// Rows read from the table at once.
+pub const CHUNK_ROWS: usize = 65_536;
+
+/// One selected object: the catalog columns a sample's `json` carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Object {
+    #[serde(rename = "ATO_ID")]
+    pub ato_id: String,
+    pub ra: f64,
+    pub dec: f64,
+    #[serde(rename = "CLASS")]
+    pub class: String,
+    /// `prob_<CLASS>` in the order of [`CLASSES`].
+    #[serde(skip)]
+    pub probs: [f32; 14],
+    /// Other numeric columns present in the table (periods, magnitudes), by name.
+    #[serde(skip)]
+    pub extra: Vec<(String, f64)>,
+}
+
+impl Object {
+    /// The index of its class in [`CLASSES`].
+    pub fn class_index(&self) -> Option<usize> {
+        CLASSES.iter().position(|c| *c == self.class)
+    }
+
+    /// Its own class's probability.
+    pub fn own_probability(&self) -> Option<f32> {
+        self.class_index().map(|i| self.probs[i])
+    }
+}
+
+/// Numeric columns copied into each object's metadata when the table has them.
+const EXTRA: [&str; 10] =
+    ["fp_LSperiod", "fp_period", "ls_Pday", "fp_lngfitper", "gmag", "rmag", "imag", "zmag", "ymag", "vf_c_med"];
+
+/// Whether the recipe's selection keeps an object (all but `limit`, applied after reading).
+pub fn selected(cfg: &AtlasVarConfig, o: &Object) -> bool {
+    if !cfg.classes.is_empty() && !cfg.classes.contains(&o.class) {
+        return false;
+    }
+    if let Some(p) = cfg.min_probability {
+        if o.own_probability().is_none_or(|own| f64::from(own) < p) {
+            return false;
+        }
+    }
+    if let Some(((ra0, ra1), (dec0, dec1))) = cfg.region {
+        if !(o.ra >= ra0 && o.ra <= ra1 && o.dec >= dec0 && o.dec <= dec1) {
+            return false;
+        }
+    }
+    if let Some((fraction, seed)) = cfg.sample {
+        if unit_hash(HashDomain::Sample, seed, &o.ato_id) >= fraction {
+            return false;
+        }
+    }
+    true
+}
+
+fn fits_err(path: &Path, e: fitsio::errors::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}: cannot read the ATLAS-VAR catalog: {e}", path.display())
+}
+
+/// Read the catalog's first binary table and keep the selected objects, sorted by `ATO_ID`, at
+/// most `limit` of them.
+pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
+    let mut fits = FitsFile::open(path).map_err(|e| fits_err(path, e))?;
+    let n_hdus = fits.num_hdus().map_err(|e| fits_err(path, e))?;
+    let mut table = None;
+    for i in 0..n_hdus {
+        let hdu = fits.hdu(i).map_err(|e| fits_err(path, e))?;
+        let found = match &hdu.info {
+            HduInfo::TableInfo { column_descriptions, num_rows } => {
+                Some((column_descriptions.iter().map(|c| c.name.clone()).collect::<Vec<String>>(), *num_rows))
+            }
+            _ => None,
+        };
+        if let Some((names, rows)) = found {
+            table = Some((hdu, names, rows));
+            break;
+        }
+    }
+    let Some((hdu, names, rows)) = table else {
+        anyhow::bail!("{}: no binary table in the file (expected the ATLAS-VAR object table)", path.display());
+    };
+    for need in ["ATO_ID", "ra", "dec", "CLASS"] {
+        anyhow::ensure!(
+            names.iter().any(|n| n == need),
+            "{}: the table has no `{need}` column (columns: {})",
+            path.display(),
+            names.join(", ")
+        );
+    }
+    let prob_cols: Vec<Option<String>> = CLASSES
+        .iter()
+        .map(|c| {
+            let name = format!("prob_{c}");
+            names.contains(&name).then_some(name)
+        })
+        .collect();
+    let extra: Vec<&str> = EXTRA.iter().copied().filter(|c| names.iter().any(|n| n == c)).collect();
+    let mut kept = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let range = start..(start + CHUNK_ROWS).min(rows);
+        let col_f64 = |fits: &mut FitsFile, name: &str| -> anyhow::Result<Vec<f64>> {
+            hdu.read_col_range::<f64>(fits, name, &range).map_err(|e| fits_err(path, e))
+        };
+        let ids: Vec<String> = hdu.read_col_range(&mut fits, "ATO_ID", &range).map_err(|e| fits_err(path, e))?;
+        let classes: Vec<String> = hdu.read_col_range(&mut fits, "CLASS", &range).map_err(|e| fits_err(path, e))?;
+        let ra = col_f64(&mut fits, "ra")?;
+        let dec = col_f64(&mut fits, "dec")?;
+        let mut probs = Vec::with_capacity(CLASSES.len());
+        for col in &prob_cols {
+            probs.push(match col {
+                Some(name) => Some(hdu.read_col_range::<f32>(&mut fits, name, &range).map_err(|e| fits_err(path, e))?),
+                None => None,
+            });
+        }
+        let mut extras = Vec::with_capacity(extra.len());
+        for name in &extra {
+            extras.push(col_f64(&mut fits, name)?);
+        }
+        for i in 0..ids.len() {
+            let mut p = [f32::NAN; 14];
+            for (k, col) in probs.iter().enumerate() {
+                if let Some(col) = col {
+                    p[k] = col[i];
+                }
+            }
+            let o = Object {
+                ato_id: ids[i].trim().to_string(),
+                ra: ra[i],
+                dec: dec[i],
+                class: classes[i].trim().to_string(),
+                probs: p,
+                extra: extra.iter().zip(&extras).map(|(n, v)| (n.to_string(), v[i])).collect(),
+            };
+            if selected(cfg, &o) {
+                kept.push(o);
+            }
+        }
+        start = range.end;
+    }
+    kept.sort_by(|a, b| a.ato_id.cmp(&b.ato_id));
+    kept.dedup_by(|a, b| a.ato_id == b.ato_id);
+    if let Some(limit) = cfg.limit {
+        kept.truncate(limit as usize);
+    }
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fitsio::tables::{ColumnDataType, ColumnDescription};
+
+    /// A small object table written with fitsio.
+    pub fn write_table(path: &Path, rows: &[(&str, f64, f64, &str, f32)]) {
+        let mut f = FitsFile::create(path).open().unwrap();
+        let mut cols = vec![
+            ColumnDescription::new("ATO_ID").with_type(ColumnDataType::String).that_repeats(20).create().unwrap(),
+            ColumnDescription::new("ra").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("dec").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("CLASS").with_type(ColumnDataType::String).that_repeats(8).create().unwrap(),
+        ];
+        for c in CLASSES {
+            cols.push(ColumnDescription::new(format!("prob_{c}")).with_type(ColumnDataType::Float).create().unwrap());
+        }
+        let hdu = f.create_table("OBJECT", &cols).unwrap();
+        let ids: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+        hdu.write_col(&mut f, "ATO_ID", &ids).unwrap();
+        hdu.write_col(&mut f, "ra", &rows.iter().map(|r| r.1).collect::<Vec<_>>()).unwrap();
+        hdu.write_col(&mut f, "dec", &rows.iter().map(|r| r.2).collect::<Vec<_>>()).unwrap();
+        let classes: Vec<String> = rows.iter().map(|r| r.3.to_string()).collect();
+        hdu.write_col(&mut f, "CLASS", &classes).unwrap();
+        for c in CLASSES {
+            let v: Vec<f32> = rows.iter().map(|r| if r.3 == *c { r.4 } else { 0.01 }).collect();
+            hdu.write_col(&mut f, format!("prob_{c}"), &v).unwrap();
+        }
+    }
+
+    fn cfg() -> AtlasVarConfig {
+        AtlasVarConfig {
+            catalog_url: url::Url::parse("file:///c.fits").unwrap(),
+            lightcurves_url: url::Url::parse("file:///d/").unwrap(),
+            classes: vec![],
+            min_probability: None,
+            region: None,
+            sample: None,
+            limit: None,
+        }
+    }
+
+    #[test]
+    fn selection_by_class_probability_region_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.fits");
+        write_table(
+            &path,
+            &[
+                ("J000000.00+100000.0", 10.0, 10.0, "MIRA", 0.9),
+                ("J000000.00+200000.0", 20.0, 20.0, "PULSE", 0.5),
+                ("J000000.00+300000.0", 30.0, 30.0, "MIRA", 0.3),
+                ("J000000.00+400000.0", 40.0, -20.0, "CBF", 0.99),
+            ],
+        );
+        let all = read(&path, &cfg()).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].class_index(), Some(CLASSES.iter().position(|c| *c == "MIRA").unwrap()));
+        let mira = read(&path, &AtlasVarConfig { classes: vec!["MIRA".into()], ..cfg() }).unwrap();
+        assert_eq!(mira.len(), 2);
+        let sure = read(&path, &AtlasVarConfig { min_probability: Some(0.6), ..cfg() }).unwrap();
+        assert_eq!(sure.iter().map(|o| o.ra).collect::<Vec<_>>(), [10.0, 40.0]);
+        let north = read(&path, &AtlasVarConfig { region: Some(((0.0, 360.0), (15.0, 90.0))), ..cfg() }).unwrap();
+        assert_eq!(north.len(), 2);
+        let two = read(&path, &AtlasVarConfig { limit: Some(2), ..cfg() }).unwrap();
+        assert_eq!(
+            two.iter().map(|o| o.ato_id.as_str()).collect::<Vec<_>>(),
+            ["J000000.00+100000.0", "J000000.00+200000.0"]
+        );
+    }
+}

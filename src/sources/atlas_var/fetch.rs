@@ -1,0 +1,185 @@
+//! Fetching ATLAS-VAR: the object catalog, then the light-curve partitions that hold selected
+//! objects. Over `https://` each file is a resumable range download (`net::download`): a killed
+//! run continues where it stopped and a finished file is never fetched again; several partitions
+//! download at once within the politeness limits. Over `file://` (a DTN's copy, an OSDF mount)
+//! the files are used where they are and only recorded. Each file becomes one journal unit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+
+use super::catalog::{self, Object};
+use super::partitions::{self, Partition};
+use super::AtlasVarConfig;
+use crate::net::client::{NetClient, Request};
+use crate::net::download::{download, Downloaded};
+use crate::report::Reporter;
+use crate::store::{FetchJournal, InputRecord, JournalEntry};
+
+/// Journal unit of the catalog file.
+pub const CATALOG_UNIT: &str = "catalog";
+
+/// Journal unit of a partition file.
+pub fn partition_unit(name: &str) -> String {
+    format!("partition/{name}")
+}
+
+/// What a fetch did.
+#[derive(Debug, Default)]
+pub struct VarTally {
+    pub objects: usize,
+    pub partitions_total: usize,
+    pub partitions_needed: usize,
+    pub downloaded_bytes: u64,
+    pub resumed_bytes: u64,
+    pub reused: usize,
+}
+
+/// The last path segment of a URL (the file name).
+fn file_name(url: &url::Url) -> anyhow::Result<String> {
+    url.path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|n| !n.is_empty() && !n.starts_with('.'))
+        .map(str::to_string)
+        .with_context(|| format!("{url} does not end in a file name"))
+}
+
+/// A local path for a `file://` URL.
+fn local_path(url: &url::Url) -> anyhow::Result<PathBuf> {
+    url.to_file_path().map_err(|_| anyhow::anyhow!("{url} is not a local file path"))
+}
+
+/// Fetch (or, for `file://`, record) one file; its input record.
+async fn get_file(
+    client: &NetClient,
+    url: &url::Url,
+    raw: &std::path::Path,
+    field: &str,
+) -> anyhow::Result<(InputRecord, Option<Downloaded>)> {
+    if url.scheme() == "file" {
+        let path = local_path(url)?;
+        let p = path.clone();
+        let (size, sha256) = tokio::task::spawn_blocking(move || crate::sources::local::hash_file(&p)).await??;
+        let rec = InputRecord {
+            path: path.to_string_lossy().into_owned(),
+            field: field.into(),
+            size,
+            sha256,
+            mtime_ns: 0,
+            url: Some(url.to_string()),
+        };
+        return Ok((rec, None));
+    }
+    let name = file_name(url)?;
+    let d = download(client, url, &raw.join(&name)).await?;
+    let rec = InputRecord {
+        path: name,
+        field: field.into(),
+        size: d.size,
+        sha256: d.sha256.clone(),
+        mtime_ns: 0,
+        url: Some(url.to_string()),
+    };
+    Ok((rec, Some(d)))
+}
+
+/// The partitions in the light-curve folder.
+async fn list_partitions(client: &NetClient, folder: &url::Url) -> anyhow::Result<Vec<Partition>> {
+    if folder.scheme() == "file" {
+        return partitions::from_dir(&local_path(folder)?);
+    }
+    let answer = client.send(&Request::get(folder.clone())).await?;
+    let html = String::from_utf8_lossy(&answer.body);
+    Ok(partitions::from_index(&html))
+}
+
+/// Where a recorded file is on this machine.
+pub fn stored_path(raw: &std::path::Path, rec: &InputRecord) -> PathBuf {
+    if rec.url.as_deref().is_some_and(|u| u.starts_with("file:")) {
+        PathBuf::from(&rec.path)
+    } else {
+        raw.join(&rec.path)
+    }
+}
+
+fn count(tally: &mut VarTally, d: &Option<Downloaded>) {
+    match d {
+        Some(d) if d.reused => tally.reused += 1,
+        Some(d) => {
+            tally.downloaded_bytes += d.size - d.resumed_from;
+            tally.resumed_bytes += d.resumed_from;
+        }
+        None => {}
+    }
+}
+
+/// Fetch the catalog and the partitions the selection needs; journal each file.
+pub async fn run(
+    client: Arc<NetClient>,
+    cfg: &AtlasVarConfig,
+    raw: PathBuf,
+    params: &str,
+    journal: &mut FetchJournal,
+    reporter: &Reporter,
+) -> anyhow::Result<(VarTally, Vec<Object>)> {
+    let mut tally = VarTally::default();
+    std::fs::create_dir_all(&raw)?;
+    let (catalog_rec, d) = get_file(&client, &cfg.catalog_url, &raw, "catalog").await?;
+    count(&mut tally, &d);
+    let catalog_path = stored_path(&raw, &catalog_rec);
+    journal.append(JournalEntry::Done {
+        unit: CATALOG_UNIT.into(),
+        inputs: vec![catalog_rec],
+        params: Some(params.to_string()),
+        task: None,
+    })?;
+    let c = cfg.clone();
+    let objects = tokio::task::spawn_blocking(move || catalog::read(&catalog_path, &c)).await??;
+    tally.objects = objects.len();
+    let all = list_partitions(&client, &cfg.lightcurves_url).await?;
+    tally.partitions_total = all.len();
+    let needed: Vec<Partition> = partitions::needed(&all, objects.iter().map(|o| o.dec)).into_iter().cloned().collect();
+    tally.partitions_needed = needed.len();
+    let missing = objects.iter().filter(|o| !all.iter().any(|p| p.holds(o.dec))).count();
+    if missing > 0 {
+        tracing::warn!("{missing} selected objects lie in no partition of {}", cfg.lightcurves_url);
+    }
+    tracing::info!(
+        "atlas-var: {} objects selected; {} of {} partitions hold them",
+        objects.len(),
+        needed.len(),
+        all.len()
+    );
+    let mut folder = cfg.lightcurves_url.clone();
+    if !folder.path().ends_with('/') {
+        folder.set_path(&format!("{}/", folder.path()));
+    }
+    let parallel = client.host(&folder).concurrency() as usize;
+    let progress = reporter.start("fetch", needed.len() as u64);
+    let mut queue = needed.into_iter();
+    let mut running: JoinSet<anyhow::Result<(String, InputRecord, Option<Downloaded>)>> = JoinSet::new();
+    loop {
+        while running.len() < parallel.max(1) {
+            let Some(p) = queue.next() else { break };
+            let (client, raw, url) = (Arc::clone(&client), raw.clone(), folder.join(&p.name)?);
+            running.spawn(async move {
+                let (rec, d) = get_file(&client, &url, &raw, "csv").await?;
+                Ok((p.name, rec, d))
+            });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (name, rec, d) = joined.map_err(|e| anyhow::anyhow!("a download task failed: {e}"))??;
+        count(&mut tally, &d);
+        progress.advance(1, rec.size);
+        journal.append(JournalEntry::Done {
+            unit: partition_unit(&name),
+            inputs: vec![rec],
+            params: Some(params.to_string()),
+            task: None,
+        })?;
+    }
+    journal.sync()?;
+    Ok((tally, objects))
+}
