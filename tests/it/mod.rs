@@ -1,6 +1,7 @@
 mod common;
 
 mod atlas_fp;
+mod atlas_var;
 
 mod cli;
 mod generated;

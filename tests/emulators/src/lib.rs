@@ -7,7 +7,10 @@
 //!
 //! - [`ps1`]: the Pan-STARRS1 image cutout service at MAST (`ps1filenames.py`, `fitscut.cgi`).
 //! - [`atlas_fp`]: the ATLAS forced-photometry server (`/forcedphot/`: token, task queue, results).
+//! - [`atlas_var`]: the ATLAS-VAR DR1 object-catalogue FITS table (MAST) and the declination-band
+//!   light-curve CSV files (UH re-packaging), as static files with byte ranges.
 
 pub mod atlas_fp;
+pub mod atlas_var;
 mod http;
 pub mod ps1;

@@ -1,19 +1,24 @@
 //! `etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]`
 //! `etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N]
 //!                        [--latency-ms N] [--meter-file PATH]`
+//! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
+//!                         [--latency-ms N] [--meter-file PATH]`
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
-//! token of the default user) on stdout, serves until stdin reaches EOF, then writes the meter as
+//! token of the default user; `atlas-var` prints the catalogue URL and the light-curve folder
+//! URL on two lines instead) on stdout, serves until stdin reaches EOF, then writes the meter as
 //! JSON to `--meter-file` (if given) and exits 0.
 
 use etd_emulators::atlas_fp::{self, AtlasEmulator};
+use etd_emulators::atlas_var::{self, AtlasVarEmulator};
 use etd_emulators::ps1::{Faults, Ps1Emulator};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
-       etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]";
+       etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
+       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--latency-ms N] [--meter-file PATH]";
 
 fn main() -> ExitCode {
     match run() {
@@ -58,7 +63,7 @@ fn run() -> Result<(), String> {
             println!("{USAGE}");
             return Ok(());
         }
-        Some(w @ ("ps1" | "atlas-fp")) => w.to_string(),
+        Some(w @ ("ps1" | "atlas-fp" | "atlas-var")) => w.to_string(),
         Some(other) => return Err(format!("unknown emulator {other:?}")),
         None => return Err("missing emulator name".into()),
     };
@@ -81,6 +86,24 @@ fn run() -> Result<(), String> {
         }
         let emu = Ps1Emulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         return serve(&[emu.base_url()], meter_file, || serde_json::to_string_pretty(&emu.meter()));
+    }
+    if which == "atlas-var" {
+        let mut cfg = atlas_var::Config::default();
+        for (name, v) in &opts {
+            match name.as_str() {
+                "--addr" => addr = v.clone(),
+                "--objects" => cfg.objects = number(name, v)?,
+                "--seed" => cfg.seed = number(name, v)?,
+                "--band-deg" => cfg.band_deg = number(name, v)?,
+                "--latency-ms" => cfg.latency = Duration::from_millis(number(name, v)?),
+                "--meter-file" => meter_file = Some(v.clone()),
+                _ => return Err(format!("unknown option {name:?}")),
+            }
+        }
+        let emu = AtlasVarEmulator::start_on(&addr, cfg).map_err(|e| format!("cannot start on {addr}: {e}"))?;
+        return serve(&[emu.catalog_url(), emu.lightcurves_url()], meter_file, || {
+            serde_json::to_string_pretty(&emu.meter())
+        });
     }
     let mut cfg = atlas_fp::Config::default();
     for (name, v) in &opts {

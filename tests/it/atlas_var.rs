@@ -1,0 +1,91 @@
+//! ATLAS-VAR fetch against the loopback emulator: the catalog read and filtered, only the
+//! partitions holding selected objects fetched, downloads resumed with range requests after a
+//! connection reset (no byte fetched twice, as the emulator counts), never fetched again once
+//! complete; and the same from a `file://` folder.
+
+use std::collections::BTreeSet;
+
+use etd_emulators::atlas_var::{AtlasVarEmulator, Config, Faults};
+
+use super::common::{stderr, Scratch};
+
+fn recipe(catalog: &str, lightcurves: &str) -> String {
+    format!(
+        "version: 1\nname: var-test\nsource:\n  atlas-var:\n    catalog_url: \"{catalog}\"\n    \
+         lightcurves_url: \"{lightcurves}\"\n    classes: [dubious, CBF, PULSE]\n    \
+         region: {{ra: [0, 360], dec: [0, 40]}}\n"
+    )
+}
+
+/// The partitions the selection needs, from the emulator's own dataset.
+fn expected_partitions(emu: &AtlasVarEmulator) -> BTreeSet<String> {
+    let d = emu.dataset();
+    d.catalog
+        .rows
+        .iter()
+        .filter(|o| ["dubious", "CBF", "PULSE"].contains(&o.class.as_str()) && o.dec >= 0.0 && o.dec <= 40.0)
+        .filter_map(|o| d.partition_for(o.dec).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn only_needed_partitions_are_fetched_resumed_and_never_twice() {
+    let faults = Faults { reset_mid_body_every_nth: Some(1), ..Faults::default() };
+    let emu = AtlasVarEmulator::start(Config { objects: 300, faults, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want = expected_partitions(&emu);
+    assert!(!want.is_empty() && want.len() < emu.dataset().partitions.len());
+    let m = emu.meter();
+    let fetched: BTreeSet<String> = m.bytes_sent_per_file.keys().filter(|f| f.ends_with(".csv")).cloned().collect();
+    assert_eq!(fetched, want, "only the partitions holding selected objects");
+    // Every first attempt was cut in half and resumed with a range request: each byte once.
+    let catalog = emu.dataset().catalog_fits();
+    let name = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
+    assert_eq!(m.bytes_sent_per_file[name], catalog.len() as u64);
+    assert_eq!(std::fs::read(s.join(&format!("work/raw/atlas-var/{name}"))).unwrap(), catalog);
+    for p in &want {
+        let bytes = emu.dataset().partition_csv(p).unwrap();
+        assert_eq!(m.bytes_sent_per_file[p], bytes.len() as u64, "{p} fetched once");
+        assert_eq!(std::fs::read(s.join(&format!("work/raw/atlas-var/{p}"))).unwrap(), bytes, "{p}");
+    }
+    assert!(m.range_requests as usize >= want.len() + 1, "resumed with ranges: {}", m.range_requests);
+    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    assert!(journal.contains("\"unit\":\"catalog\""));
+    for p in &want {
+        assert!(journal.contains(&format!("\"unit\":\"partition/{p}\"")), "{p} journaled");
+    }
+    // A second fetch downloads nothing.
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(emu.meter().bytes_sent_per_file.values().all(|&b| b == 0), "{:?}", emu.meter().bytes_sent_per_file);
+    assert!(stderr(&out).contains("0.0 MB downloaded"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_file_folder_is_used_in_place() {
+    let emu = AtlasVarEmulator::start(Config { objects: 200, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    let dir = s.join("mirror");
+    emu.dataset().write_to(&dir).unwrap();
+    let catalog =
+        url::Url::from_file_path(dir.join("hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits")).unwrap();
+    let folder = url::Url::from_directory_path(&dir).unwrap();
+    s.write("r.yaml", recipe(catalog.as_str(), folder.as_str()));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(emu.meter().requests, 0);
+    let want = expected_partitions(&emu);
+    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 1 + want.len(), "{journal}");
+    assert!(
+        !s.join("work/raw/atlas-var")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(".csv") }),
+        "file:// partitions are not copied"
+    );
+}
