@@ -51,7 +51,7 @@ fn only_needed_partitions_are_fetched_resumed_and_never_twice() {
         assert_eq!(m.bytes_sent_per_file[p], bytes.len() as u64, "{p} fetched once");
         assert_eq!(std::fs::read(s.join(&format!("work/raw/atlas-var/{p}"))).unwrap(), bytes, "{p}");
     }
-    assert!(m.range_requests as usize >= want.len() + 1, "resumed with ranges: {}", m.range_requests);
+    assert!(m.range_requests as usize > want.len(), "resumed with ranges: {}", m.range_requests);
     let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
     assert!(journal.contains("\"unit\":\"catalog\""));
     for p in &want {
