@@ -8,14 +8,7 @@ use super::Ctx;
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
     let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
     super::require_fetchable(&recipe)?;
-    if let crate::sources::SourceConfig::AtlasVar(_) = recipe.source {
-        // Refuse before fetching: `run` would fetch and then stop at the shard step.
-        return Err(crate::error::UserError::not_available(
-            "sharding ATLAS-VAR light curves (so `etd run`; `etd fetch` works)",
-            "the rest of the ATLAS-VAR source",
-        )
-        .into());
-    }
+
     let fetched = super::fetch::fetch(ctx, &recipe, args)?;
     if args.dry_run {
         return Ok(fetched);

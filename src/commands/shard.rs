@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
@@ -29,13 +30,6 @@ pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
 
 /// Shard a loaded recipe (shared with `run`).
 pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
-    if matches!(recipe.source, SourceConfig::AtlasVar(_)) {
-        return Err(UserError::not_available(
-            "sharding ATLAS-VAR light curves (fetch works)",
-            "the rest of the ATLAS-VAR source",
-        )
-        .into());
-    }
     let workdir = ctx.workdir(recipe);
     let _lock = workdir.lock()?;
     shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
@@ -126,7 +120,24 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             };
             shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
         }
-        SourceConfig::AtlasVar(_) => unreachable!("refused above"),
+        SourceConfig::AtlasVar(cfg) => {
+            let raw = workdir.raw(recipe.source.kind());
+            let tmp = workdir.root.join("tmp").join("atlas-var-group");
+            let (jobs, objects, grouped) = atlas_var_group(cfg, &scan.done, &journals, &raw, &tmp)?;
+            let classes: Vec<String> = crate::sources::atlas_var::CLASSES.iter().map(|c| c.to_string()).collect();
+            let info = dataset_info(recipe, &classes);
+            let make = |job: &Job<usize>| -> anyhow::Result<Result<Fields, SampleError>> {
+                let o = &objects[job.input];
+                let rows = grouped.rows(job.input)?;
+                if rows.is_empty() {
+                    return Ok(Err(SampleError("no light-curve rows for this object in the partitions".into())));
+                }
+                Ok(Ok(variable_star_fields(o, &rows)?))
+            };
+            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
+            let _ = fs_err::remove_dir_all(&tmp);
+            report
+        }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
     let failures: Vec<FailureEntry> = report
@@ -179,6 +190,115 @@ fn dataset_info<'a>(recipe: &'a Recipe, classes: &[String]) -> DatasetInfo<'a> {
         recipe_sha256: &recipe.sha256,
         classes: (!classes.is_empty()).then(|| classes.to_vec()),
     }
+}
+
+/// Read the ATLAS-VAR catalog and group the fetched partitions' rows by selected object.
+fn atlas_var_group(
+    cfg: &crate::sources::atlas_var::AtlasVarConfig,
+    done: &BTreeMap<String, JournalPos>,
+    journals: &JournalSet,
+    raw: &Path,
+    tmp: &Path,
+) -> anyhow::Result<(
+    Vec<Job<usize>>,
+    Vec<crate::sources::atlas_var::catalog::Object>,
+    crate::sources::atlas_var::group::Grouped,
+)> {
+    use crate::sources::atlas_var::{catalog, fetch::stored_path, fetch::CATALOG_UNIT, group::Grouper};
+    let pos = done.get(CATALOG_UNIT).ok_or_else(|| {
+        UserError::usage("the ATLAS-VAR catalog has not been fetched").with_hint("run `etd fetch` first")
+    })?;
+    let cat = journals.inputs(*pos)?.into_iter().next().context("no catalog input recorded")?;
+    let cat_path = stored_path(raw, &cat);
+    check_file(&cat_path, &cat)?;
+    let objects = catalog::read(&cat_path, cfg)?;
+    let ids: Vec<String> = objects.iter().map(|o| o.ato_id.clone()).collect();
+    let mut grouper = Grouper::new(&ids, cfg.memory as usize, tmp)?;
+    for (unit, pos) in done.range("partition/".to_string()..) {
+        let Some(name) = unit.strip_prefix("partition/") else { break };
+        for rec in journals.inputs(*pos)? {
+            let path = stored_path(raw, &rec);
+            check_file(&path, &rec)?;
+            grouper.add_partition(&path, name)?;
+        }
+    }
+    let (grouped, report) = grouper.finish()?;
+    tracing::info!(
+        "atlas-var: {} objects selected; {} of {} rows kept; {} spills to disk",
+        objects.len(),
+        report.rows_kept,
+        report.rows_read,
+        report.spills
+    );
+    if report.bad_rows > 0 {
+        for b in &report.bad_examples {
+            tracing::warn!("{}:{}: row skipped: {}", b.file, b.line, b.reason);
+        }
+        tracing::warn!("{} rows did not parse and were skipped", report.bad_rows);
+    }
+    let keys = keys::assign_keys(ids.iter().map(String::as_str), 4)
+        .map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;
+    let jobs = keys.into_iter().zip(ids).enumerate().map(|(i, (key, id))| Job { key, id, input: i }).collect();
+    Ok((jobs, objects, grouped))
+}
+
+/// A recorded input file must still have the size it had when fetched (big files: the size is
+/// checked here; their sha256 is in the journal and the sample's json).
+fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
+    let len = fs_err::metadata(path)
+        .map_err(|e| {
+            UserError::failure(format!("{} recorded by fetch cannot be read: {e}", path.display()))
+                .with_hint("run `etd fetch` again")
+        })?
+        .len();
+    if len != rec.size {
+        return Err(UserError::failure(format!(
+            "{} changed since it was fetched ({} bytes then, {len} now)",
+            path.display(),
+            rec.size
+        ))
+        .with_hint("run `etd fetch` again")
+        .into());
+    }
+    Ok(())
+}
+
+/// One variable star's sample: npy (the light curve), cls (its class), json (catalog columns).
+fn variable_star_fields(
+    o: &crate::sources::atlas_var::catalog::Object,
+    rows: &[crate::sources::atlas_var::group::Row],
+) -> anyhow::Result<Fields> {
+    use crate::sources::atlas_var::{group, CLASSES};
+    let mut probs = serde_json::Map::new();
+    for (c, p) in CLASSES.iter().zip(o.probs) {
+        probs.insert(format!("prob_{c}"), serde_json::json!(p));
+    }
+    let mut per_filter: BTreeMap<String, u64> = BTreeMap::new();
+    for r in rows {
+        *per_filter.entry(char::from(r.filter).to_string()).or_default() += 1;
+    }
+    let doc = serde_json::json!({
+        "ATO_ID": o.ato_id,
+        "ra": o.ra,
+        "dec": o.dec,
+        "CLASS": o.class,
+        "cls": o.class_index(),
+        "probabilities": probs,
+        "catalog": o.extra.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "rows": rows.len(),
+        "rows_per_filter": per_filter,
+        "mjd_min": rows.first().map(|r| r.mjd),
+        "mjd_max": rows.last().map(|r| r.mjd),
+        "columns": group::NPY_COLUMNS.iter().map(|(n, t, u, m)| serde_json::json!({"name": n, "dtype": t, "unit": u, "meaning": m})).collect::<Vec<_>>(),
+    });
+    let mut json = serde_json::to_vec(&doc)?;
+    json.push(b'\n');
+    let mut fields = vec![("json".to_string(), json), ("npy".to_string(), group::npy(rows)?)];
+    if let Some(c) = o.class_index() {
+        fields.push(("cls".into(), c.to_string().into_bytes()));
+    }
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(fields)
 }
 
 /// Jobs for the targets that were fetched (`done`), with their keys.

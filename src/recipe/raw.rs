@@ -147,6 +147,8 @@ pub struct AtlasVarFile {
     pub sample: Option<SampleFile>,
     #[serde(default)]
     pub limit: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<Size>,
 }
 
 #[derive(Debug, Deserialize)]

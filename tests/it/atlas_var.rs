@@ -13,7 +13,7 @@ fn recipe(catalog: &str, lightcurves: &str) -> String {
     format!(
         "version: 1\nname: var-test\nsource:\n  atlas-var:\n    catalog_url: \"{catalog}\"\n    \
          lightcurves_url: \"{lightcurves}\"\n    classes: [dubious, CBF, PULSE]\n    \
-         region: {{ra: [0, 360], dec: [0, 40]}}\n"
+         region: {{ra: [0, 360], dec: [0, 40]}}\n    memory: 64KB\n"
     )
 }
 

@@ -73,21 +73,16 @@ fn recipe_errors_exit_2_with_location_and_hint() {
 }
 
 #[test]
-fn sources_not_yet_available_say_so_and_do_nothing() {
+fn dry_runs_and_refusals_do_nothing() {
     let s = Scratch::new();
     s.write(
         "var.yaml",
         "version: 1\nname: p\nsource:\n  atlas-var:\n    catalog_url: https://x/c.fits\n    lightcurves_url: file:///d\n",
     );
-    // ATLAS-VAR: fetching works (a dry run here, no request); sharding is not there yet.
+    // ATLAS-VAR: a dry run makes no request and says what fetch would do.
     let out = s.etd().args(["fetch", "--dry-run", "var.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("catalog\tGET https://x/c.fits"), "{}", stdout(&out));
-    for cmd in ["shard", "run"] {
-        let out = s.etd().args([cmd, "var.yaml"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{cmd}");
-        assert!(stderr(&out).contains("not available yet"), "{cmd}: {}", stderr(&out));
-    }
     s.write("data/a.txt", "x");
     s.write("pub.yaml", local_recipe("t", "publish: {origin: out, path: ns/t, version: v1}\n"));
     let out = s.etd().args(["fetch", "pub.yaml", "--task-index", "1", "--num-tasks", "2"]).output().unwrap();

@@ -203,6 +203,7 @@ mod tests {
             region: None,
             sample: None,
             limit: None,
+            memory: super::super::DEFAULT_MEMORY,
         }
     }
 

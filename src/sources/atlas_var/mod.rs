@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod fetch;
+pub mod group;
 pub mod partitions;
 
 use std::time::Duration;
@@ -29,7 +30,12 @@ pub struct AtlasVarConfig {
     pub region: Option<((f64, f64), (f64, f64))>,
     pub sample: Option<(f64, u64)>,
     pub limit: Option<u64>,
+    /// Memory for grouping light-curve rows by object before spilling to disk.
+    pub memory: u64,
 }
+
+/// Default `memory`: rows buffered before a spill.
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
 pub fn default_politeness() -> Politeness {
     Politeness {
@@ -110,6 +116,7 @@ pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarC
         region,
         sample,
         limit: raw.limit,
+        memory: raw.memory.map(|m| m.0).unwrap_or(DEFAULT_MEMORY),
     })
 }
 
