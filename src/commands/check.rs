@@ -98,6 +98,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
                     .map(|(f, _)| *f)
                     .collect()
             }
+            sources::SourceConfig::AtlasVar(_) => vec!["npy", "json", "cls"],
             _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
         },
         publish: recipe.publish.as_ref().map(crate::publish::destination),
