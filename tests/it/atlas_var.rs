@@ -89,3 +89,40 @@ fn a_file_folder_is_used_in_place() {
         "file:// partitions are not copied"
     );
 }
+
+#[test]
+fn a_download_cut_off_in_one_run_is_resumed_by_the_next() {
+    // No retries: the first attempt at every file is cut halfway, so the run ends (exit 75) with
+    // half-downloaded files, as a killed run would. The next run asks only for the rest.
+    let faults = Faults { reset_mid_body_every_nth: Some(1), ..Faults::default() };
+    let emu = AtlasVarEmulator::start(Config { objects: 150, faults, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    let text = recipe(&emu.catalog_url(), &emu.lightcurves_url()) + "politeness: {retries: 0, rate: 50/s}\n";
+    s.write("r.yaml", text);
+    // Each run ends at the first cut (a HEAD or a GET); the next one continues from there.
+    let name = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
+    let total = emu.dataset().catalog_fits().len() as u64;
+    let (mut runs, mut resumed, mut saw_part) = (0, 0, false);
+    loop {
+        runs += 1;
+        assert!(runs <= 40, "no progress after 40 runs");
+        let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+        resumed += stderr(&out).matches("resuming at byte").count();
+        let part = s.join(&format!("work/raw/atlas-var/{name}.part"));
+        saw_part |= std::fs::metadata(&part).is_ok_and(|m| m.len() > 0 && m.len() < total);
+        match out.status.code() {
+            Some(0) => break,
+            Some(75) => continue,
+            other => panic!("exit {other:?}: {}", stderr(&out)),
+        }
+    }
+    assert!(saw_part, "a run ended with a half-downloaded catalog");
+    assert!(resumed > 0, "later runs resumed");
+    let m = emu.meter();
+    assert_eq!(m.bytes_sent_per_file[name], total, "each byte of the catalog was sent once");
+    for p in expected_partitions(&emu) {
+        let size = emu.dataset().partition_csv(&p).unwrap().len() as u64;
+        assert_eq!(m.bytes_sent_per_file[&p], size, "{p}: each byte once");
+    }
+    assert!(!s.join(&format!("work/raw/atlas-var/{name}.part")).exists());
+}

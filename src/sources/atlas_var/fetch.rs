@@ -160,8 +160,11 @@ pub async fn run(
     let progress = reporter.start("fetch", needed.len() as u64);
     let mut queue = needed.into_iter();
     let mut running: JoinSet<anyhow::Result<(String, InputRecord, Option<Downloaded>)>> = JoinSet::new();
+    // A failed download stops new ones from starting but lets those under way finish, so no
+    // transferred byte is thrown away; the first error is returned at the end.
+    let mut first_error: Option<anyhow::Error> = None;
     loop {
-        while running.len() < parallel.max(1) {
+        while first_error.is_none() && running.len() < parallel.max(1) {
             let Some(p) = queue.next() else { break };
             let (client, raw, url) = (Arc::clone(&client), raw.clone(), folder.join(&p.name)?);
             running.spawn(async move {
@@ -170,7 +173,14 @@ pub async fn run(
             });
         }
         let Some(joined) = running.join_next().await else { break };
-        let (name, rec, d) = joined.map_err(|e| anyhow::anyhow!("a download task failed: {e}"))??;
+        let (name, rec, d) = match joined.map_err(|e| anyhow::anyhow!("a download task failed: {e}")).and_then(|r| r) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         count(&mut tally, &d);
         progress.advance(1, rec.size);
         journal.append(JournalEntry::Done {
@@ -181,5 +191,8 @@ pub async fn run(
         })?;
     }
     journal.sync()?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     Ok((tally, objects))
 }
