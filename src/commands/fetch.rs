@@ -45,11 +45,7 @@ fn fetch_local(
     args: &FetchArgs,
     split: TaskSplit,
 ) -> anyhow::Result<Exit> {
-    if !split.is_whole() {
-        return Err(UserError::usage("the local source makes no requests, so there is no work to split")
-            .with_hint("run `etd fetch` once, without --task-index/--num-tasks")
-            .into());
-    }
+    whole_only(split, "the local source makes no requests, so there is no work to split")?;
     if args.retry_failed {
         tracing::info!("--retry-failed: the local source records no fetch failures");
     }
@@ -81,6 +77,14 @@ fn fetch_local(
         return Ok(Exit::SomeFailed);
     }
     Ok(Exit::Success)
+}
+
+/// Refuse a batch work split for a source that has nothing to split.
+fn whole_only(split: TaskSplit, why: &str) -> anyhow::Result<()> {
+    if split.is_whole() {
+        return Ok(());
+    }
+    Err(UserError::usage(why).with_hint("run `etd fetch` once, without --task-index/--num-tasks").into())
 }
 
 /// What the journals say about the targets this task owns.
@@ -414,11 +418,7 @@ fn fetch_atlas_var(
     args: &FetchArgs,
     split: TaskSplit,
 ) -> anyhow::Result<Exit> {
-    if !split.is_whole() {
-        return Err(UserError::usage("ATLAS-VAR is a handful of large files; it is fetched by one task")
-            .with_hint("run `etd fetch` without --task-index/--num-tasks")
-            .into());
-    }
+    whole_only(split, "ATLAS-VAR is a handful of large files; it is fetched by one task")?;
     if args.dry_run {
         let out = format!(
             "catalog\tGET {}\npartitions\tlisted from {}, then one download per partition that holds a selected object\n",
