@@ -269,9 +269,18 @@ fn variable_star_fields(
     rows: &[crate::sources::atlas_var::group::Row],
 ) -> anyhow::Result<Fields> {
     use crate::sources::atlas_var::{group, CLASSES};
+    // float32 catalog values as they were written (0.0838, not 0.08380000293254852).
+    let short = |v: f64| {
+        let f = v as f32;
+        if f64::from(f) == v {
+            f.to_string().parse::<f64>().map(|s| serde_json::json!(s)).unwrap_or(serde_json::json!(v))
+        } else {
+            serde_json::json!(v)
+        }
+    };
     let mut probs = serde_json::Map::new();
     for (c, p) in CLASSES.iter().zip(o.probs) {
-        probs.insert(format!("prob_{c}"), serde_json::json!(p));
+        probs.insert(format!("prob_{c}"), short(f64::from(p)));
     }
     let mut per_filter: BTreeMap<String, u64> = BTreeMap::new();
     for r in rows {
@@ -284,7 +293,7 @@ fn variable_star_fields(
         "CLASS": o.class,
         "cls": o.class_index(),
         "probabilities": probs,
-        "catalog": o.extra.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "catalog": o.extra.iter().map(|(k, v)| (k.clone(), short(*v))).collect::<serde_json::Map<_, _>>(),
         "rows": rows.len(),
         "rows_per_filter": per_filter,
         "mjd_min": rows.first().map(|r| r.mjd),

@@ -45,8 +45,19 @@ impl Object {
 }
 
 /// Numeric columns copied into each object's metadata when the table has them.
-const EXTRA: [&str; 10] =
-    ["fp_LSperiod", "fp_period", "ls_Pday", "fp_lngfitper", "gmag", "rmag", "imag", "zmag", "ymag", "vf_c_med"];
+const EXTRA: [&str; 11] = [
+    "fp_LSperiod",
+    "fp_period",
+    "ls_Pday",
+    "fp_lngfitper",
+    "gmag",
+    "rmag",
+    "imag",
+    "zmag",
+    "ymag",
+    "vf_c_med",
+    "vf_o_med",
+];
 
 /// Whether the recipe's selection keeps an object (all but `limit`, applied after reading).
 pub fn selected(cfg: &AtlasVarConfig, o: &Object) -> bool {

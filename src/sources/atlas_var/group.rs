@@ -112,6 +112,7 @@ pub struct GroupReport {
 pub struct Grouper {
     index: HashMap<String, u32>,
     buffers: Vec<Vec<Row>>,
+    /// Bytes the row buffers hold (their capacity).
     buffered: usize,
     budget: usize,
     dir: PathBuf,
@@ -154,7 +155,7 @@ impl Grouper {
             index,
             buffers: vec![Vec::new(); ids.len()],
             buffered: 0,
-            budget: budget.max(ROW_BYTES * 1024),
+            budget: budget.max(std::mem::size_of::<Row>() * 1024),
             dir: dir.to_path_buf(),
             runs: Vec::new(),
             report: GroupReport::default(),
@@ -191,10 +192,13 @@ impl Grouper {
             let Some(&idx) = self.index.get(id) else { continue };
             match parse_row(&record) {
                 Ok(row) => {
-                    self.buffers[idx as usize].push(row);
-                    self.buffered += 1;
+                    // Count what the buffers really hold: whole capacity, as it grows.
+                    let buffer = &mut self.buffers[idx as usize];
+                    let before = buffer.capacity();
+                    buffer.push(row);
+                    self.buffered += (buffer.capacity() - before) * std::mem::size_of::<Row>();
                     self.report.rows_kept += 1;
-                    if self.buffered * ROW_BYTES >= self.budget {
+                    if self.buffered >= self.budget {
                         self.spill()?;
                     }
                 }
