@@ -204,7 +204,7 @@ fn atlas_var_group(
     Vec<crate::sources::atlas_var::catalog::Object>,
     crate::sources::atlas_var::group::Grouped,
 )> {
-    use crate::sources::atlas_var::{catalog, fetch::stored_path, fetch::CATALOG_UNIT, group::Grouper};
+    use crate::sources::atlas_var::{catalog, fetch::stored_path, fetch::CATALOG_UNIT, group};
     let pos = done.get(CATALOG_UNIT).ok_or_else(|| {
         UserError::usage("the ATLAS-VAR catalog has not been fetched").with_hint("run `etd fetch` first")
     })?;
@@ -213,16 +213,16 @@ fn atlas_var_group(
     check_file(&cat_path, &cat)?;
     let objects = catalog::read(&cat_path, cfg)?;
     let ids: Vec<String> = objects.iter().map(|o| o.ato_id.clone()).collect();
-    let mut grouper = Grouper::new(&ids, cfg.memory as usize, tmp)?;
+    let mut partitions = Vec::new();
     for (unit, pos) in done.range("partition/".to_string()..) {
         let Some(name) = unit.strip_prefix("partition/") else { break };
         for rec in journals.inputs(*pos)? {
             let path = stored_path(raw, &rec);
             check_file(&path, &rec)?;
-            grouper.add_partition(&path, name)?;
+            partitions.push(group::PartitionFile { path, name: name.to_string() });
         }
     }
-    let (grouped, report) = grouper.finish()?;
+    let (grouped, report) = group::group(&group::Selection::new(&ids), &partitions, cfg.memory as usize, tmp)?;
     tracing::info!(
         "atlas-var: {} objects selected; {} of {} rows kept; {} spills to disk",
         objects.len(),
@@ -268,38 +268,25 @@ fn variable_star_fields(
     o: &crate::sources::atlas_var::catalog::Object,
     rows: &[crate::sources::atlas_var::group::Row],
 ) -> anyhow::Result<Fields> {
-    use crate::sources::atlas_var::{group, CLASSES};
-    // float32 catalog values as they were written (0.0838, not 0.08380000293254852).
-    let short = |v: f64| {
-        let f = v as f32;
-        if f64::from(f) == v {
-            f.to_string().parse::<f64>().map(|s| serde_json::json!(s)).unwrap_or(serde_json::json!(v))
-        } else {
-            serde_json::json!(v)
-        }
-    };
-    let mut probs = serde_json::Map::new();
-    for (c, p) in CLASSES.iter().zip(o.probs) {
-        probs.insert(format!("prob_{c}"), short(f64::from(p)));
-    }
-    let mut per_filter: BTreeMap<String, u64> = BTreeMap::new();
+    use crate::sources::atlas_var::{catalog::Number, group, CLASSES};
+    let mut rows_per_filter: BTreeMap<char, u64> = BTreeMap::new();
     for r in rows {
-        *per_filter.entry(char::from(r.filter).to_string()).or_default() += 1;
+        *rows_per_filter.entry(char::from(r.filter)).or_default() += 1;
     }
-    let doc = serde_json::json!({
-        "ATO_ID": o.ato_id,
-        "ra": o.ra,
-        "dec": o.dec,
-        "CLASS": o.class,
-        "cls": o.class_index(),
-        "probabilities": probs,
-        "catalog": o.extra.iter().map(|(k, v)| (k.clone(), short(*v))).collect::<serde_json::Map<_, _>>(),
-        "rows": rows.len(),
-        "rows_per_filter": per_filter,
-        "mjd_min": rows.first().map(|r| r.mjd),
-        "mjd_max": rows.last().map(|r| r.mjd),
-        "columns": group::NPY_COLUMNS.iter().map(|(n, t, u, m)| serde_json::json!({"name": n, "dtype": t, "unit": u, "meaning": m})).collect::<Vec<_>>(),
-    });
+    let doc = VariableStarJson {
+        ato_id: &o.ato_id,
+        ra: o.ra,
+        dec: o.dec,
+        class: &o.class,
+        cls: o.class_index(),
+        probabilities: Pairs(CLASSES.iter().zip(o.probs).map(|(c, p)| (ProbKey(c), Number::F32(p))).collect()),
+        catalog: Pairs(o.extra.clone()),
+        rows: rows.len(),
+        rows_per_filter,
+        mjd_min: rows.first().map(|r| r.mjd),
+        mjd_max: rows.last().map(|r| r.mjd),
+        columns: group::NPY_COLUMNS.map(|(name, dtype, unit, meaning)| ColumnDoc { name, dtype, unit, meaning }),
+    };
     let mut json = serde_json::to_vec(&doc)?;
     json.push(b'\n');
     let mut fields = vec![("json".to_string(), json), ("npy".to_string(), group::npy(rows)?)];
@@ -308,6 +295,51 @@ fn variable_star_fields(
     }
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(fields)
+}
+
+/// A variable star's `json` member.
+#[derive(serde::Serialize)]
+struct VariableStarJson<'a> {
+    #[serde(rename = "ATO_ID")]
+    ato_id: &'a str,
+    ra: f64,
+    dec: f64,
+    #[serde(rename = "CLASS")]
+    class: &'a str,
+    cls: Option<usize>,
+    probabilities: Pairs<ProbKey<'a>>,
+    catalog: Pairs<&'static str>,
+    rows: usize,
+    rows_per_filter: BTreeMap<char, u64>,
+    mjd_min: Option<f64>,
+    mjd_max: Option<f64>,
+    columns: [ColumnDoc; 6],
+}
+
+#[derive(serde::Serialize)]
+struct ColumnDoc {
+    name: &'static str,
+    dtype: &'static str,
+    unit: &'static str,
+    meaning: &'static str,
+}
+
+/// `(key, value)` pairs written as a JSON object in their order.
+struct Pairs<K>(Vec<(K, crate::sources::atlas_var::catalog::Number)>);
+
+impl<K: serde::Serialize> serde::Serialize for Pairs<K> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// `prob_<CLASS>`, written without building a string.
+struct ProbKey<'a>(&'a str);
+
+impl serde::Serialize for ProbKey<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("prob_{}", self.0))
+    }
 }
 
 /// Jobs for the targets that were fetched (`done`), with their keys.

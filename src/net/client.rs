@@ -92,6 +92,8 @@ pub struct Request {
     pub auth: Option<Auth>,
     /// Upload this file as the body (opened again for every attempt), with its `Content-Length`.
     pub upload: Option<std::path::PathBuf>,
+    /// A small body sent from memory, with its content type (a WebDAV `PROPFIND` request).
+    pub body: Option<(&'static str, Vec<u8>)>,
     /// Stream the answer into a file instead of memory, resuming what is already there.
     pub download: Option<DownloadTarget>,
 }
@@ -124,6 +126,7 @@ impl std::fmt::Debug for Request {
             .field("form", &self.form.as_ref().map(|f| f.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()))
             .field("auth", &self.auth)
             .field("upload", &self.upload)
+            .field("body", &self.body.as_ref().map(|(t, b)| (t, b.len())))
             .field("download", &self.download)
             .finish()
     }
@@ -131,7 +134,16 @@ impl std::fmt::Debug for Request {
 
 impl Request {
     pub fn get(url: url::Url) -> Self {
-        Request { method: Method::GET, url, headers: Vec::new(), form: None, auth: None, upload: None, download: None }
+        Request {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            form: None,
+            auth: None,
+            upload: None,
+            body: None,
+            download: None,
+        }
     }
 
     pub fn new(method: Method, url: url::Url) -> Self {
@@ -140,6 +152,11 @@ impl Request {
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, content_type: &'static str, body: Vec<u8>) -> Self {
+        self.body = Some((content_type, body));
         self
     }
 
@@ -317,6 +334,9 @@ impl NetClient {
         if let Some(form) = &req.form {
             let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
             builder = builder.form(&fields);
+        }
+        if let Some((content_type, body)) = &req.body {
+            builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(body.clone());
         }
         if let Some(path) = &req.upload {
             let file = match tokio::fs::File::open(path).await {

@@ -13,6 +13,7 @@ pub mod writer;
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::mpsc::sync_channel;
 
 use anyhow::Context;
 use fs_err as fs;
@@ -110,36 +111,24 @@ where
         TarSettings { mtime: cfg.mtime, zstd_level: zstd.then_some(cfg.level), zstd_workers: threads as u32 };
     let total = jobs.len() as u64;
     let progress = reporter.start("shard", total);
-    let chunk = (threads * 4).max(16);
-    let mut packer = Packer::new(out, info.name, settings, cfg, threads);
-    let mut failures = Vec::new();
-    let mut fields_seen: Vec<String> = Vec::new();
-    for (split, jobs) in order_jobs(jobs, cfg) {
-        packer.start_split(&split)?;
-        for group in jobs.chunks(chunk) {
-            let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(&make).collect();
-            for (job, result) in group.iter().zip(made) {
-                match result? {
-                    Ok(fields) => {
-                        let bytes = tar_bytes(&fields);
-                        for (f, _) in &fields {
-                            if !fields_seen.contains(f) {
-                                fields_seen.push(f.clone());
-                            }
-                        }
-                        packer.push(PackedSample { key: job.key.clone(), fields })?;
-                        progress.advance(1, bytes);
-                    }
-                    Err(e) => {
-                        tracing::warn!("{}: {e}", job.key);
-                        failures.push((job.id.clone(), e));
-                        progress.advance(1, 0);
-                    }
-                }
-            }
-        }
-        packer.end_split()?;
-    }
+    let packer = Packer::new(out, info.name, settings, cfg, threads);
+    let ordered = order_jobs(jobs, cfg);
+    // Samples are made in parallel a chunk at a time, while another thread packs the previous
+    // chunk in order: making never waits for packing, and order does not depend on threads.
+    let (tx, rx) = sync_channel::<Made<'_, T>>(1);
+    let (packer, failures, mut fields_seen) = std::thread::scope(|scope| {
+        let packing = std::thread::Builder::new()
+            .name("pack".into())
+            .spawn_scoped(scope, || pack(rx, packer, &progress))
+            .context("cannot start the packing thread")?;
+        let made = make_chunks(&ordered, &make, threads, &tx);
+        drop(tx);
+        let packed = packing.join().map_err(|_| anyhow::anyhow!("the packing thread panicked"))?;
+        // A packing error explains why making stopped early; report it first.
+        let packed = packed?;
+        made?;
+        Ok::<_, anyhow::Error>(packed)
+    })?;
     drop(progress);
     let (shards, splits) = packer.finish()?;
     fields_seen.sort();
@@ -157,6 +146,110 @@ where
     };
     crate::store::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
     Ok(DatasetReport { manifest, failures })
+}
+
+/// What the making side sends the packing side, in order.
+enum Made<'j, T> {
+    Split(&'j str),
+    Chunk(&'j [Job<T>], Vec<anyhow::Result<Result<Fields, SampleError>>>),
+    EndSplit,
+}
+
+/// Samples in flight per chunk: enough to keep every thread busy, small enough to hold in memory.
+const CHUNK_BYTES: u64 = 32 << 20;
+const CHUNK_MAX: usize = 4096;
+
+/// Make the samples of every split, a chunk at a time, and send them to the packer. The chunk
+/// grows while samples are small (light curves) and stays small for big ones (images).
+fn make_chunks<'j, T, F>(
+    ordered: &'j [(String, Vec<Job<T>>)],
+    make: &F,
+    threads: usize,
+    tx: &std::sync::mpsc::SyncSender<Made<'j, T>>,
+) -> anyhow::Result<()>
+where
+    T: Sync,
+    F: Fn(&Job<T>) -> anyhow::Result<Result<Fields, SampleError>> + Sync,
+{
+    let min_chunk = (threads * 4).max(16);
+    let (mut made_samples, mut made_bytes) = (0u64, 0u64);
+    // A closed channel means the packer stopped: its error is reported by the caller.
+    let send = |m: Made<'j, T>| tx.send(m).is_ok();
+    for (split, jobs) in ordered {
+        if !send(Made::Split(split)) {
+            return Ok(());
+        }
+        let mut rest = &jobs[..];
+        while !rest.is_empty() {
+            let chunk = match made_bytes.checked_div(made_samples) {
+                Some(avg) => (CHUNK_BYTES / avg.max(1)).clamp(min_chunk as u64, CHUNK_MAX as u64) as usize,
+                None => min_chunk,
+            };
+            let (group, tail) = rest.split_at(chunk.min(rest.len()));
+            rest = tail;
+            let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(make).collect();
+            for r in &made {
+                match r {
+                    Ok(Ok(fields)) => {
+                        made_samples += 1;
+                        made_bytes += fields.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+                    }
+                    Ok(Err(_)) => {}
+                    Err(_) => {
+                        // Stop making; the packer reports the error when it reaches it.
+                        send(Made::Chunk(group, made));
+                        return Ok(());
+                    }
+                }
+            }
+            if !send(Made::Chunk(group, made)) {
+                return Ok(());
+            }
+        }
+        if !send(Made::EndSplit) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Pack made samples in order; returns the packer, the failed samples and the fields seen.
+#[allow(clippy::type_complexity)]
+fn pack<'a, T>(
+    rx: std::sync::mpsc::Receiver<Made<'_, T>>,
+    mut packer: Packer<'a>,
+    progress: &crate::report::Progress,
+) -> anyhow::Result<(Packer<'a>, Vec<(String, SampleError)>, Vec<String>)> {
+    let mut failures = Vec::new();
+    let mut fields_seen: Vec<String> = Vec::new();
+    for m in rx {
+        match m {
+            Made::Split(split) => packer.start_split(split)?,
+            Made::EndSplit => packer.end_split()?,
+            Made::Chunk(group, made) => {
+                for (job, result) in group.iter().zip(made) {
+                    match result? {
+                        Ok(fields) => {
+                            let bytes = tar_bytes(&fields);
+                            for (f, _) in &fields {
+                                if !fields_seen.contains(f) {
+                                    fields_seen.push(f.clone());
+                                }
+                            }
+                            packer.push(PackedSample { key: job.key.clone(), fields })?;
+                            progress.advance(1, bytes);
+                        }
+                        Err(e) => {
+                            tracing::warn!("{}: {e}", job.key);
+                            failures.push((job.id.clone(), e));
+                            progress.advance(1, 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((packer, failures, fields_seen))
 }
 
 /// Decides shard boundaries in sample order and keeps a bounded number of writers busy.

@@ -126,3 +126,39 @@ fn a_download_cut_off_in_one_run_is_resumed_by_the_next() {
     }
     assert!(!s.join(&format!("work/raw/atlas-var/{name}.part")).exists());
 }
+
+#[test]
+fn a_webdav_origin_is_listed_with_propfind() {
+    use etd_emulators::atlas_var::Listing;
+    let emu = AtlasVarEmulator::start(Config { objects: 200, listing: Listing::WebDav, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let out = s.etd().args(["-vv", "fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asking with PROPFIND"), "{}", stderr(&out));
+    let m = emu.meter();
+    assert_eq!(m.status_counts.get(&207), Some(&1), "{:?}", m.status_counts);
+    let fetched: BTreeSet<String> = m.bytes_sent_per_file.keys().filter(|f| f.ends_with(".csv")).cloned().collect();
+    assert_eq!(fetched, expected_partitions(&emu), "only the partitions holding selected objects");
+}
+
+#[test]
+fn a_folder_that_cannot_be_listed_is_a_clear_error() {
+    use etd_emulators::atlas_var::Listing;
+    let emu = AtlasVarEmulator::start(Config { objects: 50, listing: Listing::Denied, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "lightcurves_url {}: no partition files found (GET answered 403; PROPFIND answered 403)",
+            emu.lightcurves_url()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("WebDAV listing"), "the hint says what is expected: {err}");
+    // Nothing else was asked of the server: no partition guessed, no retry of the refusals.
+    assert!(emu.meter().bytes_sent_per_file.keys().all(|f| !f.ends_with(".csv")));
+}

@@ -29,7 +29,25 @@ pub struct Object {
     pub probs: [f32; 14],
     /// Other numeric columns present in the table (periods, magnitudes), by name.
     #[serde(skip)]
-    pub extra: Vec<(String, f64)>,
+    pub extra: Vec<(&'static str, Number)>,
+}
+
+/// A catalog value as the table stores it: float32 (`E`) columns stay float32, so they are
+/// written as stored (0.0838, not 0.08380000293254852), and float64 (`D`) columns keep every
+/// digit (337.765625, even where it happens to fit a float32).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    F32(f32),
+    F64(f64),
+}
+
+impl Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Number::F32(v) => s.serialize_f32(v),
+            Number::F64(v) => s.serialize_f64(v),
+        }
+    }
 }
 
 impl Object {
@@ -96,16 +114,21 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
         let hdu = fits.hdu(i).map_err(|e| fits_err(path, e))?;
         let found = match &hdu.info {
             HduInfo::TableInfo { column_descriptions, num_rows } => {
-                Some((column_descriptions.iter().map(|c| c.name.clone()).collect::<Vec<String>>(), *num_rows))
+                let float32: Vec<String> = column_descriptions
+                    .iter()
+                    .filter(|c| c.data_type.typ == fitsio::tables::ColumnDataType::Float)
+                    .map(|c| c.name.clone())
+                    .collect();
+                Some((column_descriptions.iter().map(|c| c.name.clone()).collect::<Vec<String>>(), *num_rows, float32))
             }
             _ => None,
         };
-        if let Some((names, rows)) = found {
-            table = Some((hdu, names, rows));
+        if let Some((names, rows, float32)) = found {
+            table = Some((hdu, names, rows, float32));
             break;
         }
     }
-    let Some((hdu, names, rows)) = table else {
+    let Some((hdu, names, rows, float32)) = table else {
         anyhow::bail!("{}: no binary table in the file (expected the ATLAS-VAR object table)", path.display());
     };
     for need in ["ATO_ID", "ra", "dec", "CLASS"] {
@@ -144,7 +167,12 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
         }
         let mut extras = Vec::with_capacity(extra.len());
         for name in &extra {
-            extras.push(col_f64(&mut fits, name)?);
+            extras.push(if float32.iter().any(|f| f == name) {
+                let col = hdu.read_col_range::<f32>(&mut fits, name, &range).map_err(|e| fits_err(path, e))?;
+                col.into_iter().map(Number::F32).collect::<Vec<_>>()
+            } else {
+                col_f64(&mut fits, name)?.into_iter().map(Number::F64).collect()
+            });
         }
         for i in 0..ids.len() {
             let mut p = [f32::NAN; 14];
@@ -159,7 +187,7 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
                 dec: dec[i],
                 class: classes[i].trim().to_string(),
                 probs: p,
-                extra: extra.iter().zip(&extras).map(|(n, v)| (n.to_string(), v[i])).collect(),
+                extra: extra.iter().zip(&extras).map(|(n, v)| (*n, v[i])).collect(),
             };
             if selected(cfg, &o) {
                 kept.push(o);
@@ -245,5 +273,33 @@ mod tests {
             two.iter().map(|o| o.ato_id.as_str()).collect::<Vec<_>>(),
             ["J000000.00+100000.0", "J000000.00+200000.0"]
         );
+    }
+
+    #[test]
+    fn float32_columns_stay_float32_and_float64_columns_keep_every_digit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.fits");
+        let mut f = FitsFile::create(&path).open().unwrap();
+        let cols = [
+            ColumnDescription::new("ATO_ID").with_type(ColumnDataType::String).that_repeats(20).create().unwrap(),
+            ColumnDescription::new("ra").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("dec").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("CLASS").with_type(ColumnDataType::String).that_repeats(8).create().unwrap(),
+            ColumnDescription::new("gmag").with_type(ColumnDataType::Float).create().unwrap(),
+            ColumnDescription::new("fp_lngfitper").with_type(ColumnDataType::Double).create().unwrap(),
+        ];
+        let hdu = f.create_table("OBJECT", &cols).unwrap();
+        hdu.write_col(&mut f, "ATO_ID", &["J000000.00+100000.0".to_string()]).unwrap();
+        hdu.write_col(&mut f, "ra", &[1.0f64]).unwrap();
+        hdu.write_col(&mut f, "dec", &[2.0f64]).unwrap();
+        hdu.write_col(&mut f, "CLASS", &["MIRA".to_string()]).unwrap();
+        hdu.write_col(&mut f, "gmag", &[17.313f32]).unwrap();
+        // Exactly representable as float32, whose shortest form would be 337.76562.
+        hdu.write_col(&mut f, "fp_lngfitper", &[337.765625f64]).unwrap();
+        drop(f);
+        let o = &read(&path, &cfg()).unwrap()[0];
+        assert_eq!(o.extra, [("fp_lngfitper", Number::F64(337.765625)), ("gmag", Number::F32(17.313))]);
+        let json = serde_json::to_string(&o.extra.iter().map(|(_, v)| v).collect::<Vec<_>>()).unwrap();
+        assert_eq!(json, "[337.765625,17.313]");
     }
 }

@@ -13,10 +13,12 @@ use tokio::task::JoinSet;
 use super::catalog::{self, Object};
 use super::partitions::{self, Partition};
 use super::AtlasVarConfig;
-use crate::net::client::{NetClient, Request};
+use crate::error::UserError;
+use crate::net::client::{NetClient, NetError, Request};
 use crate::net::download::{download, Downloaded};
 use crate::report::Reporter;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
+use reqwest::Method;
 
 /// Journal unit of the catalog file.
 pub const CATALOG_UNIT: &str = "catalog";
@@ -85,14 +87,54 @@ async fn get_file(
     Ok((rec, Some(d)))
 }
 
-/// The partitions in the light-curve folder.
+/// The partitions in the light-curve folder: the links of its HTML index page, or else (an origin
+/// that does not answer GET on a folder, as Pelican and XRootD origins do not) its WebDAV
+/// `PROPFIND` listing.
 async fn list_partitions(client: &NetClient, folder: &url::Url) -> anyhow::Result<Vec<Partition>> {
     if folder.scheme() == "file" {
         return partitions::from_dir(&local_path(folder)?);
     }
-    let answer = client.send(&Request::get(folder.clone())).await?;
-    let html = String::from_utf8_lossy(&answer.body);
-    Ok(partitions::from_index(&html))
+    let index = match client.send(&Request::get(folder.clone())).await {
+        Ok(answer) => {
+            let found = partitions::from_index(&String::from_utf8_lossy(&answer.body));
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            format!("GET answered {} with no partition links", answer.status)
+        }
+        Err(NetError::Refused { status, .. }) => format!("GET answered {status}"),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::debug!("{folder}: {index}; asking with PROPFIND");
+    let propfind =
+        Request::new(Method::from_bytes(b"PROPFIND").expect("PROPFIND is a valid method name"), folder.clone())
+            .header("Depth", "1")
+            .body("application/xml; charset=utf-8", partitions::PROPFIND_BODY.as_bytes().to_vec());
+    let listing = match client.send(&propfind).await {
+        Ok(answer) if answer.status == 207 => {
+            partitions::from_multistatus(&answer.body).map_err(|e| anyhow::anyhow!("PROPFIND {folder}: {e}"))?
+        }
+        Ok(answer) => {
+            return Err(no_partitions(folder, &index, &format!("PROPFIND answered {}", answer.status)));
+        }
+        Err(NetError::Refused { status, .. }) => {
+            return Err(no_partitions(folder, &index, &format!("PROPFIND answered {status}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if listing.is_empty() {
+        return Err(no_partitions(folder, &index, "its PROPFIND listing names none"));
+    }
+    Ok(listing)
+}
+
+fn no_partitions(folder: &url::Url, index: &str, propfind: &str) -> anyhow::Error {
+    UserError::usage(format!("lightcurves_url {folder}: no partition files found ({index}; {propfind})"))
+        .with_hint(
+            "lightcurves_url must be a folder whose HTML index page or WebDAV listing names \
+             atlas_lc_dr1_{dec_from}-{dec_upto}.csv files (end it with `/`)",
+        )
+        .into()
 }
 
 /// Where a recorded file is on this machine.

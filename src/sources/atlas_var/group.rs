@@ -1,16 +1,20 @@
-//! Grouping light-curve rows by object with bounded memory. Each partition CSV is streamed once;
-//! rows of selected objects are buffered per object, and when the buffers pass the memory budget
-//! they are spilled to a run file (objects in index order, each object's rows sorted by MJD). At
-//! the end the runs are merged in one sequential pass into a grouped file with an offset per
-//! object, which the shard stage reads in parallel. Nothing assumes an object's rows are
-//! contiguous in a partition.
+//! Grouping light-curve rows by object with bounded memory. Partition CSVs are read in parallel,
+//! each streamed once; the rows of selected objects are buffered (object index + row), and when
+//! the buffer passes its share of the memory budget it is sorted and spilled to a run file. At the
+//! end of a partition its runs are merged in one sequential pass into a grouped file (rows by
+//! object, each light curve sorted) with an offset per object, which the shard stage reads in
+//! parallel. Nothing assumes an object's rows are contiguous in a partition, or that an object
+//! lives in one partition only.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fs_err as fs;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 /// The 36 columns of a partition file, in order (ARCHIVES.md 3.2).
 pub const CSV_HEADER: [&str; 36] = [
@@ -63,20 +67,19 @@ pub struct Row {
     pub ddec: f32,
 }
 
-/// Bytes of a row on disk (and about its size in memory).
+/// Bytes of a row in the grouped file.
 const ROW_BYTES: usize = 8 + 1 + 4 * 4;
 
 impl Row {
-    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
-        w.write_all(&self.mjd.to_le_bytes())?;
-        w.write_all(&[self.filter])?;
-        for v in [self.m, self.dm, self.dra, self.ddec] {
-            w.write_all(&v.to_le_bytes())?;
+    fn encode(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.mjd.to_le_bytes());
+        out[8] = self.filter;
+        for (k, v) in [self.m, self.dm, self.dra, self.ddec].into_iter().enumerate() {
+            out[9 + 4 * k..13 + 4 * k].copy_from_slice(&v.to_le_bytes());
         }
-        Ok(())
     }
 
-    fn read(b: &[u8]) -> Row {
+    fn decode(b: &[u8]) -> Row {
         let f = |i: usize| f32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
         Row {
             mjd: f64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
@@ -86,6 +89,34 @@ impl Row {
             dra: f(17),
             ddec: f(21),
         }
+    }
+
+    /// The order of a light curve: by MJD, then by every other field, so that it does not depend
+    /// on the order rows were read in (runs, spills, threads).
+    pub fn order(&self, other: &Row) -> Ordering {
+        self.mjd
+            .total_cmp(&other.mjd)
+            .then(self.filter.cmp(&other.filter))
+            .then(self.m.total_cmp(&other.m))
+            .then(self.dm.total_cmp(&other.dm))
+            .then(self.dra.total_cmp(&other.dra))
+            .then(self.ddec.total_cmp(&other.ddec))
+    }
+}
+
+/// A buffered row and the index of its object (32 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    object: u32,
+    row: Row,
+}
+
+/// Bytes of an entry in a spill run.
+const ENTRY_BYTES: usize = 4 + ROW_BYTES;
+
+impl Entry {
+    fn order(&self, other: &Entry) -> Ordering {
+        self.object.cmp(&other.object).then_with(|| self.row.order(&other.row))
     }
 }
 
@@ -103,69 +134,113 @@ pub struct GroupReport {
     pub rows_read: u64,
     pub rows_kept: u64,
     pub bad_rows: u64,
-    /// The first bad rows, for the log.
+    /// The first bad rows, for the log (partition order, then line order).
     pub bad_examples: Vec<BadRow>,
+    /// Times the buffered rows passed the memory budget and went to a run file.
     pub spills: usize,
 }
 
-/// Groups rows of the objects in `ids` (their index is their position).
-pub struct Grouper {
-    index: HashMap<String, u32>,
-    buffers: Vec<Vec<Row>>,
-    /// Bytes the row buffers hold (their capacity).
-    buffered: usize,
+/// Bad rows kept for the log.
+const BAD_EXAMPLES: usize = 20;
+
+impl GroupReport {
+    fn add(&mut self, other: GroupReport) {
+        self.rows_read += other.rows_read;
+        self.rows_kept += other.rows_kept;
+        self.bad_rows += other.bad_rows;
+        self.spills += other.spills;
+        let room = BAD_EXAMPLES.saturating_sub(self.bad_examples.len());
+        self.bad_examples.extend(other.bad_examples.into_iter().take(room));
+    }
+}
+
+/// The selected objects: `ATO_ID` -> index (their position in the list given).
+pub struct Selection {
+    index: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Selection {
+    pub fn new(ids: &[String]) -> Self {
+        let index = ids.iter().enumerate().map(|(i, id)| (id.as_bytes().into(), i as u32)).collect();
+        Selection { index }
+    }
+
+    fn get(&self, id: &[u8]) -> Option<u32> {
+        self.index.get(id.trim_ascii()).copied()
+    }
+}
+
+/// One partition file to group: its path and the name reports use.
+pub struct PartitionFile {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+/// Group the rows of the selected objects from every partition. Partitions are read in parallel
+/// (one per thread); `budget` bytes of buffered rows are shared among the threads, so memory does
+/// not depend on the partition sizes. The result does not depend on the thread count or budget.
+pub fn group(
+    selection: &Selection,
+    partitions: &[PartitionFile],
     budget: usize,
-    dir: PathBuf,
-    runs: Vec<PathBuf>,
-    pub report: GroupReport,
-}
-
-/// The grouped light curves: rows of object `i` at `offsets[i]` (count) in one file.
-pub struct Grouped {
-    file: std::fs::File,
-    path: PathBuf,
-    offsets: Vec<(u64, u32)>,
-}
-
-impl Grouped {
-    /// Object `i`'s rows, sorted by MJD (safe to call from several threads).
-    pub fn rows(&self, i: usize) -> anyhow::Result<Vec<Row>> {
-        let (offset, count) = self.offsets[i];
-        let mut buf = vec![0u8; count as usize * ROW_BYTES];
-        #[cfg(unix)]
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, offset)
-            .with_context(|| format!("cannot read {}", self.path.display()))?;
-        #[cfg(not(unix))]
-        {
-            use std::io::{Seek, SeekFrom};
-            let mut f = self.file.try_clone()?;
-            f.seek(SeekFrom::Start(offset))?;
-            f.read_exact(&mut buf)?;
-        }
-        Ok(buf.chunks_exact(ROW_BYTES).map(Row::read).collect())
-    }
-}
-
-impl Grouper {
-    /// `dir` holds the spill runs and the grouped file; `budget` bounds the buffered rows.
-    pub fn new(ids: &[String], budget: usize, dir: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let index = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
-        Ok(Grouper {
-            index,
-            buffers: vec![Vec::new(); ids.len()],
-            buffered: 0,
-            budget: budget.max(std::mem::size_of::<Row>() * 1024),
-            dir: dir.to_path_buf(),
-            runs: Vec::new(),
-            report: GroupReport::default(),
+    dir: &Path,
+) -> anyhow::Result<(Grouped, GroupReport)> {
+    fs::create_dir_all(dir)?;
+    let threads = rayon::current_num_threads().clamp(1, partitions.len().max(1));
+    let share = budget / threads;
+    let results: Vec<anyhow::Result<PartGroups>> = partitions
+        .par_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut g = Grouper::new(selection, share, dir, k);
+            g.add_partition(&p.path, &p.name)?;
+            g.finish()
         })
+        .collect();
+    let mut report = GroupReport::default();
+    let mut parts = Vec::with_capacity(results.len());
+    for r in results {
+        let PartGroups { path, segments, report: part } = r?;
+        report.add(part);
+        parts.push((path, segments));
+    }
+    Ok((Grouped::new(parts)?, report))
+}
+
+/// Groups the rows of one partition: buffered rows are sorted and spilled to run files when
+/// they pass the budget, then merged into one grouped file.
+struct Grouper<'a> {
+    selection: &'a Selection,
+    buffer: Vec<Entry>,
+    /// Entries the budget holds.
+    limit: usize,
+    dir: &'a Path,
+    part: usize,
+    runs: Vec<PathBuf>,
+    report: GroupReport,
+}
+
+/// Where an object's rows are in a grouped file: (object, byte offset, row count).
+type Segment = (u32, u64, u32);
+
+/// A partition's grouped file: rows by object (sorted), with a segment per object.
+struct PartGroups {
+    path: PathBuf,
+    segments: Vec<Segment>,
+    report: GroupReport,
+}
+
+impl<'a> Grouper<'a> {
+    fn new(selection: &'a Selection, budget: usize, dir: &'a Path, part: usize) -> Self {
+        let limit = (budget / std::mem::size_of::<Entry>()).max(1024);
+        Grouper { selection, buffer: Vec::new(), limit, dir, part, runs: Vec::new(), report: GroupReport::default() }
     }
 
-    /// Stream one partition file, keeping the rows of known objects.
-    pub fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<()> {
+    /// Stream one partition file, keeping the rows of selected objects.
+    fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<()> {
         let file = fs::File::open(path)?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(true).flexible(true).buffer_capacity(1 << 18).from_reader(file);
         let header = reader.byte_headers().with_context(|| format!("{name}: cannot read the header"))?.clone();
         let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
         if names != CSV_HEADER {
@@ -187,134 +262,223 @@ impl Grouper {
                 }
             }
             self.report.rows_read += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            let id = std::str::from_utf8(record.get(0).unwrap_or_default()).unwrap_or("").trim();
-            let Some(&idx) = self.index.get(id) else { continue };
+            let Some(object) = self.selection.get(record.get(0).unwrap_or_default()) else { continue };
             match parse_row(&record) {
                 Ok(row) => {
-                    // Count what the buffers really hold: whole capacity, as it grows.
-                    let buffer = &mut self.buffers[idx as usize];
-                    let before = buffer.capacity();
-                    buffer.push(row);
-                    self.buffered += (buffer.capacity() - before) * std::mem::size_of::<Row>();
+                    self.push(Entry { object, row })?;
                     self.report.rows_kept += 1;
-                    if self.buffered >= self.budget {
-                        self.spill()?;
-                    }
                 }
-                Err(reason) => self.bad(name, line, reason),
+                Err(reason) => {
+                    let line = record.position().map(|p| p.line()).unwrap_or(0);
+                    self.bad(name, line, reason);
+                }
             }
         }
+        Ok(())
+    }
+
+    fn push(&mut self, entry: Entry) -> anyhow::Result<()> {
+        if self.buffer.len() == self.buffer.capacity() {
+            if self.buffer.len() >= self.limit {
+                self.spill()?;
+            } else {
+                // Grow by doubling, but never past the budget.
+                let want = (self.buffer.capacity() * 2).max(4096).min(self.limit);
+                self.buffer.reserve_exact(want - self.buffer.len());
+            }
+        }
+        self.buffer.push(entry);
         Ok(())
     }
 
     fn bad(&mut self, file: &str, line: u64, reason: String) {
         self.report.bad_rows += 1;
-        if self.report.bad_examples.len() < 20 {
+        if self.report.bad_examples.len() < BAD_EXAMPLES {
             self.report.bad_examples.push(BadRow { file: file.to_string(), line, reason });
         }
     }
 
-    /// Write the buffered rows as a run: (object index, count, rows sorted by MJD), by index.
+    fn sort_buffer(&mut self) {
+        self.buffer.par_sort_unstable_by(Entry::order);
+    }
+
+    /// Write the buffered rows, sorted, as a run file.
     fn spill(&mut self) -> anyhow::Result<()> {
-        if self.buffered == 0 {
-            return Ok(());
-        }
-        let path = self.dir.join(format!("run-{:05}.bin", self.runs.len()));
+        self.report.spills += 1;
+        self.write_run()
+    }
+
+    fn write_run(&mut self) -> anyhow::Result<()> {
+        self.sort_buffer();
+        let path = self.dir.join(format!("part-{:04}-run-{:05}.bin", self.part, self.runs.len()));
         let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
-        for (idx, rows) in self.buffers.iter_mut().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            rows.sort_by(|a, b| a.mjd.total_cmp(&b.mjd));
-            w.write_all(&(idx as u32).to_le_bytes())?;
-            w.write_all(&(rows.len() as u32).to_le_bytes())?;
-            for r in rows.iter() {
-                r.write(&mut w)?;
-            }
-            *rows = Vec::new();
+        let mut bytes = [0u8; ENTRY_BYTES];
+        for e in &self.buffer {
+            bytes[..4].copy_from_slice(&e.object.to_le_bytes());
+            e.row.encode(&mut bytes[4..]);
+            w.write_all(&bytes)?;
         }
         w.flush()?;
         self.runs.push(path);
-        self.buffered = 0;
-        self.report.spills += 1;
+        self.buffer.clear();
         Ok(())
     }
 
-    /// Merge everything into the grouped file.
-    pub fn finish(mut self) -> anyhow::Result<(Grouped, GroupReport)> {
-        // The last buffers become a run too: then every object's rows come from runs only.
-        self.spill()?;
-        let spills = self.runs.len();
-        let mut readers: Vec<RunReader> =
-            self.runs.iter().map(|p| RunReader::open(p)).collect::<anyhow::Result<_>>()?;
-        let path = self.dir.join("grouped.bin");
-        let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
-        let mut offsets = Vec::with_capacity(self.buffers.len());
-        let mut offset = 0u64;
-        let mut rows: Vec<Row> = Vec::new();
-        for idx in 0..self.buffers.len() as u32 {
-            rows.clear();
-            for r in readers.iter_mut() {
-                r.take(idx, &mut rows)?;
+    /// Merge the runs (or sort the buffer, if nothing was spilled) into the grouped file.
+    fn finish(mut self) -> anyhow::Result<PartGroups> {
+        let path = self.dir.join(format!("part-{:04}-grouped.bin", self.part));
+        let mut out = GroupedWriter::new(&path)?;
+        if self.runs.is_empty() {
+            self.sort_buffer();
+            for e in std::mem::take(&mut self.buffer) {
+                out.push(e)?;
             }
-            rows.sort_by(|a, b| a.mjd.total_cmp(&b.mjd));
-            offsets.push((offset, rows.len() as u32));
-            for r in &rows {
-                r.write(&mut w)?;
+        } else {
+            if !self.buffer.is_empty() {
+                self.write_run()?;
             }
-            offset += (rows.len() * ROW_BYTES) as u64;
+            self.buffer = Vec::new();
+            let mut heads = BinaryHeap::new();
+            let mut readers = Vec::with_capacity(self.runs.len());
+            for (k, p) in self.runs.iter().enumerate() {
+                let mut r = BufReader::with_capacity(1 << 16, fs::File::open(p)?);
+                if let Some(e) = read_entry(&mut r)? {
+                    heads.push(Head(e, k));
+                }
+                readers.push(r);
+            }
+            while let Some(Head(e, k)) = heads.pop() {
+                out.push(e)?;
+                if let Some(next) = read_entry(&mut readers[k])? {
+                    heads.push(Head(next, k));
+                }
+            }
+            for p in &self.runs {
+                let _ = fs::remove_file(p);
+            }
         }
-        w.flush()?;
-        drop(w);
-        for p in &self.runs {
-            let _ = fs::remove_file(p);
-        }
-        let mut report = std::mem::take(&mut self.report);
-        report.spills = spills.saturating_sub(1);
-        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok((Grouped { file, path, offsets }, report))
+        let segments = out.finish()?;
+        Ok(PartGroups { path, segments, report: self.report })
     }
 }
 
-/// Reads a run sequentially: the next object index and its rows.
-struct RunReader {
-    r: BufReader<fs::File>,
-    next: Option<(u32, u32)>,
+/// A run's next entry, ordered for a min-heap (ties by run, so the merge is deterministic).
+struct Head(Entry, usize);
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.order(&self.0).then(other.1.cmp(&self.1))
+    }
+}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Head {}
+
+fn read_entry(r: &mut impl Read) -> anyhow::Result<Option<Entry>> {
+    let mut b = [0u8; ENTRY_BYTES];
+    match r.read_exact(&mut b) {
+        Ok(()) => Ok(Some(Entry {
+            object: u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
+            row: Row::decode(&b[4..]),
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
-impl RunReader {
-    fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut r = RunReader { r: BufReader::with_capacity(1 << 16, fs::File::open(path)?), next: None };
-        r.advance()?;
-        Ok(r)
+/// Writes rows in (object, row) order and records where each object's rows start.
+struct GroupedWriter {
+    w: BufWriter<fs::File>,
+    offset: u64,
+    segments: Vec<Segment>,
+}
+
+impl GroupedWriter {
+    fn new(path: &Path) -> anyhow::Result<Self> {
+        Ok(GroupedWriter {
+            w: BufWriter::with_capacity(1 << 20, fs::File::create(path)?),
+            offset: 0,
+            segments: Vec::new(),
+        })
     }
 
-    fn advance(&mut self) -> anyhow::Result<()> {
-        let mut head = [0u8; 8];
-        self.next = match self.r.read_exact(&mut head) {
-            Ok(()) => Some((
-                u32::from_le_bytes(head[..4].try_into().expect("4 bytes")),
-                u32::from_le_bytes(head[4..].try_into().expect("4 bytes")),
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(())
-    }
-
-    /// Append object `idx`'s rows if this run has it next.
-    fn take(&mut self, idx: u32, out: &mut Vec<Row>) -> anyhow::Result<()> {
-        if let Some((next, count)) = self.next {
-            if next == idx {
-                let mut buf = vec![0u8; count as usize * ROW_BYTES];
-                self.r.read_exact(&mut buf)?;
-                out.extend(buf.chunks_exact(ROW_BYTES).map(Row::read));
-                self.advance()?;
-            }
+    fn push(&mut self, e: Entry) -> anyhow::Result<()> {
+        match self.segments.last_mut() {
+            Some((object, _, count)) if *object == e.object => *count += 1,
+            _ => self.segments.push((e.object, self.offset, 1)),
         }
+        let mut bytes = [0u8; ROW_BYTES];
+        e.row.encode(&mut bytes);
+        self.w.write_all(&bytes)?;
+        self.offset += ROW_BYTES as u64;
         Ok(())
     }
+
+    fn finish(mut self) -> anyhow::Result<Vec<Segment>> {
+        self.w.flush()?;
+        Ok(self.segments)
+    }
+}
+
+/// The grouped light curves: for each object, its rows in one or more partitions' grouped files.
+pub struct Grouped {
+    files: Vec<(std::fs::File, PathBuf)>,
+    /// (object, file, offset, count), by object then file.
+    segments: Vec<(u32, u32, u64, u32)>,
+}
+
+impl Grouped {
+    fn new(parts: Vec<(PathBuf, Vec<Segment>)>) -> anyhow::Result<Self> {
+        let mut files = Vec::with_capacity(parts.len());
+        let mut segments = Vec::new();
+        for (k, (path, segs)) in parts.into_iter().enumerate() {
+            let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            files.push((file, path));
+            segments.extend(segs.into_iter().map(|(object, offset, count)| (object, k as u32, offset, count)));
+        }
+        segments.sort_unstable_by_key(|&(object, file, _, _)| (object, file));
+        Ok(Grouped { files, segments })
+    }
+
+    /// Object `i`'s rows, sorted (safe to call from several threads).
+    pub fn rows(&self, i: usize) -> anyhow::Result<Vec<Row>> {
+        let i = i as u32;
+        let start = self.segments.partition_point(|s| s.0 < i);
+        let end = start + self.segments[start..].partition_point(|s| s.0 == i);
+        let mut rows = Vec::new();
+        for &(_, file, offset, count) in &self.segments[start..end] {
+            let (f, path) = &self.files[file as usize];
+            let mut buf = vec![0u8; count as usize * ROW_BYTES];
+            read_at(f, &mut buf, offset).with_context(|| format!("cannot read {}", path.display()))?;
+            rows.extend(buf.chunks_exact(ROW_BYTES).map(Row::decode));
+        }
+        if end - start > 1 {
+            // The object has rows in several partitions: one order for all of them.
+            rows.sort_unstable_by(Row::order);
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = f.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
 }
 
 fn parse_row(rec: &csv::ByteRecord) -> Result<Row, String> {
@@ -394,33 +558,79 @@ mod tests {
         f.join(",")
     }
 
+    fn write_partition(dir: &Path, name: &str, lines: &[String]) -> PartitionFile {
+        let path = dir.join(name);
+        std::fs::write(&path, CSV_HEADER.join(",") + "\n" + &lines.join("\n") + "\n").unwrap();
+        PartitionFile { path, name: name.to_string() }
+    }
+
+    fn all_rows(g: &Grouped, n: usize) -> Vec<Vec<Row>> {
+        (0..n).map(|i| g.rows(i).unwrap()).collect()
+    }
+
     #[test]
     fn scattered_rows_come_out_whole_and_sorted_under_a_tiny_budget() {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = ["A", "B", "C"].iter().map(|s| s.to_string()).collect();
-        let mut csv = CSV_HEADER.join(",") + "\n";
         // 3000 rows, objects interleaved, MJDs descending, plus an unknown object and a bad row.
-        for i in 0..3000u32 {
-            let id = ["A", "B", "C", "Z"][(i % 4) as usize];
-            csv += &line(id, 60000.0 - f64::from(i), if i % 2 == 0 { 'o' } else { 'c' }, 15.0);
-            csv += "\n";
-        }
-        csv += "A,not,enough\n";
-        let p = dir.path().join("atlas_lc_dr1_0-10.csv");
-        std::fs::write(&p, csv).unwrap();
-        let mut g = Grouper::new(&ids, 0, &dir.path().join("work")).unwrap();
-        g.add_partition(&p, "atlas_lc_dr1_0-10.csv").unwrap();
-        let (grouped, report) = g.finish().unwrap();
-        assert!(report.spills >= 1, "the tiny budget forces spills");
+        let mut lines: Vec<String> = (0..3000u32)
+            .map(|i| {
+                let id = ["A", "B", "C", "Z"][(i % 4) as usize];
+                line(id, 60000.0 - f64::from(i), if i % 2 == 0 { 'o' } else { 'c' }, 15.0)
+            })
+            .collect();
+        lines.push("A,not,enough".into());
+        let parts = [write_partition(dir.path(), "atlas_lc_dr1_0-10.csv", &lines)];
+        let sel = Selection::new(&ids);
+        let (grouped, report) = group(&sel, &parts, 0, &dir.path().join("small")).unwrap();
+        assert!(report.spills >= 2, "the tiny budget forces spills: {}", report.spills);
         assert_eq!(report.rows_read, 3001);
         assert_eq!(report.rows_kept, 2250);
         assert_eq!(report.bad_rows, 1);
-        assert_eq!(report.bad_examples[0].line, 3002);
-        for i in 0..3 {
-            let rows = grouped.rows(i).unwrap();
+        assert_eq!(
+            report.bad_examples[0],
+            BadRow { file: "atlas_lc_dr1_0-10.csv".into(), line: 3002, reason: "3 fields, expected 36".into() }
+        );
+        let small = all_rows(&grouped, 3);
+        for rows in &small {
             assert_eq!(rows.len(), 750);
             assert!(rows.windows(2).all(|w| w[0].mjd < w[1].mjd));
         }
+        // The same light curves without spills.
+        let (grouped, report) = group(&sel, &parts, 1 << 30, &dir.path().join("big")).unwrap();
+        assert_eq!(report.spills, 0);
+        assert_eq!(all_rows(&grouped, 3), small);
+    }
+
+    #[test]
+    fn an_object_in_two_partitions_and_equal_mjds_come_out_in_one_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = ["A", "B"].iter().map(|s| s.to_string()).collect();
+        // A has rows in both partitions, two of them at the same MJD with different magnitudes.
+        let p1 = write_partition(
+            dir.path(),
+            "atlas_lc_dr1_0-10.csv",
+            &[line("A", 58002.0, 'o', 16.0), line("B", 58000.0, 'c', 14.0), line("A", 58001.0, 'o', 15.5)],
+        );
+        let p2 = write_partition(
+            dir.path(),
+            "atlas_lc_dr1_10-20.csv",
+            &[line("A", 58001.0, 'o', 15.0), line("A", 57000.0, 'c', 17.0)],
+        );
+        let sel = Selection::new(&ids);
+        let mut seen = Vec::new();
+        for (k, (parts, threads)) in [(vec![&p1, &p2], 1), (vec![&p2, &p1], 2)].into_iter().enumerate() {
+            let parts: Vec<PartitionFile> =
+                parts.iter().map(|p| PartitionFile { path: p.path.clone(), name: p.name.clone() }).collect();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let out = dir.path().join(format!("w{k}"));
+            let (grouped, _) = pool.install(|| group(&sel, &parts, 1 << 20, &out)).unwrap();
+            seen.push(all_rows(&grouped, 2));
+        }
+        let a: Vec<(f64, f32)> = seen[0][0].iter().map(|r| (r.mjd, r.m)).collect();
+        assert_eq!(a, [(57000.0, 17.0), (58001.0, 15.0), (58001.0, 15.5), (58002.0, 16.0)]);
+        assert_eq!(seen[0][1].len(), 1);
+        assert_eq!(seen[0], seen[1], "partition order and thread count do not change the result");
     }
 
     #[test]
@@ -428,8 +638,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
         std::fs::write(&p, "ATO_ID,ra,dec\n").unwrap();
-        let mut g = Grouper::new(&["A".to_string()], 1 << 20, dir.path()).unwrap();
-        let e = g.add_partition(&p, "x.csv").unwrap_err().to_string();
+        let parts = [PartitionFile { path: p, name: "x.csv".into() }];
+        let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
         assert!(e.contains("x.csv: line 1: expected the 36-column"), "{e}");
     }
 }

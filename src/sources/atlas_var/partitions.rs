@@ -1,7 +1,7 @@
 //! The light-curve partitions: CSV files named `atlas_lc_dr1_{dec_from}-{dec_upto}.csv`, one per
-//! band of declination (ARCHIVES.md 3.2), found in a folder: the links of an HTTP index page, or
-//! the entries of a local directory (`file://`). Only the partitions whose band holds a selected
-//! object are needed.
+//! band of declination (ARCHIVES.md 3.2), found in a folder: the links of an HTTP index page, the
+//! members of a WebDAV `PROPFIND` listing (Pelican/OSDF and XRootD origins), or the entries of a
+//! local directory (`file://`). Only the partitions whose band holds a selected object are needed.
 
 use std::path::Path;
 
@@ -51,6 +51,52 @@ pub fn from_index(html: &str) -> Vec<Partition> {
         }
     }
     sort_unique(out)
+}
+
+/// The body etd sends with `PROPFIND` (`Depth: 1`): only the properties it reads.
+pub const PROPFIND_BODY: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+    <D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/><D:getcontentlength/></D:prop></D:propfind>\n";
+
+/// Partition files in a WebDAV `207 Multi-Status` answer: the last path segment of each
+/// `DAV:href` (percent-decoded; absolute URLs and paths both work).
+pub fn from_multistatus(xml: &[u8]) -> anyhow::Result<Vec<Partition>> {
+    use quick_xml::events::Event;
+    use quick_xml::name::{Namespace, ResolveResult};
+    let mut reader = quick_xml::NsReader::from_reader(xml);
+    let mut in_href = false;
+    let mut href = String::new();
+    let mut out = Vec::new();
+    loop {
+        let at = reader.buffer_position();
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| anyhow::anyhow!("not a WebDAV multistatus document: {e} (after byte {at})"))?;
+        let dav = matches!(ns, ResolveResult::Bound(Namespace("DAV:")));
+        match event {
+            Event::Start(e) if dav && e.local_name().as_ref() == "href" => {
+                in_href = true;
+                href.clear();
+            }
+            Event::Text(t) if in_href => href.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_href => {
+                let c = r.resolve_char_ref().ok().flatten().map(String::from);
+                let text = c.as_deref().or_else(|| quick_xml::escape::resolve_predefined_entity(&r.xml10_content()));
+                href.push_str(text.unwrap_or(""));
+            }
+            Event::End(e) if dav && e.local_name().as_ref() == "href" => {
+                in_href = false;
+                let path = href.trim().trim_end_matches('/');
+                let last = path.rsplit('/').next().unwrap_or(path);
+                let name = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
+                if let Some(p) = parse_name(&name) {
+                    out.push(p);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(sort_unique(out))
 }
 
 /// Partition files of a local folder.
@@ -110,5 +156,21 @@ mod tests {
         );
         let need: Vec<&str> = needed(&parts, [-25.0, -0.5, -29.9]).iter().map(|p| p.name.as_str()).collect();
         assert_eq!(need, ["atlas_lc_dr1_-30--20.csv", "atlas_lc_dr1_-10-0.csv"]);
+    }
+
+    #[test]
+    fn webdav_listings_with_any_prefix() {
+        // As golang.org/x/net/webdav (Pelican origins) writes it: D: prefix, absolute paths.
+        let go = br#"<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/atlas/dr1/</D:href><D:propstat><D:prop><D:resourcetype><D:collection xmlns:D="DAV:"/></D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/atlas/dr1/atlas_lc_dr1_-30--20.csv</D:href><D:propstat><D:prop><D:getcontentlength>12</D:getcontentlength></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response><D:response><D:href>/atlas/dr1/README.txt</D:href></D:response></D:multistatus>"#;
+        let names = |v: Vec<Partition>| v.into_iter().map(|p| p.name).collect::<Vec<_>>();
+        assert_eq!(names(from_multistatus(go).unwrap()), ["atlas_lc_dr1_-30--20.csv"]);
+        // Default namespace, full URLs, percent-encoding and an entity; a `href` in another
+        // namespace does not count.
+        let other = br#"<multistatus xmlns="DAV:" xmlns:x="urn:x"><response><href>https://origin.example:8443/ns/dr1/atlas_lc_dr1_0-10.csv</href></response>
+            <response><href>/ns/dr1/atlas_lc_dr1_%2D10%2D0.csv</href></response><response><href>/ns/atlas_lc_dr1_10-20.csv?a=1&amp;b=2</href></response>
+            <response><x:href>/ns/atlas_lc_dr1_20-30.csv</x:href></response></multistatus>"#;
+        assert_eq!(names(from_multistatus(other).unwrap()), ["atlas_lc_dr1_-10-0.csv", "atlas_lc_dr1_0-10.csv"]);
+        let e = from_multistatus(b"<D:multistatus xmlns:D=\"DAV:\"><D:href>x</D:multistatus>").unwrap_err();
+        assert!(e.to_string().contains("not a WebDAV multistatus document"), "{e}");
     }
 }

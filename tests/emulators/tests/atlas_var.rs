@@ -357,6 +357,87 @@ fn index_page_links_every_partition() {
     assert_eq!(request("POST", &e.catalog_url(), &[("Content-Length", "0")]).status, 405);
 }
 
+/// A PROPFIND with an optional `Depth` and a body.
+fn propfind(url: &str, depth: Option<&str>, body: &str) -> Resp {
+    let mut headers = vec![("Content-Type", "application/xml"), ("Content-Length", "")];
+    let len = body.len().to_string();
+    headers[1].1 = &len;
+    if let Some(d) = depth {
+        headers.push(("Depth", d));
+    }
+    let mut bytes = raw("PROPFIND", url, &headers, true);
+    bytes.extend_from_slice(body.as_bytes());
+    let (base, _) = split(url);
+    send_raw(&base, &bytes).unwrap()
+}
+
+/// `(href, getcontentlength)` of each `D:response`.
+fn members(xml: &str) -> Vec<(String, Option<u64>)> {
+    xml.split("<D:response>")
+        .skip(1)
+        .map(|r| {
+            let between = |a: &str, b: &str| r.split(a).nth(1).and_then(|t| t.split(b).next()).map(str::to_string);
+            (
+                between("<D:href>", "</D:href>").unwrap(),
+                between("<D:getcontentlength>", "<").map(|n| n.parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn webdav_listing_as_a_pelican_origin_gives_it() {
+    let e = start(Config { objects: 40, listing: atlas_var::Listing::WebDav, ..Config::default() });
+    let folder = e.lightcurves_url();
+    let (base, _) = split(&folder);
+    let body = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getcontentlength/></D:prop></D:propfind>"#;
+    let r = propfind(&folder, Some("1"), body);
+    assert_eq!(r.status, 207);
+    assert!(r.header("content-type").unwrap().starts_with("text/xml"));
+    let got = members(&r.text());
+    assert_eq!(got[0], ("/atlas/dr1/".to_string(), None), "the folder itself first");
+    let want: Vec<(String, Option<u64>)> = e
+        .dataset()
+        .partitions
+        .iter()
+        .map(|p| (format!("/atlas/dr1/{}", p.0), Some(e.dataset().partition_csv(&p.0).unwrap().len() as u64)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(got[1..], want[..]);
+    assert!(r.text().contains("<D:collection"));
+    // Depth 0: the folder alone; an empty body is allprop; a file lists itself.
+    assert_eq!(members(&propfind(&folder, Some("0"), "").text()), [("/atlas/dr1/".to_string(), None)]);
+    let one = &want[0];
+    let r = propfind(&format!("{base}{}", one.0), Some("1"), "");
+    assert_eq!((r.status, members(&r.text())), (207, vec![one.clone()]));
+    // Strict: infinite depth, a bad depth, a body that is not a propfind, an unknown path.
+    let r = propfind(&folder, None, "");
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("propfind-finite-depth"));
+    assert_eq!(propfind(&folder, Some("infinity"), "").status, 403);
+    assert_eq!(propfind(&folder, Some("2"), "").status, 400);
+    assert_eq!(propfind(&folder, Some("1"), "<D:propfind xmlns:D=\"DAV:\"><D:prop></D:propfind>").status, 400);
+    assert_eq!(propfind(&folder, Some("1"), "<propfind><prop/></propfind>").status, 400, "not in the DAV: namespace");
+    assert_eq!(propfind(&format!("{base}/atlas/nothing/"), Some("1"), "").status, 404);
+    // GET on the folder is 405, as golang.org/x/net/webdav answers it; files are still served.
+    assert_eq!(fetch(&folder).status, 405);
+    assert_eq!(fetch(&format!("{base}{}", one.0)).status, 200);
+}
+
+#[test]
+fn other_listing_modes_refuse_what_their_servers_refuse() {
+    let apache = start(Config { objects: 10, ..Config::default() });
+    let r = propfind(&apache.lightcurves_url(), Some("1"), "");
+    assert_eq!(r.status, 405, "Apache without mod_dav");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let xrootd = start(Config { objects: 10, listing: atlas_var::Listing::Denied, ..Config::default() });
+    assert_eq!(fetch(&xrootd.lightcurves_url()).status, 403);
+    assert_eq!(propfind(&xrootd.lightcurves_url(), Some("1"), "").status, 403);
+    let name = &xrootd.dataset().partitions[0].0;
+    assert_eq!(fetch(&format!("{}{name}", xrootd.lightcurves_url())).status, 200);
+}
+
 #[test]
 fn byte_ranges_and_validators() {
     let e = start(Config::default());

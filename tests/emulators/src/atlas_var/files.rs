@@ -199,6 +199,68 @@ pub(crate) fn index_page(folder: &str, files: &[&StaticFile], host: &str) -> Vec
     s.into_bytes()
 }
 
+/// Whether a request body is a well-formed XML document whose root is `DAV:propfind`.
+pub(crate) fn is_propfind_document(body: &[u8]) -> bool {
+    use quick_xml::events::Event;
+    use quick_xml::name::{Namespace, ResolveResult};
+    let mut reader = quick_xml::NsReader::from_reader(body);
+    reader.config_mut().check_end_names = true;
+    let (mut depth, mut roots, mut root_ok) = (0usize, 0, false);
+    loop {
+        let Ok((ns, event)) = reader.read_resolved_event() else { return false };
+        let is_propfind = |local: &str| matches!(ns, ResolveResult::Bound(Namespace("DAV:"))) && local == "propfind";
+        match event {
+            Event::Start(e) => {
+                if depth == 0 {
+                    roots += 1;
+                    root_ok = is_propfind(e.local_name().into_inner());
+                }
+                depth += 1;
+            }
+            Event::Empty(e) if depth == 0 => {
+                roots += 1;
+                root_ok = is_propfind(e.local_name().into_inner());
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) if depth == 0 && !t.xml10_content().trim().is_empty() => return false,
+            Event::Eof => return roots == 1 && root_ok && depth == 0,
+            _ => {}
+        }
+    }
+}
+
+/// A `207 Multi-Status` body listing `members` (the folder has no file).
+pub(crate) fn multistatus(members: &[(String, Option<&StaticFile>)]) -> Vec<u8> {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><D:multistatus xmlns:D=\"DAV:\">");
+    for (path, file) in members {
+        let href: String = path
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        s.push_str(&format!("<D:response><D:href>{href}</D:href><D:propstat><D:prop>"));
+        match file {
+            None => {
+                let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                s.push_str(&format!("<D:resourcetype><D:collection xmlns:D=\"DAV:\"/></D:resourcetype><D:displayname>{name}</D:displayname>"));
+            }
+            Some(f) => s.push_str(&format!(
+                "<D:resourcetype></D:resourcetype><D:displayname>{}</D:displayname><D:getcontentlength>{}</D:getcontentlength><D:getlastmodified>{}</D:getlastmodified><D:getcontenttype>{}</D:getcontenttype><D:getetag>{}</D:getetag>",
+                f.name,
+                f.body.len(),
+                httpdate::fmt_http_date(f.last_modified),
+                f.content_type,
+                f.etag.replace('"', "&quot;")
+            )),
+        }
+        s.push_str("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>");
+    }
+    s.push_str("</D:multistatus>");
+    s.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,10 @@
 //!   `mod_autoindex`-style HTML page (relative links, sizes like `1.2M`, a parent link, query
 //!   strings ignored), `/atlas/dr1` redirects there (301, as `mod_dir` does). Nothing else
 //!   exists: the `observation` table, the `/hlsp/atlas-var/` folder page and CasJobs are not
-//!   emulated (404). Methods other than GET/HEAD: 405.
+//!   emulated (404). Methods other than GET/HEAD: 405. With [`Listing::WebDav`] the folder
+//!   behaves as on a Pelican origin (`golang.org/x/net/webdav`, ORIGINS.md 1.4): `GET` on it is
+//!   405 and `PROPFIND` (`Depth` 0 or 1) answers 207 Multi-Status; with [`Listing::Denied`] as
+//!   an XRootD origin with `http.listingdeny true` (403 to both).
 //! - Files behave like Apache static files: strong `ETag` (`"{len hex}-{content hash}"`),
 //!   `Last-Modified` (catalogue: on 2018-03-28, the MAST release date; CSVs: in 2021; the time
 //!   of day/year is derived from the content hash so different content never shares a date),
@@ -90,6 +93,22 @@ pub struct Config {
     pub faults: Faults,
     /// Added before every answer.
     pub latency: Duration,
+    /// How the light-curve folder can be listed.
+    pub listing: Listing,
+}
+
+/// How the light-curve folder answers listings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listing {
+    /// Apache with `mod_autoindex` and no `mod_dav`: `GET` on the folder is an HTML index page;
+    /// `PROPFIND` is 405.
+    #[default]
+    Html,
+    /// A WebDAV origin as Pelican serves one (`golang.org/x/net/webdav`): `GET` on the folder is
+    /// 405, `PROPFIND` with `Depth: 0` or `1` answers 207 Multi-Status.
+    WebDav,
+    /// An XRootD origin with `http.listingdeny true`: `GET` on the folder is 403, `PROPFIND` too.
+    Denied,
 }
 
 impl Default for Config {
@@ -102,6 +121,7 @@ impl Default for Config {
             split_runs: true,
             faults: Faults::default(),
             latency: Duration::ZERO,
+            listing: Listing::Html,
         }
     }
 }
@@ -153,6 +173,7 @@ struct Shared {
     /// Path → file.
     files: HashMap<String, StaticFile>,
     latency: Duration,
+    listing: Listing,
     faults: RwLock<Faults>,
     stopping: AtomicBool,
     inflight: AtomicUsize,
@@ -219,6 +240,7 @@ impl AtlasVarEmulator {
             dataset,
             files,
             latency: cfg.latency,
+            listing: cfg.listing,
             faults: RwLock::new(cfg.faults),
             stopping: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
@@ -511,9 +533,27 @@ fn route(shared: &Shared, req: &Request) -> (Response, Option<String>) {
     let known = shared.files.contains_key(&path)
         || path == LIGHTCURVE_FOLDER
         || path == LIGHTCURVE_FOLDER.trim_end_matches('/');
+    let folder = path == LIGHTCURVE_FOLDER || path == LIGHTCURVE_FOLDER.trim_end_matches('/');
+    if req.method == "PROPFIND" && shared.listing == Listing::WebDav && known {
+        return (propfind(shared, req, &path), None);
+    }
+    if folder && shared.listing != Listing::Html && matches!(req.method.as_str(), "GET" | "HEAD") {
+        return match shared.listing {
+            // golang.org/x/net/webdav answers GET on a collection with 405.
+            Listing::WebDav => (
+                Response::text(405, "Method Not Allowed").with_header("Allow", "OPTIONS, PROPFIND, DELETE, MKCOL, PUT"),
+                None,
+            ),
+            _ => (Response::text(403, "Unable to open directory: listing is disabled"), None),
+        };
+    }
+    if folder && shared.listing == Listing::Denied && req.method == "PROPFIND" {
+        return (Response::text(403, "Unable to list directory: listing is disabled"), None);
+    }
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
         if known {
-            return (Response::text(405, "Method Not Allowed").with_header("Allow", "GET, HEAD"), None);
+            let allow = if shared.listing == Listing::WebDav { "GET, HEAD, PROPFIND" } else { "GET, HEAD" };
+            return (Response::text(405, "Method Not Allowed").with_header("Allow", allow), None);
         }
         return (not_found(&path), None);
     }
@@ -538,6 +578,39 @@ fn route(shared: &Shared, req: &Request) -> (Response, Option<String>) {
         );
     }
     (not_found(&path), None)
+}
+
+/// A WebDAV `PROPFIND` on the light-curve folder or one of its files (RFC 4918 9.1), as
+/// `golang.org/x/net/webdav` answers it: `Depth` 0 or 1 (a missing `Depth` means infinity, which
+/// is refused with 403 `propfind-finite-depth`, as RFC 4918 allows); the body must be empty
+/// (allprop) or a well-formed `DAV:propfind` document (else 400); 207 with one `response` per
+/// resource, hrefs as absolute percent-encoded paths.
+fn propfind(shared: &Shared, req: &Request, path: &str) -> Response {
+    let depth = match req.header("depth").map(str::trim) {
+        Some("0") => 0,
+        Some("1") => 1,
+        None | Some("infinity") => {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>";
+            return Response::new(403, "text/xml; charset=utf-8", body.as_bytes().to_vec());
+        }
+        Some(_) => return Response::text(400, "invalid depth"),
+    };
+    if !req.body.is_empty() && !files::is_propfind_document(&req.body) {
+        return Response::text(400, "invalid propfind request body");
+    }
+    let mut members: Vec<(String, Option<&StaticFile>)> = Vec::new();
+    if let Some(f) = shared.files.get(path) {
+        members.push((path.to_string(), Some(f)));
+    } else {
+        members.push((LIGHTCURVE_FOLDER.to_string(), None));
+        if depth == 1 {
+            let mut csvs: Vec<(&String, &StaticFile)> =
+                shared.files.iter().filter(|(p, _)| p.starts_with(LIGHTCURVE_FOLDER)).collect();
+            csvs.sort_by(|a, b| a.0.cmp(b.0));
+            members.extend(csvs.into_iter().map(|(p, f)| (p.clone(), Some(f))));
+        }
+    }
+    Response::new(207, "text/xml; charset=utf-8", files::multistatus(&members))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N]
 //!                        [--latency-ms N] [--meter-file PATH]`
 //! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
-//!                         [--latency-ms N] [--meter-file PATH]`
+//!                         [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]`
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
 //! token of the default user; `atlas-var` prints the catalogue URL and the light-curve folder
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
        etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
-       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--latency-ms N] [--meter-file PATH]";
+       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]";
 
 fn main() -> ExitCode {
     match run() {
@@ -95,6 +95,14 @@ fn run() -> Result<(), String> {
                 "--objects" => cfg.objects = number(name, v)?,
                 "--seed" => cfg.seed = number(name, v)?,
                 "--band-deg" => cfg.band_deg = number(name, v)?,
+                "--listing" => {
+                    cfg.listing = match v.as_str() {
+                        "html" => atlas_var::Listing::Html,
+                        "webdav" => atlas_var::Listing::WebDav,
+                        "denied" => atlas_var::Listing::Denied,
+                        _ => return Err(format!("--listing must be html, webdav or denied, not {v:?}")),
+                    }
+                }
                 "--latency-ms" => cfg.latency = Duration::from_millis(number(name, v)?),
                 "--meter-file" => meter_file = Some(v.clone()),
                 _ => return Err(format!("unknown option {name:?}")),
