@@ -123,7 +123,13 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         SourceConfig::AtlasVar(cfg) => {
             let raw = workdir.raw(recipe.source.kind());
             let tmp = workdir.root.join("tmp").join("atlas-var-group");
-            let (jobs, objects, grouped) = atlas_var_group(cfg, &scan.done, &journals, &raw, &tmp)?;
+            // Spill and grouped files of an earlier run that stopped are of no use.
+            let _ = fs_err::remove_dir_all(&tmp);
+            let grouping = atlas_var_group(cfg, &scan.done, &journals, &raw, &tmp);
+            if grouping.is_err() {
+                let _ = fs_err::remove_dir_all(&tmp);
+            }
+            let (jobs, objects, grouped) = grouping?;
             let classes: Vec<String> = crate::sources::atlas_var::CLASSES.iter().map(|c| c.to_string()).collect();
             let info = dataset_info(recipe, &classes);
             let make = |job: &Job<usize>| -> anyhow::Result<Result<Fields, SampleError>> {
@@ -134,9 +140,10 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
                 }
                 Ok(Ok(variable_star_fields(o, &rows)?))
             };
-            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?;
+            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter);
+            drop(grouped);
             let _ = fs_err::remove_dir_all(&tmp);
-            report
+            report?
         }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
@@ -242,23 +249,27 @@ fn atlas_var_group(
     Ok((jobs, objects, grouped))
 }
 
-/// A recorded input file must still have the size it had when fetched (big files: the size is
-/// checked here; their sha256 is in the journal and the sample's json).
+/// A recorded input file must still be what fetch recorded: the same size, and the same
+/// modification time or else (touched, or recorded without one) the same sha256.
 fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
-    let len = fs_err::metadata(path)
-        .map_err(|e| {
-            UserError::failure(format!("{} recorded by fetch cannot be read: {e}", path.display()))
-                .with_hint("run `etd fetch` again")
-        })?
-        .len();
-    if len != rec.size {
-        return Err(UserError::failure(format!(
-            "{} changed since it was fetched ({} bytes then, {len} now)",
-            path.display(),
-            rec.size
-        ))
-        .with_hint("run `etd fetch` again")
-        .into());
+    let changed = |what: String| -> anyhow::Error {
+        UserError::failure(format!("{} changed since it was fetched ({what})", path.display()))
+            .with_hint("run `etd fetch` again")
+            .into()
+    };
+    let meta = fs_err::metadata(path).map_err(|e| {
+        UserError::failure(format!("{} recorded by fetch cannot be read: {e}", path.display()))
+            .with_hint("run `etd fetch` again")
+    })?;
+    if meta.len() != rec.size {
+        return Err(changed(format!("{} bytes then, {} now", rec.size, meta.len())));
+    }
+    if rec.mtime_ns != 0 && crate::sources::local::mtime_ns(&meta) == rec.mtime_ns {
+        return Ok(());
+    }
+    let (_, sha256) = crate::sources::local::hash_file(path)?;
+    if sha256 != rec.sha256 {
+        return Err(changed(format!("sha256 {} then, {sha256} now", rec.sha256)));
     }
     Ok(())
 }

@@ -163,7 +163,8 @@ pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+/// A file's modification time in nanoseconds since the epoch (0 if unknown).
+pub(crate) fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 

@@ -166,3 +166,34 @@ fn numpy_reads_atlas_light_curves_as_structured_arrays() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("webdataset read 9 light curves"), "{}", stdout(&out));
 }
+
+#[test]
+fn numpy_reads_atlas_var_light_curves_with_the_documented_dtype() {
+    let Some(py) = python() else {
+        require(false, "a Python with webdataset, numpy and astropy");
+        return;
+    };
+    if !require(tool("zstd"), "zstd") {
+        return;
+    }
+    let emu = etd_emulators::atlas_var::AtlasVarEmulator::start(etd_emulators::atlas_var::Config::default()).unwrap();
+    let s = Scratch::new();
+    s.write(
+        "r.yaml",
+        format!(
+            "version: 1\nname: var-interop\n\
+             source:\n  atlas-var: {{catalog_url: \"{}\", lightcurves_url: \"{}\", region: {{ra: [0, 360], dec: [0, 30]}}}}\n\
+             politeness: {{rate: 50/s}}\n\
+             shard: {{max_samples: 10, compression: zstd, split: {{train: 0.8, val: 0.2}}}}\n",
+            emu.catalog_url(),
+            emu.lightcurves_url()
+        ),
+    );
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let samples = s.manifest()["samples"].as_u64().unwrap();
+    assert!(samples > 20, "{samples}");
+    let out =
+        Command::new(&py).arg(repo().join("tests/interop/check_var_lightcurves.py")).arg(s.shards()).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("webdataset read {samples} ATLAS-VAR light curves")), "{}", stdout(&out));
+}

@@ -63,25 +63,31 @@ async fn get_file(
     if url.scheme() == "file" {
         let path = local_path(url)?;
         let p = path.clone();
-        let (size, sha256) = tokio::task::spawn_blocking(move || crate::sources::local::hash_file(&p)).await??;
+        // The time before hashing: a change while hashing shows as a newer time at shard.
+        let (mtime_ns, size, sha256) = tokio::task::spawn_blocking(move || {
+            let mtime = crate::sources::local::mtime_ns(&fs_err::metadata(&p)?);
+            crate::sources::local::hash_file(&p).map(|(size, sha)| (mtime, size, sha))
+        })
+        .await??;
         let rec = InputRecord {
             path: path.to_string_lossy().into_owned(),
             field: field.into(),
             size,
             sha256,
-            mtime_ns: 0,
+            mtime_ns,
             url: Some(url.to_string()),
         };
         return Ok((rec, None));
     }
     let name = file_name(url)?;
     let d = download(client, url, &raw.join(&name)).await?;
+    let mtime_ns = crate::sources::local::mtime_ns(&fs_err::metadata(raw.join(&name))?);
     let rec = InputRecord {
         path: name,
         field: field.into(),
         size: d.size,
         sha256: d.sha256.clone(),
-        mtime_ns: 0,
+        mtime_ns,
         url: Some(url.to_string()),
     };
     Ok((rec, Some(d)))

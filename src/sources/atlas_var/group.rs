@@ -240,7 +240,14 @@ impl<'a> Grouper<'a> {
     fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<()> {
         let file = fs::File::open(path)?;
         let mut reader =
-            csv::ReaderBuilder::new().has_headers(true).flexible(true).buffer_capacity(1 << 18).from_reader(file);
+            // The partitions are database dumps without quoting: a stray `"` is data, so a bad
+            // row stays one bad row instead of swallowing the rest of the file.
+            csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(true)
+                .quoting(false)
+                .buffer_capacity(1 << 18)
+                .from_reader(file);
         let header = reader.byte_headers().with_context(|| format!("{name}: cannot read the header"))?.clone();
         let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
         if names != CSV_HEADER {
