@@ -9,11 +9,11 @@ For every sample: `npy` is a 1-d structured array with the documented fields and
 
 import io
 import json
-import os
 import sys
 
 import numpy as np
-import webdataset as wds
+
+import etd_shards
 
 FIELDS = [
     ("mjd", "<f8"), ("m", "<f4"), ("dm", "<f4"), ("ujy", "<i4"), ("dujy", "<i4"), ("filter", "S1"),
@@ -25,31 +25,27 @@ FIELDS = [
 
 def main():
     shard_dir = sys.argv[1]
-    with open(os.path.join(shard_dir, "manifest.json")) as f:
-        manifest = json.load(f)
+    manifest = etd_shards.manifest(shard_dir)
     total = rows = 0
-    for shard in manifest["shards"]:
-        path = os.path.join(shard_dir, shard["name"])
-        url = f"pipe:zstd -dc < {path}" if path.endswith(".zst") else path
-        for sample in wds.WebDataset(url, shardshuffle=False):
-            total += 1
-            key = sample["__key__"]
-            arr = np.load(io.BytesIO(sample["npy"]))
-            assert arr.dtype == np.dtype(FIELDS), (key, arr.dtype)
-            text = sample["txt"].decode()
-            lines = [l.split() for l in text.splitlines()[1:] if l.strip()]
-            assert len(arr) == len(lines), (key, len(arr), len(lines))
-            if lines:
-                table = np.array(lines, dtype=object)
-                assert np.array_equal(arr["mjd"], table[:, 0].astype(np.float64)), key
-                assert np.array_equal(arr["ujy"], table[:, 3].astype(np.int64)), key
-                m = table[:, 1].astype(np.float32)
-                assert np.array_equal(arr["m"], m, equal_nan=True), key
-                assert [f.decode() for f in arr["filter"]] == list(table[:, 5]), key
-                assert [o.decode() for o in arr["obs"]] == list(table[:, 18]), key
-            meta = json.loads(sample["json"])
-            assert meta["rows"] == len(arr), key
-            rows += len(arr)
+    for sample in etd_shards.samples(shard_dir, manifest):
+        total += 1
+        key = sample["__key__"]
+        arr = np.load(io.BytesIO(sample["npy"]))
+        assert arr.dtype == np.dtype(FIELDS), (key, arr.dtype)
+        text = sample["txt"].decode()
+        lines = [l.split() for l in text.splitlines()[1:] if l.strip()]
+        assert len(arr) == len(lines), (key, len(arr), len(lines))
+        if lines:
+            table = np.array(lines, dtype=object)
+            assert np.array_equal(arr["mjd"], table[:, 0].astype(np.float64)), key
+            assert np.array_equal(arr["ujy"], table[:, 3].astype(np.int64)), key
+            m = table[:, 1].astype(np.float32)
+            assert np.array_equal(arr["m"], m, equal_nan=True), key
+            assert [f.decode() for f in arr["filter"]] == list(table[:, 5]), key
+            assert [o.decode() for o in arr["obs"]] == list(table[:, 18]), key
+        meta = json.loads(sample["json"])
+        assert meta["rows"] == len(arr), key
+        rows += len(arr)
     assert total == manifest["samples"], (total, manifest["samples"])
     print(f"webdataset read {total} light curves ({rows} rows); npy columns equal the result text")
 

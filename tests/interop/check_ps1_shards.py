@@ -12,42 +12,38 @@ Prints one summary line and exits non-zero on the first mismatch.
 
 import io
 import json
-import os
 import sys
 
 import numpy as np
-import webdataset as wds
 from astropy.io import fits
+
+import etd_shards
 
 
 def main():
     shard_dir, filters = sys.argv[1], sys.argv[2]
-    with open(os.path.join(shard_dir, "manifest.json")) as f:
-        manifest = json.load(f)
+    manifest = etd_shards.manifest(shard_dir)
     classes = manifest["classes"]
     total = 0
-    for shard in manifest["shards"]:
-        path = os.path.join(shard_dir, shard["name"])
-        url = f"pipe:zstd -dc < {path}" if path.endswith(".zst") else path
-        for sample in wds.WebDataset(url, shardshuffle=False):
-            total += 1
-            key = sample["__key__"]
-            arr = np.load(io.BytesIO(sample["npy"]))
-            assert arr.dtype == np.float32, (key, arr.dtype)
-            assert arr.ndim == 3 and arr.shape[0] == len(filters), (key, arr.shape)
-            for c, f in enumerate(filters):
-                with fits.open(io.BytesIO(sample[f"{f}.fits"])) as hdul:
-                    want = hdul[0].data.astype(np.float32)
-                assert want.shape == arr.shape[1:], (key, f, want.shape, arr.shape)
-                same = (arr[c] == want) | (np.isnan(arr[c]) & np.isnan(want))
-                assert same.all(), (key, f, int((~same).sum()))
-            meta = json.loads(sample["json"])
-            cls = int(sample["cls"])
-            assert 0 <= cls < len(classes) and classes[cls] == meta["label"], (key, cls, meta["label"])
-            png = sample["png"]
-            assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR", key
-            width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-            assert (width, height) == (arr.shape[2], arr.shape[1]) and png[25] == 2, (key, width, height, png[25])
+    for sample in etd_shards.samples(shard_dir, manifest):
+        total += 1
+        key = sample["__key__"]
+        arr = np.load(io.BytesIO(sample["npy"]))
+        assert arr.dtype == np.float32, (key, arr.dtype)
+        assert arr.ndim == 3 and arr.shape[0] == len(filters), (key, arr.shape)
+        for c, f in enumerate(filters):
+            with fits.open(io.BytesIO(sample[f"{f}.fits"])) as hdul:
+                want = hdul[0].data.astype(np.float32)
+            assert want.shape == arr.shape[1:], (key, f, want.shape, arr.shape)
+            same = (arr[c] == want) | (np.isnan(arr[c]) & np.isnan(want))
+            assert same.all(), (key, f, int((~same).sum()))
+        meta = json.loads(sample["json"])
+        cls = int(sample["cls"])
+        assert 0 <= cls < len(classes) and classes[cls] == meta["label"], (key, cls, meta["label"])
+        png = sample["png"]
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR", key
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert (width, height) == (arr.shape[2], arr.shape[1]) and png[25] == 2, (key, width, height, png[25])
     assert total == manifest["samples"], (total, manifest["samples"])
     print(f"webdataset read {total} PS1 samples; npy equals astropy on the {filters} cutouts")
 
