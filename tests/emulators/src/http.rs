@@ -2,9 +2,13 @@
 //! `httparse`, bodies are read by `Content-Length` or chunked transfer coding, connections are
 //! kept alive unless the client (or an error) says otherwise.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::{Instant, SystemTime};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest request head we accept (bytes).
 const MAX_HEAD: usize = 64 * 1024;
@@ -288,4 +292,77 @@ pub(crate) fn reason(status: u16) -> &'static str {
 pub(crate) fn abort(stream: TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
     drop(stream);
+}
+
+/// The address to connect to for a listener's address (`0.0.0.0` and `::` become loopback).
+pub(crate) fn connect_addr(addr: SocketAddr) -> SocketAddr {
+    let mut a = addr;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
+/// The accepting side of an emulator: each connection is served on its own thread; dropping it
+/// stops accepting and closes the connections still open.
+pub(crate) struct Acceptor {
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    open: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Accept on `listener`; `serve` gets each connection on a thread named `{name}-conn-N`.
+    pub fn start(
+        listener: TcpListener,
+        name: &str,
+        serve: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> io::Result<Acceptor> {
+        let addr = listener.local_addr()?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::default();
+        let (stop, conns, prefix) = (stopping.clone(), open.clone(), name.to_string());
+        let serve = Arc::new(serve);
+        let thread = std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || {
+            for (id, stream) in (0u64..).zip(listener.incoming()) {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                if let Ok(c) = stream.try_clone() {
+                    conns.lock().unwrap().insert(id, c);
+                }
+                let (serve, conns2) = (serve.clone(), conns.clone());
+                let spawned = std::thread::Builder::new().name(format!("{prefix}-conn-{id}")).spawn(move || {
+                    serve(stream);
+                    conns2.lock().unwrap().remove(&id);
+                });
+                if spawned.is_err() {
+                    conns.lock().unwrap().remove(&id);
+                }
+            }
+        })?;
+        Ok(Acceptor { addr, stopping, open, thread: Some(thread) })
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&connect_addr(self.addr), Duration::from_secs(1));
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+        for (_, c) in self.open.lock().unwrap().drain() {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
 }

@@ -83,9 +83,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a position yields instead of its default fixture.
@@ -233,12 +231,9 @@ pub(crate) struct Shared {
     cfg: Config,
     timing: store::Timing,
     faults: RwLock<Faults>,
-    stopping: AtomicBool,
     state: Mutex<State>,
     meter: Mutex<MeterState>,
     attempts: Mutex<HashMap<u64, u64>>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -247,14 +242,7 @@ impl Shared {
     }
 
     fn connect_addr(&self) -> SocketAddr {
-        let mut a = self.addr;
-        if a.ip().is_unspecified() {
-            a.set_ip(match a {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        a
+        http::connect_addr(self.addr)
     }
 
     fn scaled(&self, d: Duration) -> Duration {
@@ -328,7 +316,7 @@ impl Shared {
 /// A running emulator; dropping it stops accepting and closes open connections.
 pub struct AtlasEmulator {
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    _acceptor: http::Acceptor,
 }
 
 impl AtlasEmulator {
@@ -349,7 +337,6 @@ impl AtlasEmulator {
             timing: store::Timing { queue: cfg.queue_time, run: cfg.run_time },
             faults: RwLock::new(cfg.faults.clone()),
             cfg,
-            stopping: AtomicBool::new(false),
             state: Mutex::new(State {
                 store: store::Store::default(),
                 throttle: throttle::RateThrottle::default(),
@@ -357,12 +344,12 @@ impl AtlasEmulator {
             }),
             meter: Mutex::new(MeterState::default()),
             attempts: Mutex::new(HashMap::new()),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
         });
         let s = shared.clone();
-        let accept = std::thread::Builder::new().name("atlas-accept".into()).spawn(move || accept_loop(listener, s))?;
-        Ok(AtlasEmulator { shared, accept: Some(accept) })
+        let _acceptor = http::Acceptor::start(listener, "atlas", move |stream| {
+            let _ = serve_connection(stream, &s);
+        })?;
+        Ok(AtlasEmulator { shared, _acceptor })
     }
 
     /// `http://127.0.0.1:PORT/forcedphot` (the service lives under `/forcedphot/`).
@@ -458,43 +445,6 @@ impl AtlasEmulator {
             if !t.cancelled {
                 t.archived = true;
             }
-        }
-    }
-}
-
-impl Drop for AtlasEmulator {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.shared.connect_addr(), Duration::from_secs(1));
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        for (_, c) in self.shared.conns.lock().unwrap().drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-        if let Ok(c) = stream.try_clone() {
-            shared.conns.lock().unwrap().insert(id, c);
-        }
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new().name(format!("atlas-conn-{id}")).spawn(move || {
-            let _ = serve_connection(stream, &s);
-            s.conns.lock().unwrap().remove(&id);
-        });
-        if spawned.is_err() {
-            shared.conns.lock().unwrap().remove(&id);
         }
     }
 }

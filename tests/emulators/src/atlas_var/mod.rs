@@ -68,9 +68,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Where the catalogue is served.
@@ -175,13 +174,10 @@ struct Shared {
     latency: Duration,
     listing: Listing,
     faults: RwLock<Faults>,
-    stopping: AtomicBool,
     inflight: AtomicUsize,
     peak: AtomicUsize,
     meter: Mutex<MeterState>,
     attempts: Mutex<HashMap<String, u64>>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -207,7 +203,7 @@ impl Shared {
 /// A running emulator; dropping it stops accepting and closes open connections.
 pub struct AtlasVarEmulator {
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    _acceptor: http::Acceptor,
 }
 
 /// 2018-03-28 00:00:00 UTC.
@@ -242,18 +238,16 @@ impl AtlasVarEmulator {
             latency: cfg.latency,
             listing: cfg.listing,
             faults: RwLock::new(cfg.faults),
-            stopping: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             meter: Mutex::new(MeterState::default()),
             attempts: Mutex::new(HashMap::new()),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
         });
         let s = shared.clone();
-        let accept =
-            std::thread::Builder::new().name("atlas-var-accept".into()).spawn(move || accept_loop(listener, s))?;
-        Ok(AtlasVarEmulator { shared, accept: Some(accept) })
+        let _acceptor = http::Acceptor::start(listener, "atlas-var", move |stream| {
+            let _ = serve_connection(stream, &s);
+        })?;
+        Ok(AtlasVarEmulator { shared, _acceptor })
     }
 
     /// The data the emulator serves.
@@ -263,7 +257,7 @@ impl AtlasVarEmulator {
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", connect_addr(self.shared.addr))
+        format!("http://{}", http::connect_addr(self.shared.addr))
     }
 
     /// `http://127.0.0.1:PORT/hlsp/atlas-var/hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits`
@@ -304,54 +298,6 @@ impl AtlasVarEmulator {
     /// Forgets which requests were already made, so faults fire again on the next attempt.
     pub fn forget_attempts(&self) {
         self.shared.attempts.lock().unwrap().clear();
-    }
-}
-
-impl Drop for AtlasVarEmulator {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&connect_addr(self.shared.addr), Duration::from_secs(1));
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        for (_, c) in self.shared.conns.lock().unwrap().drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-fn connect_addr(addr: SocketAddr) -> SocketAddr {
-    let mut a = addr;
-    if a.ip().is_unspecified() {
-        a.set_ip(match a {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    a
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else {
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-        if let Ok(c) = stream.try_clone() {
-            shared.conns.lock().unwrap().insert(id, c);
-        }
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new().name(format!("atlas-var-conn-{id}")).spawn(move || {
-            let _ = serve_connection(stream, &s);
-            s.conns.lock().unwrap().remove(&id);
-        });
-        if spawned.is_err() {
-            shared.conns.lock().unwrap().remove(&id);
-        }
     }
 }
 
@@ -564,12 +510,14 @@ fn route(shared: &Shared, req: &Request) -> (Response, Option<String>) {
         let mut csvs: Vec<&StaticFile> =
             shared.files.iter().filter(|(p, _)| p.starts_with(LIGHTCURVE_FOLDER)).map(|(_, f)| f).collect();
         csvs.sort_by(|a, b| a.name.cmp(&b.name));
-        let host = req.header("host").map(str::to_string).unwrap_or_else(|| connect_addr(shared.addr).to_string());
+        let host =
+            req.header("host").map(str::to_string).unwrap_or_else(|| http::connect_addr(shared.addr).to_string());
         let page = files::index_page(LIGHTCURVE_FOLDER, &csvs, &host);
         return (Response::new(200, "text/html;charset=UTF-8", page), None);
     }
     if path == LIGHTCURVE_FOLDER.trim_end_matches('/') {
-        let host = req.header("host").map(str::to_string).unwrap_or_else(|| connect_addr(shared.addr).to_string());
+        let host =
+            req.header("host").map(str::to_string).unwrap_or_else(|| http::connect_addr(shared.addr).to_string());
         let location = format!("http://{host}{LIGHTCURVE_FOLDER}");
         let body = format!("<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>301 Moved Permanently</title>\n</head><body>\n<h1>Moved Permanently</h1>\n<p>The document has moved <a href=\"{location}\">here</a>.</p>\n</body></html>\n");
         return (

@@ -44,9 +44,8 @@ use sky::{FileRef, Kind, Skycell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use sky::covers;
@@ -123,13 +122,10 @@ struct Shared {
     addr: SocketAddr,
     start: Instant,
     faults: RwLock<Faults>,
-    stopping: AtomicBool,
     inflight: AtomicUsize,
     peak: AtomicUsize,
     meter: Mutex<MeterState>,
     attempts: Mutex<HashMap<String, u64>>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -174,7 +170,7 @@ fn endpoint(path: &str) -> &'static str {
 /// A running emulator; dropping it stops accepting and closes open connections.
 pub struct Ps1Emulator {
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    _acceptor: http::Acceptor,
 }
 
 impl Ps1Emulator {
@@ -192,22 +188,21 @@ impl Ps1Emulator {
             addr: listener.local_addr()?,
             start: Instant::now(),
             faults: RwLock::new(faults),
-            stopping: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             meter: Mutex::new(MeterState::default()),
             attempts: Mutex::new(HashMap::new()),
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
         });
         let s = shared.clone();
-        let accept = std::thread::Builder::new().name("ps1-accept".into()).spawn(move || accept_loop(listener, s))?;
-        Ok(Ps1Emulator { shared, accept: Some(accept) })
+        let _acceptor = http::Acceptor::start(listener, "ps1", move |stream| {
+            let _ = serve_connection(stream, &s);
+        })?;
+        Ok(Ps1Emulator { shared, _acceptor })
     }
 
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", connect_addr(self.shared.addr))
+        format!("http://{}", http::connect_addr(self.shared.addr))
     }
 
     /// Replaces the faults (attempt counts are kept; see [`Ps1Emulator::forget_attempts`]).
@@ -249,58 +244,6 @@ impl Ps1Emulator {
     pub fn reset_meter(&self) {
         *self.shared.meter.lock().unwrap() = MeterState::default();
         self.shared.peak.store(self.shared.inflight.load(Ordering::SeqCst), Ordering::SeqCst);
-    }
-}
-
-impl Drop for Ps1Emulator {
-    fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&connect_addr(self.shared.addr), Duration::from_secs(1));
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-        for (_, c) in self.shared.conns.lock().unwrap().drain() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-fn connect_addr(addr: SocketAddr) -> SocketAddr {
-    let mut a = addr;
-    if a.ip().is_unspecified() {
-        a.set_ip(match a {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    a
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match stream {
-            Ok(s) => s,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-        };
-        let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-        if let Ok(c) = stream.try_clone() {
-            shared.conns.lock().unwrap().insert(id, c);
-        }
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new().name(format!("ps1-conn-{id}")).spawn(move || {
-            let _ = serve_connection(stream, &s);
-            s.conns.lock().unwrap().remove(&id);
-        });
-        if spawned.is_err() {
-            shared.conns.lock().unwrap().remove(&id);
-        }
     }
 }
 
