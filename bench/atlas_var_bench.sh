@@ -29,8 +29,8 @@ VENV=${BENCH_VENV:-$HERE/work/venv}
 SEED=20241125
 CATALOG_NAME=hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits
 
-die() { echo "atlas_var_bench: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 [[ $GB =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v g="$GB" 'BEGIN {exit !(g > 0)}' || die "GB must be a positive number, got '$GB'"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive integer"
@@ -39,17 +39,7 @@ log() { echo "== $*" >&2; }
 ETD=$(cd "$(dirname "$ETD")" && pwd)/$(basename "$ETD")
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install -y time)"
 
-if [[ ! -x $VENV/bin/python ]]; then
-    [[ -n ${BENCH_VENV:-} ]] && die "BENCH_VENV=$BENCH_VENV has no bin/python"
-    log "creating $VENV (pinned versions from bench/requirements.txt)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-fi
-PY=$VENV/bin/python
-if ! "$PY" -c 'import pandas, numpy, astropy' 2>/dev/null; then
-    log "installing bench/requirements.txt into $VENV (pandas is missing)"
-    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-fi
+bench_python pandas numpy astropy
 
 mkdir -p "$WORK"
 # Space: the CSVs, etd's shards (about half the CSV size at 1 GB), its grouping file, and
@@ -108,16 +98,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Machine and versions
-if [[ -n ${ETD_SRC:-} ]]; then
-    SRC=$ETD_SRC
-elif git -C "$(dirname "$ETD")" rev-parse --show-toplevel >/dev/null 2>&1; then
-    SRC=$(git -C "$(dirname "$ETD")" rev-parse --show-toplevel)
-else
-    SRC=$REPO
-fi
-COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
-COMMIT_SUBJ=$(git -C "$SRC" log -1 --format=%s 2>/dev/null || echo "")
-DIRTY=$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)
+bench_commit --short
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 FS=$(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}')

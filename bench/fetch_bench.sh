@@ -31,8 +31,8 @@ WORK=$HERE/work/fetch
 VENV=${BENCH_VENV:-$HERE/work/venv}
 SEED=20241124
 
-die() { echo "fetch_bench: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N_TARGETS must be a positive integer, got '$N'"
 [[ $LAT =~ ^[0-9]+$ ]] || die "LATENCY_MS must be a non-negative integer, got '$LAT'"
@@ -42,17 +42,7 @@ log() { echo "== $*" >&2; }
 [[ -x $EMU ]] || die "etd-emulator not found: $EMU (cargo build --release --locked -p etd -p etd-emulators)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install -y time)"
 
-if [[ ! -x $VENV/bin/python ]]; then
-    [[ -n ${BENCH_VENV:-} ]] && die "BENCH_VENV=$BENCH_VENV has no bin/python"
-    log "creating $VENV (pinned versions from bench/requirements.txt)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-fi
-PY=$VENV/bin/python
-if ! "$PY" -c 'import requests' 2>/dev/null; then
-    log "installing bench/requirements.txt into $VENV (requests is missing)"
-    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-fi
+bench_python requests
 
 mkdir -p "$WORK"
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)

@@ -26,8 +26,8 @@ ETD=${ETD:-$REPO/target/release/etd}
 WORK=$HERE/work/publish
 NFILES=64
 
-die() { echo "publish_bench: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 [[ $GB =~ ^[1-9][0-9]*$ ]] || die "GB must be a positive integer, got '$GB'"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive integer"

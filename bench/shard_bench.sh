@@ -26,8 +26,8 @@ WORK=$HERE/work
 VENV=${BENCH_VENV:-$WORK/venv}
 SEED=20240607
 
-die() { echo "shard_bench: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPS must be a positive integer"
@@ -48,15 +48,7 @@ command -v zstd >/dev/null || apt_install zstd
 command -v tar >/dev/null || die "tar is missing"
 tar --version | head -1 | grep -q 'GNU tar' || die "GNU tar is needed (for --sort=name)"
 
-if [[ ! -x $VENV/bin/python ]]; then
-    [[ -n ${BENCH_VENV:-} ]] && die "BENCH_VENV=$BENCH_VENV has no bin/python"
-    log "creating $VENV (pinned versions from bench/requirements.txt)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-fi
-PY=$VENV/bin/python
-"$PY" -c 'import numpy, webdataset, astropy' 2>/dev/null ||
-    die "$VENV lacks numpy/webdataset/astropy; pip install -r bench/requirements.txt into it"
+bench_python numpy webdataset astropy
 
 mkdir -p "$WORK"
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
@@ -67,16 +59,7 @@ RESULTS=$RES_DIR/runs.tsv # label n rep wall_s peak_rss_kib user_s sys_s input_c
 
 # ---------------------------------------------------------------------------------------------
 # Machine and versions
-if [[ -n ${ETD_SRC:-} ]]; then
-    SRC=$ETD_SRC
-elif git -C "$(dirname "$ETD")" rev-parse --show-toplevel >/dev/null 2>&1; then
-    SRC=$(git -C "$(dirname "$ETD")" rev-parse --show-toplevel)
-else
-    SRC=$REPO
-fi
-COMMIT=$(git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)
-COMMIT_SUBJ=$(git -C "$SRC" log -1 --format=%s 2>/dev/null || echo "")
-DIRTY=$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)
+bench_commit
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 FS=$(df -T "$WORK" | awk 'NR==2 {print $2 " on " $1}')

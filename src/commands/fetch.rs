@@ -438,7 +438,7 @@ fn fetch_atlas_var(
         Arc::clone(&client),
         cfg,
         raw,
-        "atlas-var",
+        &cfg.params(),
         &mut journal,
         &ctx.reporter,
     ))?;

@@ -37,6 +37,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let params = match &recipe.source {
         SourceConfig::Ps1(cfg) => Some(cfg.params()),
         SourceConfig::AtlasFp(cfg) => Some(cfg.params()),
+        SourceConfig::AtlasVar(cfg) => Some(cfg.params()),
         _ => None,
     };
     let scan = journals.scan_for(params.as_deref())?;

@@ -156,7 +156,7 @@ enum Made<'j, T> {
 }
 
 /// Samples in flight per chunk: enough to keep every thread busy, small enough to hold in memory.
-const CHUNK_BYTES: u64 = 32 << 20;
+const CHUNK_BYTES: u64 = 8 << 20;
 const CHUNK_MAX: usize = 4096;
 
 /// Make the samples of every split, a chunk at a time, and send them to the packer. The chunk

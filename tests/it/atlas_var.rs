@@ -781,3 +781,37 @@ fn the_shipped_pulsators_recipe_runs_against_the_emulator() {
     let out = s.etd().arg("verify").arg(s.shards()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "verify: {}\n{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn files_fetched_from_other_urls_are_left_out_of_the_shards() {
+    // Fetch and shard from one mirror, then point the recipe at another one (other data, other
+    // partitions): shard must not mix in what came from the first, and says to fetch again.
+    let (s, _, _) = sharded_mirror(41);
+    let other = Dataset::generate(&Config { objects: 80, seed: 42, band_deg: 5.0, ..Config::default() });
+    let dir = s.join("mirror2");
+    other.write_to(&dir).unwrap();
+    let catalog = url::Url::from_file_path(dir.join(CATALOG_FILE)).unwrap();
+    let folder = url::Url::from_directory_path(&dir).unwrap();
+    let selection = "    region: {ra: [0, 360], dec: [0, 10]}\n";
+    s.write("r.yaml", var_recipe("var-changed", catalog.as_str(), folder.as_str(), selection, "1MB", ""));
+    let before = s.shard_files();
+    let err = etd_ok(&s, "shard", 2);
+    assert!(err.contains("fetched with other source settings"), "{err}");
+    assert!(err.contains("nothing has been fetched into") && err.contains("hint: run `etd fetch"), "{err}");
+    assert_eq!(s.shard_files(), before, "the shards are untouched");
+    etd_ok(&s, "fetch", 0);
+    etd_ok(&s, "shard", 0);
+    let samples = var_samples(&s.shards());
+    let want: BTreeSet<String> = other
+        .catalog
+        .rows
+        .iter()
+        .filter(|o| (0.0..=10.0).contains(&o.dec) && other.lightcurves.get(&o.ato_id).is_some_and(|l| !l.is_empty()))
+        .map(|o| o.ato_id.clone())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(samples.keys().cloned().collect::<BTreeSet<_>>(), want);
+    for o in other.catalog.rows.iter().filter(|o| want.contains(&o.ato_id)) {
+        check_sample(&other, o, &samples[&o.ato_id]);
+    }
+}

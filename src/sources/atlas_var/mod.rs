@@ -34,6 +34,15 @@ pub struct AtlasVarConfig {
     pub memory: u64,
 }
 
+impl AtlasVarConfig {
+    /// Where the files come from, recorded with each fetched file: files fetched from other URLs
+    /// are left out of the shards (the selection is applied at shard time and is not part of it).
+    pub fn params(&self) -> String {
+        let folder = self.lightcurves_url.as_str().trim_end_matches('/');
+        format!("atlas-var catalog_url={} lightcurves_url={folder}/", self.catalog_url)
+    }
+}
+
 /// Default `memory`: rows buffered before a spill.
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
