@@ -123,7 +123,7 @@ where
             .context("cannot start the packing thread")?;
         let made = make_chunks(&ordered, &make, threads, &tx);
         drop(tx);
-        let packed = packing.join().map_err(|_| anyhow::anyhow!("the packing thread panicked"))?;
+        let packed = packing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // A packing error explains why making stopped early; report it first.
         let packed = packed?;
         made?;
@@ -155,12 +155,16 @@ enum Made<'j, T> {
     EndSplit,
 }
 
-/// Samples in flight per chunk: enough to keep every thread busy, small enough to hold in memory.
-const CHUNK_BYTES: u64 = 8 << 20;
-const CHUNK_MAX: usize = 4096;
+/// About how many bytes of samples a chunk holds: enough work per chunk to keep every thread busy
+/// between hand-overs, small enough that the (at most three) chunks alive at once stay small.
+const CHUNK_BYTES: u64 = 4 << 20;
+/// Most samples in a chunk.
+const CHUNK_MAX: usize = 1024;
 
-/// Make the samples of every split, a chunk at a time, and send them to the packer. The chunk
-/// grows while samples are small (light curves) and stays small for big ones (images).
+/// Make the samples of every split, a chunk at a time, and send them to the packer. A chunk is
+/// sized from the largest sample of the chunk before (so it shrinks at once when samples get
+/// big), and grows at most twofold from one chunk to the next (so a run of small samples does
+/// not make a huge chunk just before big ones).
 fn make_chunks<'j, T, F>(
     ordered: &'j [(String, Vec<Job<T>>)],
     make: &F,
@@ -172,7 +176,7 @@ where
     F: Fn(&Job<T>) -> anyhow::Result<Result<Fields, SampleError>> + Sync,
 {
     let min_chunk = (threads * 4).max(16);
-    let (mut made_samples, mut made_bytes) = (0u64, 0u64);
+    let mut chunk = min_chunk;
     // A closed channel means the packer stopped: its error is reported by the caller.
     let send = |m: Made<'j, T>| tx.send(m).is_ok();
     for (split, jobs) in ordered {
@@ -181,19 +185,13 @@ where
         }
         let mut rest = &jobs[..];
         while !rest.is_empty() {
-            let chunk = match made_bytes.checked_div(made_samples) {
-                Some(avg) => (CHUNK_BYTES / avg.max(1)).clamp(min_chunk as u64, CHUNK_MAX as u64) as usize,
-                None => min_chunk,
-            };
             let (group, tail) = rest.split_at(chunk.min(rest.len()));
             rest = tail;
             let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(make).collect();
+            let mut largest = 0u64;
             for r in &made {
                 match r {
-                    Ok(Ok(fields)) => {
-                        made_samples += 1;
-                        made_bytes += fields.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
-                    }
+                    Ok(Ok(fields)) => largest = largest.max(fields.iter().map(|(_, d)| d.len() as u64).sum()),
                     Ok(Err(_)) => {}
                     Err(_) => {
                         // Stop making; the packer reports the error when it reaches it.
@@ -202,6 +200,8 @@ where
                     }
                 }
             }
+            let fits = (CHUNK_BYTES / largest.max(1)).clamp(threads as u64, CHUNK_MAX as u64) as usize;
+            chunk = fits.min(chunk * 2);
             if !send(Made::Chunk(group, made)) {
                 return Ok(());
             }

@@ -44,6 +44,14 @@ pub enum Number {
 impl Serialize for Number {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match *self {
+            // The float32's shortest digits, written as a float64 (serde_json's float32 writer
+            // picks exponent notation for other magnitudes than its float64 writer does).
+            Number::F32(v) if v.is_finite() => {
+                use std::fmt::Write;
+                let mut digits = arrayvec::ArrayString::<64>::new();
+                write!(digits, "{v}").map_err(serde::ser::Error::custom)?;
+                s.serialize_f64(digits.parse().map_err(serde::ser::Error::custom)?)
+            }
             Number::F32(v) => s.serialize_f32(v),
             Number::F64(v) => s.serialize_f64(v),
         }
@@ -301,5 +309,7 @@ mod tests {
         assert_eq!(o.extra, [("fp_lngfitper", Number::F64(337.765625)), ("gmag", Number::F32(17.313))]);
         let json = serde_json::to_string(&o.extra.iter().map(|(_, v)| v).collect::<Vec<_>>()).unwrap();
         assert_eq!(json, "[337.765625,17.313]");
+        let tiny = [Number::F32(3.5e-6), Number::F32(1.5e13), Number::F32(0.0838), Number::F32(f32::NAN)];
+        assert_eq!(serde_json::to_string(&tiny).unwrap(), "[3.5e-6,15000000000000.0,0.0838,null]");
     }
 }

@@ -15,6 +15,7 @@ use anyhow::Context;
 use fs_err as fs;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// The 36 columns of a partition file, in order (ARCHIVES.md 3.2).
 pub const CSV_HEADER: [&str; 36] = [
@@ -104,19 +105,33 @@ impl Row {
     }
 }
 
-/// A buffered row and the index of its object (32 bytes).
+/// A buffered row and the index of its object, laid out flat to take 32 bytes (a `Row` beside a
+/// `u32` would take 40).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    mjd: f64,
+    m: f32,
+    dm: f32,
+    dra: f32,
+    ddec: f32,
     object: u32,
-    row: Row,
+    filter: u8,
 }
 
 /// Bytes of an entry in a spill run.
 const ENTRY_BYTES: usize = 4 + ROW_BYTES;
 
 impl Entry {
+    fn new(object: u32, r: Row) -> Entry {
+        Entry { mjd: r.mjd, m: r.m, dm: r.dm, dra: r.dra, ddec: r.ddec, object, filter: r.filter }
+    }
+
+    fn row(&self) -> Row {
+        Row { mjd: self.mjd, filter: self.filter, m: self.m, dm: self.dm, dra: self.dra, ddec: self.ddec }
+    }
+
     fn order(&self, other: &Entry) -> Ordering {
-        self.object.cmp(&other.object).then_with(|| self.row.order(&other.row))
+        self.object.cmp(&other.object).then_with(|| self.row().order(&other.row()))
     }
 }
 
@@ -188,22 +203,36 @@ pub fn group(
     fs::create_dir_all(dir)?;
     let threads = rayon::current_num_threads().clamp(1, partitions.len().max(1));
     let share = budget / threads;
-    let results: Vec<anyhow::Result<PartGroups>> = partitions
+    // The first partition that fails stops the others (they answer `None`).
+    let stop = AtomicBool::new(false);
+    let results: Vec<anyhow::Result<Option<PartGroups>>> = partitions
         .par_iter()
         .enumerate()
         .map(|(k, p)| {
-            let mut g = Grouper::new(selection, share, dir, k);
-            g.add_partition(&p.path, &p.name)?;
-            g.finish()
+            let mut g = Grouper::new(selection, share, dir, k, &stop);
+            let grouped = g.add_partition(&p.path, &p.name).and_then(|done| match done {
+                true => g.finish().map(Some),
+                false => Ok(None),
+            });
+            if grouped.is_err() {
+                stop.store(true, AtomicOrdering::Relaxed);
+            }
+            grouped
         })
         .collect();
     let mut report = GroupReport::default();
     let mut parts = Vec::with_capacity(results.len());
+    let mut stopped = false;
     for r in results {
-        let PartGroups { path, segments, report: part } = r?;
-        report.add(part);
-        parts.push((path, segments));
+        match r? {
+            Some(PartGroups { path, segments, report: part }) => {
+                report.add(part);
+                parts.push((path, segments));
+            }
+            None => stopped = true,
+        }
     }
+    anyhow::ensure!(!stopped, "grouping stopped without an error");
     Ok((Grouped::new(parts)?, report))
 }
 
@@ -211,6 +240,7 @@ pub fn group(
 /// they pass the budget, then merged into one grouped file.
 struct Grouper<'a> {
     selection: &'a Selection,
+    stop: &'a AtomicBool,
     buffer: Vec<Entry>,
     /// Entries the budget holds.
     limit: usize,
@@ -231,13 +261,26 @@ struct PartGroups {
 }
 
 impl<'a> Grouper<'a> {
-    fn new(selection: &'a Selection, budget: usize, dir: &'a Path, part: usize) -> Self {
+    fn new(selection: &'a Selection, budget: usize, dir: &'a Path, part: usize, stop: &'a AtomicBool) -> Self {
         let limit = (budget / std::mem::size_of::<Entry>()).max(1024);
-        Grouper { selection, buffer: Vec::new(), limit, dir, part, runs: Vec::new(), report: GroupReport::default() }
+        Grouper {
+            selection,
+            stop,
+            buffer: Vec::new(),
+            limit,
+            dir,
+            part,
+            runs: Vec::new(),
+            report: GroupReport::default(),
+        }
     }
 
-    /// Stream one partition file, keeping the rows of selected objects.
-    fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<()> {
+    /// Stream one partition file, keeping the rows of selected objects; false if another
+    /// partition failed meanwhile.
+    fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<bool> {
+        if self.stop.load(AtomicOrdering::Relaxed) {
+            return Ok(false);
+        }
         let file = fs::File::open(path)?;
         let mut reader =
             // The partitions are database dumps without quoting: a stray `"` is data, so a bad
@@ -259,20 +302,24 @@ impl<'a> Grouper<'a> {
         }
         let mut record = csv::ByteRecord::new();
         loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    self.bad(name, line, e.to_string());
-                    continue;
-                }
+            // Without quoting and with `flexible`, the only error left is a failed read: the rest
+            // of the file cannot be trusted, so it stops the run (a row is skipped only when it
+            // was read whole but does not parse).
+            let more = reader.read_byte_record(&mut record).map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                anyhow::anyhow!("{name}: cannot read past line {line}: {e}")
+            })?;
+            if !more {
+                break;
             }
             self.report.rows_read += 1;
+            if self.report.rows_read.is_multiple_of(1 << 16) && self.stop.load(AtomicOrdering::Relaxed) {
+                return Ok(false);
+            }
             let Some(object) = self.selection.get(record.get(0).unwrap_or_default()) else { continue };
             match parse_row(&record) {
                 Ok(row) => {
-                    self.push(Entry { object, row })?;
+                    self.push(Entry::new(object, row))?;
                     self.report.rows_kept += 1;
                 }
                 Err(reason) => {
@@ -281,7 +328,7 @@ impl<'a> Grouper<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn push(&mut self, entry: Entry) -> anyhow::Result<()> {
@@ -306,7 +353,9 @@ impl<'a> Grouper<'a> {
     }
 
     fn sort_buffer(&mut self) {
-        self.buffer.par_sort_unstable_by(Entry::order);
+        // Not a parallel sort: a rayon thread waiting on one could start another partition
+        // meanwhile, with this buffer still held (the budget counts one buffer per thread).
+        self.buffer.sort_unstable_by(Entry::order);
     }
 
     /// Write the buffered rows, sorted, as a run file.
@@ -322,12 +371,28 @@ impl<'a> Grouper<'a> {
         let mut bytes = [0u8; ENTRY_BYTES];
         for e in &self.buffer {
             bytes[..4].copy_from_slice(&e.object.to_le_bytes());
-            e.row.encode(&mut bytes[4..]);
+            e.row().encode(&mut bytes[4..]);
             w.write_all(&bytes)?;
         }
         w.flush()?;
         self.runs.push(path);
         self.buffer.clear();
+        if self.runs.len() >= MAX_RUNS {
+            // Few runs at a time: merge these into one, so open files and read buffers stay few.
+            let merged = self.dir.join(format!("part-{:04}-run-merged.bin", self.part));
+            let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&merged)?);
+            merge_runs(&self.runs, |e| {
+                let mut bytes = [0u8; ENTRY_BYTES];
+                bytes[..4].copy_from_slice(&e.object.to_le_bytes());
+                e.row().encode(&mut bytes[4..]);
+                w.write_all(&bytes).map_err(Into::into)
+            })?;
+            w.flush()?;
+            drop(w);
+            let first = self.runs[0].clone();
+            fs::rename(&merged, &first)?;
+            self.runs.truncate(1);
+        }
         Ok(())
     }
 
@@ -345,28 +410,38 @@ impl<'a> Grouper<'a> {
                 self.write_run()?;
             }
             self.buffer = Vec::new();
-            let mut heads = BinaryHeap::new();
-            let mut readers = Vec::with_capacity(self.runs.len());
-            for (k, p) in self.runs.iter().enumerate() {
-                let mut r = BufReader::with_capacity(1 << 16, fs::File::open(p)?);
-                if let Some(e) = read_entry(&mut r)? {
-                    heads.push(Head(e, k));
-                }
-                readers.push(r);
-            }
-            while let Some(Head(e, k)) = heads.pop() {
-                out.push(e)?;
-                if let Some(next) = read_entry(&mut readers[k])? {
-                    heads.push(Head(next, k));
-                }
-            }
-            for p in &self.runs {
-                let _ = fs::remove_file(p);
-            }
+            merge_runs(&self.runs, |e| out.push(e))?;
         }
         let segments = out.finish()?;
         Ok(PartGroups { path, segments, report: self.report })
     }
+}
+
+/// Most run files merged at once (each is open with a 64 KiB buffer while merging).
+const MAX_RUNS: usize = 64;
+
+/// Merge sorted run files into `out` in order, then delete them.
+fn merge_runs(runs: &[PathBuf], mut out: impl FnMut(Entry) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let mut heads = BinaryHeap::new();
+    let mut readers = Vec::with_capacity(runs.len());
+    for (k, p) in runs.iter().enumerate() {
+        let mut r = BufReader::with_capacity(1 << 16, fs::File::open(p)?);
+        if let Some(e) = read_entry(&mut r)? {
+            heads.push(Head(e, k));
+        }
+        readers.push(r);
+    }
+    while let Some(Head(e, k)) = heads.pop() {
+        out(e)?;
+        if let Some(next) = read_entry(&mut readers[k])? {
+            heads.push(Head(next, k));
+        }
+    }
+    drop(readers);
+    for p in runs {
+        let _ = fs::remove_file(p);
+    }
+    Ok(())
 }
 
 /// A run's next entry, ordered for a min-heap (ties by run, so the merge is deterministic).
@@ -392,10 +467,7 @@ impl Eq for Head {}
 fn read_entry(r: &mut impl Read) -> anyhow::Result<Option<Entry>> {
     let mut b = [0u8; ENTRY_BYTES];
     match r.read_exact(&mut b) {
-        Ok(()) => Ok(Some(Entry {
-            object: u32::from_le_bytes(b[..4].try_into().expect("4 bytes")),
-            row: Row::decode(&b[4..]),
-        })),
+        Ok(()) => Ok(Some(Entry::new(u32::from_le_bytes(b[..4].try_into().expect("4 bytes")), Row::decode(&b[4..])))),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -423,7 +495,7 @@ impl GroupedWriter {
             _ => self.segments.push((e.object, self.offset, 1)),
         }
         let mut bytes = [0u8; ROW_BYTES];
-        e.row.encode(&mut bytes);
+        e.row().encode(&mut bytes);
         self.w.write_all(&bytes)?;
         self.offset += ROW_BYTES as u64;
         Ok(())
@@ -480,12 +552,19 @@ fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
 }
 
-#[cfg(not(unix))]
-fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = f.try_clone()?;
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
+#[cfg(windows)]
+fn read_at(f: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    // `seek_read` does not share a file position between threads.
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(f, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_row(rec: &csv::ByteRecord) -> Result<Row, String> {
@@ -607,6 +686,38 @@ mod tests {
         let (grouped, report) = group(&sel, &parts, 1 << 30, &dir.path().join("big")).unwrap();
         assert_eq!(report.spills, 0);
         assert_eq!(all_rows(&grouped, 3), small);
+    }
+
+    #[test]
+    fn more_runs_than_merged_at_once_are_merged_in_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..50).map(|i| format!("J{i:03}")).collect();
+        // 70,000 rows at 1,024 a run: 68 runs, more than MAX_RUNS.
+        let lines: Vec<String> = (0..70_000u32)
+            .map(|i| line(&ids[(i * 7 % 50) as usize], 60000.0 - f64::from(i % 997), 'o', (i % 13) as f32))
+            .collect();
+        let parts = [write_partition(dir.path(), "atlas_lc_dr1_0-10.csv", &lines)];
+        let sel = Selection::new(&ids);
+        let (grouped, report) = group(&sel, &parts, 0, &dir.path().join("small")).unwrap();
+        assert!(report.spills > MAX_RUNS, "{} spills", report.spills);
+        let small = all_rows(&grouped, ids.len());
+        let (grouped, _) = group(&sel, &parts, 1 << 30, &dir.path().join("big")).unwrap();
+        assert_eq!(all_rows(&grouped, ids.len()), small);
+        assert_eq!(small.iter().map(Vec::len).sum::<usize>(), 70_000);
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path().join("small")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["part-0000-grouped.bin"], "no run file is left");
+    }
+
+    #[test]
+    fn a_failing_partition_stops_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = write_partition(dir.path(), "atlas_lc_dr1_0-10.csv", &[line("A", 58000.0, 'o', 15.0)]);
+        let bad = dir.path().join("atlas_lc_dr1_10-20.csv");
+        std::fs::write(&bad, "ATO_ID,ra\nA,1\n").unwrap();
+        let parts = [ok, PartitionFile { path: bad, name: "atlas_lc_dr1_10-20.csv".into() }];
+        let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
+        assert!(e.starts_with("atlas_lc_dr1_10-20.csv: line 1: expected the 36-column"), "{e}");
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn from_multistatus(xml: &[u8]) -> anyhow::Result<Vec<Partition>> {
                 href.clear();
             }
             Event::Text(t) if in_href => href.push_str(&t.xml10_content()),
+            Event::CData(t) if in_href => href.push_str(&t.xml10_content()),
             Event::GeneralRef(r) if in_href => {
                 let c = r.resolve_char_ref().ok().flatten().map(String::from);
                 let text = c.as_deref().or_else(|| quick_xml::escape::resolve_predefined_entity(&r.xml10_content()));
@@ -168,8 +169,12 @@ mod tests {
         // namespace does not count.
         let other = br#"<multistatus xmlns="DAV:" xmlns:x="urn:x"><response><href>https://origin.example:8443/ns/dr1/atlas_lc_dr1_0-10.csv</href></response>
             <response><href>/ns/dr1/atlas_lc_dr1_%2D10%2D0.csv</href></response><response><href>/ns/atlas_lc_dr1_10-20.csv?a=1&amp;b=2</href></response>
-            <response><x:href>/ns/atlas_lc_dr1_20-30.csv</x:href></response></multistatus>"#;
-        assert_eq!(names(from_multistatus(other).unwrap()), ["atlas_lc_dr1_-10-0.csv", "atlas_lc_dr1_0-10.csv"]);
+            <response><x:href>/ns/atlas_lc_dr1_20-30.csv</x:href></response>
+            <response><href><![CDATA[/ns/atlas_lc_dr1_30-40.csv]]></href></response></multistatus>"#;
+        assert_eq!(
+            names(from_multistatus(other).unwrap()),
+            ["atlas_lc_dr1_-10-0.csv", "atlas_lc_dr1_0-10.csv", "atlas_lc_dr1_30-40.csv"]
+        );
         let e = from_multistatus(b"<D:multistatus xmlns:D=\"DAV:\"><D:href>x</D:multistatus>").unwrap_err();
         assert!(e.to_string().contains("not a WebDAV multistatus document"), "{e}");
     }
