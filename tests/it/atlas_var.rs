@@ -815,3 +815,42 @@ fn files_fetched_from_other_urls_are_left_out_of_the_shards() {
         check_sample(&other, o, &samples[&o.ato_id]);
     }
 }
+
+#[test]
+fn file_times_are_trusted_only_when_not_racy() {
+    // A file written just before fetch may be rewritten within the same timestamp tick: its time
+    // is not recorded (0), so shard hashes it. An older file's time is recorded, and a file that
+    // is only touched later is hashed and accepted.
+    let d = Dataset::generate(&Config { objects: 60, seed: 51, ..Config::default() });
+    let s = Scratch::new();
+    let (catalog, folder) = file_mirror(&s, &d);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let aged = s.join(&format!("mirror/{CATALOG_FILE}"));
+    std::fs::File::options().write(true).open(&aged).unwrap().set_modified(old).unwrap();
+    s.write("r.yaml", var_recipe("var-times", &catalog, &folder, "", "1MB", ""));
+    etd_ok(&s, "fetch", 0);
+    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let times: Vec<(String, i64)> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .flat_map(|v| v["inputs"].as_array().cloned().unwrap_or_default())
+        .map(|i| (i["path"].as_str().unwrap().to_string(), i["mtime_ns"].as_i64().unwrap()))
+        .collect();
+    let want_old = old.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    for (path, t) in &times {
+        if path.ends_with(CATALOG_FILE) {
+            assert_eq!(*t, want_old, "an old file's time is kept");
+        } else {
+            assert_eq!(*t, 0, "{path}: a file written just now has no trusted time");
+        }
+    }
+    etd_ok(&s, "shard", 0);
+    // Touched, not changed: accepted (after hashing).
+    std::fs::File::options()
+        .write(true)
+        .open(&aged)
+        .unwrap()
+        .set_modified(old + std::time::Duration::from_secs(5))
+        .unwrap();
+    etd_ok(&s, "shard", 0);
+}

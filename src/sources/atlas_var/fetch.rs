@@ -63,9 +63,14 @@ async fn get_file(
     if url.scheme() == "file" {
         let path = local_path(url)?;
         let p = path.clone();
-        // The time before hashing: a change while hashing shows as a newer time at shard.
+        // The time before hashing: a change while hashing shows as a newer time at shard. A
+        // time within 2 s of now is not kept (0: shard hashes the file), as git does for racily
+        // clean files: on a filesystem with coarse timestamps a rewrite in the same tick would
+        // keep it.
         let (mtime_ns, size, sha256) = tokio::task::spawn_blocking(move || {
             let mtime = crate::sources::local::mtime_ns(&fs_err::metadata(&p)?);
+            let now = crate::sources::local::now_ns();
+            let mtime = if now.saturating_sub(mtime) < 2_000_000_000 { 0 } else { mtime };
             crate::sources::local::hash_file(&p).map(|(size, sha)| (mtime, size, sha))
         })
         .await??;
