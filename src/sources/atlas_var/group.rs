@@ -368,11 +368,8 @@ impl<'a> Grouper<'a> {
         self.sort_buffer();
         let path = self.dir.join(format!("part-{:04}-run-{:05}.bin", self.part, self.runs.len()));
         let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
-        let mut bytes = [0u8; ENTRY_BYTES];
         for e in &self.buffer {
-            bytes[..4].copy_from_slice(&e.object.to_le_bytes());
-            e.row().encode(&mut bytes[4..]);
-            w.write_all(&bytes)?;
+            write_entry(&mut w, e)?;
         }
         w.flush()?;
         self.runs.push(path);
@@ -381,12 +378,7 @@ impl<'a> Grouper<'a> {
             // Few runs at a time: merge these into one, so open files and read buffers stay few.
             let merged = self.dir.join(format!("part-{:04}-run-merged.bin", self.part));
             let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&merged)?);
-            merge_runs(&self.runs, |e| {
-                let mut bytes = [0u8; ENTRY_BYTES];
-                bytes[..4].copy_from_slice(&e.object.to_le_bytes());
-                e.row().encode(&mut bytes[4..]);
-                w.write_all(&bytes).map_err(Into::into)
-            })?;
+            merge_runs(&self.runs, |e| write_entry(&mut w, &e))?;
             w.flush()?;
             drop(w);
             let first = self.runs[0].clone();
@@ -463,6 +455,14 @@ impl PartialEq for Head {
     }
 }
 impl Eq for Head {}
+
+fn write_entry(w: &mut impl Write, e: &Entry) -> anyhow::Result<()> {
+    let mut bytes = [0u8; ENTRY_BYTES];
+    bytes[..4].copy_from_slice(&e.object.to_le_bytes());
+    e.row().encode(&mut bytes[4..]);
+    w.write_all(&bytes)?;
+    Ok(())
+}
 
 fn read_entry(r: &mut impl Read) -> anyhow::Result<Option<Entry>> {
     let mut b = [0u8; ENTRY_BYTES];

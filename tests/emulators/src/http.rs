@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -364,5 +364,39 @@ impl Drop for Acceptor {
         for (_, c) in self.open.lock().unwrap().drain() {
             let _ = c.shutdown(Shutdown::Both);
         }
+    }
+}
+
+/// Requests being answered now, and the most seen at once (the emulators' politeness meter).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl InFlight {
+    /// One more request in flight until the guard is dropped; the count including it.
+    pub fn enter(&self) -> (InFlightGuard<'_>, usize) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        (InFlightGuard(self), now)
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// The peak restarts from the requests in flight now.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.now.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// Leaves [`InFlight`] when dropped.
+pub(crate) struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
     }
 }

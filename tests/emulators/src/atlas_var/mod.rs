@@ -68,7 +68,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -174,8 +173,7 @@ struct Shared {
     latency: Duration,
     listing: Listing,
     faults: RwLock<Faults>,
-    inflight: AtomicUsize,
-    peak: AtomicUsize,
+    inflight: http::InFlight,
     meter: Mutex<MeterState>,
     attempts: Mutex<HashMap<String, u64>>,
 }
@@ -238,8 +236,7 @@ impl AtlasVarEmulator {
             latency: cfg.latency,
             listing: cfg.listing,
             faults: RwLock::new(cfg.faults),
-            inflight: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
+            inflight: http::InFlight::default(),
             meter: Mutex::new(MeterState::default()),
             attempts: Mutex::new(HashMap::new()),
         });
@@ -279,7 +276,7 @@ impl AtlasVarEmulator {
             range_requests: m.range_requests,
             full_requests: m.full_requests,
             status_counts: m.status_counts.clone(),
-            peak_inflight: self.shared.peak.load(Ordering::SeqCst),
+            peak_inflight: self.shared.inflight.peak(),
             user_agents: m.user_agents.clone(),
         }
     }
@@ -287,7 +284,7 @@ impl AtlasVarEmulator {
     /// Clears the meter (the peak restarts from the requests in flight now).
     pub fn reset_meter(&self) {
         *self.shared.meter.lock().unwrap() = MeterState::default();
-        self.shared.peak.store(self.shared.inflight.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.shared.inflight.reset_peak();
     }
 
     /// Replaces the faults (attempt counts are kept; see [`AtlasVarEmulator::forget_attempts`]).
@@ -298,15 +295,6 @@ impl AtlasVarEmulator {
     /// Forgets which requests were already made, so faults fire again on the next attempt.
     pub fn forget_attempts(&self) {
         self.shared.attempts.lock().unwrap().clear();
-    }
-}
-
-/// Decrements the in-flight count when dropped.
-struct InflightGuard<'a>(&'a Shared);
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -397,9 +385,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             m.requests += 1;
             m.user_agents.insert(req.header("user-agent").unwrap_or("").to_string());
         }
-        let now = shared.inflight.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.peak.fetch_max(now, Ordering::SeqCst);
-        let guard = InflightGuard(shared);
+        let (guard, _) = shared.inflight.enter();
         if !shared.latency.is_zero() {
             std::thread::sleep(shared.latency);
         }

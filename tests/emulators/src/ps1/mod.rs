@@ -44,7 +44,6 @@ use sky::{FileRef, Kind, Skycell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -122,8 +121,7 @@ struct Shared {
     addr: SocketAddr,
     start: Instant,
     faults: RwLock<Faults>,
-    inflight: AtomicUsize,
-    peak: AtomicUsize,
+    inflight: http::InFlight,
     meter: Mutex<MeterState>,
     attempts: Mutex<HashMap<String, u64>>,
 }
@@ -188,8 +186,7 @@ impl Ps1Emulator {
             addr: listener.local_addr()?,
             start: Instant::now(),
             faults: RwLock::new(faults),
-            inflight: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
+            inflight: http::InFlight::default(),
             meter: Mutex::new(MeterState::default()),
             attempts: Mutex::new(HashMap::new()),
         });
@@ -228,7 +225,7 @@ impl Ps1Emulator {
         }
         Meter {
             requests: m.requests,
-            peak_inflight: self.shared.peak.load(Ordering::SeqCst),
+            peak_inflight: self.shared.inflight.peak(),
             arrivals_ms: m.arrivals_ms.clone(),
             by_endpoint: m.by_endpoint.clone(),
             status_counts: m.status_counts.clone(),
@@ -243,16 +240,7 @@ impl Ps1Emulator {
     /// Clears the meter (the peak restarts from the requests in flight now).
     pub fn reset_meter(&self) {
         *self.shared.meter.lock().unwrap() = MeterState::default();
-        self.shared.peak.store(self.shared.inflight.load(Ordering::SeqCst), Ordering::SeqCst);
-    }
-}
-
-/// Decrements the in-flight count when dropped.
-struct InflightGuard<'a>(&'a Shared);
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+        self.shared.inflight.reset_peak();
     }
 }
 
@@ -317,9 +305,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             ReadOutcome::Request(r) => r,
         };
         shared.record_arrival(&req);
-        let now = shared.inflight.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.peak.fetch_max(now, Ordering::SeqCst);
-        let guard = InflightGuard(shared);
+        let (guard, now) = shared.inflight.enter();
         let faults = shared.faults.read().unwrap().clone();
         if !faults.latency.is_zero() {
             std::thread::sleep(faults.latency);
