@@ -128,15 +128,12 @@ mod tests {
     use super::*;
 
     fn fixture() -> Vec<u8> {
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits"
-        ))
-        .unwrap()
+        etd_emulators::fixtures::bytes(etd_emulators::fixtures::PS1_CUTOUT).unwrap().to_vec()
     }
 
     #[test]
     fn fits_must_be_whole() {
+        etd_emulators::require_fixtures!();
         let f = fixture();
         assert!(validate(PayloadKind::Fits, &f, Some("image/fits")).is_ok());
         assert!(validate(PayloadKind::Fits, &f[..f.len() - 2880], None).unwrap_err().contains("truncated"));
@@ -166,6 +163,7 @@ mod tests {
 
     #[test]
     fn put_is_atomic_and_checked() {
+        etd_emulators::require_fixtures!();
         let dir = tempfile::tempdir().unwrap();
         let store = RawStore::new(dir.path().join("raw/ps1-cutouts"));
         let f = fixture();

@@ -510,12 +510,9 @@ mod tests {
 
     #[test]
     fn real_ps1_cutout() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits"
-        );
-        let bytes = std::fs::read(path).unwrap();
-        let img = decode(&bytes).unwrap();
+        etd_emulators::require_fixtures!();
+        let bytes = etd_emulators::fixtures::bytes(etd_emulators::fixtures::PS1_CUTOUT).unwrap();
+        let img = decode(bytes).unwrap();
         assert_eq!(img.shape, vec![700, 700]);
         assert_eq!(img.data.iter().filter(|v| v.is_nan()).count(), 822);
         assert_eq!(img.header["CTYPE1"], "RA---TAN");
@@ -526,7 +523,7 @@ mod tests {
         let mut c = cfg(&[ImageOutput::Npy, ImageOutput::Png]);
         c.nan = NanPolicy::Zero;
         c.scale = Scale::Zscale;
-        let fields = fits_fields(&bytes, &c, &Provenance { id: "p", inputs: &[] }).unwrap();
+        let fields = fits_fields(bytes, &c, &Provenance { id: "p", inputs: &[] }).unwrap();
         assert!(fields[1].1.starts_with(b"\x89PNG"));
     }
 }

@@ -281,11 +281,12 @@ mod tests {
     use super::*;
 
     fn fixture(job: &str) -> String {
-        std::fs::read_to_string(format!("{}/examples/data/atlas-fp/{job}.txt", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        etd_emulators::fixtures::text(&etd_emulators::fixtures::atlas_result(job)).unwrap().to_string()
     }
 
     #[test]
     fn real_files_parse_with_their_edge_cases() {
+        etd_emulators::require_fixtures!();
         let rows = parse(&fixture("job01088")).unwrap();
         assert_eq!(rows.len(), 147);
         let first = &rows[0];
@@ -319,6 +320,7 @@ mod tests {
 
     #[test]
     fn malformed_files_name_the_line() {
+        etd_emulators::require_fixtures!();
         let good = fixture("job00128");
         let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
         lines[3].push_str(" extra");
@@ -333,6 +335,7 @@ mod tests {
 
     #[test]
     fn npy_is_a_structured_array() {
+        etd_emulators::require_fixtures!();
         let rows = parse(&fixture("job00128")).unwrap();
         let bytes = npy(&rows).unwrap();
         let file = npyz::NpyFile::new(&bytes[..]).unwrap();

@@ -90,6 +90,7 @@ fn etd_fp(s: &Scratch) -> assert_cmd::Command {
 
 #[test]
 fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
+    etd_emulators::require_fixtures!();
     let emu = AtlasEmulator::start(fast_server()).unwrap();
     let s = Scratch::new();
     let n = 200;
@@ -171,6 +172,7 @@ fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
 
 #[test]
 fn throttled_writes_wait_as_the_server_says() {
+    etd_emulators::require_fixtures!();
     // The server allows 20 writes per (scaled) minute of 1 s; etd is told it may do 200/s.
     let emu = AtlasEmulator::start(Config { write_rate_per_min: 20, ..fast_server() }).unwrap();
     let s = Scratch::new();
@@ -187,6 +189,7 @@ fn throttled_writes_wait_as_the_server_says() {
 
 #[test]
 fn kill_9_then_rerun_submits_nothing_twice_and_gives_the_same_light_curves() {
+    etd_emulators::require_fixtures!();
     let slow = Config { queue_time: Duration::from_millis(600), run_time: Duration::from_millis(400), ..fast_server() };
     let emu = AtlasEmulator::start(slow.clone()).unwrap();
     let reference_emu = AtlasEmulator::start(slow).unwrap();
@@ -241,6 +244,7 @@ fn kill_9_then_rerun_submits_nothing_twice_and_gives_the_same_light_curves() {
 
 #[test]
 fn a_task_gone_from_the_server_is_submitted_again() {
+    etd_emulators::require_fixtures!();
     let slow = Config { queue_time: Duration::from_millis(1500), ..fast_server() };
     let emu = AtlasEmulator::start(slow).unwrap();
     let s = Scratch::new();
@@ -274,6 +278,7 @@ fn a_task_gone_from_the_server_is_submitted_again() {
 
 #[test]
 fn the_token_never_shows_and_login_and_token_files_work() {
+    etd_emulators::require_fixtures!();
     let emu = AtlasEmulator::start(fast_server()).unwrap();
     let s = Scratch::new();
     s.write("t.csv", targets_csv(3));

@@ -21,7 +21,7 @@ fn check_prints_the_quickstart_plan() {
     insta::assert_snapshot!(text, @r"
     recipe       quickstart ([REPO]/recipes/quickstart.yaml)
     source       local
-    inputs       4 files, 2.0 MB
+    inputs       4 files, 176.1 kB
     units        4 (one sample each)
     requests     0 (local files: no requests)
     split        all (100%): ~4 samples, 2 shard(s) or more

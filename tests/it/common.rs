@@ -10,13 +10,19 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The real PS1 cutout shipped for the quickstart.
+/// The real PS1 cutout (from the shared fixtures folder; see `etd_emulators::fixtures`).
 pub fn ps1_fixture() -> PathBuf {
-    repo().join("examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits")
+    fixture(etd_emulators::fixtures::PS1_CUTOUT)
 }
 
+/// A real ATLAS forced-photometry result file by job name.
 pub fn atlas_fixture(job: &str) -> PathBuf {
-    repo().join(format!("examples/data/atlas-fp/{job}.txt"))
+    fixture(&etd_emulators::fixtures::atlas_result(job))
+}
+
+/// The path of a real fixture; a test calls `etd_emulators::require_fixtures!()` first.
+pub fn fixture(rel: &str) -> PathBuf {
+    etd_emulators::fixtures::path(rel).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A scratch folder for one test.

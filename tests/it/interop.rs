@@ -98,6 +98,7 @@ fn gnu_tar_lists_members_and_zstd_test_passes() {
 
 #[test]
 fn python_webdataset_reads_ps1_samples_with_multi_part_fields() {
+    etd_emulators::require_fixtures!();
     let Some(py) = python() else {
         require(false, "a Python with webdataset, numpy and astropy");
         return;
@@ -133,6 +134,7 @@ fn python_webdataset_reads_ps1_samples_with_multi_part_fields() {
 
 #[test]
 fn numpy_reads_atlas_light_curves_as_structured_arrays() {
+    etd_emulators::require_fixtures!();
     let Some(py) = python() else {
         require(false, "a Python with webdataset, numpy and astropy");
         return;
@@ -169,6 +171,7 @@ fn numpy_reads_atlas_light_curves_as_structured_arrays() {
 
 #[test]
 fn numpy_reads_atlas_var_light_curves_with_the_documented_dtype() {
+    etd_emulators::require_fixtures!();
     let Some(py) = python() else {
         require(false, "a Python with webdataset, numpy and astropy");
         return;

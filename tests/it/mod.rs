@@ -8,6 +8,7 @@ mod generated;
 mod interop;
 mod logging;
 mod net;
+mod provenance;
 mod ps1;
 mod publish;
 mod shard;

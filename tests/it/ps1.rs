@@ -97,6 +97,7 @@ fn journal_units(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn fetch_and_shard_under_faults_stays_polite_and_keeps_the_served_arrays() {
+    etd_emulators::require_fixtures!();
     let faults = Faults {
         every_nth_429: Some((97, 1)),
         every_nth_503: Some(13),
@@ -180,6 +181,7 @@ fn fetch_and_shard_under_faults_stays_polite_and_keeps_the_served_arrays() {
 
 #[test]
 fn dry_run_makes_no_request_and_prints_the_plan() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", targets_csv(30));
@@ -198,6 +200,7 @@ fn dry_run_makes_no_request_and_prints_the_plan() {
 
 #[test]
 fn tasks_split_the_units_disjointly_and_shard_merges_them() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults { latency: Duration::from_millis(2), ..Faults::default() }).unwrap();
     let s = Scratch::new();
     let n = 60;
@@ -251,6 +254,7 @@ fn tasks_split_the_units_disjointly_and_shard_merges_them() {
 
 #[test]
 fn kill_9_during_fetch_then_rerun_gives_the_uninterrupted_shards() {
+    etd_emulators::require_fixtures!();
     let emu =
         Ps1Emulator::start(Faults { latency: Duration::from_millis(15), every_nth_503: Some(11), ..Faults::default() })
             .unwrap();
@@ -299,6 +303,7 @@ fn walk(dir: &Path) -> Vec<String> {
 
 #[test]
 fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", targets_csv(10));
@@ -340,6 +345,7 @@ fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
 
 #[test]
 fn an_unreachable_archive_exits_75_and_records_nothing() {
+    etd_emulators::require_fixtures!();
     // Bind and drop a listener: connections to this port are refused.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let s = Scratch::new();
@@ -361,6 +367,7 @@ fn an_unreachable_archive_exits_75_and_records_nothing() {
 
 #[test]
 fn concurrency_above_the_archive_limit_needs_the_override_flag() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", targets_csv(3));
@@ -385,6 +392,7 @@ fn repo_recipe(s: &Scratch, name: &str, base: &str) {
 
 #[test]
 fn the_repository_recipes_run_end_to_end() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.copy(&super::common::repo().join("recipes/targets/galaxies.csv"), "targets/galaxies.csv");
@@ -421,6 +429,7 @@ fn the_repository_recipes_run_end_to_end() {
 
 #[test]
 fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
+    etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", "objid,ra,dec,class\nm1,83.63321,22.01446,snr\n");

@@ -24,12 +24,20 @@ fn quickstart_runs_and_verifies() {
     assert_eq!(m["compression"], "zstd");
     assert_eq!(m["splits"]["all"]["url"], "quickstart-{000000..000001}.tar.zst");
     let fields: Vec<&str> = m["fields"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    assert_eq!(fields, ["json", "npy", "png", "txt"]);
+    assert_eq!(fields, ["jpg", "json", "npy", "png"]);
     s.etd().arg("verify").arg(s.shards()).assert().success();
-    let listing = s.etd().arg("inspect").arg(s.shards().join("quickstart-000001.tar.zst")).output().unwrap();
-    let text = stdout(&listing);
-    assert!(text.contains("ps1_cutout_rings_v3_skycell_1268_000_stk_r_unconv"), "{text}");
-    assert!(text.contains("npy (1.9 MiB)"), "{text}");
+    let mut listing = String::new();
+    for shard in ["quickstart-000000.tar.zst", "quickstart-000001.tar.zst"] {
+        let out = s.etd().arg("inspect").arg(s.shards().join(shard)).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        listing.push_str(&stdout(&out));
+    }
+    // The Zcut FITS cutout (its first image HDU, 100x100 float32) and the three Zcut JPEGs.
+    assert!(listing.contains("zcut-fits_candels_gn_30mas_189_49206_62_20615_100px"), "{listing}");
+    assert!(listing.contains("npy (39.2 KiB)"), "{listing}");
+    for band in ["f606w", "f814w", "f850lp"] {
+        assert!(listing.contains(&format!("zcut-jpg_candels_gn_{band}_189_49206_62_20615_100px")), "{listing}");
+    }
 }
 
 #[test]
@@ -103,6 +111,7 @@ fn max_bytes_starts_new_shards() {
 
 #[test]
 fn corrupt_fits_goes_to_failures_and_exit_3() {
+    etd_emulators::require_fixtures!();
     let s = Scratch::new();
     let bytes = std::fs::read(ps1_fixture()).unwrap();
     s.write("data/good.fits", &bytes);

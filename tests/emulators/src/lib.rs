@@ -12,5 +12,6 @@
 
 pub mod atlas_fp;
 pub mod atlas_var;
+pub mod fixtures;
 mod http;
 pub mod ps1;

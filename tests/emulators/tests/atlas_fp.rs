@@ -102,11 +102,12 @@ fn slow() -> Config {
 }
 
 fn fixture_file(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/../../examples/data/atlas-fp/{name}.txt", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    etd_emulators::fixtures::bytes(&etd_emulators::fixtures::atlas_result(name)).unwrap().to_vec()
 }
 
 #[test]
 fn token_endpoint() {
+    etd_emulators::require_fixtures!();
     let (_e, base) = start(Config::default());
     let ok = request("POST", &base, "/api-token-auth/", &[FORM], &form(&[("username", "etd"), ("password", "secret")]));
     assert_eq!(ok.status, 200, "{}", ok.text());
@@ -144,6 +145,7 @@ fn token_endpoint() {
 
 #[test]
 fn authentication_and_permissions() {
+    etd_emulators::require_fixtures!();
     let cfg = Config {
         users: vec![
             ("etd".into(), "secret".into(), TOKEN.into()),
@@ -240,6 +242,7 @@ fn key_order(body: &str) -> Vec<String> {
 
 #[test]
 fn created_task_json() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(slow());
     let r = post(
         &base,
@@ -305,6 +308,7 @@ fn created_task_json() {
 
 #[test]
 fn radeclist_submissions() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(slow());
     let r = post(
         &base,
@@ -348,6 +352,7 @@ fn radeclist_submissions() {
 
 #[test]
 fn invalid_submissions_are_refused() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(slow());
     let cases: [(&[(&str, &str)], &str); 8] = [
         (&[("ra", "nan"), ("dec", "20")], r#"{"ra":{"ra":"ra must be a finite floating-point number."}}"#),
@@ -417,6 +422,7 @@ fn poll(base: &str, url: &str) -> (Vec<&'static str>, Value) {
 
 #[test]
 fn lifecycle_result_and_deletion() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(quick());
     let r = post(&base, "/queue/", TOKEN, &[("ra", "29.86137"), ("dec", "30.72672")]);
     let url = json(&r)["url"].as_str().unwrap().to_string();
@@ -464,6 +470,7 @@ fn lifecycle_result_and_deletion() {
 
 #[test]
 fn fake_results_and_expiry() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(quick());
     e.set_result_for(10.0, 20.0, FakeResult::NoData);
     e.set_result_for(11.0, 21.0, FakeResult::Fixture("job00128"));
@@ -506,6 +513,7 @@ impl Conn {
 
 #[test]
 fn write_throttle_sixty_per_scaled_minute() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(Config { time_scale: 60.0, ..slow() });
     let mut c = Conn::new(&base);
     let t0 = Instant::now();
@@ -533,6 +541,7 @@ fn write_throttle_sixty_per_scaled_minute() {
 
 #[test]
 fn write_throttle_plural_and_early_retries() {
+    etd_emulators::require_fixtures!();
     // time_scale 20: the 60 s window lasts 3 s.
     let (e, base) = start(Config { time_scale: 20.0, write_rate_per_min: 5, ..slow() });
     let mut c = Conn::new(&base);
@@ -559,6 +568,7 @@ fn write_throttle_plural_and_early_retries() {
 
 #[test]
 fn read_throttle_is_separate() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(Config { time_scale: 60.0, read_rate_per_min: Some(3), ..slow() });
     for _ in 0..3 {
         assert_eq!(get(&base, "/queue/", Some(TOKEN)).status, 200);
@@ -574,6 +584,7 @@ fn read_throttle_is_separate() {
 
 #[test]
 fn list_pagination() {
+    etd_emulators::require_fixtures!();
     let (_e, base) = start(slow());
     let lines: String = (1..=8).map(|i| format!("{i} {i}\n")).collect();
     assert_eq!(post(&base, "/queue/", TOKEN, &[("radeclist", &lines)]).status, 201);
@@ -614,6 +625,7 @@ fn list_pagination() {
 
 #[test]
 fn too_many_queued_tasks() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(Config { max_queued: 3, ..slow() });
     for i in 0..3 {
         assert_eq!(post(&base, "/queue/", TOKEN, &[("ra", &i.to_string()), ("dec", "1")]).status, 201);
@@ -634,6 +646,7 @@ fn too_many_queued_tasks() {
 
 #[test]
 fn faults_hit_first_attempts_only() {
+    etd_emulators::require_fixtures!();
     let (e, base) = start(Config { faults: Faults { every_nth_503: Some(1), every_nth_reset: None }, ..slow() });
     let r = post(&base, "/queue/", TOKEN, &[("ra", "1"), ("dec", "2")]);
     assert_eq!(r.status, 503);
@@ -649,6 +662,7 @@ fn faults_hit_first_attempts_only() {
 
 #[test]
 fn binary_serves_until_stdin_closes() {
+    etd_emulators::require_fixtures!();
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("etd-atlas-emulator-test-{}", std::process::id()));

@@ -26,6 +26,7 @@ fn fitscut(base: &str, red: &str, extra: &str) -> Resp {
 
 #[test]
 fn strict_requests_are_refused() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let red = &stack_files(&base, RA, DEC, "r")[0];
@@ -79,6 +80,7 @@ fn strict_requests_are_refused() {
 
 #[test]
 fn filenames_table() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let r = get(&base, "/cgi-bin/ps1filenames.py?ra=150.10&dec=2.2&filters=gri&type=stack");
@@ -148,6 +150,7 @@ fn filenames_table() {
 
 #[test]
 fn filenames_bulk_post() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let (ctype, body) = multipart(&[("filters", "gr"), ("type", "stack")], "150.1 2.2\n10.0 -45.0\n\n10.5 40.25\n");
@@ -231,6 +234,7 @@ fn card<'a>(cards: &'a [String], prefix: &str) -> &'a str {
 
 #[test]
 fn fits_cutout() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let files = stack_files(&base, RA, DEC, "gr");
@@ -306,6 +310,7 @@ fn com_segment(jpeg: &[u8]) -> Option<String> {
 
 #[test]
 fn jpeg_and_png() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let files = stack_files(&base, RA, DEC, "grizy");
@@ -353,6 +358,7 @@ fn jpeg_and_png() {
 
 #[test]
 fn keep_alive_connection() {
+    etd_emulators::require_fixtures!();
     let e = emu();
     let base = e.base_url();
     let mut c = connect(&base);
@@ -393,6 +399,7 @@ fn fault_emu(f: Faults) -> (Ps1Emulator, String, String) {
 
 #[test]
 fn fault_429_then_retry() {
+    etd_emulators::require_fixtures!();
     let (e, base, target) = fault_emu(Faults { every_nth_429: Some((1, 2)), ..Faults::default() });
     let r = get(&base, &target);
     assert_eq!(r.status, 429);
@@ -412,6 +419,7 @@ fn fault_429_then_retry() {
 
 #[test]
 fn fault_503_then_retry() {
+    etd_emulators::require_fixtures!();
     let (e, base, target) = fault_emu(Faults { every_nth_503: Some(1), ..Faults::default() });
     assert_eq!(get(&base, &target).status, 503);
     assert_eq!(get(&base, &target).status, 200);
@@ -424,6 +432,7 @@ fn fault_503_then_retry() {
 
 #[test]
 fn fault_reset_then_retry() {
+    etd_emulators::require_fixtures!();
     let (e, base, target) = fault_emu(Faults { every_nth_reset: Some(1), ..Faults::default() });
     assert!(try_get(&base, &target).is_err());
     assert_eq!(get(&base, &target).status, 200);
@@ -432,6 +441,7 @@ fn fault_reset_then_retry() {
 
 #[test]
 fn fault_truncate_then_retry() {
+    etd_emulators::require_fixtures!();
     let (_e, base, target) = fault_emu(Faults { every_nth_truncate: Some(1), ..Faults::default() });
     let mut c = connect(&base);
     c.get_mut().write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
@@ -444,6 +454,7 @@ fn fault_truncate_then_retry() {
 
 #[test]
 fn fault_slow_then_retry() {
+    etd_emulators::require_fixtures!();
     let (_e, base, target) =
         fault_emu(Faults { every_nth_slow: Some((1, Duration::from_millis(700))), ..Faults::default() });
     let t = std::time::Instant::now();
@@ -456,6 +467,7 @@ fn fault_slow_then_retry() {
 
 #[test]
 fn faults_pick_a_stable_subset() {
+    etd_emulators::require_fixtures!();
     let f = Faults { every_nth_503: Some(3), ..Faults::default() };
     let run = |order: &[usize]| -> Vec<usize> {
         let e = Ps1Emulator::start(f.clone()).unwrap();
@@ -480,6 +492,7 @@ fn faults_pick_a_stable_subset() {
 
 #[test]
 fn meter_sees_parallel_clients() {
+    etd_emulators::require_fixtures!();
     let e = Ps1Emulator::start(Faults { latency: Duration::from_millis(500), ..Faults::default() }).unwrap();
     let base = e.base_url();
     let n = 6;
@@ -525,6 +538,7 @@ fn meter_sees_parallel_clients() {
 
 #[test]
 fn max_inflight_refuses_extra_requests() {
+    etd_emulators::require_fixtures!();
     let e =
         Ps1Emulator::start(Faults { latency: Duration::from_millis(500), max_inflight: Some(2), ..Faults::default() })
             .unwrap();
@@ -551,6 +565,7 @@ fn max_inflight_refuses_extra_requests() {
 
 #[test]
 fn binary_serves_until_stdin_closes() {
+    etd_emulators::require_fixtures!();
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("etd-emulator-test-{}", std::process::id()));

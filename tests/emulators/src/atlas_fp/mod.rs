@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 /// What a position yields instead of its default fixture.
 #[derive(Clone, Debug)]
 pub enum FakeResult {
-    /// One of the real result files by name: `"job00128"`, `"job01064"` or `"job01088"`.
+    /// One of the real result files by name (see [`crate::fixtures::ATLAS_RESULTS`]).
     Fixture(&'static str),
     /// The task finishes with `error_msg` "No data returned" and no result file.
     NoData,
@@ -434,7 +434,11 @@ impl AtlasEmulator {
     /// On a [`FakeResult::Fixture`] name that is not one of the fixtures.
     pub fn set_result_for(&self, ra: f64, dec: f64, result: FakeResult) {
         if let FakeResult::Fixture(name) = &result {
-            assert!(store::fixture(name).is_some(), "unknown ATLAS fixture {name:?} (job00128, job01064, job01088)");
+            assert!(
+                store::fixture(name).is_some(),
+                "unknown ATLAS fixture {name:?} (one of {:?})",
+                crate::fixtures::ATLAS_RESULTS
+            );
         }
         self.shared.state.lock().unwrap().store.overrides.push((ra, dec, result));
     }

@@ -7,14 +7,22 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The real result files served by default (thespacedoctor's `job*.txt`, see ARCHIVES.md 5).
-pub(crate) const FIXTURES: [(&str, &str); 3] = [
-    ("job00128", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/atlas-fp/job00128.txt"))),
-    ("job01064", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/atlas-fp/job01064.txt"))),
-    ("job01088", include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/atlas-fp/job01088.txt"))),
-];
+pub(crate) const DEFAULTS: [&str; 3] = ["job00128", "job01064", "job01088"];
 
+/// The real result file `name` (one of [`crate::fixtures::ATLAS_RESULTS`]), read from the fixtures
+/// folder; `None` for another name.
 pub(crate) fn fixture(name: &str) -> Option<&'static str> {
-    FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    if !crate::fixtures::ATLAS_RESULTS.contains(&name) {
+        return None;
+    }
+    let text = crate::fixtures::text(&crate::fixtures::atlas_result(name))
+        .unwrap_or_else(|e| panic!("the ATLAS emulator: {e}"));
+    Some(text)
+}
+
+fn default_by_hash(h: u64) -> &'static str {
+    let name = DEFAULTS[(h % DEFAULTS.len() as u64) as usize];
+    fixture(name).expect("default fixtures are ATLAS results")
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -26,7 +34,7 @@ pub(crate) fn default_fixture(ra: f64, dec: f64) -> &'static str {
     let norm = |x: f64| if x == 0.0 { 0.0f64.to_bits() } else { x.to_bits() };
     let mut key = norm(ra).to_le_bytes().to_vec();
     key.extend_from_slice(&norm(dec).to_le_bytes());
-    FIXTURES[(fnv1a(&key) % FIXTURES.len() as u64) as usize].1
+    default_by_hash(fnv1a(&key))
 }
 
 /// What a finished task produced.
@@ -128,7 +136,7 @@ impl Store {
         let (ra, dec) = match (f.ra, f.dec, &f.mpc_name) {
             (_, _, Some(name)) if !name.is_empty() => {
                 let h = fnv1a(name.as_bytes());
-                return Outcome::Data(FIXTURES[(h % FIXTURES.len() as u64) as usize].1);
+                return Outcome::Data(default_by_hash(h));
             }
             (Some(ra), Some(dec), _) => (ra, dec),
             _ => return Outcome::Error("No data returned".into()),

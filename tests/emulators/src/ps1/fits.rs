@@ -4,11 +4,6 @@ use super::fnv1a;
 use super::sky::{py_repr, FileRef, Kind};
 use std::sync::OnceLock;
 
-static FIXTURE_BYTES: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../examples/data/ps1/cutout_rings.v3.skycell.1268.000.stk.r.unconv.fits"
-));
-
 pub(crate) const BLOCK: usize = 2880;
 /// Largest cutout side fitscut accepts here (input pixels).
 pub(crate) const MAX_SIZE: u32 = 6000;
@@ -24,7 +19,11 @@ pub(crate) struct Fixture {
 
 pub(crate) fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| parse_fixture(FIXTURE_BYTES).expect("the PS1 fixture cutout is a plain float32 FITS image"))
+    F.get_or_init(|| {
+        let bytes =
+            crate::fixtures::bytes(crate::fixtures::PS1_CUTOUT).unwrap_or_else(|e| panic!("the PS1 emulator: {e}"));
+        parse_fixture(bytes).expect("the PS1 fixture cutout is a plain float32 FITS image")
+    })
 }
 
 fn card_int(cards: &[String], key: &str) -> Option<i64> {
