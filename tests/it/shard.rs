@@ -20,6 +20,13 @@ fn quickstart_runs_and_verifies() {
     let err = stderr(&out);
     assert!(err.contains(&format!("manifest: {}", s.shards().join("manifest.json").display())), "{err}");
     let m = s.manifest();
+    // The README shows this manifest as it is: keep them equal.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let at = readme.find("`shards/manifest.json` is written last").expect("README: the manifest section");
+    let block = &readme[at..];
+    let json = &block[block.find("```json\n").unwrap() + 8..];
+    let shown: serde_json::Value = serde_json::from_str(&json[..json.find("```").unwrap()]).unwrap();
+    assert_eq!(m, shown, "the README's manifest example is not what the quickstart makes; paste the new one");
     assert_eq!(m["samples"], 4);
     assert_eq!(m["compression"], "zstd");
     assert_eq!(m["splits"]["all"]["url"], "quickstart-{000000..000001}.tar.zst");
