@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Environment variable naming the fixtures folder.
@@ -47,6 +48,24 @@ pub fn path(rel: &str) -> Result<PathBuf, Missing> {
     }
 }
 
+static SYNTHETIC: AtomicBool = AtomicBool::new(false);
+
+/// Let the emulators serve stand-ins with the real layout and invented values
+/// ([`crate::synthetic`]) where a real file is missing. For `etd-emulator` run by hand on a
+/// machine without the fixtures folder; tests never call it.
+pub fn allow_synthetic() {
+    SYNTHETIC.store(true, Ordering::Relaxed);
+}
+
+/// The stand-in for fixture `rel`, if there is one.
+fn synthetic(rel: &str) -> Option<Vec<u8>> {
+    if rel == PS1_CUTOUT {
+        return Some(crate::synthetic::ps1_cutout());
+    }
+    let name = rel.strip_prefix("atlas-fp/")?.strip_suffix(".txt")?;
+    ATLAS_RESULTS.contains(&name).then(|| crate::synthetic::atlas_result(name).into_bytes())
+}
+
 /// The bytes of fixture `rel`, read once per process and kept (the emulators serve them often).
 pub fn bytes(rel: &str) -> Result<&'static [u8], Missing> {
     static CACHE: OnceLock<Mutex<HashMap<String, &'static [u8]>>> = OnceLock::new();
@@ -54,8 +73,13 @@ pub fn bytes(rel: &str) -> Result<&'static [u8], Missing> {
     if let Some(b) = cache.lock().unwrap().get(rel) {
         return Ok(b);
     }
-    let path = path(rel)?;
-    let data = std::fs::read(&path).map_err(|_| Missing { path })?;
+    let data = match path(rel) {
+        Ok(path) => std::fs::read(&path).map_err(|_| Missing { path })?,
+        Err(missing) => match SYNTHETIC.load(Ordering::Relaxed).then(|| synthetic(rel)).flatten() {
+            Some(data) => data,
+            None => return Err(missing),
+        },
+    };
     let leaked: &'static [u8] = Box::leak(data.into_boxed_slice());
     cache.lock().unwrap().insert(rel.to_string(), leaked);
     Ok(leaked)

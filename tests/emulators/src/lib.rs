@@ -15,3 +15,4 @@ pub mod atlas_var;
 pub mod fixtures;
 mod http;
 pub mod ps1;
+pub mod synthetic;

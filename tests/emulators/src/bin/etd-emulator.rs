@@ -71,6 +71,9 @@ fn run() -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     };
+    if which != "atlas-var" {
+        synthetic_where_missing(&which);
+    }
     let mut addr = "127.0.0.1:0".to_string();
     let mut meter_file: Option<String> = None;
     if which == "ps1" {
@@ -158,4 +161,20 @@ fn serve(
         std::fs::write(&path, json + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The PS1 and ATLAS emulators serve real archive files from the fixtures folder; on a machine
+/// without it (a user with only the repository) they serve stand-ins with the same layout, and
+/// say so.
+fn synthetic_where_missing(which: &str) {
+    use etd_emulators::fixtures;
+    let rels = match which {
+        "ps1" => vec![fixtures::PS1_CUTOUT.to_string()],
+        _ => fixtures::ATLAS_RESULTS.iter().map(|n| fixtures::atlas_result(n)).collect(),
+    };
+    if let Some(missing) = rels.iter().find_map(|r| fixtures::path(r).err()) {
+        fixtures::allow_synthetic();
+        eprintln!("etd-emulator: {missing}");
+        eprintln!("etd-emulator: serving synthetic stand-ins with the real layout and invented values instead");
+    }
 }
