@@ -138,7 +138,6 @@ fn a_download_cut_off_in_one_run_is_resumed_by_the_next() {
 
 #[test]
 fn a_webdav_origin_is_listed_with_propfind() {
-    etd_emulators::require_fixtures!();
     use etd_emulators::atlas_var::Listing;
     let emu = AtlasVarEmulator::start(Config { objects: 200, listing: Listing::WebDav, ..Config::default() }).unwrap();
     let s = Scratch::new();
@@ -154,7 +153,6 @@ fn a_webdav_origin_is_listed_with_propfind() {
 
 #[test]
 fn a_folder_that_cannot_be_listed_is_a_clear_error() {
-    etd_emulators::require_fixtures!();
     use etd_emulators::atlas_var::Listing;
     let emu = AtlasVarEmulator::start(Config { objects: 50, listing: Listing::Denied, ..Config::default() }).unwrap();
     let s = Scratch::new();

@@ -46,6 +46,7 @@ fn build(compression: &str) -> Scratch {
 
 #[test]
 fn python_webdataset_reads_every_sample_and_npy_equals_astropy() {
+    etd_emulators::require_fixtures!();
     let Some(py) = python() else {
         require(false, "a Python with webdataset, numpy and astropy");
         return;
@@ -69,6 +70,7 @@ fn python_webdataset_reads_every_sample_and_npy_equals_astropy() {
 
 #[test]
 fn gnu_tar_lists_members_and_zstd_test_passes() {
+    etd_emulators::require_fixtures!();
     if !require(tool("tar") && tool("zstd"), "GNU tar and zstd") {
         return;
     }
@@ -171,7 +173,6 @@ fn numpy_reads_atlas_light_curves_as_structured_arrays() {
 
 #[test]
 fn numpy_reads_atlas_var_light_curves_with_the_documented_dtype() {
-    etd_emulators::require_fixtures!();
     let Some(py) = python() else {
         require(false, "a Python with webdataset, numpy and astropy");
         return;

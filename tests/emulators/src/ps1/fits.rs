@@ -285,6 +285,7 @@ mod tests {
 
     #[test]
     fn fixture_parses() {
+        crate::require_fixtures!();
         let fx = fixture();
         assert_eq!((fx.width, fx.height), (700, 700));
         assert!(fx.cards.iter().any(|c| c.starts_with("RADESYS = 'FK5     '")));
