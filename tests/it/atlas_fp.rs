@@ -155,8 +155,8 @@ fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
             text.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
         assert_eq!(n_rows, want.len());
         let bytes = &all[&format!("{key}.npy")];
-        let data = &bytes[bytes.len() - n_rows * 101..];
-        let got: Vec<f64> = data.chunks(101).map(|r| f64::from_le_bytes(r[..8].try_into().unwrap())).collect();
+        let data = &bytes[bytes.len() - n_rows * 109..];
+        let got: Vec<f64> = data.chunks(109).map(|r| f64::from_le_bytes(r[..8].try_into().unwrap())).collect();
         assert_eq!(got, want, "{key}");
         let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
         assert_eq!(json["target"]["id"], key);
