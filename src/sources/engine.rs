@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::net::client::{NetClient, NetError};
+use crate::net::client::{Fetched, NetClient, NetError, Request};
 use crate::report::Progress;
+use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 
 /// Why a unit did not finish.
@@ -37,6 +38,37 @@ impl From<NetError> for UnitError {
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
             NetError::Fatal { .. } => UnitError::Fatal(e.into()),
         }
+    }
+}
+
+/// Send `req` and check the answer with `valid` (see [`NetClient::send_valid`]: an answer that
+/// arrived whole but does not pass gets one more try). Every source fetches what it parses
+/// through here. An answer refused for good is kept as received under
+/// `rejected/<source>/<key>/<name>` (`name`: what the archive called it) and fails the unit as
+/// `invalid-answer`, the reason being `valid`'s (which names the file, line and value).
+pub async fn fetch_checked(
+    client: &NetClient,
+    store: &RawStore,
+    key: &str,
+    name: &str,
+    req: &Request,
+    valid: impl Fn(&Fetched) -> Result<(), String>,
+) -> Result<Fetched, UnitError> {
+    match client.send_valid(req, valid).await {
+        Ok(fetched) => Ok(fetched),
+        Err(NetError::Invalid { reason, body, retries, .. }) => {
+            let (store, key, name) = (store.clone(), key.to_string(), name.to_string());
+            let kept = tokio::task::spawn_blocking(move || store.reject(&key, &name, &body.0))
+                .await
+                .map_err(|e| UnitError::Fatal(anyhow::anyhow!("keeping a refused answer failed: {e}")))?
+                .map_err(UnitError::Fatal)?;
+            let tries = if retries == 0 { "1 try".to_string() } else { format!("{} tries", retries + 1) };
+            Err(UnitError::Permanent {
+                kind: "invalid-answer",
+                reason: format!("{reason} (after {tries}; the answer is kept in {})", kept.display()),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
