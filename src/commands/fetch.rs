@@ -219,7 +219,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
         if p.failed > 0 && !args.retry_failed { "; --retry-failed tries them again" } else { "" }
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
-    let store = RawStore::new(workdir.raw(recipe.source.kind()));
+    let store = RawStore::new(&workdir, recipe.source.kind());
     clean_partials(&store, &keys, &p.todo)?;
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let limiter = client.host(&cfg.base_url);
@@ -374,7 +374,7 @@ fn fetch_atlas(
         plan.undeleted.len()
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
-    let store = RawStore::new(workdir.raw(recipe.source.kind()));
+    let store = RawStore::new(&workdir, recipe.source.kind());
     clean_partials(&store, &keys, &p.todo)?;
     let client = Arc::new(NetClient::new(recipe.politeness.clone(), split.count)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -69,7 +69,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
         }
         SourceConfig::Ps1(cfg) => {
-            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let store = RawStore::new(&workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
             let jobs = ps1_jobs(recipe, cfg, targets, &scan.done)?;
@@ -87,7 +87,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
         }
         SourceConfig::AtlasFp(cfg) => {
-            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let store = RawStore::new(&workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
             let keys = crate::sources::atlas_fp::target_keys(targets)?;

@@ -22,6 +22,23 @@ pub struct Fetched {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The body provably arrived whole: as long as its `Content-Length`, or framed by chunked
+    /// encoding or HTTP/2. A body delimited only by the connection closing could be cut short.
+    pub whole: bool,
+}
+
+/// Retries of an answer that arrived whole but is not what was asked for: it is the archive's
+/// answer, not a network fault, so one more try (a server caught mid-update) and no more.
+pub const WHOLE_INVALID_RETRIES: u32 = 1;
+
+/// The bytes of an answer etd refused (shown by their length only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefusedBody(pub Vec<u8>);
+
+impl std::fmt::Debug for RefusedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RefusedBody({} bytes)", self.0.len())
+    }
 }
 
 /// A request that failed for good.
@@ -36,10 +53,11 @@ pub enum NetError {
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
-    /// Every attempt answered, but the last answer was not what was asked for (an HTML error page
-    /// instead of FITS, a table that does not parse) and the retry budget ran out.
+    /// The last answer was not what was asked for (an HTML error page instead of FITS, a table
+    /// that does not parse): on two answers that arrived whole (see [`WHOLE_INVALID_RETRIES`]),
+    /// else until the retry budget ran out. `body` is what came back.
     #[error("{method} {url}: invalid answer after {retries} retries: {reason}")]
-    Invalid { method: String, url: String, retries: u32, reason: String },
+    Invalid { method: String, url: String, retries: u32, reason: String, body: RefusedBody, headers: HeaderMap },
 }
 
 fn excerpt(body: &str) -> String {
@@ -260,9 +278,11 @@ impl NetClient {
         self.send_valid(req, |_| Ok(())).await
     }
 
-    /// Send a request and check its answer with `valid`; an invalid answer counts as a failed
-    /// attempt and is retried within the same retry budget (servers under load send error pages
-    /// with status 200 and cut bodies short). After the budget, `NetError::Invalid`.
+    /// Send a request and check its answer with `valid`. An invalid answer that arrived whole
+    /// (see [`Fetched::whole`]) is the archive's answer, not a network fault: it is retried
+    /// [`WHOLE_INVALID_RETRIES`] time(s), then `NetError::Invalid` carries the reason and the bytes.
+    /// One whose length nothing vouches for may have been cut short and is retried within the
+    /// retry budget like a transport failure. Truncated bodies and resets never reach `valid`.
     pub async fn send_valid(
         &self,
         req: &Request,
@@ -271,6 +291,7 @@ impl NetClient {
         let host = self.host_for(&req.url, &req.method);
         let started = Instant::now();
         let mut retries = 0;
+        let mut whole_invalid = 0;
         loop {
             let (outcome, server_wait) = self.attempt(&host, req).await;
             let mut invalid = None;
@@ -278,8 +299,12 @@ impl NetClient {
                 Ok(fetched) => match valid(&fetched) {
                     Ok(()) => return Ok(fetched),
                     Err(reason) => {
-                        invalid = Some(reason.clone());
-                        format!("invalid answer: {reason}")
+                        let last = format!("invalid answer: {reason}");
+                        if fetched.whole {
+                            whole_invalid += 1;
+                        }
+                        invalid = Some((reason, fetched));
+                        last
                     }
                 },
                 Err(Attempt::Refused { status, body }) => {
@@ -295,13 +320,16 @@ impl NetClient {
                 }
                 Err(Attempt::Transient(why)) => why,
             };
-            if retries >= self.politeness.retries {
-                if let Some(reason) = invalid {
+            let whole_spent = whole_invalid > WHOLE_INVALID_RETRIES;
+            if retries >= self.politeness.retries || (whole_spent && invalid.is_some()) {
+                if let Some((reason, fetched)) = invalid {
                     return Err(NetError::Invalid {
                         method: req.method.to_string(),
                         url: req.url.to_string(),
                         retries,
                         reason,
+                        body: RefusedBody(fetched.body),
+                        headers: fetched.headers,
                     });
                 }
                 return Err(NetError::Exhausted {
@@ -378,10 +406,19 @@ impl NetClient {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        let framed = response.version() >= reqwest::Version::HTTP_2
+            || headers
+                .get(reqwest::header::TRANSFER_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let announced = headers
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         if let (Some(dl), 200 | 206) = (&req.download, status) {
             let outcome = self.stream_into(response, &dl.part, status, have).await;
             drop(slot);
-            return (outcome.map(|()| Fetched { status, headers, body: Vec::new() }), None);
+            return (outcome.map(|()| Fetched { status, headers, body: Vec::new(), whole: true }), None);
         }
         // The body is read while the in-flight permit is held: a download counts as in flight.
         let body = match response.bytes().await {
@@ -391,7 +428,8 @@ impl NetClient {
         drop(slot);
         self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         if (200..300).contains(&status) {
-            return (Ok(Fetched { status, headers, body }), None);
+            let whole = framed || announced == Some(body.len() as u64);
+            return (Ok(Fetched { status, headers, body, whole }), None);
         }
         let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok());
         match classify_status(status, retry_after, SystemTime::now()) {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::net::client::{NetClient, NetError};
+use crate::net::client::{Fetched, NetClient, NetError, Request};
 use crate::report::Progress;
+use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 
 /// Why a unit did not finish.
@@ -38,6 +39,49 @@ impl From<NetError> for UnitError {
             NetError::Fatal { .. } => UnitError::Fatal(e.into()),
         }
     }
+}
+
+/// Send `req` and check the answer with `valid` (see [`NetClient::send_valid`]: an answer that
+/// arrived whole but does not pass gets one more try). Every source fetches what it parses
+/// through here. An answer refused for good is kept as received under
+/// `rejected/<source>/<key>/<name>` (the `Content-Disposition` file name if the archive sent one,
+/// else `name`: what the archive called it) and fails the unit as
+/// `invalid-answer`, the reason being `valid`'s (which names the file, line and value).
+pub async fn fetch_checked(
+    client: &NetClient,
+    store: &RawStore,
+    key: &str,
+    name: &str,
+    req: &Request,
+    valid: impl Fn(&Fetched) -> Result<(), String>,
+) -> Result<Fetched, UnitError> {
+    match client.send_valid(req, valid).await {
+        Ok(fetched) => Ok(fetched),
+        Err(NetError::Invalid { reason, body, retries, headers, .. }) => {
+            let named = headers.get(reqwest::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok());
+            let name = named.and_then(disposition_filename).unwrap_or_else(|| name.to_string());
+            let (store, key) = (store.clone(), key.to_string());
+            let kept = tokio::task::spawn_blocking(move || store.reject(&key, &name, &body.0))
+                .await
+                .map_err(|e| UnitError::Fatal(anyhow::anyhow!("keeping a refused answer failed: {e}")))?
+                .map_err(UnitError::Fatal)?;
+            let tries = if retries == 0 { "1 try".to_string() } else { format!("{} tries", retries + 1) };
+            Err(UnitError::Permanent {
+                kind: "invalid-answer",
+                reason: format!("{reason} (after {tries}; the answer is kept in {})", kept.display()),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `filename` of a `Content-Disposition` value (quoted or bare), without any folder part.
+fn disposition_filename(value: &str) -> Option<String> {
+    let (_, v) =
+        value.split(';').filter_map(|p| p.split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case("filename"))?;
+    let v = v.trim().trim_matches('"');
+    let base = v.rsplit(['/', '\\']).next()?;
+    (!base.is_empty()).then(|| base.to_string())
 }
 
 /// A unit's result.
@@ -166,4 +210,17 @@ pub fn detail(client: &NetClient, elapsed: Duration) -> String {
         stats.retries.load(Ordering::Relaxed),
         crate::net::human_duration(client.throttled())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_answers_are_named_as_the_archive_names_them() {
+        assert_eq!(disposition_filename("attachment; filename=\"r.fits\"").as_deref(), Some("r.fits"));
+        assert_eq!(disposition_filename("inline; FILENAME=a/b/c.txt").as_deref(), Some("c.txt"));
+        assert_eq!(disposition_filename("attachment"), None);
+        assert_eq!(disposition_filename("attachment; filename=\"\""), None);
+    }
 }

@@ -28,6 +28,10 @@ impl Workdir {
     pub fn raw(&self, source: &str) -> PathBuf {
         self.root.join("raw").join(source)
     }
+    /// Answers of `source` that arrived whole but did not parse, kept as received.
+    pub fn rejected(&self, source: &str) -> PathBuf {
+        self.root.join("rejected").join(source)
+    }
     /// The journal of a whole-workdir fetch.
     pub fn journal(&self) -> PathBuf {
         self.root.join("journal.jsonl")

@@ -1,6 +1,7 @@
 //! Raw payloads: what a source fetched, validated before it is stored (a FITS file is whole, an
 //! image decodes, the server did not send an HTML error page instead) and written atomically under
 //! `<workdir>/raw/<source>/`, so a killed fetch never leaves a partial file under a final name.
+//! Answers refused for good are kept as received under `<workdir>/rejected/<source>/`.
 
 use std::path::{Path, PathBuf};
 
@@ -46,10 +47,11 @@ pub fn validate(kind: PayloadKind, bytes: &[u8], content_type: Option<&str>) -> 
     }
 }
 
-/// `<workdir>/raw/<source>/`.
+/// `<workdir>/raw/<source>/`, and `<workdir>/rejected/<source>/` for refused answers.
 #[derive(Debug, Clone)]
 pub struct RawStore {
     root: PathBuf,
+    rejected: PathBuf,
 }
 
 /// A stored payload: where (relative to the store) and its digest.
@@ -61,12 +63,30 @@ pub struct Stored {
 }
 
 impl RawStore {
-    pub fn new(root: PathBuf) -> Self {
-        RawStore { root }
+    /// The store of `source` in `workdir`.
+    pub fn new(workdir: &super::Workdir, source: &str) -> Self {
+        RawStore { root: workdir.raw(source), rejected: workdir.rejected(source) }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Keep an answer that was refused for good as `rejected/<source>/<key>/<name>`, byte for
+    /// byte and atomically, so a user can see what the archive sent. `name` is what the archive
+    /// called it; anything but `[A-Za-z0-9._-]` in it becomes `_`. Returns the path.
+    pub fn reject(&self, key: &str, name: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let mut name: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        if name.is_empty() || name.starts_with('.') {
+            name.insert_str(0, "answer");
+        }
+        anyhow::ensure!(crate::shard::keys::key_problem(key).is_none(), "unsafe rejected answer name {key}/{name}");
+        let dir = self.rejected.join(key);
+        fs_err::create_dir_all(&dir)?;
+        let path = dir.join(name);
+        super::write_atomic(&path, bytes)?;
+        Ok(path)
     }
 
     /// Validate and store `bytes` as `<key>/<name>`, atomically. `key` is a sample key (already
@@ -165,7 +185,7 @@ mod tests {
     fn put_is_atomic_and_checked() {
         etd_emulators::require_fixtures!();
         let dir = tempfile::tempdir().unwrap();
-        let store = RawStore::new(dir.path().join("raw/ps1-cutouts"));
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
         let f = fixture();
         let s = store.put("m51", "r.fits", PayloadKind::Fits, &f, None).unwrap();
         assert_eq!(s.path, "m51/r.fits");
@@ -178,5 +198,24 @@ mod tests {
         assert_eq!(leftovers, vec![std::ffi::OsString::from("r.fits")]);
         assert!(store.put("../x", "a.fits", PayloadKind::Fits, &f, None).is_err());
         assert!(store.put("k", "../a.fits", PayloadKind::Fits, &f, None).is_err());
+    }
+
+    #[test]
+    fn rejected_answers_are_kept_as_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "atlas-fp");
+        let bytes = b"###MJD m\n\xff not text".to_vec();
+        let path = store.reject("sn0001", "job00042.txt", &bytes).unwrap();
+        assert_eq!(path, dir.path().join("rejected/atlas-fp/sn0001/job00042.txt"));
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        // A second refusal replaces the first; odd names are made safe, not refused.
+        store.reject("sn0001", "job00042.txt", b"again").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"again");
+        let odd = store.reject("sn0001", "../fitscut.cgi?x=1", b"x").unwrap();
+        assert_eq!(odd, dir.path().join("rejected/atlas-fp/sn0001/answer.._fitscut.cgi_x_1"));
+        assert!(store.reject("../up", "a.txt", b"x").is_err());
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! ATLAS forced-photometry light curves (ARCHIVES.md 2.8) -> sample fields. The result text is
 //! parsed strictly: the exact 19-column `###MJD` header, 19 fields on every row, numbers where
 //! numbers belong (`nan` allowed where the server writes it), one filter letter, and an `Obs` name.
-//! A malformed file fails its sample with the line number.
+//! A malformed file fails its sample with the line number. Integers are 64-bit: a bright star's
+//! `uJy`/`duJy` reach 5e11, beyond 32 bits.
 //!
 //! Fields: `npy`, a structured array with one record per row (see [`COLUMNS`] for names, dtypes
 //! and units); `json`, the target, the columns with units, rows per filter, the MJD range and the
@@ -29,8 +30,8 @@ pub const COLUMNS: [(&str, &str, &str, &str); 19] = [
     ("mjd", "<f8", "d", "MJD at the start of the 30 s exposure (UTC, not barycentric)"),
     ("m", "<f4", "mag", "AB magnitude; negative when the flux is negative; 0 when the flux is 0"),
     ("dm", "<f4", "mag", "magnitude uncertainty"),
-    ("ujy", "<i4", "uJy", "flux density"),
-    ("dujy", "<i4", "uJy", "flux density uncertainty"),
+    ("ujy", "<i8", "uJy", "flux density (beyond 32 bits for bright stars)"),
+    ("dujy", "<i8", "uJy", "flux density uncertainty"),
     ("filter", "|S1", "", "ATLAS filter: c (cyan), o (orange), H (H-alpha), i, r, w, ..."),
     ("err", "<i4", "", "tphot error code (0 normally)"),
     ("chi_n", "<f4", "", "reduced chi-squared of the PSF fit"),
@@ -53,8 +54,8 @@ pub struct Row {
     pub mjd: f64,
     pub m: f32,
     pub dm: f32,
-    pub ujy: i32,
-    pub dujy: i32,
+    pub ujy: i64,
+    pub dujy: i64,
     pub filter: ArrayVec<u8, 1>,
     pub err: i32,
     pub chi_n: f32,
@@ -112,11 +113,23 @@ pub enum Quality {
     FaqCuts,
 }
 
-/// Parse a result file. Errors name the 1-based line.
+/// Parse a result file's bytes: UTF-8 text (else the line of the first bad byte), then [`parse`].
+pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<Row>, String> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(format!("line {line}: not UTF-8 text (byte {} of the file)", e.valid_up_to() + 1))
+        }
+    }
+}
+
+/// Parse a result file. Errors start with the 1-based line: `line 17: uJy `12x` is not an integer`.
 pub fn parse(text: &str) -> Result<Vec<Row>, String> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
-        return Err("empty result file (expected the `###MJD ...` header)".into());
+        return Err("line 1: empty (expected the `###MJD ...` header)".into());
     };
     let cols: Vec<&str> = header.split_whitespace().collect();
     if cols != HEADER {
@@ -139,8 +152,11 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
         let finite = |k: usize| -> Result<f64, String> {
             float(k).and_then(|v| if v.is_nan() { Err(format!("line {n}: {} is `nan`", HEADER[k])) } else { Ok(v) })
         };
-        let int = |k: usize| -> Result<i32, String> {
+        let int = |k: usize| -> Result<i64, String> {
             f[k].parse().map_err(|_| format!("line {n}: {} `{}` is not an integer", HEADER[k], f[k]))
+        };
+        let code = |k: usize| -> Result<i32, String> {
+            int(k)?.try_into().map_err(|_| format!("line {n}: {} `{}` is out of range", HEADER[k], f[k]))
         };
         let filter = match f[5].as_bytes() {
             [b] if b.is_ascii_alphabetic() => *b,
@@ -158,7 +174,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, String> {
             ujy: int(3)?,
             dujy: int(4)?,
             filter: [filter].into_iter().collect(),
-            err: int(6)?,
+            err: code(6)?,
             chi_n: float(7)? as f32,
             ra: finite(8)?,
             dec: finite(9)?,
@@ -232,8 +248,8 @@ pub fn lightcurve_fields(
     outputs: LightCurveOutputs,
     meta: &LightCurveMeta,
 ) -> Result<Fields, SampleError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| SampleError(format!("result file is not UTF-8: {e}")))?;
-    let all = parse(text).map_err(SampleError)?;
+    let all =
+        parse_bytes(bytes).map_err(|e| SampleError(format!("result {} {e}", meta.result_url.unwrap_or("file"))))?;
     let rows: Vec<Row> = match quality {
         Quality::All => all.clone(),
         Quality::FaqCuts => all.iter().filter(|r| r.passes_faq_cuts()).cloned().collect(),
@@ -304,6 +320,41 @@ mod tests {
     }
 
     #[test]
+    fn every_real_file_parses_over_the_whole_range_the_archive_sends() {
+        etd_emulators::require_fixtures!();
+        for job in etd_emulators::fixtures::ATLAS_RESULTS {
+            let text = fixture(job);
+            let rows = parse(&text).unwrap_or_else(|e| panic!("{job}: {e}"));
+            assert_eq!(rows.len(), text.lines().skip(1).filter(|l| !l.trim().is_empty()).count(), "{job}");
+        }
+        // A bright star: fluxes beyond 32-bit integers, kept exactly.
+        let rows = parse(&fixture("job01381")).unwrap();
+        let max = rows.iter().map(|r| r.ujy).max().unwrap();
+        let min = rows.iter().map(|r| r.ujy).min().unwrap();
+        assert_eq!((min, max), (-479_469_138_389, 529_808_083_386));
+        assert_eq!(rows.iter().map(|r| r.dujy).max(), Some(400_484_850_433));
+        let filters: std::collections::BTreeSet<char> = rows.iter().map(Row::filter).collect();
+        assert_eq!(filters.into_iter().collect::<String>(), "Hcior");
+        let south = parse(&fixture("job-south-2024")).unwrap();
+        assert!(south.iter().any(|r| r.obs().starts_with("03a")) && south.iter().any(|r| r.obs().starts_with("04a")));
+        // One past i64 is refused with the line and the value.
+        let mut lines: Vec<String> = fixture("job00128").lines().map(str::to_string).collect();
+        lines[2] = lines[2].replacen("  -131 ", "  9223372036854775808 ", 1);
+        assert_eq!(parse(&lines.join("\n")).unwrap_err(), "line 3: uJy `9223372036854775808` is not an integer");
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_name_the_line() {
+        let mut bytes = format!("{}\n", HEADER.join(" ")).into_bytes();
+        bytes.extend_from_slice(b"57500.5 \xff\n");
+        assert_eq!(
+            parse_bytes(&bytes).unwrap_err(),
+            format!("line 2: not UTF-8 text (byte {} of the file)", bytes.len() - 1)
+        );
+        assert_eq!(parse_bytes(b"").unwrap_err(), "line 1: empty (expected the `###MJD ...` header)");
+    }
+
+    #[test]
     fn nan_zero_and_other_filters() {
         let text = format!(
             "{}\n57500.567506   0.000  0.000     0    0 o  0    nan 272.40281  -9.97095  7290.56 10067.88  nan 1.39 -87.1 -0.427 -3.23 -2.22 02a57500o0671o\n\
@@ -343,8 +394,9 @@ mod tests {
         let DType::Record(fields) = file.dtype() else { panic!("not a record dtype") };
         let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>());
-        // mjd m dm ujy dujy filter err chi_n ra dec (8 4 4 4 4 1 4 4 8 8), 8 floats, obs 20: 101 bytes
-        let header_len = bytes.len() - rows.len() * 101;
+        // mjd m dm ujy dujy filter err chi_n ra dec (8 4 4 8 8 1 4 4 8 8), 8 floats, obs 20: 109 bytes
+        let header_len = bytes.len() - rows.len() * 109;
+        assert_eq!(bytes[header_len + 16..header_len + 24], rows[0].ujy.to_le_bytes());
         assert_eq!(bytes[header_len..header_len + 8], rows[0].mjd.to_le_bytes());
     }
 }

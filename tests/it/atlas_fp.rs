@@ -155,8 +155,8 @@ fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
             text.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
         assert_eq!(n_rows, want.len());
         let bytes = &all[&format!("{key}.npy")];
-        let data = &bytes[bytes.len() - n_rows * 101..];
-        let got: Vec<f64> = data.chunks(101).map(|r| f64::from_le_bytes(r[..8].try_into().unwrap())).collect();
+        let data = &bytes[bytes.len() - n_rows * 109..];
+        let got: Vec<f64> = data.chunks(109).map(|r| f64::from_le_bytes(r[..8].try_into().unwrap())).collect();
         assert_eq!(got, want, "{key}");
         let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
         assert_eq!(json["target"]["id"], key);
@@ -325,4 +325,76 @@ fn the_token_never_shows_and_login_and_token_files_work() {
     let out = s.etd().args(["fetch", "file.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("readable by group or others"), "{}", stderr(&out));
+}
+
+/// `job00128.txt` with line 17's `uJy` replaced by `12x`: arrives whole, does not parse.
+fn broken_result() -> Vec<u8> {
+    let text = std::fs::read_to_string(super::common::atlas_fixture("job00128")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut f: Vec<&str> = lines[16].split_whitespace().collect();
+    f[3] = "12x";
+    lines[16] = f.join(" ");
+    format!("{}\n", lines.join("\n")).into_bytes()
+}
+
+#[test]
+fn a_whole_answer_that_does_not_parse_is_read_twice_kept_and_failed_then_retry_failed_fetches_it() {
+    etd_emulators::require_fixtures!();
+    let emu = AtlasEmulator::start(fast_server()).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(2));
+    let (ra, dec) = (3.0, -40.0); // sn0000
+    let broken = broken_result();
+    emu.set_result_for(ra, dec, FakeResult::Bytes(broken.clone()));
+    s.write("r.yaml", recipe(&emu.base_url(), "", POLITE));
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("1 done, 1 failed (1 invalid-answer)"), "{err}");
+    // The broken file was read twice (one retry), the good one once; not the budget of 6.
+    let reads = emu.meter().result_reads;
+    assert_eq!(reads.values().copied().collect::<Vec<_>>(), vec![2, 1], "{reads:?}");
+    let name = reads.iter().find(|(_, &n)| n == 2).map(|(k, _)| k.clone()).unwrap();
+    // What the archive sent is kept byte for byte, named as the archive named it.
+    let kept = s.join(&format!("work/rejected/atlas-fp/sn0000/{name}"));
+    assert_eq!(std::fs::read(&kept).unwrap(), broken);
+    assert!(!s.join("work/raw/atlas-fp/sn0000").exists(), "nothing under raw/ for the refused answer");
+    let clean = |t: &str| t.replace(&emu.base_url(), "[BASE]").replace(&s.path().display().to_string(), "[TMP]");
+    assert_eq!(name, "job00001.txt", "sn0000 is the first line of the batch");
+    let line = err.lines().find(|l| l.contains("is not an integer")).expect("the parse error is logged");
+    insta::assert_snapshot!(clean(&line[line.find("sn0000").unwrap()..]), @"sn0000: result [BASE]/static/results/job00001.txt line 17: uJy `12x` is not an integer (after 2 tries; the answer is kept in [TMP]/work/rejected/atlas-fp/sn0000/job00001.txt)");
+    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    insta::assert_snapshot!(clean(failures.trim()), @r#"{"unit":"sn0000","stage":"fetch","kind":"invalid-answer","reason":"result [BASE]/static/results/job00001.txt line 17: uJy `12x` is not an integer (after 2 tries; the answer is kept in [TMP]/work/rejected/atlas-fp/sn0000/job00001.txt)"}"#);
+    assert!(emu.tasks().iter().all(|t| t.deleted), "the failed target's task is deleted too");
+
+    // The archive fixed it: --retry-failed fetches the target again, and it shards.
+    emu.set_result_for(ra, dec, FakeResult::Fixture("job00128"));
+    let out = etd_fp(&s).args(["fetch", "--retry-failed", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(emu.meter().result_reads.values().sum::<u64>(), 4, "one more read, of the new task's result");
+    assert!(kept.exists(), "the rejected copy stays for the user to look at");
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = shard_members(&s);
+    let want = std::fs::read(super::common::atlas_fixture("job00128")).unwrap();
+    assert_eq!(all["sn0000.txt"], want);
+}
+
+#[test]
+fn truncated_result_bodies_are_still_retried_within_the_budget() {
+    etd_emulators::require_fixtures!();
+    let faults = etd_emulators::atlas_fp::Faults { truncate_result_reads: 3, ..Default::default() };
+    let emu = AtlasEmulator::start(Config { faults, ..fast_server() }).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(1));
+    emu.set_result_for(3.0, -40.0, FakeResult::Fixture("job01381"));
+    s.write("r.yaml", recipe(&emu.base_url(), "", POLITE));
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reads = emu.meter().result_reads;
+    assert_eq!(reads.values().copied().collect::<Vec<_>>(), vec![4], "three cut short, the fourth whole: {reads:?}");
+    assert!(!s.join("work/rejected").exists());
+    let stored = files(&s.join("work/raw/atlas-fp/sn0000"));
+    assert_eq!(stored.len(), 1);
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), std::fs::read(super::common::atlas_fixture("job01381")).unwrap());
 }

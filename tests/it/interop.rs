@@ -201,3 +201,75 @@ fn numpy_reads_atlas_var_light_curves_with_the_documented_dtype() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(&format!("webdataset read {samples} ATLAS-VAR light curves")), "{}", stdout(&out));
 }
+
+#[test]
+fn every_real_atlas_result_goes_through_fetch_and_shard_and_numpy_reads_it_column_for_column() {
+    use etd_emulators::atlas_fp::{AtlasEmulator, Config, FakeResult};
+    use etd_emulators::fixtures::ATLAS_RESULTS;
+    etd_emulators::require_fixtures!();
+    let emu = AtlasEmulator::start(Config {
+        time_scale: 60.0,
+        queue_time: std::time::Duration::from_millis(50),
+        run_time: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .unwrap();
+    // One target per real result file: nan rows, five filters, southern units 03a/04a, and
+    // fluxes beyond 32-bit integers.
+    let s = Scratch::new();
+    let mut rows = String::from("id,ra,dec\n");
+    for (i, job) in ATLAS_RESULTS.iter().enumerate() {
+        let (ra, dec) = (15.5 + i as f64 * 40.0, -60.25 + i as f64 * 20.0);
+        emu.set_result_for(ra, dec, FakeResult::Fixture(job));
+        rows.push_str(&format!("{job},{ra},{dec}\n"));
+    }
+    s.write("t.csv", rows);
+    s.write(
+        "r.yaml",
+        format!(
+            "version: 1\nname: fp-real\ntargets: {{file: t.csv}}\n\
+             source:\n  atlas-fp: {{base_url: \"{}\", mjd_min: 57000, poll: {{initial: 50ms, max: 100ms}}}}\n\
+             politeness: {{rate: 40/s, read_rate: 200/s}}\n\
+             shard: {{max_samples: 4, compression: zstd}}\n",
+            emu.base_url()
+        ),
+    );
+    let token = "0123456789abcdef0123456789abcdef01234567";
+    let out = s.etd().env("ATLAS_TOKEN", token).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.manifest()["samples"], 6);
+    // Each sample's txt is its fixture byte for byte (so the Python check compares with the text).
+    let mut seen = 0;
+    for (name, bytes) in s.shard_files() {
+        if !name.ends_with(".tar.zst") {
+            continue;
+        }
+        let tar = zstd::decode_all(&bytes[..]).unwrap();
+        for m in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let mut m = m.unwrap();
+            let path = m.path().unwrap().to_string_lossy().into_owned();
+            if let Some(key) = path.strip_suffix(".txt") {
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut m, &mut got).unwrap();
+                assert_eq!(got, std::fs::read(atlas_fixture(key)).unwrap(), "{key}");
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 6);
+    let Some(py) = python() else {
+        require(false, "a Python with webdataset, numpy and astropy");
+        return;
+    };
+    let out =
+        Command::new(&py).arg(repo().join("tests/interop/check_lightcurves.py")).arg(s.shards()).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("webdataset read 6 light curves (3855 rows)"), "{text}");
+    assert!(
+        text.contains("filters Hcior; units 01a 02a 03a 04a; nan chi/N rows 2; largest |uJy| 529808083386"),
+        "{text}"
+    );
+}

@@ -291,3 +291,47 @@ async fn tasks_split_the_budget() {
     let lots = etd::net::limiter::HostLimiter::new(&p, 64);
     assert_eq!(lots.concurrency(), 1);
 }
+
+#[tokio::test]
+async fn a_whole_answer_that_does_not_parse_gets_one_retry_and_its_bytes_come_back() {
+    // Every answer is a whole 200 (Content-Length matches) that the check refuses.
+    let (base, meter) = serve(|n| ok(&format!("not a table {n}"))).await;
+    let client = NetClient::new(politeness(1, "100/s", 6), 1).unwrap();
+    let check = |f: &etd::net::client::Fetched| -> Result<(), String> {
+        if f.body.starts_with(b"table") {
+            Ok(())
+        } else {
+            Err(format!("line 1: `{}` is not a table", String::from_utf8_lossy(&f.body)))
+        }
+    };
+    let err = client.send_valid(&Request::get(url(&base, "/t")), check).await.unwrap_err();
+    assert_eq!(meter.arrivals.lock().unwrap().len(), 2, "one try and one retry, not the budget of 6");
+    match &err {
+        NetError::Invalid { retries, reason, body, .. } => {
+            assert_eq!(*retries, 1);
+            assert_eq!(reason, "line 1: `not a table 1` is not a table");
+            assert_eq!(body.0, b"not a table 1", "the last answer's bytes as received");
+        }
+        other => panic!("expected an invalid answer, got {other}"),
+    }
+    // A retry that parses succeeds; transport faults before it do not use up the one retry.
+    let (base, meter) = serve(|n| match n {
+        0 => ok("garbage"),
+        1 => Action::Truncate { declared: 100, body: b"table cut".to_vec() },
+        2 => Action::Reset,
+        _ => ok("table ok"),
+    })
+    .await;
+    let got = client.send_valid(&Request::get(url(&base, "/t")), check).await.unwrap();
+    assert_eq!(got.body, b"table ok");
+    assert_eq!(meter.arrivals.lock().unwrap().len(), 4);
+    // Truncated bodies alone are retried within the whole budget, as before.
+    let (base, meter) = serve(|n| match n {
+        0..=4 => Action::Truncate { declared: 100, body: b"table cut".to_vec() },
+        _ => ok("table whole"),
+    })
+    .await;
+    let got = client.send_valid(&Request::get(url(&base, "/t")), check).await.unwrap();
+    assert_eq!(got.body, b"table whole");
+    assert_eq!(meter.arrivals.lock().unwrap().len(), 6);
+}

@@ -460,3 +460,26 @@ fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
     assert!(q["red"].contains(".stk.i.") && q["green"].contains(".stk.r.") && q["blue"].contains(".stk.g."), "{url}");
     assert!(all["m1.png"].starts_with(b"\x89PNG"));
 }
+
+#[test]
+fn a_whole_cutout_that_is_not_fits_is_read_twice_kept_under_rejected_and_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let emu = Ps1Emulator::start(Faults { html_instead_of_cutouts: true, ..Faults::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", "objid,ra,dec,class\ng0,10.5,20.25,spiral\n");
+    s.write("r.yaml", recipe(&emu.base_url(), "r", "{rate: 100/s, retries: 6}", ""));
+    let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let m = emu.meter();
+    assert_eq!(m.by_endpoint["ps1filenames"], 1);
+    assert_eq!(m.by_endpoint["fitscut"], 2, "one try and one retry, not the budget of 6");
+    let kept = s.join("work/rejected/ps1-cutouts/g0/r.fits");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), etd_emulators::ps1::MAINTENANCE_PAGE);
+    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(failures.trim()).unwrap();
+    assert_eq!(entry["kind"], "invalid-answer");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(reason.starts_with(&format!("fitscut.cgi answer {}/cgi-bin/fitscut.cgi?", emu.base_url())), "{reason}");
+    assert!(reason.contains(": expected fits data, got text/html; charset=utf-8: <html>"), "{reason}");
+    assert!(reason.ends_with(&format!("(after 2 tries; the answer is kept in {})", kept.display())), "{reason}");
+}

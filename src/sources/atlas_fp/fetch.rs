@@ -208,19 +208,17 @@ impl AtlasFetcher {
             kind: "invalid-answer",
             reason: format!("result_url `{result_url}` is not a URL: {e}"),
         })?;
-        let answer = self
-            .client
-            .send_valid(&self.request(Method::GET, url.clone()), |f| {
-                let text = std::str::from_utf8(&f.body).map_err(|e| format!("not UTF-8 text: {e}"))?;
-                crate::transform::lightcurve::parse(text).map(|_| ())
-            })
-            .await?;
         let name = url
             .path_segments()
             .and_then(|mut s| s.next_back())
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
             .unwrap_or("result.txt")
             .to_string();
+        let req = self.request(Method::GET, url.clone());
+        let answer = crate::sources::engine::fetch_checked(&self.client, &self.store, &unit.key, &name, &req, |f| {
+            crate::transform::lightcurve::parse_bytes(&f.body).map(|_| ()).map_err(|e| format!("result {url} {e}"))
+        })
+        .await?;
         let store = self.store.clone();
         let key = unit.key.clone();
         let stored = tokio::task::spawn_blocking(move || store.write(&key, &name, &answer.body))

@@ -9,13 +9,15 @@ use super::urls::{colour_order, filenames_url, fitscut_url};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::net::client::{Fetched, NetClient, Request};
 use crate::recipe::targets::Target;
-use crate::sources::engine::UnitError;
+use crate::sources::engine::{fetch_checked, UnitError};
 use crate::store::raw::{validate, PayloadKind, RawStore};
 use crate::store::InputRecord;
 
 /// Raw file of the `ps1filenames.py` answer, and its input field.
 pub const TABLE_FILE: &str = "ps1filenames.txt";
 pub const TABLE_FIELD: &str = "table";
+/// What the archive calls the table (the name of a refused one under `rejected/`).
+pub const TABLE_ANSWER: &str = "ps1filenames.py";
 /// Input field of a colour (three-filter) jpg/png cutout.
 pub const COLOUR_FIELD: &str = "color";
 
@@ -52,15 +54,18 @@ impl Ps1Fetcher {
     pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
         let cfg = &self.cfg;
         let url = filenames_url(cfg, target.ra, target.dec);
-        let answer = self
-            .client
-            .send_valid(&Request::get(url.clone()), |f| {
-                validate(PayloadKind::Text, &f.body, content_type(f))?;
-                table::parse(&String::from_utf8_lossy(&f.body)).map(|_| ())
-            })
-            .await?;
+        let answer = fetch_checked(&self.client, &self.store, &key, TABLE_ANSWER, &Request::get(url.clone()), |f| {
+            validate(PayloadKind::Text, &f.body, content_type(f))
+                .and_then(|()| table::parse(&String::from_utf8_lossy(&f.body)))
+                .map(|_| ())
+                .map_err(|e| format!("{TABLE_ANSWER} answer {url} {e}"))
+        })
+        .await?;
         let text = String::from_utf8_lossy(&answer.body).into_owned();
-        let rows = table::parse(&text).map_err(|e| UnitError::Permanent { kind: "invalid-answer", reason: e })?;
+        let rows = table::parse(&text).map_err(|e| UnitError::Permanent {
+            kind: "invalid-answer",
+            reason: format!("{TABLE_ANSWER} answer {url} {e}"),
+        })?;
         if rows.is_empty() {
             return Err(UnitError::Permanent {
                 kind: "no-coverage",
@@ -80,10 +85,11 @@ impl Ps1Fetcher {
         };
         for cutout in cutouts {
             let url = fitscut_url(cfg, target.ra, target.dec, &cutout.images);
-            let fetched = self
-                .client
-                .send_valid(&Request::get(url.clone()), |f| validate(kind, &f.body, content_type(f)))
-                .await?;
+            let req = Request::get(url.clone());
+            let fetched = fetch_checked(&self.client, &self.store, &key, &cutout.file, &req, |f| {
+                validate(kind, &f.body, content_type(f)).map_err(|e| format!("fitscut.cgi answer {url}: {e}"))
+            })
+            .await?;
             inputs.push(self.store(&key, &cutout.file, &cutout.field, fetched, &url).await?);
         }
         Ok(inputs)

@@ -25,7 +25,7 @@ const HEADER: [&str; 9] = ["projcell", "subcell", "ra", "dec", "filter", "mjd", 
 pub fn parse(text: &str) -> Result<Vec<Ps1Image>, String> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
-        return Err("empty answer (expected at least the header line)".into());
+        return Err("line 1: empty (expected at least the header line)".into());
     };
     let cols: Vec<&str> = header.split_whitespace().collect();
     let with_badflag = match cols.len() {

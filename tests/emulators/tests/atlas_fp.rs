@@ -490,6 +490,45 @@ fn fake_results_and_expiry() {
     assert_eq!(get(&base, "/static/results/job2.txt", None).status, 404);
 }
 
+#[test]
+fn every_fixture_given_bytes_and_cut_short_reads_are_served_and_counted() {
+    etd_emulators::require_fixtures!();
+    let faults = Faults { truncate_result_reads: 1, ..Faults::default() };
+    let (e, base) = start(Config { faults, ..quick() });
+    let broken = b"###MJD m\n\xff broken but whole\n".to_vec();
+    let mut urls = Vec::new();
+    for (i, name) in etd_emulators::fixtures::ATLAS_RESULTS.iter().enumerate() {
+        e.set_result_for(i as f64, 1.0, FakeResult::Fixture(name));
+    }
+    e.set_result_for(9.0, 1.0, FakeResult::Bytes(broken.clone()));
+    for ra in [0, 1, 2, 3, 4, 5, 9] {
+        let t = json(&post(&base, "/queue/", TOKEN, &[("ra", &ra.to_string()), ("dec", "1")]));
+        urls.push(t["url"].as_str().unwrap().to_string());
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let (_, t) = poll(&base, url);
+        let result_url = t["result_url"].as_str().unwrap();
+        // First read: the whole Content-Length announced, half the body sent, then closed.
+        let mut conn = TcpStream::connect(hostport(&base)).unwrap();
+        conn.write_all(&raw_request("GET", &base, result_url, &[], b"", true)).unwrap();
+        let mut cut = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut cut).unwrap();
+        let head_end = cut.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let want = match etd_emulators::fixtures::ATLAS_RESULTS.get(i) {
+            Some(name) => fixture_file(name),
+            None => broken.clone(),
+        };
+        let head = String::from_utf8_lossy(&cut[..head_end]).to_ascii_lowercase();
+        assert!(head.contains(&format!("content-length: {}", want.len())), "{head}");
+        assert_eq!(cut.len() - head_end, want.len() / 2);
+        // Second read: whole, byte for byte.
+        assert_eq!(get(&base, result_url, None).body, want, "{result_url}");
+    }
+    let reads = e.meter().result_reads;
+    assert_eq!(reads.len(), 7);
+    assert!(reads.values().all(|&n| n == 2), "{reads:?}");
+}
+
 /// POSTs on one keep-alive connection.
 struct Conn {
     base: String,
@@ -647,12 +686,12 @@ fn too_many_queued_tasks() {
 #[test]
 fn faults_hit_first_attempts_only() {
     etd_emulators::require_fixtures!();
-    let (e, base) = start(Config { faults: Faults { every_nth_503: Some(1), every_nth_reset: None }, ..slow() });
+    let (e, base) = start(Config { faults: Faults { every_nth_503: Some(1), ..Faults::default() }, ..slow() });
     let r = post(&base, "/queue/", TOKEN, &[("ra", "1"), ("dec", "2")]);
     assert_eq!(r.status, 503);
     assert!(e.tasks().is_empty(), "a faulted submission creates nothing");
     assert_eq!(post(&base, "/queue/", TOKEN, &[("ra", "1"), ("dec", "2")]).status, 201);
-    e.set_faults(Faults { every_nth_503: None, every_nth_reset: Some(1) });
+    e.set_faults(Faults { every_nth_reset: Some(1), ..Faults::default() });
     assert!(try_request("GET", &base, "/queue/1/", &[], b"").is_err());
     assert_eq!(get(&base, "/queue/1/", None).status, 200);
     e.set_faults(Faults::default());

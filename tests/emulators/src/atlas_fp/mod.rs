@@ -67,7 +67,8 @@
 //!   `queuepositions.json`, the schema, session login, `Range` requests for result files.
 //!   OPTIONS answers carry no `actions`. `?ordering=timestamp` sorts by id.
 //! - ETags are a hash of the body, not the server's aggregate.
-//! - Faults, latency and the meter are test instruments.
+//! - Faults, latency and the meter are test instruments; so is [`FakeResult::Bytes`], a result
+//!   file of given bytes.
 
 mod body;
 mod json;
@@ -95,6 +96,9 @@ pub enum FakeResult {
     NoData,
     /// The task finishes with this `error_msg` and no result file.
     Error(String),
+    /// The task finishes and its result file is exactly these bytes, served whole (a broken
+    /// answer for the reject path: bad numbers, not UTF-8, an HTML page).
+    Bytes(Vec<u8>),
 }
 
 /// Deterministic faults. A fault with period `n` hits the requests whose salted FNV-1a hash of
@@ -107,6 +111,9 @@ pub struct Faults {
     pub every_nth_503: Option<u64>,
     /// Close the connection without answering (SO_LINGER 0, so the client sees a reset).
     pub every_nth_reset: Option<u64>,
+    /// The first this many GETs of each result file announce the whole `Content-Length` but
+    /// send only half the body, then close (counted per file in [`Meter::result_reads`]).
+    pub truncate_result_reads: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +163,8 @@ pub struct Meter {
     pub reads: u64,
     /// `"api-token-auth"`, `"queue-list"`, `"queue-detail"`, `"result"`, `"other"`.
     pub by_route: BTreeMap<String, u64>,
+    /// Reads (GET or HEAD) of each result file by name (`job00001.txt`), whatever the answer.
+    pub result_reads: BTreeMap<String, u64>,
     pub status_counts: BTreeMap<u16, u64>,
     /// 429 answers from the rate throttles.
     pub throttled: u64,
@@ -205,6 +214,7 @@ struct MeterState {
     writes: u64,
     reads: u64,
     by_route: BTreeMap<String, u64>,
+    result_reads: BTreeMap<String, u64>,
     status_counts: BTreeMap<u16, u64>,
     throttled: u64,
     posts: u64,
@@ -262,10 +272,21 @@ impl Shared {
             "DELETE" => m.deletes += 1,
             _ => {}
         }
-        *m.by_route.entry(views::route(&req.path).name().to_string()).or_default() += 1;
+        let route = views::route(&req.path);
+        *m.by_route.entry(route.name().to_string()).or_default() += 1;
+        if let views::Route::Result(name) = route {
+            *m.result_reads.entry(name).or_default() += 1;
+        }
         m.user_agents.insert(req.header("user-agent").unwrap_or("").to_string());
         let scheme = req.header("authorization").and_then(|a| a.split_whitespace().next()).unwrap_or("");
         m.auth_schemes.insert(scheme.to_string());
+    }
+
+    /// Whether this answer (a result file read) is cut short by [`Faults::truncate_result_reads`].
+    fn cut_short(&self, req: &Request, resp: &Response, faults: &Faults) -> bool {
+        let views::Route::Result(name) = views::route(&req.path) else { return false };
+        let reads = self.meter.lock().unwrap().result_reads.get(&name).copied().unwrap_or(0);
+        req.method == "GET" && resp.status == 200 && reads <= faults.truncate_result_reads
     }
 
     fn record_status(&self, status: u16) {
@@ -388,6 +409,7 @@ impl AtlasEmulator {
             writes: m.writes,
             reads: m.reads,
             by_route: m.by_route.clone(),
+            result_reads: m.result_reads.clone(),
             status_counts: m.status_counts.clone(),
             throttled: m.throttled,
             max_writes_in_any_window: max_writes,
@@ -527,6 +549,14 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             None => views::respond(shared, &req, peer),
         };
         shared.record_status(resp.status);
+        if shared.cut_short(&req, &resp, &faults) {
+            let mut out = resp.head_bytes(false);
+            out.extend_from_slice(&resp.body[..resp.body.len() / 2]);
+            let _ = conn.stream.write_all(&out);
+            let _ = conn.stream.flush();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         write_response(&mut conn.stream, &resp, req.method == "HEAD", req.keep_alive)?;
         if !req.keep_alive {
             let _ = conn.stream.shutdown(Shutdown::Write);

@@ -3,6 +3,7 @@
 use super::json::{iso_utc, J};
 use super::validate::TaskFields;
 use super::FakeResult;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,7 +41,7 @@ pub(crate) fn default_fixture(ra: f64, dec: f64) -> &'static str {
 /// What a finished task produced.
 #[derive(Clone, Debug)]
 pub(crate) enum Outcome {
-    Data(&'static str),
+    Data(Cow<'static, [u8]>),
     Error(String),
 }
 
@@ -114,9 +115,9 @@ impl Task {
     }
 
     /// The result file bytes while they are being served.
-    pub fn result_file(&self, now: Instant, t: &Timing) -> Option<&'static str> {
+    pub fn result_file(&self, now: Instant, t: &Timing) -> Option<&[u8]> {
         match (&self.outcome, self.live() && self.phase(now, t) == Phase::Finished) {
-            (Outcome::Data(text), true) => Some(text),
+            (Outcome::Data(bytes), true) => Some(bytes),
             _ => None,
         }
     }
@@ -136,17 +137,20 @@ impl Store {
         let (ra, dec) = match (f.ra, f.dec, &f.mpc_name) {
             (_, _, Some(name)) if !name.is_empty() => {
                 let h = fnv1a(name.as_bytes());
-                return Outcome::Data(default_by_hash(h));
+                return Outcome::Data(default_by_hash(h).as_bytes().into());
             }
             (Some(ra), Some(dec), _) => (ra, dec),
             _ => return Outcome::Error("No data returned".into()),
         };
         let hit = self.overrides.iter().rev().find(|(r, d, _)| (r - ra).abs() < 1e-9 && (d - dec).abs() < 1e-9);
         match hit.map(|(_, _, f)| f) {
-            Some(FakeResult::Fixture(name)) => Outcome::Data(fixture(name).unwrap_or_else(|| default_fixture(ra, dec))),
+            Some(FakeResult::Fixture(name)) => {
+                Outcome::Data(fixture(name).unwrap_or_else(|| default_fixture(ra, dec)).as_bytes().into())
+            }
             Some(FakeResult::NoData) => Outcome::Error("No data returned".into()),
             Some(FakeResult::Error(msg)) => Outcome::Error(msg.clone()),
-            None => Outcome::Data(default_fixture(ra, dec)),
+            Some(FakeResult::Bytes(bytes)) => Outcome::Data(bytes.clone().into()),
+            None => Outcome::Data(default_fixture(ra, dec).as_bytes().into()),
         }
     }
 

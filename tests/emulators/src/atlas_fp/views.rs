@@ -141,7 +141,7 @@ fn result_file(sh: &Shared, req: &Request, name: &str) -> Response {
     match found {
         Some((t, text)) => {
             let modified = t.created_wall + sh.timing.queue + sh.timing.run;
-            Response::new(200, "text/plain", text.as_bytes().to_vec())
+            Response::new(200, "text/plain", text.to_vec())
                 .with_header("Last-Modified", httpdate::fmt_http_date(modified))
         }
         None => html(404, APACHE_404),

@@ -80,6 +80,9 @@ pub struct Faults {
     pub every_nth_slow: Option<(u64, Duration)>,
     /// Beyond this many requests in flight, answer 503 (counted in [`Meter::over_limit`]).
     pub max_inflight: Option<usize>,
+    /// Every `fitscut.cgi` answer is a whole `200 text/html` maintenance page instead of the
+    /// cutout, on every attempt (a server that sends the wrong thing, not a network fault).
+    pub html_instead_of_cutouts: bool,
 }
 
 /// Politeness as the server saw it.
@@ -281,6 +284,10 @@ fn choose_fault(f: &Faults, target: &str) -> Option<FaultKind> {
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What [`Faults::html_instead_of_cutouts`] serves.
+pub const MAINTENANCE_PAGE: &str =
+    "<html><head><title>PS1 image server</title></head><body>The image server is down for maintenance.</body></html>\n";
+
 fn write_response(stream: &mut TcpStream, resp: &Response, head_only: bool, keep_alive: bool) -> io::Result<()> {
     let mut out = resp.head_bytes(keep_alive);
     if !head_only {
@@ -355,6 +362,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 let _ = conn.stream.shutdown(Shutdown::Both);
                 drop(guard);
                 return Ok(());
+            }
+            None if faults.html_instead_of_cutouts && req.path == "/cgi-bin/fitscut.cgi" => {
+                Response::new(200, "text/html; charset=utf-8", MAINTENANCE_PAGE.as_bytes().to_vec())
             }
             None => route(&req),
         };
