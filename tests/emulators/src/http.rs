@@ -288,6 +288,31 @@ pub(crate) fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Waits (up to `limit`) until the peer has acknowledged every byte written to `stream`, so a
+/// reset that follows discards nothing the test counts as sent (Linux: `SIOCOUTQ` is the bytes
+/// not yet acknowledged). Elsewhere it waits a short while instead.
+pub(crate) fn wait_acknowledged(stream: &TcpStream, limit: std::time::Duration) {
+    let until = std::time::Instant::now() + limit;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut unacked: libc::c_int = 0;
+            // SAFETY: SIOCOUTQ writes one int through the pointer; the fd is open for the call.
+            let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut unacked) };
+            if rc != 0 || unacked == 0 || std::time::Instant::now() >= until {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        std::thread::sleep(limit.min(std::time::Duration::from_millis(50)).min(until - std::time::Instant::now()));
+    }
+}
+
 /// Closes a socket so that the peer sees a reset (SO_LINGER with a zero timeout).
 pub(crate) fn abort(stream: TcpStream) {
     let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));

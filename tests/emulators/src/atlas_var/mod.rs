@@ -415,8 +415,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         if let Some(FaultKind::ResetMidBody) = fault {
             let half = resp.body.len() / 2;
             let _ = send(&mut conn.stream, shared, &resp, file.as_deref(), head_only, keep_alive, Some(half));
-            // Give the peer a moment to take the bytes before the reset discards what is unsent.
-            std::thread::sleep(Duration::from_millis(20));
+            // Let the peer take every byte sent before the reset, so none is lost in flight and
+            // the meter's count is what the client received (whatever the machine's load).
+            http::wait_acknowledged(&conn.stream, Duration::from_secs(5));
             drop(guard);
             http::abort(conn.stream);
             return Ok(());
