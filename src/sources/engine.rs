@@ -75,13 +75,16 @@ pub async fn fetch_checked(
     }
 }
 
-/// The `filename` of a `Content-Disposition` value (quoted or bare), without any folder part.
+/// The `filename` of a `Content-Disposition` value (quoted or bare), without any folder part, if
+/// it is a plain file name (letters, digits, `.`, `_`, `-`; not starting with `.`; at most 100
+/// bytes): a server does not get to choose a path, a hidden file or control characters.
 fn disposition_filename(value: &str) -> Option<String> {
     let (_, v) =
         value.split(';').filter_map(|p| p.split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case("filename"))?;
     let v = v.trim().trim_matches('"');
     let base = v.rsplit(['/', '\\']).next()?;
-    (!base.is_empty()).then(|| base.to_string())
+    let plain = base.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    (plain && !base.is_empty() && !base.starts_with('.') && base.len() <= 100).then(|| base.to_string())
 }
 
 /// A unit's result.
@@ -222,5 +225,9 @@ mod tests {
         assert_eq!(disposition_filename("inline; FILENAME=a/b/c.txt").as_deref(), Some("c.txt"));
         assert_eq!(disposition_filename("attachment"), None);
         assert_eq!(disposition_filename("attachment; filename=\"\""), None);
+        for hostile in ["..", "a/..", ".hidden", "x\u{7}y", "a b.txt", "nul\0.txt"] {
+            assert_eq!(disposition_filename(&format!("attachment; filename=\"{hostile}\"")), None, "{hostile:?}");
+        }
+        assert_eq!(disposition_filename(&format!("attachment; filename={}", "a".repeat(101))), None);
     }
 }
