@@ -60,6 +60,19 @@ pub fn verify_path(path: &Path) -> anyhow::Result<VerifyReport> {
         };
         (parent, path.to_path_buf())
     };
+    if !manifest_path.exists() {
+        let message = if !path.exists() {
+            format!("{}: no such file or folder", path.display())
+        } else {
+            format!("{} holds no {MANIFEST_NAME}", dir.display())
+        };
+        return Err(crate::error::UserError::failure(message)
+            .with_hint(format!(
+                "verify takes a shard folder written by `etd shard` (such as etd-work/<name>/shards) or its \
+                 {MANIFEST_NAME}; the manifest is written last, so a folder without one holds no finished dataset"
+            ))
+            .into());
+    }
     let text = fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read manifest {}", manifest_path.display()))?;
     let manifest: Manifest = serde_json::from_str(&text)

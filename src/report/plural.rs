@@ -1,0 +1,45 @@
+//! Counts with nouns for people: `1 target`, `2 targets`, `1 retry`, `3 retries`.
+
+/// `n` and `noun` (given in the singular), the noun in the plural unless `n` is 1:
+/// `plural(1, "shard")` is `1 shard`, `plural(0, "shard")` is `0 shards`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {}", plural_of(noun))
+    }
+}
+
+/// The English plural of a singular noun (the regular rules; etd's nouns need no others).
+pub fn plural_of(noun: &str) -> String {
+    let bytes = noun.as_bytes();
+    let consonant_y = bytes.len() >= 2
+        && bytes[bytes.len() - 1] == b'y'
+        && !matches!(bytes[bytes.len() - 2], b'a' | b'e' | b'i' | b'o' | b'u');
+    if consonant_y {
+        format!("{}ies", &noun[..noun.len() - 1])
+    } else if ["s", "x", "z", "ch", "sh"].iter().any(|end| noun.ends_with(end)) {
+        format!("{noun}es")
+    } else {
+        format!("{noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn singular_only_for_one() {
+        assert_eq!(plural(1, "target"), "1 target");
+        assert_eq!(plural(0, "target"), "0 targets");
+        assert_eq!(plural(2, "shard"), "2 shards");
+        assert_eq!(plural(1, "retry"), "1 retry");
+        assert_eq!(plural(3, "retry"), "3 retries");
+        assert_eq!(plural(2, "entry"), "2 entries");
+        assert_eq!(plural(2, "key"), "2 keys");
+        assert_eq!(plural(2, "batch"), "2 batches");
+        assert_eq!(plural(2, "index"), "2 indexes");
+        assert_eq!(plural(5, "object"), "5 objects");
+    }
+}
