@@ -73,13 +73,15 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
 fn dry_run_report(plan: &[Action], dest: &str, writable: Option<Result<(), UserError>>) -> anyhow::Result<Exit> {
     let text: String = plan.iter().map(|a| format!("{}\n", a.line())).collect();
     super::print_stdout(&text)?;
-    let objects = plural(plan.len() as u64, "object");
+    let objects = plural(plan.len(), "object");
     match writable {
         Some(Err(e)) => {
             tracing::info!("dry run: {objects} for {dest}; nothing was written");
             return Err(e.into());
         }
-        Some(Ok(())) => tracing::info!("dry run: {objects} for {dest}; the destination is writable; nothing was written"),
+        Some(Ok(())) => {
+            tracing::info!("dry run: {objects} for {dest}; the destination is writable; nothing was written")
+        }
         None => tracing::info!("dry run: {objects} for {dest}; nothing was written"),
     }
     refuse_conflicts(plan, dest)?;
@@ -90,7 +92,7 @@ fn summarize(plan: &[Action], report: &Report, dest: &str) {
     if report.created == 0 && report.replaced == 0 {
         tracing::info!(
             "{dest} is already published with identical bytes ({}); nothing to do",
-            plural(plan.len() as u64, "object")
+            plural(plan.len(), "object")
         );
         return;
     }

@@ -31,14 +31,18 @@ pub enum NetError {
     #[error("{method} {url} failed: HTTP {status}{}", excerpt(.body))]
     Refused { method: String, url: String, status: u16, body: String },
     /// Transient failures until the retry budget ran out: worth retrying later (exit 75).
-    #[error("{method} {url} failed after {retries} retries in {:.1}s: {last}", .elapsed.as_secs_f64())]
+    #[error(
+        "{method} {url} failed after {} in {:.1}s: {last}",
+        crate::report::plural(*.retries, "retry"),
+        .elapsed.as_secs_f64()
+    )]
     Exhausted { method: String, url: String, retries: u32, elapsed: Duration, last: String },
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
     /// Every attempt answered, but the last answer was not what was asked for (an HTML error page
     /// instead of FITS, a table that does not parse) and the retry budget ran out.
-    #[error("{method} {url}: invalid answer after {retries} retries: {reason}")]
+    #[error("{method} {url}: invalid answer after {}: {reason}", crate::report::plural(*.retries, "retry"))]
     Invalid { method: String, url: String, retries: u32, reason: String },
 }
 

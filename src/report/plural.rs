@@ -1,8 +1,32 @@
 //! Counts with nouns for people: `1 target`, `2 targets`, `1 retry`, `3 retries`.
 
+/// A count of things (any unsigned integer type).
+pub trait Count {
+    fn count(self) -> u64;
+}
+
+impl Count for u64 {
+    fn count(self) -> u64 {
+        self
+    }
+}
+
+impl Count for u32 {
+    fn count(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+impl Count for usize {
+    fn count(self) -> u64 {
+        self as u64
+    }
+}
+
 /// `n` and `noun` (given in the singular), the noun in the plural unless `n` is 1:
 /// `plural(1, "shard")` is `1 shard`, `plural(0, "shard")` is `0 shards`.
-pub fn plural(n: u64, noun: &str) -> String {
+pub fn plural(n: impl Count, noun: &str) -> String {
+    let n = n.count();
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -41,5 +65,7 @@ mod tests {
         assert_eq!(plural(2, "batch"), "2 batches");
         assert_eq!(plural(2, "index"), "2 indexes");
         assert_eq!(plural(5, "object"), "5 objects");
+        assert_eq!(plural(1usize, "unit"), "1 unit");
+        assert_eq!(plural(2u32, "retry"), "2 retries");
     }
 }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::{shard_file_name, split_url, Manifest, ShardEntry, FORMAT, MANIFEST_NAME};
 use super::read::{display_file_name, scan_stream, Compression, Problem, ProblemSink};
+use crate::report::plural;
 
 /// Buffer size for reading shard files.
 const BUF_SIZE: usize = 64 * 1024;
@@ -109,10 +110,13 @@ pub fn render_verify_text(r: &VerifyReport) -> String {
     }
     let status = match r.problems.len() {
         0 => "OK".to_string(),
-        1 => "1 problem".to_string(),
-        n => format!("{n} problems"),
+        n => plural(n, "problem"),
     };
-    out.push_str(&format!("verified {} shards, {} samples: {status}\n", r.shards_checked, r.samples_checked));
+    out.push_str(&format!(
+        "verified {}, {}: {status}\n",
+        plural(r.shards_checked, "shard"),
+        plural(r.samples_checked, "sample")
+    ));
     out
 }
 

@@ -179,7 +179,11 @@ mod tests {
         assert!(TaskSplit::new(None, None, Some("2")).unwrap_err().message.contains("--num-tasks is not given"));
         assert!(TaskSplit::new(Some(4), Some(4), None).unwrap_err().message.contains("not below"));
         let e = TaskSplit::new(None, Some(2), Some("3")).unwrap_err();
-        assert!(e.message.starts_with("task index 3 from $JOB_COMPLETION_INDEX is not below --num-tasks 2"), "{}", e.message);
+        assert!(
+            e.message.starts_with("task index 3 from $JOB_COMPLETION_INDEX is not below --num-tasks 2"),
+            "{}",
+            e.message
+        );
         assert!(TaskSplit::new(None, Some(2), Some("x")).unwrap_err().message.contains("not a task index"));
     }
 }
