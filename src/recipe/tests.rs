@@ -246,3 +246,18 @@ fn every_shipped_recipe_parses() {
     }
     assert!(n >= 1, "no recipes in {}", dir.display());
 }
+
+#[test]
+fn targets_without_rows_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.csv"), "objid,ra,dec\n").unwrap();
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, "version: 1\nname: t\ntargets: {file: empty.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.file, dir.path().join("empty.csv"));
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("header row but no rows"), "{}", e.message);
+    let e = err("version: 1\nname: t\ntargets: {list: []}\nsource:\n  ps1-cutouts: {}\n");
+    assert_eq!(e.key, "targets.list");
+    assert!(e.message.contains("empty"), "{}", e.message);
+}

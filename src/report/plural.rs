@@ -24,7 +24,7 @@ impl Count for usize {
 }
 
 /// `n` and `noun` (given in the singular), the noun in the plural unless `n` is 1:
-/// `plural(1, "shard")` is `1 shard`, `plural(0, "shard")` is `0 shards`.
+/// `plural(1u64, "shard")` is `1 shard`, `plural(0, "shard")` is `0 shards`.
 pub fn plural(n: impl Count, noun: &str) -> String {
     let n = n.count();
     if n == 1 {
@@ -55,16 +55,16 @@ mod tests {
 
     #[test]
     fn singular_only_for_one() {
-        assert_eq!(plural(1, "target"), "1 target");
-        assert_eq!(plural(0, "target"), "0 targets");
-        assert_eq!(plural(2, "shard"), "2 shards");
-        assert_eq!(plural(1, "retry"), "1 retry");
-        assert_eq!(plural(3, "retry"), "3 retries");
-        assert_eq!(plural(2, "entry"), "2 entries");
-        assert_eq!(plural(2, "key"), "2 keys");
-        assert_eq!(plural(2, "batch"), "2 batches");
-        assert_eq!(plural(2, "index"), "2 indexes");
-        assert_eq!(plural(5, "object"), "5 objects");
+        assert_eq!(plural(1u64, "target"), "1 target");
+        assert_eq!(plural(0u64, "target"), "0 targets");
+        assert_eq!(plural(2u64, "shard"), "2 shards");
+        assert_eq!(plural(1u64, "retry"), "1 retry");
+        assert_eq!(plural(3u64, "retry"), "3 retries");
+        assert_eq!(plural(2u64, "entry"), "2 entries");
+        assert_eq!(plural(2u64, "key"), "2 keys");
+        assert_eq!(plural(2u64, "batch"), "2 batches");
+        assert_eq!(plural(2u64, "index"), "2 indexes");
+        assert_eq!(plural(5u64, "object"), "5 objects");
         assert_eq!(plural(1usize, "unit"), "1 unit");
         assert_eq!(plural(2u32, "retry"), "2 retries");
     }
