@@ -155,7 +155,7 @@ impl fmt::Display for Rate {
 /// `v` as a whole number of at least 1, when it is one (to floating-point noise).
 fn whole(v: f64) -> Option<u64> {
     let r = v.round();
-    (r >= 1.0 && r < 1e15 && (v - r).abs() <= 1e-9 * r).then_some(r as u64)
+    ((1.0..1e15).contains(&r) && (v - r).abs() <= 1e-9 * r).then_some(r as u64)
 }
 
 /// `v` with three significant digits (at most), trailing zeros dropped: `3.33`, `12.3`, `0.5`.
