@@ -740,11 +740,16 @@ fn binary_with_closed_stdin_serves_until_a_signal() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut catalog = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut catalog).unwrap();
+        // Read both URL lines and keep stdout open: a closed pipe would fail the emulator's print.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut catalog, mut folder) = (String::new(), String::new());
+        out.read_line(&mut catalog).unwrap();
+        out.read_line(&mut folder).unwrap();
         // Give an emulator that stopped on the closed stdin the time to exit.
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(child.try_wait().unwrap().is_none(), "SIG{signal}: the emulator exited on a closed stdin");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("SIG{signal}: the emulator exited ({status}) on a closed stdin");
+        }
         assert_eq!(fetch(catalog.trim_end()).status, 200);
         let kill = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
         assert!(kill.success());
@@ -752,6 +757,7 @@ fn binary_with_closed_stdin_serves_until_a_signal() {
         assert!(status.success(), "SIG{signal}: {status}");
         let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meter_file).unwrap()).unwrap();
         assert_eq!(m["requests"], 1, "SIG{signal}");
+        drop(out);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
