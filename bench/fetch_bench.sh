@@ -97,15 +97,15 @@ make_targets "$RATE_N" "$WORK/targets_n$RATE_N.csv"
 make_targets 20 "$WORK/targets_warmup.csv"
 
 # ---------------------------------------------------------------------------------------------
-# Emulator: one fresh emulator per run. Its stdin is a fifo held open by this shell; closing the
-# fifo makes it write the meter and exit.
+# Emulator: one fresh emulator per run. Its stdin is a fifo held open by this shell; with
+# --exit-on-stdin-eof, closing the fifo makes it write the meter and exit.
 EMU_PID='' EMU_FD='' EMU_URL=''
 start_emu() { # dir latency_ms
     local dir=$1 lat=$2 i
     rm -f "$dir/emu.in" "$dir/emu.url" "$dir/meter.json"
     mkfifo "$dir/emu.in"
     /usr/bin/time -f '%e %U %S' -o "$dir/emu.time" \
-        "$EMU" ps1 --latency-ms "$lat" --meter-file "$dir/meter.json" <"$dir/emu.in" >"$dir/emu.url" 2>"$dir/emu.err" &
+        "$EMU" ps1 --exit-on-stdin-eof --latency-ms "$lat" --meter-file "$dir/meter.json" <"$dir/emu.in" >"$dir/emu.url" 2>"$dir/emu.err" &
     EMU_PID=$!
     exec {EMU_FD}>"$dir/emu.in"
     for i in $(seq 1 200); do

@@ -12,7 +12,14 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(etd::error::Exit::Usage.code()) } else { ExitCode::SUCCESS };
         }
     };
-    let reporter = etd::report::term::init(&cli.global);
+    let reporter = match etd::report::term::init(&cli.global) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = anyhow::Error::new(e);
+            eprint!("{}", etd::error::render(&err));
+            return etd::error::classify(&err).0.into();
+        }
+    };
     match etd::commands::dispatch(&cli, reporter) {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

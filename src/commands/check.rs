@@ -8,6 +8,7 @@ use crate::net::{human_duration, Politeness};
 use crate::recipe::raw::Compression;
 use crate::recipe::units::Size;
 use crate::recipe::Recipe;
+use crate::report::plural;
 use crate::sources::{self, FetchPlan};
 
 use super::Ctx;
@@ -122,7 +123,7 @@ fn render(p: &Plan) -> String {
         line("targets", t.to_string());
     }
     let bytes = p.fetch.input_bytes.map(|b| format!(", {}", human_bytes(b))).unwrap_or_default();
-    line("inputs", format!("{} {}{bytes}", p.fetch.items, p.fetch.items_kind));
+    line("inputs", format!("{}{bytes}", counted_kind(p.fetch.items, p.fetch.items_kind)));
     line("units", format!("{} (one sample each)", p.fetch.units));
     line(
         "requests",
@@ -146,21 +147,36 @@ fn render(p: &Plan) -> String {
         line(
             "split",
             format!(
-                "{} ({:.0}%): ~{} samples, {} shard(s) or more",
+                "{} ({:.0}%): ~{}, {} or more",
                 sp.name,
                 sp.fraction * 100.0,
-                sp.expected_samples,
-                sp.expected_shards
+                plural(sp.expected_samples, "sample"),
+                plural(sp.expected_shards, "shard")
             ),
         );
     }
-    line("shards", format!("{} each at most {} samples / {}", p.compression, p.max_samples, Size(p.max_bytes)));
+    line(
+        "shards",
+        format!("{} each at most {} / {}", p.compression, plural(p.max_samples, "sample"), Size(p.max_bytes)),
+    );
     line("outputs", p.outputs.join(", "));
     line("workdir", p.workdir.clone());
     if let Some(dest) = &p.publish {
         line("publish", dest.clone());
     }
     s
+}
+
+/// `1 target`, `3 targets`, `0 objects (known after reading the catalog)`: `kind` is the plan's
+/// plural noun (as in the JSON), perhaps followed by a remark.
+fn counted_kind(n: u64, kind: &str) -> String {
+    let (noun, remark) = kind.split_once(' ').map_or((kind, ""), |(noun, rest)| (noun, rest));
+    let counted = plural(n, noun.strip_suffix('s').unwrap_or(noun));
+    if remark.is_empty() {
+        counted
+    } else {
+        format!("{counted} {remark}")
+    }
 }
 
 /// Bytes for people: `1.9 MB`.

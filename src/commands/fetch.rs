@@ -9,6 +9,7 @@ use crate::error::{Exit, UserError};
 use crate::net::client::NetClient;
 use crate::net::human_duration;
 use crate::recipe::Recipe;
+use crate::report::plural;
 use crate::sources::engine::{self, Outcome, Tally};
 use crate::sources::ps1::fetch::Ps1Fetcher;
 use crate::sources::ps1::urls::filenames_url;
@@ -57,7 +58,11 @@ fn fetch_local(
             out.push_str(&format!("{}\t{}\n", u.id, files.join(" ")));
         }
         super::print_stdout(&out)?;
-        tracing::info!("dry run: {} units from {}; 0 requests; nothing recorded", units.len(), cfg.dir.display());
+        tracing::info!(
+            "dry run: {} from {}; 0 requests; nothing recorded",
+            plural(units.len(), "unit"),
+            cfg.dir.display()
+        );
         return Ok(Exit::Success);
     }
     let workdir = ctx.workdir(recipe);
@@ -65,15 +70,15 @@ fn fetch_local(
     let mut journal = FetchJournal::open(&workdir.journal())?;
     let summary = local::fetch(cfg, &mut journal, &ctx.reporter)?;
     tracing::info!(
-        "fetch: {} units recorded, {} unchanged, {} removed; journal {}",
-        summary.recorded,
+        "fetch: {} recorded, {} unchanged, {} removed; journal {}",
+        plural(summary.recorded, "unit"),
         summary.unchanged,
         summary.removed,
         workdir.journal().display()
     );
     let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == "fetch").count();
     if failed > 0 {
-        tracing::warn!("{failed} items failed permanently; see {}", workdir.failures().display());
+        tracing::warn!("{} failed permanently; see {}", plural(failed, "item"), workdir.failures().display());
         return Ok(Exit::SomeFailed);
     }
     Ok(Exit::Success)
@@ -155,8 +160,10 @@ fn forget_missing_raw(
     }
     if !missing.is_empty() {
         tracing::warn!(
-            "{} targets recorded as done have raw files missing or changed; fetching them again",
-            missing.len()
+            "{} recorded as done {} raw files missing or changed; fetching {} again",
+            plural(missing.len(), "target"),
+            if missing.len() == 1 { "has" } else { "have" },
+            if missing.len() == 1 { "it" } else { "them" }
         );
     }
     Ok(missing.len())
@@ -188,12 +195,13 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
         let mut share = recipe.politeness.clone();
         share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
-            "dry run{task}: {} targets to fetch ({} owned, {} done, {} failed earlier); {requests} requests; \
+            "dry run{task}: {} to fetch ({} owned, {} done, {} failed earlier); {}; \
              at least {} at {} per task; 0 requests made",
-            p.todo.len(),
+            plural(p.todo.len(), "target"),
             p.owned,
             p.done,
             p.failed,
+            plural(requests, "request"),
             human_duration(share.min_duration(requests)),
             share.rate
         );
@@ -206,12 +214,16 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
     if scan.stale > 0 {
-        tracing::info!("{} targets were fetched with other source settings; fetching them again", scan.stale);
+        tracing::info!(
+            "{} fetched with other source settings; fetching {} again",
+            plural(scan.stale, "target"),
+            if scan.stale == 1 { "it" } else { "them" }
+        );
     }
     drop(scan);
     tracing::info!(
-        "fetch{task}: {} targets to fetch from {} ({} owned, {} already done, {} failed earlier{})",
-        p.todo.len(),
+        "fetch{task}: {} to fetch from {} ({} owned, {} already done, {} failed earlier{})",
+        plural(p.todo.len(), "target"),
         cfg.base_url,
         p.owned,
         p.done,
@@ -258,28 +270,31 @@ fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize,
     let by_kind: BTreeMap<&str, u64> = tally.failed.iter().map(|(k, v)| (*k, *v)).collect();
     let kinds: Vec<String> = by_kind.iter().map(|(k, v)| format!("{v} {k}")).collect();
     tracing::info!(
-        "fetch{task}: {} done, {failed} failed{}, {} left for a later run; {} requests, {} retries, \
+        "fetch{task}: {} done, {failed} failed{}, {} left for a later run; {}, {}, \
          {} waited on throttles, {:.1} MB in {}",
         tally.done,
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
         tally.transient + tally.not_attempted,
-        stats.requests.load(Ordering::Relaxed),
-        stats.retries.load(Ordering::Relaxed),
+        plural(stats.requests.load(Ordering::Relaxed), "request"),
+        plural(stats.retries.load(Ordering::Relaxed), "retry"),
         human_duration(client.throttled()),
         stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
         human_duration(tally.elapsed),
     );
     if let Some(why) = &tally.stopped {
         tracing::error!(
-            "stopped early: the archive looks unavailable ({why}); {} targets not attempted. \
+            "stopped early: the archive looks unavailable ({why}); {} not attempted. \
              Run the same command later to continue",
-            tally.not_attempted
+            plural(tally.not_attempted, "target")
         );
     } else if tally.transient > 0 {
-        tracing::warn!("{} targets hit transient failures; run the same command later to continue", tally.transient);
+        tracing::warn!(
+            "{} hit transient failures; run the same command later to continue",
+            plural(tally.transient, "target")
+        );
     }
     if failed_owned > 0 {
-        tracing::warn!("{failed_owned} targets failed permanently; see {}", workdir.failures().display());
+        tracing::warn!("{} failed permanently; see {}", plural(failed_owned, "target"), workdir.failures().display());
     }
 }
 
@@ -328,14 +343,15 @@ fn fetch_atlas(
         let mut share = recipe.politeness.clone();
         share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
-            "dry run{task}: {} targets to submit, {} tasks to continue, {} to delete ({} owned, {} done, {} failed \
-             earlier); {writes} writes (POST + DELETE); at least {} at {} per task; 0 requests made",
-            submit.len(),
-            resume.len(),
+            "dry run{task}: {} to submit, {} to continue, {} to delete ({} owned, {} done, {} failed \
+             earlier); {} (POST + DELETE); at least {} at {} per task; 0 requests made",
+            plural(submit.len(), "target"),
+            plural(resume.len(), "task"),
             scan.undeleted.len(),
             p.owned,
             p.done,
             p.failed,
+            plural(writes, "write"),
             human_duration(share.min_duration(writes as u64)),
             share.rate
         );
@@ -362,16 +378,16 @@ fn fetch_atlas(
         scan.undeleted.iter().filter(|(_, u)| split.owns(u)).map(|(t, u)| (t.clone(), u.clone())).collect();
     drop(scan);
     tracing::info!(
-        "fetch{task}: {} targets to submit and {} tasks to continue at {} ({} owned, {} already done, {} failed \
-         earlier{}); {} tasks left on the server to delete first",
-        plan.submit.len(),
-        plan.resume.len(),
+        "fetch{task}: {} to submit and {} to continue at {} ({} owned, {} already done, {} failed \
+         earlier{}); {} left on the server to delete first",
+        plural(plan.submit.len(), "target"),
+        plural(plan.resume.len(), "task"),
         cfg.base_url,
         p.owned,
         p.done,
         p.failed,
         if p.failed > 0 && !args.retry_failed { "; --retry-failed tries them again" } else { "" },
-        plan.undeleted.len()
+        plural(plan.undeleted.len(), "task")
     );
     let mut journal = FetchJournal::open_append(&journal_path)?;
     let store = RawStore::new(&workdir, recipe.source.kind());
@@ -398,8 +414,9 @@ fn fetch_atlas(
     summarize(&task, &tally, &client, failed_owned, &workdir);
     if tally.undeleted > 0 {
         tracing::warn!(
-            "{} tasks could not be deleted on the server; run the same command again to delete them",
-            tally.undeleted
+            "{} could not be deleted on the server; run the same command again to delete {}",
+            plural(tally.undeleted, "task"),
+            if tally.undeleted == 1 { "it" } else { "them" }
         );
     }
     Ok(if tally.transient > 0 || tally.stopped.is_some() || tally.undeleted > 0 {
@@ -443,16 +460,16 @@ fn fetch_atlas_var(
         &ctx.reporter,
     ))?;
     tracing::info!(
-        "fetch: {} objects selected; {} of {} partitions needed; {:.1} MB downloaded, {:.1} MB resumed from \
-         earlier runs, {} files complete already; {} requests, {} retries",
-        tally.objects,
+        "fetch: {} selected; {} of {} needed; {:.1} MB downloaded, {:.1} MB resumed from \
+         earlier runs, {} complete already; {}, {}",
+        plural(tally.objects, "object"),
         tally.partitions_needed,
-        tally.partitions_total,
+        plural(tally.partitions_total, "partition"),
         tally.downloaded_bytes as f64 / 1e6,
         tally.resumed_bytes as f64 / 1e6,
-        tally.reused,
-        client.stats.requests.load(Ordering::Relaxed),
-        client.stats.retries.load(Ordering::Relaxed),
+        plural(tally.reused, "file"),
+        plural(client.stats.requests.load(Ordering::Relaxed), "request"),
+        plural(client.stats.retries.load(Ordering::Relaxed), "retry"),
     );
     Ok(Exit::Success)
 }

@@ -5,6 +5,7 @@ use crate::error::{Exit, UserError};
 use crate::net::client::{Auth, NetClient};
 use crate::publish::{self, destination, https, local, refuse_conflicts, Action, Report};
 use crate::recipe::{Origin, PublishConfig, Recipe};
+use crate::report::plural;
 
 use super::Ctx;
 
@@ -28,10 +29,12 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
     let (plan, report) = match &cfg.origin {
         Origin::Folder(origin) => {
             let target = local::Target::new(origin, &cfg.path, &cfg.version);
+            let writable = target.check_writable();
+            let writable = if dry_run { writable } else { Ok(writable?) };
             let _publish_lock = if dry_run { None } else { Some(target.lock()?) };
             let plan = target.plan(&items)?;
             if dry_run {
-                return dry_run_report(&plan, &dest);
+                return dry_run_report(&plan, &dest, Some(writable));
             }
             refuse_conflicts(&plan, &dest)?;
             let progress = ctx.reporter.start("publish", items.len() as u64);
@@ -52,7 +55,7 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let plan = runtime.block_on(remote.plan(&items))?;
             if dry_run {
-                return dry_run_report(&plan, &dest);
+                return dry_run_report(&plan, &dest, None);
             }
             refuse_conflicts(&plan, &dest)?;
             let progress = ctx.reporter.start("publish", items.len() as u64);
@@ -65,22 +68,37 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
     Ok(Exit::Success)
 }
 
-fn dry_run_report(plan: &[Action], dest: &str) -> anyhow::Result<Exit> {
+/// Print the plan; `writable` is the folder origin's permission check (an HTTPS origin's
+/// permission shows only when uploading).
+fn dry_run_report(plan: &[Action], dest: &str, writable: Option<Result<(), UserError>>) -> anyhow::Result<Exit> {
     let text: String = plan.iter().map(|a| format!("{}\n", a.line())).collect();
     super::print_stdout(&text)?;
-    tracing::info!("dry run: {} objects for {dest}; nothing was written", plan.len());
+    let objects = plural(plan.len(), "object");
+    match writable {
+        Some(Err(e)) => {
+            tracing::info!("dry run: {objects} for {dest}; nothing was written");
+            return Err(e.into());
+        }
+        Some(Ok(())) => {
+            tracing::info!("dry run: {objects} for {dest}; the destination is writable; nothing was written")
+        }
+        None => tracing::info!("dry run: {objects} for {dest}; nothing was written"),
+    }
     refuse_conflicts(plan, dest)?;
     Ok(Exit::Success)
 }
 
 fn summarize(plan: &[Action], report: &Report, dest: &str) {
     if report.created == 0 && report.replaced == 0 {
-        tracing::info!("{dest} is already published with identical bytes ({} objects); nothing to do", plan.len());
+        tracing::info!(
+            "{dest} is already published with identical bytes ({}); nothing to do",
+            plural(plan.len(), "object")
+        );
         return;
     }
     tracing::info!(
-        "published {dest}: {} objects written ({:.1} MB), {} replaced, {} already there and identical; manifest last",
-        report.created + report.replaced,
+        "published {dest}: {} written ({:.1} MB), {} replaced, {} already there and identical; manifest last",
+        plural(report.created + report.replaced, "object"),
         report.bytes as f64 / 1e6,
         report.replaced,
         report.skipped

@@ -10,6 +10,7 @@ use crate::error::{Exit, UserError};
 use crate::recipe::raw::ImageOutput;
 use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
+use crate::report::plural;
 use crate::shard::{self, keys, DatasetInfo, Job};
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
@@ -43,8 +44,9 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let scan = journals.scan_for(params.as_deref())?;
     if scan.stale > 0 {
         tracing::warn!(
-            "{} units were fetched with other source settings than the recipe's now; leaving them out",
-            scan.stale
+            "{} fetched with other source settings than the recipe's now; leaving {} out",
+            plural(scan.stale, "unit"),
+            if scan.stale == 1 { "it" } else { "them" }
         );
         tracing::warn!("hint: run `etd fetch {}` to fetch them with the current settings", recipe.path.display());
     }
@@ -161,17 +163,23 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let failed = failures.len();
     replace_failures(&workdir.failures(), "shard", failures)?;
     let m = &report.manifest;
-    tracing::info!("shard: {} samples in {} shards -> {}", m.samples, m.shards.len(), workdir.shards().display());
+    tracing::info!(
+        "shard: {} in {} -> {}",
+        plural(m.samples, "sample"),
+        plural(m.shards.len(), "shard"),
+        workdir.shards().display()
+    );
     tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
     if !scan.failed.is_empty() {
         tracing::warn!(
-            "{} targets failed to fetch and are not in the shards; see {}",
-            scan.failed.len(),
+            "{} failed to fetch and {} not in the shards; see {}",
+            plural(scan.failed.len(), "target"),
+            if scan.failed.len() == 1 { "is" } else { "are" },
             workdir.failures().display()
         );
     }
     if failed > 0 {
-        tracing::warn!("{failed} samples failed; see {}", workdir.failures().display());
+        tracing::warn!("{} failed; see {}", plural(failed, "sample"), workdir.failures().display());
     }
     if failed > 0 || !scan.failed.is_empty() {
         return Ok(Exit::SomeFailed);
@@ -232,17 +240,21 @@ fn atlas_var_group(
     }
     let (grouped, report) = group::group(&group::Selection::new(&ids), &partitions, cfg.memory as usize, tmp)?;
     tracing::info!(
-        "atlas-var: {} objects selected; {} of {} rows kept; {} spills to disk",
-        objects.len(),
+        "atlas-var: {} selected; {} of {} kept; {} to disk",
+        plural(objects.len(), "object"),
         report.rows_kept,
-        report.rows_read,
-        report.spills
+        plural(report.rows_read, "row"),
+        plural(report.spills, "spill")
     );
     if report.bad_rows > 0 {
         for b in &report.bad_examples {
             tracing::warn!("{}:{}: row skipped: {}", b.file, b.line, b.reason);
         }
-        tracing::warn!("{} rows did not parse and were skipped", report.bad_rows);
+        tracing::warn!(
+            "{} did not parse and {} skipped",
+            plural(report.bad_rows, "row"),
+            if report.bad_rows == 1 { "was" } else { "were" }
+        );
     }
     let keys = keys::assign_keys(ids.iter().map(String::as_str), 4)
         .map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;

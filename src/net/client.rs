@@ -48,7 +48,11 @@ pub enum NetError {
     #[error("{method} {url} failed: HTTP {status}{}", excerpt(.body))]
     Refused { method: String, url: String, status: u16, body: String },
     /// Transient failures until the retry budget ran out: worth retrying later (exit 75).
-    #[error("{method} {url} failed after {retries} retries in {:.1}s: {last}", .elapsed.as_secs_f64())]
+    #[error(
+        "{method} {url} failed after {} in {:.1}s: {last}",
+        crate::report::plural(*.retries, "retry"),
+        .elapsed.as_secs_f64()
+    )]
     Exhausted { method: String, url: String, retries: u32, elapsed: Duration, last: String },
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
@@ -56,7 +60,7 @@ pub enum NetError {
     /// The last answer was not what was asked for (an HTML error page instead of FITS, a table
     /// that does not parse): on two answers that arrived whole (see [`WHOLE_INVALID_RETRIES`]),
     /// else until the retry budget ran out. `body` is what came back.
-    #[error("{method} {url}: invalid answer after {retries} retries: {reason}")]
+    #[error("{method} {url}: invalid answer after {}: {reason}", crate::report::plural(*.retries, "retry"))]
     Invalid { method: String, url: String, retries: u32, reason: String, body: RefusedBody, headers: HeaderMap },
 }
 

@@ -36,6 +36,53 @@ impl Target {
         self.parent.join(format!(".etd-staging-{}", self.version))
     }
 
+    /// Check, without writing, that this process may create what publishing creates: the lock
+    /// file and staging folder in `<origin>/<path>/` and the objects in the version folder (or,
+    /// where a folder does not exist yet, in the nearest existing folder above it). The error
+    /// names the folder, the permission missing, its mode and owner.
+    pub fn check_writable(&self) -> Result<(), UserError> {
+        for needed in [&self.parent, &self.dest] {
+            let folder = needed.ancestors().find(|a| a.as_os_str().is_empty() || a.exists()).unwrap_or(needed);
+            let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+            if !folder.is_dir() {
+                return Err(UserError::failure(format!(
+                    "cannot publish into {}: {} is not a folder",
+                    self.dest.display(),
+                    folder.display()
+                ))
+                .with_hint("check `publish.origin` and `publish.path` in the recipe"));
+            }
+            let missing: Vec<&str> = [(libc::W_OK, "write"), (libc::X_OK, "search (x)")]
+                .into_iter()
+                .filter(|(mode, _)| !may_access(folder, *mode))
+                .map(|(_, name)| name)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let what = if folder != needed.as_path() {
+                format!("{}/", needed.strip_prefix(folder).unwrap_or(needed).display())
+            } else if needed == &self.parent {
+                "its publish lock and staging folder".to_string()
+            } else {
+                "the shards and the manifest".to_string()
+            };
+            return Err(UserError::failure(format!(
+                "cannot publish into {}: no {} permission on the folder {} ({}), where etd must create {what}",
+                self.dest.display(),
+                missing.join(" or "),
+                folder.display(),
+                describe_owner(folder),
+            ))
+            .with_hint(
+                "run etd as a user who may write there (the origin's owner or a member of its group with write \
+                 permission), or have its owner grant that (e.g. chmod g+w); `etd publish --dry-run` checks again \
+                 without writing",
+            ));
+        }
+        Ok(())
+    }
+
     /// Hold the version's publish lock (created beside the version folder).
     pub fn lock(&self) -> anyhow::Result<fs::File> {
         fs::create_dir_all(&self.parent)?;
@@ -137,5 +184,26 @@ impl Target {
             }
         })?;
         sync_dir(&self.dest)
+    }
+}
+
+/// Whether this process has `mode` (`libc::W_OK`, `libc::X_OK`) access to `path`, as the kernel
+/// decides it (owner, group, other bits, ACLs, read-only mounts, root).
+fn may_access(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call; access(2) only
+    // reads it.
+    unsafe { libc::access(c_path.as_ptr(), mode) == 0 }
+}
+
+/// `mode 0555, owner uid 0, group gid 0` for messages.
+fn describe_owner(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => format!("mode {:04o}, owner uid {}, group gid {}", m.mode() & 0o7777, m.uid(), m.gid()),
+        Err(e) => format!("cannot read its permissions: {e}"),
     }
 }

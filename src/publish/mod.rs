@@ -180,8 +180,9 @@ pub fn refuse_conflicts(plan: &[Action], dest: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     Err(crate::error::UserError::failure(format!(
-        "{} objects under {dest} differ from this dataset; nothing was published:\n{}",
-        conflicts.len(),
+        "{} under {dest} {} from this dataset; nothing was published:\n{}",
+        crate::report::plural(conflicts.len(), "object"),
+        if conflicts.len() == 1 { "differs" } else { "differ" },
         conflicts.join("\n")
     ))
     .with_hint(

@@ -102,10 +102,22 @@ struct Entry {
     value: Option<Location>,
 }
 
+/// A mapping key given a second time in the same mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// Path of the repeated key.
+    pub path: Vec<PathSeg>,
+    /// Where the key is first written.
+    pub first: Location,
+    /// Where it is written again.
+    pub again: Location,
+}
+
 /// Positions of every mapping key and sequence item of the first YAML document.
 #[derive(Debug, Clone, Default)]
 pub struct YamlLocator {
     entries: HashMap<Vec<PathSeg>, Entry>,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl YamlLocator {
@@ -123,12 +135,19 @@ impl YamlLocator {
             stack: Vec::new(),
             root_seen: false,
             done: false,
+            duplicates: Vec::new(),
         };
         let mut parser = Parser::new_from_str(text);
         match parser.load(&mut indexer, false) {
-            Ok(()) => YamlLocator { entries: indexer.entries },
+            Ok(()) => YamlLocator { entries: indexer.entries, duplicates: indexer.duplicates },
             Err(_) => YamlLocator::default(),
         }
+    }
+
+    /// Every scalar key written twice in one mapping of the indexed part of the document, in
+    /// document order of the repetition.
+    pub fn duplicates(&self) -> &[DuplicateKey] {
+        &self.duplicates
     }
 
     /// Where the VALUE at `path` starts (for a scalar: the scalar; for a mapping/sequence: its
@@ -284,6 +303,7 @@ struct Indexer {
     stack: Vec<Frame>,
     root_seen: bool,
     done: bool,
+    duplicates: Vec<DuplicateKey>,
 }
 
 impl MarkedEventReceiver for Indexer {
@@ -319,7 +339,7 @@ impl Indexer {
     /// (`collection` is the frame kind to push).
     fn node(&mut self, loc: Option<Location>, scalar: Option<String>, collection: Option<Kind>) {
         self.fix_parent_start(loc);
-        let role = self.role(scalar.as_deref(), loc.is_some());
+        let role = self.role(scalar.as_deref(), loc);
         let path = match role {
             Role::Key(parent) => {
                 if let (Some(mut path), Some(key)) = (parent, scalar) {
@@ -342,8 +362,8 @@ impl Indexer {
     }
 
     /// Work out whether the node starting now is a key or a value, and advance the parent.
-    /// `scalar` is the node's text when it is a scalar; `has_text` is false for an absent value.
-    fn role(&mut self, scalar: Option<&str>, has_text: bool) -> Role {
+    /// `scalar` is the node's text when it is a scalar; `loc` is `None` for an absent value.
+    fn role(&mut self, scalar: Option<&str>, loc: Option<Location>) -> Role {
         let Some(top) = self.stack.last_mut() else {
             if self.root_seen {
                 return Role::Value(None);
@@ -360,10 +380,15 @@ impl Indexer {
             Kind::Mapping(state) => match std::mem::replace(state, MapState::Key) {
                 MapState::Key => {
                     let indexed = top.path.as_ref().and_then(|parent| {
-                        let key = scalar.filter(|_| has_text)?;
+                        let key = scalar.filter(|_| loc.is_some())?;
                         let path = child(parent, PathSeg::Key(key.to_owned()));
-                        let repeated = self.entries.get(&path).is_some_and(|e| e.key.is_some());
-                        (!repeated).then(|| key.to_owned())
+                        match (self.entries.get(&path).and_then(|e| e.key), loc) {
+                            (Some(first), Some(again)) => {
+                                self.duplicates.push(DuplicateKey { path, first, again });
+                                None
+                            }
+                            _ => Some(key.to_owned()),
+                        }
                     });
                     let parent = indexed.as_ref().and(top.path.clone());
                     *state = MapState::Value(indexed);
@@ -689,11 +714,33 @@ nested:
         assert_eq!(loc.key(&p("x")), None);
         assert_eq!(loc.key(&p("plain")), at(3, 3));
         assert_eq!(loc.value(&p("plain")), at(4, 3));
-        // The first of repeated keys wins.
+        // The first of repeated keys wins; the repetition is listed.
         assert_eq!(loc.key(&p("a")), at(5, 1));
         assert_eq!(loc.value(&p("a")), at(5, 4));
+        assert_eq!(
+            loc.duplicates(),
+            [DuplicateKey {
+                path: p("a"),
+                first: Location { line: 5, column: 1 },
+                again: Location { line: 6, column: 1 }
+            }]
+        );
         // The mapping starts at its first `?`.
         assert_eq!(loc.value(&[]), at(1, 1));
+    }
+
+    #[test]
+    fn duplicates_in_nested_and_flow_mappings() {
+        let text = "a:\n  b: 1\n  c: 2\n  b: 3\nl:\n- {x: 1, y: 2, x: 3}\n- {x: 1}\nd: {k: 1}\n";
+        let loc = YamlLocator::new(text);
+        let found: Vec<(String, usize, usize, usize)> = loc
+            .duplicates()
+            .iter()
+            .map(|d| (display_path(&d.path), d.first.line, d.again.line, d.again.column))
+            .collect();
+        // The same key in different mappings (l[0].x, l[1].x) is not a repetition.
+        assert_eq!(found, [("a.b".to_string(), 2, 4, 3), ("l[0].x".to_string(), 6, 6, 16)]);
+        assert!(YamlLocator::new("a: 1\nb: 2\n").duplicates().is_empty());
     }
 
     #[test]

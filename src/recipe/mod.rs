@@ -7,6 +7,7 @@ pub mod raw;
 mod resolve;
 pub mod targets;
 pub mod units;
+mod words;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -137,13 +138,18 @@ impl IoKind for std::io::Error {
     }
 }
 
-/// YAML -> `RecipeFile`, with the key path and position of the first problem.
+/// YAML -> `RecipeFile`, with the key path and position of the first problem: a YAML syntax
+/// error first (serde reads the document lazily and would report a key it met before the broken
+/// text), then a key written twice, then whatever does not fit the recipe's shape.
 fn parse(text: &str, src: &RecipeSource) -> Result<raw::RecipeFile, RecipeError> {
+    check_syntax(text, src)?;
+    check_duplicates(src)?;
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let (message, loc) = split_location(&inner);
+        let message = words::in_words(&message);
         let key = normalise_path(&path);
         let mut e = src.error(&key, message.clone());
         if let Some((line, column)) = loc {
@@ -153,6 +159,63 @@ fn parse(text: &str, src: &RecipeSource) -> Result<raw::RecipeFile, RecipeError>
         e.hint = hint_for(&message, &key);
         e
     })
+}
+
+/// A recipe that is not well-formed YAML: serde_yaml's (libyaml's) problem, at its line and column.
+fn check_syntax(text: &str, src: &RecipeSource) -> Result<(), RecipeError> {
+    let Err(err) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) else {
+        return Ok(());
+    };
+    let whole = err.to_string();
+    let detail = |message: String, line: Option<usize>, column: Option<usize>, hint: &str| -> RecipeError {
+        RecipeErrorDetail {
+            file: src.file.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            message,
+            hint: Some(hint.to_string()),
+        }
+        .into()
+    };
+    if whole.contains("more than one document") {
+        return Err(detail(
+            "a recipe is one YAML document, but this file holds more than one".into(),
+            None,
+            None,
+            "a line `---` starts a new document: remove it (and what follows, if it belongs elsewhere)",
+        ));
+    }
+    let Some(loc) = err.location() else {
+        return Err(detail(format!("YAML syntax error: {whole}"), None, None, SYNTAX_HINT));
+    };
+    // The position goes in front; drop it from the text (a second, context position stays).
+    let message = whole.replacen(&format!(" at line {} column {}", loc.line(), loc.column()), "", 1);
+    Err(detail(format!("YAML syntax error: {message}"), Some(loc.line()), Some(loc.column()), SYNTAX_HINT))
+}
+
+const SYNTAX_HINT: &str = "write one `key: value` per line, nested keys indented with spaces; put quotes around \
+     a value that holds `: ` or ` #`, or starts with [ { * & ! | > or a quote";
+
+/// A key written twice in one mapping (YAML wants keys unique; serde would silently keep one, or
+/// report it without a position).
+fn check_duplicates(src: &RecipeSource) -> Result<(), RecipeError> {
+    let Some(dup) = src.locator.duplicates().first() else {
+        return Ok(());
+    };
+    let name = match dup.path.last() {
+        Some(PathSeg::Key(k)) => k.as_str(),
+        _ => "",
+    };
+    Err(RecipeErrorDetail {
+        file: src.file.to_path_buf(),
+        line: Some(dup.again.line),
+        column: Some(dup.again.column),
+        key: display_path(&dup.path),
+        message: format!("`{name}` is given a second time (first at line {})", dup.first.line),
+        hint: Some(format!("a key may appear once in each mapping: keep one `{name}` and delete the other")),
+    }
+    .into())
 }
 
 /// serde_yaml's message without its trailing ` at line L column C`, and that position.

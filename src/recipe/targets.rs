@@ -155,6 +155,14 @@ fn read_csv(path: &Path, columns: &Columns, src: &RecipeSource) -> Result<Vec<Ta
         check_unique(&mut seen, &target, &place, src)?;
         rows.push(target);
     }
+    if rows.is_empty() {
+        // A recipe that can never produce a sample is an error, not a warning.
+        return Err(file_error(
+            Some(1),
+            "the targets file has a header row but no rows: there is nothing to fetch".into(),
+            Some("add one row per target below the header (or point `targets.file` at the full list)".into()),
+        ));
+    }
     Ok(rows)
 }
 
@@ -180,6 +188,13 @@ fn read_list(
         let target = make_target(id, &ra, &dec, label, &place, columns, src)?;
         check_unique(&mut seen, &target, &place, src)?;
         rows.push(target);
+    }
+    if rows.is_empty() {
+        return Err(src.error_hint(
+            "targets.list",
+            "the list of targets is empty: there is nothing to fetch",
+            "add targets such as `- {id: m51, ra: 202.47, dec: 47.19}`",
+        ));
     }
     Ok(rows)
 }

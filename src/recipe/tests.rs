@@ -71,8 +71,40 @@ fn bad_units_say_what_was_expected() {
 fn wrong_types_are_located() {
     let e = err(&format!("{LOCAL}shard:\n  max_samples: lots\n"));
     assert_eq!(e.key, "shard.max_samples");
-    assert_eq!(e.line, Some(7));
-    assert!(e.message.contains("invalid type"), "{}", e.message);
+    assert_eq!((e.line, e.column), (Some(7), Some(16)));
+    assert_eq!(e.message, r#"expected a whole number, found "lots""#);
+    let e = err("version: 1\nname: t\nsource:\n  ps1-cutouts:\n    filters: g\n");
+    assert_eq!(e.key, "source.ps1-cutouts.filters");
+    assert_eq!((e.line, e.column), (Some(5), Some(14)));
+    assert_eq!(e.message, r#"expected a list such as [g], found "g""#);
+    let e = err(&format!("{LOCAL}transform:\n  image:\n    stack_filters: maybe\n"));
+    assert_eq!(e.message, r#"expected true or false, found "maybe""#);
+}
+
+#[test]
+fn yaml_syntax_errors_name_their_own_line_and_column() {
+    let e = err("this is: not: yaml: [\n");
+    assert_eq!((e.line, e.column, e.key.as_str()), (Some(1), Some(13), ""));
+    assert_eq!(e.message, "YAML syntax error: mapping values are not allowed in this context");
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("quotes")), "{:?}", e.hint);
+    // A broken line after valid keys (serde alone would first complain about the shape).
+    let e = err(&format!("{LOCAL}  b: 'x\n"));
+    assert_eq!((e.line, e.column), (Some(7), Some(1)));
+    assert_eq!(
+        e.message,
+        "YAML syntax error: found unexpected end of stream, while scanning a quoted scalar at line 6 column 6"
+    );
+    let e = err(&format!("{LOCAL}---\nb: 1\n"));
+    assert!(e.message.contains("more than one"), "{}", e.message);
+}
+
+#[test]
+fn a_repeated_key_is_reported_where_it_repeats() {
+    let e = err("version: 1\nname: t\nsource:\n  local:\n    dir: data\nname: u\n");
+    assert_eq!((e.line, e.column, e.key.as_str()), (Some(6), Some(1), "name"));
+    assert_eq!(e.message, "`name` is given a second time (first at line 2)");
+    let e = err(&format!("{LOCAL}shard:\n  split: {{a: 0.5, a: 0.5}}\n"));
+    assert_eq!((e.line, e.column, e.key.as_str()), (Some(7), Some(19), "shard.split.a"));
 }
 
 #[test]
@@ -213,4 +245,19 @@ fn every_shipped_recipe_parses() {
         }
     }
     assert!(n >= 1, "no recipes in {}", dir.display());
+}
+
+#[test]
+fn targets_without_rows_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.csv"), "objid,ra,dec\n").unwrap();
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, "version: 1\nname: t\ntargets: {file: empty.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.file, dir.path().join("empty.csv"));
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("header row but no rows"), "{}", e.message);
+    let e = err("version: 1\nname: t\ntargets: {list: []}\nsource:\n  ps1-cutouts: {}\n");
+    assert_eq!(e.key, "targets.list");
+    assert!(e.message.contains("empty"), "{}", e.message);
 }

@@ -124,14 +124,49 @@ impl Rate {
     }
 }
 
+/// Rates are shown per second, minute or hour.
+const RATE_UNITS: [(f64, &str); 3] = [(1.0, "s"), (60.0, "min"), (3600.0, "h")];
+
+/// A rate for people (every place etd prints one, and the plan's JSON): the count as written
+/// when it is a whole number (`60/min`, `4/s`); else a whole number per second, minute or hour
+/// where one is exact (a 5/s budget split over 6 tasks is `50/min`); else three significant
+/// digits in the first of s, min, h that gives at least 1 (`1.43/s`, `8.57/min`, `0.5/h`).
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let per = match self.per.as_secs() {
+        let own = match self.per.as_secs() {
             1 => "s",
             60 => "min",
             _ => "h",
         };
-        write!(f, "{}/{per}", self.count)
+        if let Some(n) = whole(self.count) {
+            return write!(f, "{n}/{own}");
+        }
+        let per_second = self.per_second();
+        for (secs, unit) in RATE_UNITS {
+            if let Some(n) = whole(per_second * secs) {
+                return write!(f, "{n}/{unit}");
+            }
+        }
+        let (secs, unit) = RATE_UNITS.into_iter().find(|(secs, _)| per_second * secs >= 1.0).unwrap_or(RATE_UNITS[2]);
+        write!(f, "{}/{unit}", three_significant(per_second * secs))
+    }
+}
+
+/// `v` as a whole number of at least 1, when it is one (to floating-point noise).
+fn whole(v: f64) -> Option<u64> {
+    let r = v.round();
+    ((1.0..1e15).contains(&r) && (v - r).abs() <= 1e-9 * r).then_some(r as u64)
+}
+
+/// `v` with three significant digits (at most), trailing zeros dropped: `3.33`, `12.3`, `0.5`.
+fn three_significant(v: f64) -> String {
+    let magnitude = if v > 0.0 { v.log10().floor() as i32 } else { 0 };
+    let decimals = (2 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
@@ -217,6 +252,30 @@ mod tests {
         for bad in ["4", "4/day", "0/s", "x/s", "30s", "-1/s"] {
             assert!(Rate::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn rates_read_well() {
+        let per_second = |v: f64| Rate { count: v, per: Duration::from_secs(1) }.to_string();
+        for written in ["4/s", "60/min", "1000/h", "600/min", "1/s"] {
+            assert_eq!(Rate::parse(written).unwrap().to_string(), written);
+        }
+        // A budget split between tasks: whole per minute or hour where exact.
+        assert_eq!(per_second(5.0 / 6.0), "50/min");
+        assert_eq!(per_second(1.0 / 6.0), "10/min");
+        assert_eq!(per_second(1.0 / 60.0 / 4.0), "15/h");
+        assert_eq!(Rate::parse("1.5/s").unwrap().to_string(), "90/min");
+        // Otherwise three significant digits in the first unit reaching 1.
+        assert_eq!(per_second(10.0 / 3.0), "200/min");
+        assert_eq!(per_second(10.0 / 7.0), "1.43/s");
+        assert_eq!(per_second(1.0 / 7.0), "8.57/min");
+        assert_eq!(per_second(100.0 / 7.0), "14.3/s");
+        assert_eq!(per_second(1.0 / 7000.0), "0.514/h");
+        assert_eq!(Rate::parse("0.5/h").unwrap().to_string(), "0.5/h");
+        assert_eq!(Rate::parse("2.5/h").unwrap().to_string(), "2.5/h");
+        // What is shown parses back to the same rate within its digits.
+        let shown = per_second(10.0 / 7.0);
+        assert!((Rate::parse(&shown).unwrap().per_second() - 10.0 / 7.0).abs() < 0.01);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! the edge (`term`) knows how it is shown (indicatif bars on a terminal, periodic one-line logs
 //! otherwise, nothing with `-q`).
 
+mod plural;
 pub mod term;
+
+pub use plural::{plural, plural_of};
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use super::{ProgressFactory, ProgressSink, Reporter};
 use crate::cli::{GlobalArgs, LogFormat};
 use crate::env_vars;
+use crate::error::UserError;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +22,10 @@ pub enum ProgressMode {
     Off,
 }
 
-/// Set up logging and progress for the whole process from the global options.
-pub fn init(args: &GlobalArgs) -> Reporter {
+/// Set up logging and progress for the whole process from the global options. Fails (a usage
+/// error) on an environment variable etd cannot read.
+pub fn init(args: &GlobalArgs) -> Result<Reporter, UserError> {
+    let interval = progress_interval(std::env::var_os(env_vars::ETD_PROGRESS_INTERVAL).as_deref())?;
     let stderr_tty = std::io::stderr().is_terminal();
     let mode = if args.quiet {
         ProgressMode::Off
@@ -50,14 +53,27 @@ pub fn init(args: &GlobalArgs) -> Reporter {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(color).without_time().try_init(),
     };
-    let interval = std::env::var(env_vars::ETD_PROGRESS_INTERVAL)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(5));
-    Reporter::new(Arc::new(TermFactory { mode, multi, interval }))
+    Ok(Reporter::new(Arc::new(TermFactory { mode, multi, interval })))
 }
+
+/// Seconds between progress lines without a terminal: `$ETD_PROGRESS_INTERVAL` (a number of
+/// seconds, 0 or more), 5 when unset or empty.
+fn progress_interval(value: Option<&std::ffi::OsStr>) -> Result<Duration, UserError> {
+    let name = env_vars::ETD_PROGRESS_INTERVAL;
+    let Some(value) = value else {
+        return Ok(DEFAULT_PROGRESS_INTERVAL);
+    };
+    let text = value.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(DEFAULT_PROGRESS_INTERVAL);
+    }
+    text.trim().parse::<f64>().ok().and_then(|v| Duration::try_from_secs_f64(v).ok()).ok_or_else(|| {
+        UserError::usage(format!("${name} is `{text}`: expected a number of seconds, 0 or more (such as 5 or 0.5)"))
+            .with_hint("it sets the seconds between progress lines; unset it for the default of 5")
+    })
+}
+
+const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 struct TermFactory {
     mode: ProgressMode,
@@ -243,5 +259,24 @@ impl Drop for LineWriter {
             let _ = err.write_all(&buf);
             let _ = err.flush();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn progress_interval_is_seconds_or_a_usage_error() {
+        assert_eq!(progress_interval(None).unwrap(), Duration::from_secs(5));
+        assert_eq!(progress_interval(Some(OsStr::new(""))).unwrap(), Duration::from_secs(5));
+        assert_eq!(progress_interval(Some(OsStr::new("0.5"))).unwrap(), Duration::from_millis(500));
+        assert_eq!(progress_interval(Some(OsStr::new("0"))).unwrap(), Duration::ZERO);
+        for bad in ["abc", "-1", "5s", "NaN", "inf"] {
+            let e = progress_interval(Some(OsStr::new(bad))).unwrap_err();
+            assert_eq!(e.exit, crate::error::Exit::Usage, "{bad}");
+            assert!(e.message.starts_with(&format!("$ETD_PROGRESS_INTERVAL is `{bad}`")), "{}", e.message);
+        }
     }
 }

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::{shard_file_name, split_url, Manifest, ShardEntry, FORMAT, MANIFEST_NAME};
 use super::read::{display_file_name, scan_stream, Compression, Problem, ProblemSink};
+use crate::report::plural;
 
 /// Buffer size for reading shard files.
 const BUF_SIZE: usize = 64 * 1024;
@@ -60,6 +61,19 @@ pub fn verify_path(path: &Path) -> anyhow::Result<VerifyReport> {
         };
         (parent, path.to_path_buf())
     };
+    if !manifest_path.exists() {
+        let message = if !path.exists() {
+            format!("{}: no such file or folder", path.display())
+        } else {
+            format!("{} holds no {MANIFEST_NAME}", dir.display())
+        };
+        return Err(crate::error::UserError::failure(message)
+            .with_hint(format!(
+                "verify takes a shard folder written by `etd shard` (such as etd-work/<name>/shards) or its \
+                 {MANIFEST_NAME}; the manifest is written last, so a folder without one holds no finished dataset"
+            ))
+            .into());
+    }
     let text = fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read manifest {}", manifest_path.display()))?;
     let manifest: Manifest = serde_json::from_str(&text)
@@ -96,10 +110,13 @@ pub fn render_verify_text(r: &VerifyReport) -> String {
     }
     let status = match r.problems.len() {
         0 => "OK".to_string(),
-        1 => "1 problem".to_string(),
-        n => format!("{n} problems"),
+        n => plural(n, "problem"),
     };
-    out.push_str(&format!("verified {} shards, {} samples: {status}\n", r.shards_checked, r.samples_checked));
+    out.push_str(&format!(
+        "verified {}, {}: {status}\n",
+        plural(r.shards_checked, "shard"),
+        plural(r.samples_checked, "sample")
+    ));
     out
 }
 

@@ -207,10 +207,10 @@ pub fn detail(client: &NetClient, elapsed: Duration) -> String {
     let requests = stats.requests.load(Ordering::Relaxed);
     let secs = elapsed.as_secs_f64().max(1e-3);
     format!(
-        "{:.1} req/s, {:.1} MB, {} retries, {} throttled",
+        "{:.1} req/s, {:.1} MB, {}, {} throttled",
         requests as f64 / secs,
         stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
-        stats.retries.load(Ordering::Relaxed),
+        crate::report::plural(stats.retries.load(Ordering::Relaxed), "retry"),
         crate::net::human_duration(client.throttled())
     )
 }

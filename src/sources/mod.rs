@@ -50,6 +50,16 @@ impl TaskSplit {
             (None, None) => 0,
         };
         if count == 0 || index >= count {
+            if task_index.is_none() {
+                return Err(UserError::usage(format!(
+                    "task index {index} from ${env} is not below --num-tasks {count}"
+                ))
+                .with_hint(format!(
+                    "set --num-tasks to the job's completions (at least {} for this index), or pass --task-index \
+                     to override ${env}",
+                    u64::from(index) + 1
+                )));
+            }
             return Err(UserError::usage(format!("task index {index} is not below --num-tasks {count}"))
                 .with_hint("task indexes count from 0: --task-index 0 .. N-1"));
         }
@@ -168,6 +178,12 @@ mod tests {
         assert_eq!(TaskSplit::new(Some(1), Some(4), Some("3")).unwrap(), TaskSplit { index: 1, count: 4 });
         assert!(TaskSplit::new(None, None, Some("2")).unwrap_err().message.contains("--num-tasks is not given"));
         assert!(TaskSplit::new(Some(4), Some(4), None).unwrap_err().message.contains("not below"));
+        let e = TaskSplit::new(None, Some(2), Some("3")).unwrap_err();
+        assert!(
+            e.message.starts_with("task index 3 from $JOB_COMPLETION_INDEX is not below --num-tasks 2"),
+            "{}",
+            e.message
+        );
         assert!(TaskSplit::new(None, Some(2), Some("x")).unwrap_err().message.contains("not a task index"));
     }
 }

@@ -300,6 +300,13 @@ fn the_token_never_shows_and_login_and_token_files_work() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("refused the credentials"), "{}", stderr(&out));
     assert!(!stderr(&out).contains(&"f".repeat(40)), "{}", stderr(&out));
+    // The error line names the refused request once.
+    let error = stderr(&out).lines().find(|l| l.starts_with("error: ")).unwrap_or_default().to_string();
+    let error = error.replace(&emu.base_url(), "[BASE]");
+    insta::assert_snapshot!(
+        error,
+        @r#"error: the ATLAS server refused the credentials: POST [BASE]/queue/ failed: HTTP 401: {"detail":"Invalid token."}"#
+    );
     assert!(!s.join("work/failures.jsonl").exists(), "a bad token is not a failure of the targets");
     // Username and password from the environment.
     s.write(

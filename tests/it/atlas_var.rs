@@ -17,6 +17,7 @@ use std::path::Path;
 use etd_emulators::atlas_var::{AtlasVarEmulator, Config, Dataset, Detection, Faults, ObjectRow, CATALOG_FILE};
 
 use super::common::{repo, stderr, stdout, Scratch};
+use etd::report::plural;
 
 fn recipe(catalog: &str, lightcurves: &str) -> String {
     format!(
@@ -328,20 +329,23 @@ fn is_sorted_by_mjd(rows: &[Rec]) -> bool {
     rows.windows(2).all(|w| w[0].mjd <= w[1].mjd)
 }
 
-/// `(objects, rows kept, rows read, spills)` from shard's `atlas-var: ... spills to disk` line.
+/// `(objects, rows kept, rows read, spills)` from shard's `atlas-var: ... to disk` line.
 fn group_log(stderr: &str) -> (u64, u64, u64, u64) {
     let line = stderr
         .lines()
-        .find(|l| l.contains("spills to disk"))
-        .unwrap_or_else(|| panic!("no `spills to disk` line in:\n{stderr}"));
+        .find(|l| l.contains("atlas-var: ") && l.ends_with(" to disk"))
+        .unwrap_or_else(|| panic!("no `atlas-var: ... to disk` line in:\n{stderr}"));
     let text = &line[line.find("atlas-var: ").unwrap_or_else(|| panic!("{line}")) + "atlas-var: ".len()..];
     let nums: Vec<u64> =
         text.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse().unwrap()).collect();
     assert_eq!(nums.len(), 4, "{line}");
     assert!(
         text == format!(
-            "{} objects selected; {} of {} rows kept; {} spills to disk",
-            nums[0], nums[1], nums[2], nums[3]
+            "{} selected; {} of {} kept; {} to disk",
+            plural(nums[0], "object"),
+            nums[1],
+            plural(nums[2], "row"),
+            plural(nums[3], "spill")
         ),
         "{line}"
     );
@@ -713,7 +717,7 @@ fn a_stray_quote_skips_only_its_own_row() {
     etd_ok(&s, "fetch", 0);
     let log = etd_ok(&s, "shard", 0);
     assert!(log.contains("atlas_lc_dr1_0-10.csv:3: row skipped"), "{log}");
-    assert!(log.contains("1 rows did not parse"), "{log}");
+    assert!(log.contains("1 row did not parse and was skipped"), "{log}");
     let samples = var_samples(&s.shards());
     for o in d.catalog.rows.iter().filter(|o| (0.0..=10.0).contains(&o.dec)) {
         let mut want = expected_rows(&d, &o.ato_id);

@@ -24,7 +24,7 @@ fn check_prints_the_quickstart_plan() {
     inputs       4 files, 176.1 kB
     units        4 (one sample each)
     requests     0 (local files: no requests)
-    split        all (100%): ~4 samples, 2 shard(s) or more
+    split        all (100%): ~4 samples, 2 shards or more
     shards       zstd each at most 2 samples / 1GiB
     outputs      npy, json, png
     workdir      [TMP]/work

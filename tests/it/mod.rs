@@ -7,6 +7,7 @@ mod cli;
 mod generated;
 mod interop;
 mod logging;
+mod messages;
 mod net;
 mod provenance;
 mod ps1;

@@ -322,7 +322,7 @@ fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
     emu.reset_meter();
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("1 targets recorded as done have raw files missing"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 target recorded as done has raw files missing"), "{}", stderr(&out));
     assert_eq!(emu.meter().requests, 2);
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

@@ -143,7 +143,7 @@ fn corrupt_fits_goes_to_failures_and_exit_3() {
     s.write("data/truncated.fits", &bytes);
     std::fs::remove_file(s.join("data/garbage.fits")).unwrap();
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
-    assert!(stderr(&out).contains("1 units recorded, 2 unchanged, 1 removed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 unit recorded, 2 unchanged, 1 removed"), "{}", stderr(&out));
     s.etd().args(["shard", "r.yaml"]).assert().success();
     assert_eq!(std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap(), "");
     assert_eq!(s.manifest()["samples"], 3);
@@ -165,7 +165,7 @@ fn changed_input_is_refused_and_old_shards_survive() {
     assert_eq!(s.shard_files(), before, "a refused shard run leaves the old shards as they were");
     // Re-fetching records the change; the next shard run succeeds with the new content.
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
-    assert!(stderr(&out).contains("1 units recorded, 4 unchanged, 0 removed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 unit recorded, 4 unchanged, 0 removed"), "{}", stderr(&out));
     s.etd().args(["shard", "r.yaml"]).assert().success();
     assert_ne!(s.shard_files(), before);
 }

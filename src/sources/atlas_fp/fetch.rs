@@ -89,8 +89,8 @@ enum Polled {
 /// 401/403: the token is wrong or lacks rights. No target can succeed; stop the run.
 fn auth_error(e: NetError) -> UnitError {
     match &e {
-        NetError::Refused { status: 401 | 403, url, method, .. } => UnitError::Fatal(
-            crate::error::UserError::usage(format!("the ATLAS server refused the credentials ({method} {url}: {e})"))
+        NetError::Refused { status: 401 | 403, .. } => UnitError::Fatal(
+            crate::error::UserError::usage(format!("the ATLAS server refused the credentials: {e}"))
                 .with_hint("check the token (or username and password); the API token page is /forcedphot/apitoken/")
                 .into(),
         ),
@@ -396,7 +396,10 @@ pub async fn run(
                     }
                     UnitError::Transient(reason) => {
                         streak += 1;
-                        tracing::warn!("submitting {} targets: {reason}; left for a later run", units.len());
+                        tracing::warn!(
+                            "submitting {}: {reason}; left for a later run",
+                            crate::report::plural(units.len(), "target")
+                        );
                         tally.transient += units.len() as u64;
                         progress.advance(units.len() as u64, 0);
                         if streak >= 3 && tally.stopped.is_none() {
@@ -514,8 +517,9 @@ pub async fn run(
         if last_detail.elapsed() >= Duration::from_millis(250) {
             last_detail = Instant::now();
             progress.set_detail(format!(
-                "{}, {in_flight} tasks on the server",
-                crate::sources::engine::detail(&fetcher.client, started.elapsed())
+                "{}, {} on the server",
+                crate::sources::engine::detail(&fetcher.client, started.elapsed()),
+                crate::report::plural(in_flight, "task")
             ));
         }
     }

@@ -200,10 +200,11 @@ pub async fn run(
         tracing::warn!("{missing} selected objects lie in no partition of {}", cfg.lightcurves_url);
     }
     tracing::info!(
-        "atlas-var: {} objects selected; {} of {} partitions hold them",
-        objects.len(),
+        "atlas-var: {} selected; {} of {} {} them",
+        crate::report::plural(objects.len(), "object"),
         needed.len(),
-        all.len()
+        crate::report::plural(all.len(), "partition"),
+        if needed.len() == 1 { "holds" } else { "hold" }
     );
     let mut folder = cfg.lightcurves_url.clone();
     if !folder.path().ends_with('/') {

@@ -700,7 +700,7 @@ fn faults_hit_first_attempts_only() {
 }
 
 #[test]
-fn binary_serves_until_stdin_closes() {
+fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     etd_emulators::require_fixtures!();
     use std::io::BufRead;
     use std::process::{Command, Stdio};
@@ -708,7 +708,7 @@ fn binary_serves_until_stdin_closes() {
     std::fs::create_dir_all(&dir).unwrap();
     let meter_file = dir.join("meter.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
-        .args(["atlas-fp", "--addr", "127.0.0.1:0", "--time-scale", "60", "--meter-file"])
+        .args(["atlas-fp", "--exit-on-stdin-eof", "--addr", "127.0.0.1:0", "--time-scale", "60", "--meter-file"])
         .arg(&meter_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -690,13 +690,13 @@ fn dataset_is_deterministic_and_writes_files() {
 }
 
 #[test]
-fn binary_serves_until_stdin_closes() {
+fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("etd-atlas-var-bin-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let meter_file = dir.join("meter.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
-        .args(["atlas-var", "--addr", "127.0.0.1:0", "--objects", "25", "--meter-file"])
+        .args(["atlas-var", "--exit-on-stdin-eof", "--addr", "127.0.0.1:0", "--objects", "25", "--meter-file"])
         .arg(&meter_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -722,4 +722,42 @@ fn binary_serves_until_stdin_closes() {
     assert_eq!(m["full_requests"], 1);
     assert_eq!(m["bytes_sent_per_file"][CATALOG_FILE], r.body.len() as u64);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Started in the background (`etd-emulator atlas-var &`), stdin is closed at once: the emulator
+/// keeps serving until SIGINT or SIGTERM, then writes the meter and exits 0.
+#[test]
+fn binary_with_closed_stdin_serves_until_a_signal() {
+    use std::process::{Command, Stdio};
+    for signal in ["INT", "TERM"] {
+        let dir = std::env::temp_dir().join(format!("etd-atlas-var-signal-test-{}-{signal}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let meter_file = dir.join("meter.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
+            .args(["atlas-var", "--addr", "127.0.0.1:0", "--objects", "5", "--meter-file"])
+            .arg(&meter_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read both URL lines and keep stdout open: a closed pipe would fail the emulator's print.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let (mut catalog, mut folder) = (String::new(), String::new());
+        out.read_line(&mut catalog).unwrap();
+        out.read_line(&mut folder).unwrap();
+        // Give an emulator that stopped on the closed stdin the time to exit.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("SIG{signal}: the emulator exited ({status}) on a closed stdin");
+        }
+        assert_eq!(fetch(catalog.trim_end()).status, 200);
+        let kill = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIG{signal}: {status}");
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meter_file).unwrap()).unwrap();
+        assert_eq!(m["requests"], 1, "SIG{signal}");
+        drop(out);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -564,7 +564,7 @@ fn max_inflight_refuses_extra_requests() {
 }
 
 #[test]
-fn binary_serves_until_stdin_closes() {
+fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     etd_emulators::require_fixtures!();
     use std::io::BufRead;
     use std::process::{Command, Stdio};
@@ -572,7 +572,7 @@ fn binary_serves_until_stdin_closes() {
     std::fs::create_dir_all(&dir).unwrap();
     let meter_file = dir.join("meter.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
-        .args(["ps1", "--addr", "127.0.0.1:0", "--latency-ms", "5", "--meter-file"])
+        .args(["ps1", "--exit-on-stdin-eof", "--addr", "127.0.0.1:0", "--latency-ms", "5", "--meter-file"])
         .arg(&meter_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

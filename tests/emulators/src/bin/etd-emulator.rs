@@ -3,11 +3,14 @@
 //!                        [--latency-ms N] [--meter-file PATH]`
 //! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
 //!                         [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]`
+//! Every emulator also takes `--exit-on-stdin-eof`.
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
 //! token of the default user; `atlas-var` prints the catalogue URL and the light-curve folder
-//! URL on two lines instead) on stdout, serves until stdin reaches EOF, then writes the meter as
-//! JSON to `--meter-file` (if given) and exits 0.
+//! URL on two lines instead) on stdout, serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP arrives
+//! (with `--exit-on-stdin-eof`: or until stdin reaches end of file, which scripts use by holding
+//! a pipe open), then writes the meter as JSON to `--meter-file` (if given) and exits 0. It keeps
+//! serving when started in the background (`etd-emulator ps1 &`), where stdin is closed at once.
 
 use etd_emulators::atlas_fp::{self, AtlasEmulator};
 use etd_emulators::atlas_var::{self, AtlasVarEmulator};
@@ -18,9 +21,23 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
        etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
-       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]";
+       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]
+Each serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then writes the meter file and exits 0.
+  --exit-on-stdin-eof   also stop when stdin reaches end of file (for scripts that hold a pipe open)";
+
+/// The flag that adds "stdin reached EOF" to the ways of stopping.
+const STDIN_EOF_FLAG: &str = "--exit-on-stdin-eof";
+
+/// The signals that stop the emulator (after it writes the meter).
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 fn main() -> ExitCode {
+    // Before any thread exists, so that every thread inherits the mask: the stop signals are then
+    // only ever taken by `sigwait` in `wait_for_stop`, never delivered asynchronously.
+    if let Err(e) = block_stop_signals() {
+        eprintln!("etd-emulator: {e}");
+        return ExitCode::FAILURE;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -31,13 +48,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--name value` / `--name=value` pairs after the emulator name.
-fn options(args: impl Iterator<Item = String>) -> Result<Option<Vec<(String, String)>>, String> {
+/// Options after the emulator name.
+struct Options {
+    /// `--name value` / `--name=value` pairs.
+    pairs: Vec<(String, String)>,
+    /// `--exit-on-stdin-eof` was given.
+    stdin_eof: bool,
+}
+
+/// `--name value` / `--name=value` pairs and flags after the emulator name; `None` for `--help`.
+fn options(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut args = args.peekable();
     let mut out = Vec::new();
+    let mut stdin_eof = false;
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Ok(None);
+        }
+        if flag == STDIN_EOF_FLAG {
+            stdin_eof = true;
+            continue;
         }
         let (name, value) = match flag.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_string(), v.to_string()),
@@ -49,7 +79,7 @@ fn options(args: impl Iterator<Item = String>) -> Result<Option<Vec<(String, Str
         };
         out.push((name, value));
     }
-    Ok(Some(out))
+    Ok(Some(Options { pairs: out, stdin_eof }))
 }
 
 fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
@@ -67,7 +97,7 @@ fn run() -> Result<(), String> {
         Some(other) => return Err(format!("unknown emulator {other:?}")),
         None => return Err("missing emulator name".into()),
     };
-    let Some(opts) = options(args)? else {
+    let Some(Options { pairs: opts, stdin_eof }) = options(args)? else {
         println!("{USAGE}");
         return Ok(());
     };
@@ -88,7 +118,7 @@ fn run() -> Result<(), String> {
             }
         }
         let emu = Ps1Emulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        return serve(&[emu.base_url()], meter_file, || serde_json::to_string_pretty(&emu.meter()));
+        return serve(&[emu.base_url()], stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()));
     }
     if which == "atlas-var" {
         let mut cfg = atlas_var::Config::default();
@@ -112,7 +142,7 @@ fn run() -> Result<(), String> {
             }
         }
         let emu = AtlasVarEmulator::start_on(&addr, cfg).map_err(|e| format!("cannot start on {addr}: {e}"))?;
-        return serve(&[emu.catalog_url(), emu.lightcurves_url()], meter_file, || {
+        return serve(&[emu.catalog_url(), emu.lightcurves_url()], stdin_eof, meter_file, || {
             serde_json::to_string_pretty(&emu.meter())
         });
     }
@@ -130,12 +160,14 @@ fn run() -> Result<(), String> {
     }
     let token = cfg.users.first().map(|u| u.2.clone()).unwrap_or_default();
     let emu = AtlasEmulator::start_on(&addr, cfg).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    serve(&[emu.base_url(), token], meter_file, || serde_json::to_string_pretty(&emu.meter()))
+    serve(&[emu.base_url(), token], stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()))
 }
 
-/// Prints `lines`, serves until stdin closes, then writes the meter JSON.
+/// Prints `lines`, serves until a stop signal (or, with `stdin_eof`, the end of stdin), then
+/// writes the meter JSON.
 fn serve(
     lines: &[String],
+    stdin_eof: bool,
     meter_file: Option<String>,
     meter: impl Fn() -> serde_json::Result<String>,
 ) -> Result<(), String> {
@@ -146,16 +178,7 @@ fn serve(
         }
         out.flush().map_err(|e| e.to_string())?;
     }
-    let mut sink = [0u8; 4096];
-    let mut stdin = std::io::stdin().lock();
-    loop {
-        match stdin.read(&mut sink) {
-            Ok(0) => break,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
+    wait_for_stop(stdin_eof)?;
     if let Some(path) = meter_file {
         let json = meter().map_err(|e| e.to_string())?;
         std::fs::write(&path, json + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
@@ -177,4 +200,64 @@ fn synthetic_where_missing(which: &str) {
         eprintln!("etd-emulator: {missing}");
         eprintln!("etd-emulator: serving synthetic stand-ins with the real layout and invented values instead");
     }
+}
+
+/// The set of stop signals.
+fn stop_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset reads it; both only touch `set`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in STOP_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Block the stop signals in the calling thread (and so in every thread it starts later).
+fn block_stop_signals() -> Result<(), String> {
+    let set = stop_set();
+    // SAFETY: `set` is a valid, initialised signal set; the old mask is not asked for.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(format!("cannot block the stop signals: {}", std::io::Error::from_raw_os_error(rc)));
+    }
+    Ok(())
+}
+
+/// Block until a stop signal arrives or, with `stdin_eof`, stdin reaches end of file.
+fn wait_for_stop(stdin_eof: bool) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let signals = tx.clone();
+    std::thread::spawn(move || {
+        let set = stop_set();
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is initialised and `sig` is a valid place for the signal number. The
+        // signals are blocked in every thread (see `main`), so sigwait takes them.
+        let rc = unsafe { libc::sigwait(&set, &mut sig) };
+        let _ = signals.send(if rc == 0 {
+            Ok(())
+        } else {
+            Err(format!("waiting for a stop signal failed: {}", std::io::Error::from_raw_os_error(rc)))
+        });
+    });
+    if stdin_eof {
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(Ok(()));
+        });
+    } else {
+        drop(tx);
+    }
+    rx.recv().map_err(|_| "the stop signal watcher ended unexpectedly".to_string())?
 }
