@@ -205,8 +205,8 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     let mut scan = scan_workdir(&workdir, &params)?;
     forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
-    if scan.stale > 0 {
-        tracing::info!("{} targets were fetched with other source settings; fetching them again", scan.stale);
+    for note in super::stale_notes(&scan, &params, "fetching them again") {
+        tracing::info!("{note}");
     }
     drop(scan);
     tracing::info!(
@@ -302,7 +302,8 @@ fn fetch_atlas(
         );
     }
     if args.dry_run {
-        let scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
+        let mut scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
+        leave_foreign_tasks(&mut scan, cfg);
         let p = pending(targets, split, &scan, args.retry_failed);
         let resume: Vec<usize> =
             p.todo.iter().copied().filter(|&i| scan.submitted.contains_key(&targets[i].id)).collect();
@@ -349,6 +350,17 @@ fn fetch_atlas(
     let mut scan = scan_workdir(&workdir, &params)?;
     forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
+    for note in super::stale_notes(&scan, &params, "fetching them again") {
+        tracing::info!("{note}");
+    }
+    let elsewhere = leave_foreign_tasks(&mut scan, cfg);
+    if elsewhere > 0 {
+        tracing::info!(
+            "{elsewhere} tasks recorded on the server were submitted to another endpoint than {}; they are neither \
+             followed nor deleted from here",
+            cfg.base_url
+        );
+    }
     let unit = |i: usize| atlas_fp::fetch::Unit { index: i, target: targets[i].clone(), key: keys[i].clone() };
     let mut plan = atlas_fp::fetch::Plan { undeleted: BTreeMap::new(), resume: Vec::new(), submit: Vec::new() };
     for &i in &p.todo {
@@ -409,6 +421,15 @@ fn fetch_atlas(
     } else {
         Exit::Success
     })
+}
+
+/// Forget the tasks to delete that live at another endpoint than the recipe's (never send this
+/// endpoint's token there); returns how many. Tasks to continue are at this endpoint already:
+/// their params, which name the endpoint, matched.
+fn leave_foreign_tasks(scan: &mut JournalScan, cfg: &atlas_fp::AtlasFpConfig) -> usize {
+    let before = scan.undeleted.len();
+    scan.undeleted.retain(|task, _| cfg.owns_task(task));
+    before - scan.undeleted.len()
 }
 
 fn fetch_atlas_var(

@@ -41,11 +41,10 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         _ => None,
     };
     let scan = journals.scan_for(params.as_deref())?;
-    if scan.stale > 0 {
-        tracing::warn!(
-            "{} units were fetched with other source settings than the recipe's now; leaving them out",
-            scan.stale
-        );
+    if let (true, Some(params)) = (scan.stale > 0, &params) {
+        for note in super::stale_notes(&scan, params, "leaving them out") {
+            tracing::warn!("{note}");
+        }
         tracing::warn!("hint: run `etd fetch {}` to fetch them with the current settings", recipe.path.display());
     }
     // The fetch failures as the journals have them now (batch tasks may have finished since).

@@ -120,7 +120,13 @@ where
                 // The archive answered: it is up.
                 streak = 0;
                 tracing::warn!("{}: {reason}", outcome.unit);
-                journal.append(JournalEntry::Failed { unit: outcome.unit, kind: kind.into(), reason, task: None })?;
+                journal.append(JournalEntry::Failed {
+                    unit: outcome.unit,
+                    kind: kind.into(),
+                    reason,
+                    task: None,
+                    params: Some(params.to_string()),
+                })?;
                 *tally.failed.entry(kind).or_default() += 1;
                 progress.advance(1, 0);
             }

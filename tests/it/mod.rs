@@ -4,6 +4,7 @@ mod atlas_fp;
 mod atlas_var;
 
 mod cli;
+mod endpoints;
 mod generated;
 mod interop;
 mod logging;

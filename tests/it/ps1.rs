@@ -12,7 +12,7 @@ use etd_emulators::ps1::{cutout_pixels, Faults, Ps1Emulator};
 use super::common::{stderr, stdout, Scratch};
 
 /// `n` targets: every tenth below dec -30 (no PS1 coverage), labels from three classes.
-fn targets_csv(n: usize) -> String {
+pub(super) fn targets_csv(n: usize) -> String {
     let mut s = String::from("objid,ra,dec,class\n");
     for i in 0..n {
         let ra = (i as f64 * 1.37) % 360.0;
@@ -23,7 +23,7 @@ fn targets_csv(n: usize) -> String {
     s
 }
 
-fn recipe(base: &str, filters: &str, politeness: &str, extra: &str) -> String {
+pub(super) fn recipe(base: &str, filters: &str, politeness: &str, extra: &str) -> String {
     format!(
         "version: 1\nname: ps1-test\ntargets: {{file: targets.csv, columns: {{id: objid, label: class}}}}\n\
          source:\n  ps1-cutouts: {{base_url: \"{base}\", filters: [{filters}], size: 24}}\n\

@@ -261,8 +261,10 @@ pub struct Plan {
 }
 
 /// Record a target whose task ended without a light curve; returns its id for the `DELETE`.
+#[allow(clippy::too_many_arguments)]
 fn fail_task(
     journal: &mut FetchJournal,
+    params: &str,
     tally: &mut Tally,
     progress: &Progress,
     unit: &Unit,
@@ -277,6 +279,7 @@ fn fail_task(
         kind: kind.into(),
         reason,
         task: Some(task.to_string()),
+        params: Some(params.to_string()),
     })?;
     *tally.failed.entry(kind).or_default() += 1;
     progress.advance(1, 0);
@@ -390,6 +393,7 @@ pub async fn run(
                                 kind: kind.into(),
                                 reason: reason.clone(),
                                 task: None,
+                                params: Some(params.to_string()),
                             };
                             append(journal, entry)?;
                             *tally.failed.entry(kind).or_default() += 1;
@@ -423,7 +427,7 @@ pub async fn run(
                         Ok(Polled::Error(msg)) => ("server-error", format!("the task failed on the server: {msg}")),
                         _ => unreachable!(),
                     };
-                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
+                    let id = fail_task(journal, params, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Ok(Polled::Gone) => {
@@ -477,7 +481,7 @@ pub async fn run(
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Permanent { kind, reason }) => {
-                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
+                    let id = fail_task(journal, params, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Transient(reason)) => {
