@@ -71,6 +71,10 @@ fn fetch_local(
         summary.removed,
         workdir.journal().display()
     );
+    if let Some(signal) = summary.interrupted {
+        tracing::warn!("stopped by {}: run the same command again to record the rest", signal.name());
+        return Ok(signal.exit());
+    }
     let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == "fetch").count();
     if failed > 0 {
         tracing::warn!("{failed} items failed permanently; see {}", workdir.failures().display());
@@ -242,13 +246,20 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
     let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
     summarize(&task, &tally, &client, failed_owned, &workdir);
-    Ok(if tally.transient > 0 || tally.stopped.is_some() {
+    Ok(exit_code(&tally, failed_owned, false))
+}
+
+/// The exit code of a networked fetch: a signal's first, then 75 (try again later), then 3.
+fn exit_code(tally: &Tally, failed_owned: usize, tempfail: bool) -> Exit {
+    if let Some(signal) = tally.interrupted {
+        signal.exit()
+    } else if tempfail || tally.transient > 0 || tally.stopped.is_some() {
         Exit::TempFail
     } else if failed_owned > 0 {
         Exit::SomeFailed
     } else {
         Exit::Success
-    })
+    }
 }
 
 /// The final summary: done, failed by reason, requests, retries, time waited on throttles.
@@ -262,14 +273,22 @@ fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize,
          {} waited on throttles, {:.1} MB in {}",
         tally.done,
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
-        tally.transient + tally.not_attempted,
+        tally.transient + tally.not_attempted + tally.abandoned,
         stats.requests.load(Ordering::Relaxed),
         stats.retries.load(Ordering::Relaxed),
         human_duration(client.throttled()),
         stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
         human_duration(tally.elapsed),
     );
-    if let Some(why) = &tally.stopped {
+    if let Some(signal) = tally.interrupted {
+        tracing::warn!(
+            "stopped by {}: {} targets not started, {} under way left unfinished; the journal keeps everything \
+             done. Run the same command again to continue",
+            signal.name(),
+            tally.not_attempted,
+            tally.abandoned
+        );
+    } else if let Some(why) = &tally.stopped {
         tracing::error!(
             "stopped early: the archive looks unavailable ({why}); {} targets not attempted. \
              Run the same command later to continue",
@@ -414,13 +433,7 @@ fn fetch_atlas(
             tally.undeleted
         );
     }
-    Ok(if tally.transient > 0 || tally.stopped.is_some() || tally.undeleted > 0 {
-        Exit::TempFail
-    } else if failed_owned > 0 {
-        Exit::SomeFailed
-    } else {
-        Exit::Success
-    })
+    Ok(exit_code(&tally, failed_owned, tally.undeleted > 0))
 }
 
 /// Forget the tasks to delete that live at another endpoint than the recipe's (never send this
@@ -475,5 +488,14 @@ fn fetch_atlas_var(
         client.stats.requests.load(Ordering::Relaxed),
         client.stats.retries.load(Ordering::Relaxed),
     );
+    if let Some(signal) = tally.interrupted {
+        tracing::warn!(
+            "stopped by {}: {} partitions left unfinished; the journal keeps every file done. Run the same \
+             command again to continue (downloads resume where they stopped)",
+            signal.name(),
+            tally.left
+        );
+        return Ok(signal.exit());
+    }
     Ok(Exit::Success)
 }

@@ -60,90 +60,17 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             .into());
     }
     let partial = workdir.shards_partial();
-    let report = match &recipe.source {
-        SourceConfig::Local(cfg) => {
-            let jobs = local_jobs(recipe, scan.done, &journals)?;
-            let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
-            let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &journals.inputs(job.input)?);
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
-        }
-        SourceConfig::Ps1(cfg) => {
-            let store = RawStore::new(workdir.raw(recipe.source.kind()));
-            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
-            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
-            let jobs = ps1_jobs(recipe, cfg, targets, &scan.done)?;
-            let info = dataset_info(recipe, &classes);
-            let make = |job: &Job<(usize, JournalPos)>| {
-                let target = &targets[job.input.0];
-                let mut inputs = Vec::new();
-                for rec in journals.inputs(job.input.1)? {
-                    let bytes = read_checked(&store, &rec)?;
-                    inputs.push((rec, bytes));
-                }
-                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
-                Ok(ps1_fields(cfg, &recipe.image, target, class, &inputs))
-            };
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
-        }
-        SourceConfig::AtlasFp(cfg) => {
-            let store = RawStore::new(workdir.raw(recipe.source.kind()));
-            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
-            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
-            let keys = crate::sources::atlas_fp::target_keys(targets)?;
-            let jobs = keyed_jobs(targets, keys, &scan.done);
-            let info = dataset_info(recipe, &classes);
-            let make = |job: &Job<(usize, JournalPos)>| {
-                let target = &targets[job.input.0];
-                let (inputs, task) = match journals.read(job.input.1)? {
-                    JournalEntry::Done { inputs, task, .. } => (inputs, task),
-                    other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
-                };
-                let rec = inputs.first().ok_or_else(|| anyhow::anyhow!("{}: no light curve recorded", target.id))?;
-                let bytes = read_checked(&store, rec)?;
-                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
-                let meta = LightCurveMeta {
-                    target: serde_json::to_value(target)?,
-                    task_url: task.as_deref(),
-                    result_url: rec.url.as_deref(),
-                    sha256: &rec.sha256,
-                    use_reduced: cfg.use_reduced,
-                };
-                Ok(lightcurve_fields(&bytes, recipe.lightcurve.quality, recipe.lightcurve.outputs, &meta).map(
-                    |mut fields| {
-                        if let Some(c) = class {
-                            fields.push(("cls".into(), c.to_string().into_bytes()));
-                            fields.sort_by(|a, b| a.0.cmp(&b.0));
-                        }
-                        fields
-                    },
-                ))
-            };
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
-        }
-        SourceConfig::AtlasVar(cfg) => {
-            let raw = workdir.raw(recipe.source.kind());
-            let tmp = workdir.root.join("tmp").join("atlas-var-group");
-            // Spill and grouped files of an earlier run that stopped are of no use.
-            let _ = fs_err::remove_dir_all(&tmp);
-            let grouping = atlas_var_group(cfg, &scan.done, &journals, &raw, &tmp);
-            if grouping.is_err() {
-                let _ = fs_err::remove_dir_all(&tmp);
-            }
-            let (jobs, objects, grouped) = grouping?;
-            let classes: Vec<String> = crate::sources::atlas_var::CLASSES.iter().map(|c| c.to_string()).collect();
-            let info = dataset_info(recipe, &classes);
-            let make = |job: &Job<usize>| -> anyhow::Result<Result<Fields, SampleError>> {
-                let o = &objects[job.input];
-                let rows = grouped.rows(job.input)?;
-                if rows.is_empty() {
-                    return Ok(Err(SampleError("no light-curve rows for this object in the partitions".into())));
-                }
-                Ok(Ok(variable_star_fields(o, &rows)?))
-            };
-            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter);
-            drop(grouped);
-            let _ = fs_err::remove_dir_all(&tmp);
-            report?
+    let written = write_shards(ctx, recipe, &workdir, scan.done, &journals, &partial).and_then(|report| {
+        // Stopped after the last sample: keep the previous shards all the same.
+        crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+        Ok(report)
+    });
+    let report = match written {
+        Ok(report) => report,
+        Err(e) => {
+            // Nothing half-written stays behind (the next run would remove it anyway).
+            let _ = fs_err::remove_dir_all(&partial);
+            return Err(e);
         }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
@@ -176,6 +103,103 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         return Ok(Exit::SomeFailed);
     }
     Ok(Exit::Success)
+}
+
+/// Make the samples of the fetched units and write them into `partial` (shards + manifest).
+fn write_shards(
+    ctx: &Ctx,
+    recipe: &Recipe,
+    workdir: &crate::store::Workdir,
+    done: BTreeMap<String, JournalPos>,
+    journals: &JournalSet,
+    partial: &Path,
+) -> anyhow::Result<shard::DatasetReport> {
+    Ok(match &recipe.source {
+        SourceConfig::Local(cfg) => {
+            let jobs = local_jobs(recipe, done, journals)?;
+            let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
+            let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &journals.inputs(job.input)?);
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
+        }
+        SourceConfig::Ps1(cfg) => {
+            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
+            let jobs = ps1_jobs(recipe, cfg, targets, &done)?;
+            let info = dataset_info(recipe, &classes);
+            let make = |job: &Job<(usize, JournalPos)>| {
+                let target = &targets[job.input.0];
+                let mut inputs = Vec::new();
+                for rec in journals.inputs(job.input.1)? {
+                    let bytes = read_checked(&store, &rec)?;
+                    inputs.push((rec, bytes));
+                }
+                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
+                Ok(ps1_fields(cfg, &recipe.image, target, class, &inputs))
+            };
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
+        }
+        SourceConfig::AtlasFp(cfg) => {
+            let store = RawStore::new(workdir.raw(recipe.source.kind()));
+            let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
+            let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
+            let keys = crate::sources::atlas_fp::target_keys(targets)?;
+            let jobs = keyed_jobs(targets, keys, &done);
+            let info = dataset_info(recipe, &classes);
+            let make = |job: &Job<(usize, JournalPos)>| {
+                let target = &targets[job.input.0];
+                let (inputs, task) = match journals.read(job.input.1)? {
+                    JournalEntry::Done { inputs, task, .. } => (inputs, task),
+                    other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
+                };
+                let rec = inputs.first().ok_or_else(|| anyhow::anyhow!("{}: no light curve recorded", target.id))?;
+                let bytes = read_checked(&store, rec)?;
+                let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
+                let meta = LightCurveMeta {
+                    target: serde_json::to_value(target)?,
+                    task_url: task.as_deref(),
+                    result_url: rec.url.as_deref(),
+                    sha256: &rec.sha256,
+                    use_reduced: cfg.use_reduced,
+                };
+                Ok(lightcurve_fields(&bytes, recipe.lightcurve.quality, recipe.lightcurve.outputs, &meta).map(
+                    |mut fields| {
+                        if let Some(c) = class {
+                            fields.push(("cls".into(), c.to_string().into_bytes()));
+                            fields.sort_by(|a, b| a.0.cmp(&b.0));
+                        }
+                        fields
+                    },
+                ))
+            };
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
+        }
+        SourceConfig::AtlasVar(cfg) => {
+            let raw = workdir.raw(recipe.source.kind());
+            let tmp = workdir.root.join("tmp").join("atlas-var-group");
+            // Spill and grouped files of an earlier run that stopped are of no use.
+            let _ = fs_err::remove_dir_all(&tmp);
+            let grouping = atlas_var_group(cfg, &done, journals, &raw, &tmp);
+            if grouping.is_err() {
+                let _ = fs_err::remove_dir_all(&tmp);
+            }
+            let (jobs, objects, grouped) = grouping?;
+            let classes: Vec<String> = crate::sources::atlas_var::CLASSES.iter().map(|c| c.to_string()).collect();
+            let info = dataset_info(recipe, &classes);
+            let make = |job: &Job<usize>| -> anyhow::Result<Result<Fields, SampleError>> {
+                let o = &objects[job.input];
+                let rows = grouped.rows(job.input)?;
+                if rows.is_empty() {
+                    return Ok(Err(SampleError("no light-curve rows for this object in the partitions".into())));
+                }
+                Ok(Ok(variable_star_fields(o, &rows)?))
+            };
+            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter);
+            drop(grouped);
+            let _ = fs_err::remove_dir_all(&tmp);
+            report?
+        }
+    })
 }
 
 /// Jobs for the PS1 source: the targets this recipe has that were fetched, keyed as fetch keyed

@@ -13,4 +13,5 @@ mod provenance;
 mod ps1;
 mod publish;
 mod shard;
+mod signals;
 mod verify;

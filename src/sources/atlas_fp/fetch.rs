@@ -323,8 +323,16 @@ pub async fn run(
     let mut streak = 0u64;
     let max = cfg.max_in_flight as usize;
     let mut last_detail = Instant::now();
+    // When a signal asked to stop: the time after which jobs still under way are abandoned
+    // (their tasks stay recorded, so the next run continues them, as after a crash).
+    let mut deadline: Option<Instant> = None;
     loop {
-        while tally.stopped.is_none() && !queue_full && in_flight < max {
+        if deadline.is_none() {
+            if let Some(signal) = crate::stop::requested() {
+                deadline = Some(crate::sources::engine::stopping(signal, in_flight, &mut tally));
+            }
+        }
+        while tally.stopped.is_none() && deadline.is_none() && !queue_full && in_flight < max {
             let room = max - in_flight;
             let batch: Vec<Unit> = if let Some(u) = alone.pop_front() {
                 vec![u]
@@ -342,7 +350,21 @@ pub async fn run(
             in_flight += batch.len();
             jobs.spawn(Arc::clone(&fetcher).submit(batch));
         }
-        let Some(joined) = jobs.join_next().await else { break };
+        let joined = match deadline {
+            None => tokio::select! {
+                joined = jobs.join_next() => joined,
+                _ = crate::stop::wait() => continue,
+            },
+            Some(deadline) => tokio::select! {
+                joined = jobs.join_next() => joined,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    tally.abandoned = in_flight as u64;
+                    jobs.abort_all();
+                    break;
+                }
+            },
+        };
+        let Some(joined) = joined else { break };
         let event = joined.map_err(|e| anyhow::anyhow!("an ATLAS job failed: {e}"))?;
         match event {
             Event::Submitted { tasks, orphans, unmatched } => {
