@@ -95,6 +95,15 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         if let Some(r) = cause.downcast_ref::<crate::recipe::RecipeError>() {
             return (Exit::Usage, r.hint.clone());
         }
+        if let Some(crate::net::client::NetError::NothingListening { origin, .. }) = cause.downcast_ref() {
+            return (
+                Exit::TempFail,
+                Some(format!(
+                    "{origin} refused every connection and has not answered once in this run; start the server \
+                     or correct base_url in the recipe, then run the same command again"
+                )),
+            );
+        }
         if let Some(crate::net::client::NetError::Exhausted { .. }) = cause.downcast_ref() {
             return (
                 Exit::TempFail,

@@ -36,7 +36,7 @@ impl From<NetError> for UnitError {
             },
             NetError::Invalid { .. } => UnitError::Permanent { kind: "invalid-answer", reason: e.to_string() },
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
-            NetError::Fatal { .. } => UnitError::Fatal(e.into()),
+            NetError::Fatal { .. } | NetError::NothingListening { .. } => UnitError::Fatal(e.into()),
         }
     }
 }

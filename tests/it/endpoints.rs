@@ -126,3 +126,60 @@ fn a_journal_of_etd_0_1_0_without_endpoints_counts_as_from_elsewhere() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(a.meter().by_endpoint["ps1filenames"], 10, "fetched again");
 }
+
+/// A port where nothing listens: bind a listener, take its port, drop it.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn nothing_listening_stops_after_a_few_retries_with_a_hint() {
+    etd_emulators::require_fixtures!();
+    let port = closed_port();
+    let s = Scratch::new();
+    s.write("targets.csv", targets_csv(100));
+    s.write("r.yaml", recipe(&format!("http://127.0.0.1:{port}"), "g", "{concurrency: 1, retries: 8}", ""));
+    let out = s.etd().args(["-v", "fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    let err = stderr(&out).replace(&port.to_string(), "[PORT]");
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    // Two units under way (twice the concurrency), each at most 1 try + 2 retries.
+    let retries = err.lines().filter(|l| l.contains("; retry ")).count();
+    assert!((2..=4).contains(&retries), "{retries} retries:\n{err}");
+    let last: Vec<&str> = err.lines().skip_while(|l| !l.starts_with("error:")).collect();
+    insta::assert_snapshot!(last.join("\n"), @r"
+    error: nothing is listening at http://127.0.0.1:[PORT] — is the server running?
+      hint: http://127.0.0.1:[PORT] refused every connection and has not answered once in this run; start the server or correct base_url in the recipe, then run the same command again
+    ");
+    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    assert!(journal.is_empty(), "nothing recorded: {journal}");
+}
+
+#[test]
+fn nothing_listening_stops_atlas_fp_and_atlas_var_too() {
+    let port = closed_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let s = Scratch::new();
+    s.write("t.csv", "id,ra,dec\na,1,2\nb,3,4\n");
+    s.write(
+        "fp.yaml",
+        format!("version: 1\nname: fp\ntargets: {{file: t.csv}}\nsource:\n  atlas-fp: {{base_url: \"{base}/forcedphot\"}}\n"),
+    );
+    s.write(
+        "var.yaml",
+        format!(
+            "version: 1\nname: var\nsource:\n  atlas-var: {{catalog_url: \"{base}/cat.csv\", lightcurves_url: \"{base}/lc/\"}}\n"
+        ),
+    );
+    for recipe in ["fp.yaml", "var.yaml"] {
+        let out = s
+            .etd()
+            .args(["fetch", recipe])
+            .env("ETD_TEST_NO_RETRY_DELAY", "1")
+            .env("ATLAS_TOKEN", "0123456789abcdef0123456789abcdef01234567")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(75), "{recipe}: {err}");
+        assert!(err.contains(&format!("nothing is listening at {base} — is the server running?")), "{recipe}: {err}");
+    }
+}
