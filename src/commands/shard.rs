@@ -89,6 +89,12 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let m = &report.manifest;
     tracing::info!("shard: {} samples in {} shards -> {}", m.samples, m.shards.len(), workdir.shards().display());
     tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
+    if m.samples == 0 {
+        tracing::warn!("the dataset is empty: no sample was made");
+        if let SourceConfig::AtlasVar(_) = &recipe.source {
+            tracing::warn!("hint: {}", crate::sources::atlas_var::SELECTION_HINT);
+        }
+    }
     if !scan.failed.is_empty() {
         tracing::warn!(
             "{} targets failed to fetch and are not in the shards; see {}",

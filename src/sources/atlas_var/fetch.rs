@@ -199,6 +199,10 @@ pub async fn run(
     let c = cfg.clone();
     let objects = tokio::task::spawn_blocking(move || catalog::read(&catalog_path, &c)).await??;
     tally.objects = objects.len();
+    if objects.is_empty() {
+        tracing::warn!("{}", super::EMPTY_SELECTION);
+        tracing::warn!("hint: {}", super::SELECTION_HINT);
+    }
     let all = match unless_stopped(list_partitions(&client, &cfg.lightcurves_url)).await {
         Ok(all) => all?,
         Err(signal) => return Ok((VarTally { interrupted: Some(signal), ..tally }, objects)),
@@ -221,7 +225,7 @@ pub async fn run(
         folder.set_path(&format!("{}/", folder.path()));
     }
     let parallel = client.host(&folder).concurrency() as usize;
-    let progress = reporter.start("fetch", needed.len() as u64);
+    let progress = reporter.start_counting("fetch", "partitions", needed.len() as u64);
     let mut queue = needed.into_iter();
     let mut running: JoinSet<anyhow::Result<(String, InputRecord, Option<Downloaded>)>> = JoinSet::new();
     // A failed download stops new ones from starting but lets those under way finish, so no
