@@ -16,6 +16,10 @@ pub enum Exit {
     SomeFailed,
     /// 75: temporary failure worth retrying later (EX_TEMPFAIL).
     TempFail,
+    /// 130: stopped by SIGINT (Ctrl-C) after recording what was done.
+    Interrupted,
+    /// 143: stopped by SIGTERM after recording what was done.
+    Terminated,
 }
 
 impl Exit {
@@ -26,6 +30,8 @@ impl Exit {
             Exit::Usage => 2,
             Exit::SomeFailed => 3,
             Exit::TempFail => 75,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
         }
     }
 }
@@ -83,8 +89,20 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         if let Some(u) = cause.downcast_ref::<UserError>() {
             return (u.exit, u.hint.clone());
         }
+        if let Some(s) = cause.downcast_ref::<crate::stop::Stopped>() {
+            return (s.signal.exit(), Some("run the same command again to continue".into()));
+        }
         if let Some(r) = cause.downcast_ref::<crate::recipe::RecipeError>() {
             return (Exit::Usage, r.hint.clone());
+        }
+        if let Some(crate::net::client::NetError::NothingListening { origin, .. }) = cause.downcast_ref() {
+            return (
+                Exit::TempFail,
+                Some(format!(
+                    "{origin} refused every connection and has not answered once in this run; start the server \
+                     or correct base_url in the recipe, then run the same command again"
+                )),
+            );
         }
         if let Some(crate::net::client::NetError::Exhausted { .. }) = cause.downcast_ref() {
             return (

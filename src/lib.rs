@@ -11,6 +11,7 @@ pub mod recipe;
 pub mod report;
 pub mod shard;
 pub mod sources;
+pub mod stop;
 pub mod store;
 pub mod transform;
 

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
             return etd::error::classify(&err).0.into();
         }
     };
+    if let Err(e) = etd::stop::install() {
+        tracing::warn!("cannot install the SIGINT/SIGTERM handlers ({e}); a signal ends etd without a summary");
+    }
     match etd::commands::dispatch(&cli, reporter) {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

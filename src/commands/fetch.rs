@@ -76,6 +76,10 @@ fn fetch_local(
         summary.removed,
         workdir.journal().display()
     );
+    if let Some(signal) = summary.interrupted {
+        tracing::warn!("stopped by {}: run the same command again to record the rest", signal.name());
+        return Ok(signal.exit());
+    }
     let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == "fetch").count();
     if failed > 0 {
         tracing::warn!("{} failed permanently; see {}", plural(failed, "item"), workdir.failures().display());
@@ -213,12 +217,8 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     let mut scan = scan_workdir(&workdir, &params)?;
     forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
-    if scan.stale > 0 {
-        tracing::info!(
-            "{} fetched with other source settings; fetching {} again",
-            plural(scan.stale, "target"),
-            if scan.stale == 1 { "it" } else { "them" }
-        );
+    for note in super::stale_notes(&scan, &params, "fetching them again") {
+        tracing::info!("{note}");
     }
     drop(scan);
     tracing::info!(
@@ -254,13 +254,20 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
     let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
     summarize(&task, &tally, &client, failed_owned, &workdir);
-    Ok(if tally.transient > 0 || tally.stopped.is_some() {
+    Ok(exit_code(&tally, failed_owned, false))
+}
+
+/// The exit code of a networked fetch: a signal's first, then 75 (try again later), then 3.
+fn exit_code(tally: &Tally, failed_owned: usize, tempfail: bool) -> Exit {
+    if let Some(signal) = tally.interrupted {
+        signal.exit()
+    } else if tempfail || tally.transient > 0 || tally.stopped.is_some() {
         Exit::TempFail
     } else if failed_owned > 0 {
         Exit::SomeFailed
     } else {
         Exit::Success
-    })
+    }
 }
 
 /// The final summary: done, failed by reason, requests, retries, time waited on throttles.
@@ -274,14 +281,22 @@ fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize,
          {} waited on throttles, {:.1} MB in {}",
         tally.done,
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
-        tally.transient + tally.not_attempted,
+        tally.transient + tally.not_attempted + tally.abandoned,
         plural(stats.requests.load(Ordering::Relaxed), "request"),
         plural(stats.retries.load(Ordering::Relaxed), "retry"),
         human_duration(client.throttled()),
         stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
         human_duration(tally.elapsed),
     );
-    if let Some(why) = &tally.stopped {
+    if let Some(signal) = tally.interrupted {
+        tracing::warn!(
+            "stopped by {}: {} targets not started, {} under way left unfinished; the journal keeps everything \
+             done. Run the same command again to continue",
+            signal.name(),
+            tally.not_attempted,
+            tally.abandoned
+        );
+    } else if let Some(why) = &tally.stopped {
         tracing::error!(
             "stopped early: the archive looks unavailable ({why}); {} not attempted. \
              Run the same command later to continue",
@@ -317,7 +332,8 @@ fn fetch_atlas(
         );
     }
     if args.dry_run {
-        let scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
+        let mut scan = if workdir.root.is_dir() { scan_workdir(&workdir, &params)? } else { JournalScan::default() };
+        leave_foreign_tasks(&mut scan, cfg);
         let p = pending(targets, split, &scan, args.retry_failed);
         let resume: Vec<usize> =
             p.todo.iter().copied().filter(|&i| scan.submitted.contains_key(&targets[i].id)).collect();
@@ -365,6 +381,17 @@ fn fetch_atlas(
     let mut scan = scan_workdir(&workdir, &params)?;
     forget_missing_raw(&workdir, recipe.source.kind(), &mut scan, split)?;
     let p = pending(targets, split, &scan, args.retry_failed);
+    for note in super::stale_notes(&scan, &params, "fetching them again") {
+        tracing::info!("{note}");
+    }
+    let elsewhere = leave_foreign_tasks(&mut scan, cfg);
+    if elsewhere > 0 {
+        tracing::info!(
+            "{elsewhere} tasks recorded on the server were submitted to another endpoint than {}; they are neither \
+             followed nor deleted from here",
+            cfg.base_url
+        );
+    }
     let unit = |i: usize| atlas_fp::fetch::Unit { index: i, target: targets[i].clone(), key: keys[i].clone() };
     let mut plan = atlas_fp::fetch::Plan { undeleted: BTreeMap::new(), resume: Vec::new(), submit: Vec::new() };
     for &i in &p.todo {
@@ -419,13 +446,16 @@ fn fetch_atlas(
             if tally.undeleted == 1 { "it" } else { "them" }
         );
     }
-    Ok(if tally.transient > 0 || tally.stopped.is_some() || tally.undeleted > 0 {
-        Exit::TempFail
-    } else if failed_owned > 0 {
-        Exit::SomeFailed
-    } else {
-        Exit::Success
-    })
+    Ok(exit_code(&tally, failed_owned, tally.undeleted > 0))
+}
+
+/// Forget the tasks to delete that live at another endpoint than the recipe's (never send this
+/// endpoint's token there); returns how many. Tasks to continue are at this endpoint already:
+/// their params, which name the endpoint, matched.
+fn leave_foreign_tasks(scan: &mut JournalScan, cfg: &atlas_fp::AtlasFpConfig) -> usize {
+    let before = scan.undeleted.len();
+    scan.undeleted.retain(|task, _| cfg.owns_task(task));
+    before - scan.undeleted.len()
 }
 
 fn fetch_atlas_var(
@@ -471,5 +501,14 @@ fn fetch_atlas_var(
         plural(client.stats.requests.load(Ordering::Relaxed), "request"),
         plural(client.stats.retries.load(Ordering::Relaxed), "retry"),
     );
+    if let Some(signal) = tally.interrupted {
+        tracing::warn!(
+            "stopped by {}: {} partitions left unfinished; the journal keeps every file done. Run the same \
+             command again to continue (downloads resume where they stopped)",
+            signal.name(),
+            tally.left
+        );
+        return Ok(signal.exit());
+    }
     Ok(Exit::Success)
 }

@@ -70,6 +70,15 @@ pub fn require_fetchable(recipe: &Recipe) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line per group of units a scan found fetched with other settings or at another endpoint
+/// than `wanted`, each ending in `then` (what happens to them now).
+pub fn stale_notes(scan: &crate::store::journal::JournalScan, wanted: &str, then: &str) -> Vec<String> {
+    scan.stale_from
+        .iter()
+        .map(|(recorded, n)| crate::sources::stale_note(*n, recorded.as_deref(), wanted, then))
+        .collect()
+}
+
 /// Write data for scripts to stdout.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();

@@ -13,6 +13,10 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
     if args.dry_run {
         return Ok(fetched);
     }
+    if matches!(fetched, Exit::Interrupted | Exit::Terminated) {
+        tracing::warn!("the fetch was stopped by a signal; not sharding");
+        return Ok(fetched);
+    }
     if fetched == Exit::TempFail {
         // Shards of a partial fetch would be thrown away; exit 75 so the batch system retries.
         tracing::warn!("the fetch is incomplete (transient failures); not sharding until it is");

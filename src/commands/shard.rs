@@ -42,12 +42,10 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         _ => None,
     };
     let scan = journals.scan_for(params.as_deref())?;
-    if scan.stale > 0 {
-        tracing::warn!(
-            "{} fetched with other source settings than the recipe's now; leaving {} out",
-            plural(scan.stale, "unit"),
-            if scan.stale == 1 { "it" } else { "them" }
-        );
+    if let (true, Some(params)) = (scan.stale > 0, &params) {
+        for note in super::stale_notes(&scan, params, "leaving them out") {
+            tracing::warn!("{note}");
+        }
         tracing::warn!("hint: run `etd fetch {}` to fetch them with the current settings", recipe.path.display());
     }
     // The fetch failures as the journals have them now (batch tasks may have finished since).
@@ -63,18 +61,84 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
             .into());
     }
     let partial = workdir.shards_partial();
-    let report = match &recipe.source {
+    let written = write_shards(ctx, recipe, &workdir, scan.done, &journals, &partial).and_then(|report| {
+        // Stopped after the last sample: keep the previous shards all the same.
+        crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+        Ok(report)
+    });
+    let report = match written {
+        Ok(report) => report,
+        Err(e) => {
+            // Nothing half-written stays behind (the next run would remove it anyway).
+            let _ = fs_err::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
+    let failures: Vec<FailureEntry> = report
+        .failures
+        .iter()
+        .map(|(id, e)| FailureEntry {
+            unit: id.clone(),
+            stage: "shard".into(),
+            kind: "sample".into(),
+            reason: e.0.clone(),
+        })
+        .collect();
+    let failed = failures.len();
+    replace_failures(&workdir.failures(), "shard", failures)?;
+    let m = &report.manifest;
+    tracing::info!(
+        "shard: {} in {} -> {}",
+        plural(m.samples, "sample"),
+        plural(m.shards.len(), "shard"),
+        workdir.shards().display()
+    );
+    tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
+    if m.samples == 0 {
+        tracing::warn!("the dataset is empty: no sample was made");
+        if let SourceConfig::AtlasVar(_) = &recipe.source {
+            tracing::warn!("hint: {}", crate::sources::atlas_var::SELECTION_HINT);
+        }
+    }
+    if !scan.failed.is_empty() {
+        tracing::warn!(
+            "{} failed to fetch and {} not in the shards; see {}",
+            plural(scan.failed.len(), "target"),
+            if scan.failed.len() == 1 { "is" } else { "are" },
+            workdir.failures().display()
+        );
+    }
+    if failed > 0 {
+        tracing::warn!("{} failed; see {}", plural(failed, "sample"), workdir.failures().display());
+    }
+    if failed > 0 || !scan.failed.is_empty() {
+        return Ok(Exit::SomeFailed);
+    }
+    Ok(Exit::Success)
+}
+
+/// Make the samples of the fetched units and write them into `partial` (shards + manifest).
+fn write_shards(
+    ctx: &Ctx,
+    recipe: &Recipe,
+    workdir: &crate::store::Workdir,
+    done: BTreeMap<String, JournalPos>,
+    journals: &JournalSet,
+    partial: &Path,
+) -> anyhow::Result<shard::DatasetReport> {
+    Ok(match &recipe.source {
         SourceConfig::Local(cfg) => {
-            let jobs = local_jobs(recipe, scan.done, &journals)?;
+            let jobs = local_jobs(recipe, done, journals)?;
             let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: None };
             let make = |job: &Job<JournalPos>| local_sample(recipe, cfg, &job.id, &journals.inputs(job.input)?);
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
         }
         SourceConfig::Ps1(cfg) => {
-            let store = RawStore::new(&workdir, recipe.source.kind());
+            let store = RawStore::new(workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
-            let jobs = ps1_jobs(recipe, cfg, targets, &scan.done)?;
+            let jobs = ps1_jobs(recipe, cfg, targets, &done)?;
             let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
                 let target = &targets[job.input.0];
@@ -86,14 +150,14 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
                 let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
                 Ok(ps1_fields(cfg, &recipe.image, target, class, &inputs))
             };
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
         }
         SourceConfig::AtlasFp(cfg) => {
-            let store = RawStore::new(&workdir, recipe.source.kind());
+            let store = RawStore::new(workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
             let keys = crate::sources::atlas_fp::target_keys(targets)?;
-            let jobs = keyed_jobs(targets, keys, &scan.done);
+            let jobs = keyed_jobs(targets, keys, &done);
             let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
                 let target = &targets[job.input.0];
@@ -121,14 +185,14 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
                     },
                 ))
             };
-            shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter)?
+            shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter)?
         }
         SourceConfig::AtlasVar(cfg) => {
             let raw = workdir.raw(recipe.source.kind());
             let tmp = workdir.root.join("tmp").join("atlas-var-group");
             // Spill and grouped files of an earlier run that stopped are of no use.
             let _ = fs_err::remove_dir_all(&tmp);
-            let grouping = atlas_var_group(cfg, &scan.done, &journals, &raw, &tmp);
+            let grouping = atlas_var_group(cfg, &done, journals, &raw, &tmp);
             if grouping.is_err() {
                 let _ = fs_err::remove_dir_all(&tmp);
             }
@@ -143,48 +207,12 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
                 }
                 Ok(Ok(variable_star_fields(o, &rows)?))
             };
-            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, &partial, &ctx.reporter);
+            let report = shard::write_dataset(jobs, make, &recipe.shard, &info, partial, &ctx.reporter);
             drop(grouped);
             let _ = fs_err::remove_dir_all(&tmp);
             report?
         }
-    };
-    shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
-    let failures: Vec<FailureEntry> = report
-        .failures
-        .iter()
-        .map(|(id, e)| FailureEntry {
-            unit: id.clone(),
-            stage: "shard".into(),
-            kind: "sample".into(),
-            reason: e.0.clone(),
-        })
-        .collect();
-    let failed = failures.len();
-    replace_failures(&workdir.failures(), "shard", failures)?;
-    let m = &report.manifest;
-    tracing::info!(
-        "shard: {} in {} -> {}",
-        plural(m.samples, "sample"),
-        plural(m.shards.len(), "shard"),
-        workdir.shards().display()
-    );
-    tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
-    if !scan.failed.is_empty() {
-        tracing::warn!(
-            "{} failed to fetch and {} not in the shards; see {}",
-            plural(scan.failed.len(), "target"),
-            if scan.failed.len() == 1 { "is" } else { "are" },
-            workdir.failures().display()
-        );
-    }
-    if failed > 0 {
-        tracing::warn!("{} failed; see {}", plural(failed, "sample"), workdir.failures().display());
-    }
-    if failed > 0 || !scan.failed.is_empty() {
-        return Ok(Exit::SomeFailed);
-    }
-    Ok(Exit::Success)
+    })
 }
 
 /// Jobs for the PS1 source: the targets this recipe has that were fetched, keyed as fetch keyed

@@ -57,6 +57,10 @@ pub enum NetError {
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
+    /// Every connection to the origin was refused and nothing there has answered in this run:
+    /// the server is not running or `base_url` names the wrong port (exit 75).
+    #[error("nothing is listening at {origin} — is the server running?")]
+    NothingListening { origin: String, attempts: u32 },
     /// The last answer was not what was asked for (an HTML error page instead of FITS, a table
     /// that does not parse): on two answers that arrived whole (see [`WHOLE_INVALID_RETRIES`]),
     /// else until the retry budget ran out. `body` is what came back.
@@ -213,8 +217,21 @@ pub struct NetClient {
     share: u32,
     backoff: Backoff,
     hosts: Mutex<HashMap<String, Arc<HostLimiter>>>,
+    /// Origins that answered at least once in this run (any status), and those found to have
+    /// nothing listening (checked again only after they answer).
+    origins: Mutex<Origins>,
     pub stats: NetStats,
 }
+
+#[derive(Default)]
+struct Origins {
+    answered: std::collections::HashSet<String>,
+    silent: std::collections::HashSet<String>,
+}
+
+/// Retries of a refused connection to an origin that never answered before the run concludes
+/// that nothing listens there (a server still starting up gets this many backoff delays).
+pub const NOTHING_LISTENING_RETRIES: u32 = 2;
 
 impl NetClient {
     /// A client obeying `politeness`, one of `share` tasks splitting it.
@@ -240,6 +257,7 @@ impl NetClient {
             share: share.max(1),
             backoff,
             hosts: Mutex::new(HashMap::new()),
+            origins: Mutex::new(Origins::default()),
             stats: NetStats::default(),
         })
     }
@@ -293,11 +311,18 @@ impl NetClient {
         valid: impl Fn(&Fetched) -> Result<(), String>,
     ) -> Result<Fetched, NetError> {
         let host = self.host_for(&req.url, &req.method);
+        let origin = req.url.origin().ascii_serialization();
+        if self.origins().silent.contains(&origin) {
+            return Err(NetError::NothingListening { origin, attempts: 0 });
+        }
         let started = Instant::now();
         let mut retries = 0;
         let mut whole_invalid = 0;
         loop {
             let (outcome, server_wait) = self.attempt(&host, req).await;
+            if !matches!(outcome, Err(Attempt::NoListener(_))) {
+                self.origins().answered.insert(origin.clone());
+            }
             let mut invalid = None;
             let last = match outcome {
                 Ok(fetched) => match valid(&fetched) {
@@ -323,6 +348,16 @@ impl NetClient {
                     return Err(NetError::Fatal { method: req.method.to_string(), url: req.url.to_string(), message })
                 }
                 Err(Attempt::Transient(why)) => why,
+                Err(Attempt::NoListener(why)) => {
+                    if retries >= NOTHING_LISTENING_RETRIES.min(self.politeness.retries) {
+                        let mut origins = self.origins();
+                        if !origins.answered.contains(&origin) {
+                            origins.silent.insert(origin.clone());
+                            return Err(NetError::NothingListening { origin, attempts: retries + 1 });
+                        }
+                    }
+                    why
+                }
             };
             let whole_spent = whole_invalid > WHOLE_INVALID_RETRIES;
             if retries >= self.politeness.retries || (whole_spent && invalid.is_some()) {
@@ -353,6 +388,10 @@ impl NetClient {
                 None => tokio::time::sleep(self.backoff.delay(retries)).await,
             }
         }
+    }
+
+    fn origins(&self) -> std::sync::MutexGuard<'_, Origins> {
+        self.origins.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// One try: (result, how long the server asked us to wait).
@@ -502,7 +541,13 @@ impl NetClient {
 
 enum Attempt {
     Transient(String),
-    Refused { status: u16, body: String },
+    /// The connection was refused (nothing listens at the port): transient, unless the origin
+    /// never answered.
+    NoListener(String),
+    Refused {
+        status: u16,
+        body: String,
+    },
     Fatal(String),
 }
 
@@ -513,7 +558,11 @@ fn transport(e: &reqwest::Error) -> Attempt {
         text.push_str(&format!(": {c}"));
         cause = c.source();
     }
+    let refused = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source())
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
     match classify_error(e) {
+        Verdict::Retry { .. } if refused => Attempt::NoListener(text),
         Verdict::Retry { .. } => Attempt::Transient(text),
         Verdict::Fail => Attempt::Fatal(text),
     }

@@ -273,6 +273,7 @@ impl Remote {
             self.make_collections(origin, rel).await?;
         }
         for (item, action) in items.iter().zip(plan) {
+            crate::stop::check(|| super::STOPPED.into())?;
             match action {
                 Action::SkipIdentical { .. } => report.skipped += 1,
                 Action::Create { .. } | Action::Replace { .. } => {

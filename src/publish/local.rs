@@ -131,6 +131,10 @@ impl Target {
         fs::create_dir_all(&staging)?;
         fs::create_dir_all(&self.dest)?;
         for (item, action) in items.iter().zip(plan) {
+            if let Err(stopped) = crate::stop::check(|| super::STOPPED.into()) {
+                fs::remove_dir_all(&staging)?;
+                return Err(stopped.into());
+            }
             match action {
                 Action::SkipIdentical { .. } => report.skipped += 1,
                 Action::Create { .. } | Action::Replace { .. } => {
@@ -159,6 +163,8 @@ impl Target {
         let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
         let mut buf = vec![0u8; 1 << 20];
         loop {
+            // The temporary file goes with `tmp` when this returns early.
+            crate::stop::check(|| super::STOPPED.into())?;
             let n = src.read(&mut buf).with_context(|| format!("cannot read {}", item.path.display()))?;
             if n == 0 {
                 break;

@@ -21,6 +21,11 @@ use crate::recipe::{Origin, PublishConfig};
 use crate::shard::manifest::{Manifest, MANIFEST_NAME};
 use crate::shard::writer::{Digests, HashingWriter};
 
+/// What a publish stopped by a signal says it kept.
+const STOPPED: &str =
+    "publish did not finish; every object written is complete and the manifest (written last) is not \
+     there yet";
+
 /// The folder or URL a version is published under: `<origin>/<path>/<version>/`.
 pub fn destination(cfg: &PublishConfig) -> String {
     match &cfg.origin {

@@ -5,13 +5,14 @@
 mod plural;
 pub mod term;
 
-pub use plural::{plural, plural_of};
+pub use plural::{plural, plural_of, plural_were};
 
 use std::sync::Arc;
 
 /// Makes progress trackers for stages of work.
 pub trait ProgressFactory: Send + Sync {
-    fn start(&self, label: &str, total: u64) -> Box<dyn ProgressSink>;
+    /// A stage that counts `total` things called `unit` (`samples`, `partitions`).
+    fn start(&self, label: &str, unit: &str, total: u64) -> Box<dyn ProgressSink>;
 }
 
 /// One stage's progress.
@@ -38,8 +39,14 @@ impl Reporter {
         Reporter(Arc::new(Silent))
     }
 
+    /// A stage that counts samples.
     pub fn start(&self, label: &str, total: u64) -> Progress {
-        Progress(self.0.start(label, total))
+        self.start_counting(label, "samples", total)
+    }
+
+    /// A stage that counts `total` things called `unit` (plural).
+    pub fn start_counting(&self, label: &str, unit: &str, total: u64) -> Progress {
+        Progress(self.0.start(label, unit, total))
     }
 }
 
@@ -65,7 +72,7 @@ impl Drop for Progress {
 struct Silent;
 
 impl ProgressFactory for Silent {
-    fn start(&self, _: &str, _: u64) -> Box<dyn ProgressSink> {
+    fn start(&self, _: &str, _: &str, _: u64) -> Box<dyn ProgressSink> {
         Box::new(Silent)
     }
 }

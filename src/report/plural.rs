@@ -34,6 +34,12 @@ pub fn plural(n: impl Count, noun: &str) -> String {
     }
 }
 
+/// [`plural`] with the verb: `1 unit was`, `2 units were`.
+pub fn plural_were(n: impl Count, noun: &str) -> String {
+    let n = n.count();
+    format!("{} {}", plural(n, noun), if n == 1 { "was" } else { "were" })
+}
+
 /// The English plural of a singular noun (the regular rules; etd's nouns need no others).
 pub fn plural_of(noun: &str) -> String {
     let bytes = noun.as_bytes();

@@ -82,16 +82,17 @@ struct TermFactory {
 }
 
 impl ProgressFactory for TermFactory {
-    fn start(&self, label: &str, total: u64) -> Box<dyn ProgressSink> {
+    fn start(&self, label: &str, unit: &str, total: u64) -> Box<dyn ProgressSink> {
         match self.mode {
             ProgressMode::Off => Box::new(LineProgress::off()),
-            ProgressMode::Lines => Box::new(LineProgress::new(label, total, self.interval)),
+            ProgressMode::Lines => Box::new(LineProgress::new(label, unit, total, self.interval)),
             ProgressMode::Bars => {
                 let bar = self.multi.add(ProgressBar::new(total));
-                let style =
-                    ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} samples  {msg}  ETA {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> ");
+                let style = ProgressStyle::with_template(&format!(
+                    "{{prefix:>8}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{msg}}  ETA {{eta}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
                 bar.set_style(style);
                 bar.set_prefix(label.to_string());
                 bar.enable_steady_tick(Duration::from_millis(200));
@@ -132,6 +133,7 @@ impl ProgressSink for BarProgress {
 /// Without a terminal: one line every `interval`, and one at the end.
 struct LineProgress {
     label: String,
+    unit: String,
     total: u64,
     interval: Duration,
     started: Instant,
@@ -148,10 +150,11 @@ struct LineState {
 }
 
 impl LineProgress {
-    fn new(label: &str, total: u64, interval: Duration) -> Self {
+    fn new(label: &str, unit: &str, total: u64, interval: Duration) -> Self {
         let now = Instant::now();
         LineProgress {
             label: label.to_string(),
+            unit: unit.to_string(),
             total,
             interval,
             started: now,
@@ -161,7 +164,7 @@ impl LineProgress {
     }
 
     fn off() -> Self {
-        LineProgress { enabled: false, ..LineProgress::new("", 0, Duration::MAX) }
+        LineProgress { enabled: false, ..LineProgress::new("", "", 0, Duration::MAX) }
     }
 
     fn line(&self, s: &LineState) {
@@ -178,10 +181,11 @@ impl LineProgress {
         match &s.detail {
             Some(d) => tracing::info!("{}: {}/{} {d}{eta}", self.label, s.done, self.total),
             None => tracing::info!(
-                "{}: {}/{} samples, {:.1} MB, {:.1} MB/s{eta}",
+                "{}: {}/{} {}, {:.1} MB, {:.1} MB/s{eta}",
                 self.label,
                 s.done,
                 self.total,
+                self.unit,
                 s.bytes as f64 / 1e6,
                 s.bytes as f64 / 1e6 / secs
             ),

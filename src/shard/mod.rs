@@ -185,6 +185,7 @@ where
         }
         let mut rest = &jobs[..];
         while !rest.is_empty() {
+            crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
             let (group, tail) = rest.split_at(chunk.min(rest.len()));
             rest = tail;
             let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(make).collect();

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::net::client::{Fetched, NetClient, NetError, Request};
 use crate::report::Progress;
+use crate::stop::{self, StopSignal};
 use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 
@@ -36,7 +37,7 @@ impl From<NetError> for UnitError {
             },
             NetError::Invalid { .. } => UnitError::Permanent { kind: "invalid-answer", reason: e.to_string() },
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
-            NetError::Fatal { .. } => UnitError::Fatal(e.into()),
+            NetError::Fatal { .. } | NetError::NothingListening { .. } => UnitError::Fatal(e.into()),
         }
     }
 }
@@ -108,6 +109,11 @@ pub struct Tally {
     pub stopped: Option<String>,
     /// Server-side tasks that could not be deleted (the next run deletes them).
     pub undeleted: u64,
+    /// The signal that stopped the run (SIGINT/SIGTERM): no unit started after it.
+    pub interrupted: Option<StopSignal>,
+    /// Units under way when the run stopped on a signal that did not finish within the grace
+    /// time: nothing recorded for them, so the next run does them again.
+    pub abandoned: u64,
     pub elapsed: Duration,
 }
 
@@ -138,8 +144,15 @@ where
     let mut streak = 0u64;
     let limit = give_up_after(parallel);
     let mut last_detail = Instant::now();
+    // When a signal asked to stop: the time after which units still under way are abandoned.
+    let mut deadline: Option<Instant> = None;
     loop {
-        while tally.stopped.is_none() && running.len() < parallel.max(1) {
+        if deadline.is_none() {
+            if let Some(signal) = stop::requested() {
+                deadline = Some(stopping(signal, running.len(), &mut tally));
+            }
+        }
+        while tally.stopped.is_none() && deadline.is_none() && running.len() < parallel.max(1) {
             match jobs.next() {
                 Some(job) => {
                     running.spawn(job);
@@ -147,7 +160,21 @@ where
                 None => break,
             }
         }
-        let Some(joined) = running.join_next().await else { break };
+        let joined = match deadline {
+            None => tokio::select! {
+                joined = running.join_next() => joined,
+                _ = stop::wait() => continue,
+            },
+            Some(deadline) => tokio::select! {
+                joined = running.join_next() => joined,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    tally.abandoned = running.len() as u64;
+                    running.abort_all();
+                    break;
+                }
+            },
+        };
+        let Some(joined) = joined else { break };
         let outcome = joined.map_err(|e| anyhow::anyhow!("a fetch task failed: {e}"))?;
         match outcome.result {
             Ok(inputs) => {
@@ -167,7 +194,13 @@ where
                 // The archive answered: it is up.
                 streak = 0;
                 tracing::warn!("{}: {reason}", outcome.unit);
-                journal.append(JournalEntry::Failed { unit: outcome.unit, kind: kind.into(), reason, task: None })?;
+                journal.append(JournalEntry::Failed {
+                    unit: outcome.unit,
+                    kind: kind.into(),
+                    reason,
+                    task: None,
+                    params: Some(params.to_string()),
+                })?;
                 *tally.failed.entry(kind).or_default() += 1;
                 progress.advance(1, 0);
             }
@@ -199,6 +232,17 @@ where
     tally.elapsed = started.elapsed();
     journal.sync()?;
     Ok(tally)
+}
+
+/// Note a stop request in the tally and the log; returns until when units under way may finish.
+pub fn stopping(signal: StopSignal, under_way: usize, tally: &mut Tally) -> Instant {
+    tally.interrupted = Some(signal);
+    tracing::warn!(
+        "{}: no new units start; waiting up to {} for the {under_way} under way (a second signal ends etd at once)",
+        signal.name(),
+        crate::net::human_duration(stop::GRACE)
+    );
+    Instant::now() + stop::GRACE
 }
 
 /// `12.3 req/s, 45.6 MB, 7 retries, 30s throttled`.

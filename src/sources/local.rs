@@ -180,6 +180,8 @@ pub struct LocalFetchSummary {
     pub unchanged: u64,
     /// Units recorded before whose files are gone now.
     pub removed: u64,
+    /// The signal that stopped the fetch between units (nothing is then marked removed).
+    pub interrupted: Option<crate::stop::StopSignal>,
 }
 
 /// Record every unit's inputs in the journal; units whose files have the same size and mtime as
@@ -190,6 +192,11 @@ pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter)
     let mut summary = LocalFetchSummary::default();
     let chunk = rayon::current_num_threads().max(1) * 4;
     for group in units.chunks(chunk) {
+        if let Some(signal) = crate::stop::requested() {
+            summary.interrupted = Some(signal);
+            journal.sync()?;
+            return Ok(summary);
+        }
         let records: Vec<anyhow::Result<Option<Vec<InputRecord>>>> =
             group.par_iter().map(|u| record_unit(cfg, u, journal.get(&u.id))).collect();
         for (unit, rec) in group.iter().zip(records) {

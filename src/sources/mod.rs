@@ -122,6 +122,59 @@ impl SourceConfig {
     }
 }
 
+/// The archive endpoint as recorded with each fetched unit: the base URL without a fragment or
+/// trailing slash, so `http://h/x` and `http://h/x/` are the same endpoint.
+pub fn endpoint_id(base: &url::Url) -> String {
+    let mut url = base.clone();
+    url.set_fragment(None);
+    url.as_str().trim_end_matches('/').to_string()
+}
+
+/// Source settings `settings` recorded together with the endpoint `base` they were fetched from.
+pub fn params_at(settings: String, base: &url::Url) -> String {
+    format!("{settings} {ENDPOINT_KEY}{}", endpoint_id(base))
+}
+
+const ENDPOINT_KEY: &str = "endpoint=";
+
+/// Recorded params split into the settings and the endpoint (None: recorded without one, as
+/// etd 0.1.0 did).
+pub fn split_endpoint(params: &str) -> (&str, Option<&str>) {
+    match params.rsplit_once(&format!(" {ENDPOINT_KEY}")) {
+        Some((settings, endpoint)) => (settings, Some(endpoint)),
+        None => (params, None),
+    }
+}
+
+/// Why units recorded with params `recorded` do not count as fetched for a recipe that wants
+/// `wanted`: `n` units, for a log line that ends in what happens to them (`then`).
+pub fn stale_note(n: u64, recorded: Option<&str>, wanted: &str, then: &str) -> String {
+    let then = if n == 1 { then.replacen("them", "it", 1) } else { then.to_string() };
+    let (want_settings, want_endpoint) = split_endpoint(wanted);
+    let (got_settings, got_endpoint) = match recorded {
+        Some(r) => split_endpoint(r),
+        None => ("", None),
+    };
+    match (want_endpoint, got_endpoint) {
+        (Some(now), Some(then_at)) if got_settings == want_settings && then_at != now => {
+            format!(
+                "{} fetched from another endpoint ({then_at}) than the recipe's now ({now}); {then}",
+                crate::report::plural_were(n, "unit")
+            )
+        }
+        (Some(now), None) if recorded.is_some() && got_settings == want_settings => format!(
+            "{} fetched by etd 0.1.0, which did not record the endpoint, so {} may come from another \
+             endpoint than the recipe's now ({now}); {then}",
+            crate::report::plural_were(n, "unit"),
+            if n == 1 { "it" } else { "they" }
+        ),
+        _ => format!(
+            "{} fetched with other source settings than the recipe's now; {then}",
+            crate::report::plural_were(n, "unit")
+        ),
+    }
+}
+
 /// What a fetch would do, for `etd check` and `--dry-run`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FetchPlan {
@@ -153,6 +206,27 @@ pub fn plan(recipe: &Recipe) -> anyhow::Result<FetchPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_recorded_with_the_settings_and_named_when_they_differ() {
+        let a = url::Url::parse("http://127.0.0.1:8800/").unwrap();
+        let b = url::Url::parse("https://ps1images.stsci.edu").unwrap();
+        assert_eq!(endpoint_id(&a), "http://127.0.0.1:8800");
+        assert_eq!(endpoint_id(&url::Url::parse("http://H:80/forcedphot/#x").unwrap()), "http://h/forcedphot");
+        let (pa, pb) = (params_at("ps1 size=24".into(), &a), params_at("ps1 size=24".into(), &b));
+        assert_eq!(split_endpoint(&pa), ("ps1 size=24", Some("http://127.0.0.1:8800")));
+        assert_eq!(split_endpoint("ps1 size=24"), ("ps1 size=24", None));
+        let note = stale_note(3, Some(&pa), &pb, "out");
+        assert_eq!(
+            note,
+            "3 units were fetched from another endpoint (http://127.0.0.1:8800) than the recipe's now \
+             (https://ps1images.stsci.edu); out"
+        );
+        assert!(stale_note(2, Some("ps1 size=24"), &pb, "out").contains("etd 0.1.0, which did not record"));
+        let other = params_at("ps1 size=48".into(), &a);
+        assert!(stale_note(1, Some(&other), &pb, "out").contains("other source settings"));
+        assert!(stale_note(1, None, &pb, "out").contains("other source settings"));
+    }
 
     #[test]
     fn tasks_own_disjoint_parts_that_cover_every_unit() {

@@ -46,12 +46,15 @@ pub enum JournalEntry {
     /// A unit recorded earlier whose inputs are gone from the source (local files deleted).
     Removed { unit: String },
     /// A unit that failed permanently (no coverage, refused by the archive, invalid answers).
+    /// `params` as for `Done`: a failure with other settings or at another endpoint is tried again.
     Failed {
         unit: String,
         kind: String,
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<String>,
     },
     /// The archive accepted a task for the unit (ATLAS), recorded the moment it answered, so a
     /// rerun continues the task instead of submitting another.
@@ -165,8 +168,10 @@ pub type JournalPos = (u16, u64, u32);
 pub struct JournalScan {
     /// Units whose latest entry is `Done` (with the expected params, see `scan_for`).
     pub done: BTreeMap<String, JournalPos>,
-    /// Units done with other source settings than expected: to be fetched again.
+    /// Units done (or failed) with other source settings than expected: to be fetched again.
     pub stale: u64,
+    /// The stale units by the params they were recorded with (None: none recorded).
+    pub stale_from: BTreeMap<Option<String>, u64>,
     /// Units whose latest entry is `Failed`: (kind, reason).
     pub failed: BTreeMap<String, (String, String)>,
     /// Units with a task on the server still to finish: unit -> task URL.
@@ -223,7 +228,16 @@ impl JournalSet {
     /// counts as not done (`stale`).
     pub fn scan_for(&self, params: Option<&str>) -> anyhow::Result<JournalScan> {
         let mut scan = JournalScan::default();
-        let mut stale = std::collections::BTreeSet::new();
+        // Stale unit -> its recorded params, interned (a few distinct values for many units).
+        let mut stale: BTreeMap<String, usize> = BTreeMap::new();
+        let mut seen: Vec<Option<String>> = Vec::new();
+        let mut intern = |p: Option<String>| match seen.iter().position(|s| *s == p) {
+            Some(i) => i,
+            None => {
+                seen.push(p);
+                seen.len() - 1
+            }
+        };
         for (n, path) in self.paths.iter().enumerate() {
             for_each_entry(path, |entry, offset, len| {
                 match entry {
@@ -237,7 +251,7 @@ impl JournalSet {
                         }
                         if params.is_some_and(|want| got.as_deref() != Some(want)) {
                             scan.done.remove(&unit);
-                            stale.insert(unit);
+                            stale.insert(unit, intern(got));
                         } else {
                             stale.remove(&unit);
                             scan.done.insert(unit, (n as u16, offset, len));
@@ -248,14 +262,20 @@ impl JournalSet {
                         scan.failed.remove(&unit);
                         stale.remove(&unit);
                     }
-                    JournalEntry::Failed { unit, kind, reason, task } => {
+                    JournalEntry::Failed { unit, kind, reason, task, params: got } => {
                         scan.done.remove(&unit);
                         scan.submitted.remove(&unit);
-                        stale.remove(&unit);
                         if let Some(task) = task {
                             scan.undeleted.insert(task, unit.clone());
                         }
-                        scan.failed.insert(unit, (kind, reason));
+                        if params.is_some_and(|want| got.as_deref() != Some(want)) {
+                            // Failed with other settings or elsewhere: try again.
+                            scan.failed.remove(&unit);
+                            stale.insert(unit, intern(got));
+                        } else {
+                            stale.remove(&unit);
+                            scan.failed.insert(unit, (kind, reason));
+                        }
                     }
                     JournalEntry::Submitted { unit, task, params: got } => {
                         scan.done.remove(&unit);
@@ -277,6 +297,9 @@ impl JournalSet {
             })?;
         }
         scan.stale = stale.len() as u64;
+        for i in stale.into_values() {
+            *scan.stale_from.entry(seen[i].clone()).or_default() += 1;
+        }
         Ok(scan)
     }
 
@@ -446,6 +469,7 @@ mod tests {
             kind: "no-data".into(),
             reason: "r".into(),
             task: Some("T4".into()),
+            params: p.clone(),
         })
         .unwrap();
         j.append(JournalEntry::TaskDeleted { unit: "d".into(), task: "T4".into() }).unwrap();
@@ -458,6 +482,39 @@ mod tests {
     }
 
     #[test]
+    fn units_done_or_failed_with_other_params_are_stale_by_their_params() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = FetchJournal::open_append(&path).unwrap();
+        let with = |e: JournalEntry, p: Option<&str>| match e {
+            JournalEntry::Done { unit, inputs, task, .. } => {
+                JournalEntry::Done { unit, inputs, task, params: p.map(String::from) }
+            }
+            other => other,
+        };
+        let failed = |u: &str, p: Option<&str>| JournalEntry::Failed {
+            unit: u.into(),
+            kind: "no-coverage".into(),
+            reason: "r".into(),
+            task: None,
+            params: p.map(String::from),
+        };
+        j.append(with(done("a", 1), Some("p endpoint=A"))).unwrap();
+        j.append(with(done("b", 1), Some("p endpoint=B"))).unwrap();
+        j.append(with(done("c", 1), None)).unwrap();
+        j.append(failed("d", Some("p endpoint=A"))).unwrap();
+        j.append(failed("e", Some("p endpoint=B"))).unwrap();
+        // A stale unit fetched again with the wanted params is no longer stale.
+        j.append(with(done("f", 1), Some("p endpoint=A"))).unwrap();
+        j.append(with(done("f", 1), Some("p endpoint=B"))).unwrap();
+        let scan = JournalSet::open(vec![path]).unwrap().scan_for(Some("p endpoint=B")).unwrap();
+        assert_eq!(scan.done.keys().collect::<Vec<_>>(), ["b", "f"]);
+        assert_eq!(scan.failed.keys().collect::<Vec<_>>(), ["e"]);
+        assert_eq!(scan.stale, 3);
+        assert_eq!(scan.stale_from, BTreeMap::from([(None, 1), (Some("p endpoint=A".to_string()), 2)]));
+    }
+
+    #[test]
     fn later_journals_win_and_failures_are_listed() {
         let dir = tempfile::tempdir().unwrap();
         let (p1, p2) = (dir.path().join("journal.jsonl"), dir.path().join("journal.task-1-of-2.jsonl"));
@@ -466,6 +523,7 @@ mod tests {
             kind: "no-coverage".into(),
             reason: "r".into(),
             task: None,
+            params: None,
         };
         let mut j1 = FetchJournal::open_append(&p1).unwrap();
         j1.append(done("a", 1)).unwrap();

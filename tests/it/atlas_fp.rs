@@ -405,3 +405,28 @@ fn truncated_result_bodies_are_still_retried_within_the_budget() {
     assert_eq!(stored.len(), 1);
     assert_eq!(std::fs::read(&stored[0]).unwrap(), std::fs::read(super::common::atlas_fixture("job01381")).unwrap());
 }
+
+#[test]
+fn tasks_submitted_to_another_endpoint_are_neither_followed_nor_deleted_from_the_new_one() {
+    etd_emulators::require_fixtures!();
+    // A never finishes in time: its tasks stay recorded as submitted.
+    let a = AtlasEmulator::start(Config { queue_time: Duration::from_secs(30), ..fast_server() }).unwrap();
+    let b = AtlasEmulator::start(fast_server()).unwrap();
+    let s = Scratch::new();
+    s.write("t.csv", targets_csv(6));
+    let give_up = recipe(&a.base_url(), "", POLITE).replace("max: 300ms}", "max: 300ms, give_up_after: 1s}");
+    s.write("r.yaml", give_up);
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(a.tasks().len(), 6);
+    a.reset_meter();
+    s.write("r.yaml", recipe(&b.base_url(), "", POLITE));
+    let out = etd_fp(&s).args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("6 targets to submit and 0 tasks to continue"), "{err}");
+    assert!(err.contains("6 tasks recorded on the server were submitted to another endpoint"), "{err}");
+    assert_eq!(a.meter().requests, 0, "A was neither polled nor sent B's token");
+    assert_eq!(b.tasks().len(), 6);
+    assert!(b.tasks().iter().all(|t| t.deleted));
+}

@@ -858,3 +858,26 @@ fn file_times_are_trusted_only_when_not_racy() {
         .unwrap();
     etd_ok(&s, "shard", 0);
 }
+
+#[test]
+fn an_empty_selection_warns_at_fetch_and_at_shard_and_progress_counts_partitions() {
+    // The default emulator's catalog holds no MIRA/PULSE/CBF at probability >= 0.8 in a quarter
+    // sample: the shipped recipe selects nothing there.
+    let emu = AtlasVarEmulator::start(Config::default()).unwrap();
+    let shipped = std::fs::read_to_string(repo().join("recipes/atlas-var-pulsators.yaml")).unwrap();
+    let cat = "https://dtn.example.org/atlas/hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
+    let lcs = "https://dtn.example.org/atlas/dr1/";
+    let s = Scratch::new();
+    s.write("r.yaml", shipped.replace(cat, &emu.catalog_url()).replace(lcs, &emu.lightcurves_url()));
+    let out = s.etd().env("ETD_PROGRESS_INTERVAL", "0").args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with(" WARN")).collect();
+    insta::assert_snapshot!(warnings.join("\n"), @r"
+    WARN the selection matches no object in the ATLAS-VAR catalog: the dataset will be empty
+    WARN hint: the objects are chosen by source.atlas-var.classes, min_probability, region, sample and limit; widen them (or remove them to take every object)
+    ");
+    assert!(!err.contains(" samples"), "fetch counts partitions: {err}");
+    let err = etd_ok(&s, "shard", 0);
+    assert!(err.contains("WARN the dataset is empty: no sample was made"), "{err}");
+}

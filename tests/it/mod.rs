@@ -4,6 +4,7 @@ mod atlas_fp;
 mod atlas_var;
 
 mod cli;
+mod endpoints;
 mod generated;
 mod interop;
 mod logging;
@@ -13,4 +14,5 @@ mod provenance;
 mod ps1;
 mod publish;
 mod shard;
+mod signals;
 mod verify;

@@ -259,8 +259,10 @@ pub struct Plan {
 }
 
 /// Record a target whose task ended without a light curve; returns its id for the `DELETE`.
+#[allow(clippy::too_many_arguments)]
 fn fail_task(
     journal: &mut FetchJournal,
+    params: &str,
     tally: &mut Tally,
     progress: &Progress,
     unit: &Unit,
@@ -275,6 +277,7 @@ fn fail_task(
         kind: kind.into(),
         reason,
         task: Some(task.to_string()),
+        params: Some(params.to_string()),
     })?;
     *tally.failed.entry(kind).or_default() += 1;
     progress.advance(1, 0);
@@ -318,8 +321,16 @@ pub async fn run(
     let mut streak = 0u64;
     let max = cfg.max_in_flight as usize;
     let mut last_detail = Instant::now();
+    // When a signal asked to stop: the time after which jobs still under way are abandoned
+    // (their tasks stay recorded, so the next run continues them, as after a crash).
+    let mut deadline: Option<Instant> = None;
     loop {
-        while tally.stopped.is_none() && !queue_full && in_flight < max {
+        if deadline.is_none() {
+            if let Some(signal) = crate::stop::requested() {
+                deadline = Some(crate::sources::engine::stopping(signal, in_flight, &mut tally));
+            }
+        }
+        while tally.stopped.is_none() && deadline.is_none() && !queue_full && in_flight < max {
             let room = max - in_flight;
             let batch: Vec<Unit> = if let Some(u) = alone.pop_front() {
                 vec![u]
@@ -337,7 +348,21 @@ pub async fn run(
             in_flight += batch.len();
             jobs.spawn(Arc::clone(&fetcher).submit(batch));
         }
-        let Some(joined) = jobs.join_next().await else { break };
+        let joined = match deadline {
+            None => tokio::select! {
+                joined = jobs.join_next() => joined,
+                _ = crate::stop::wait() => continue,
+            },
+            Some(deadline) => tokio::select! {
+                joined = jobs.join_next() => joined,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    tally.abandoned = in_flight as u64;
+                    jobs.abort_all();
+                    break;
+                }
+            },
+        };
+        let Some(joined) = joined else { break };
         let event = joined.map_err(|e| anyhow::anyhow!("an ATLAS job failed: {e}"))?;
         match event {
             Event::Submitted { tasks, orphans, unmatched } => {
@@ -388,6 +413,7 @@ pub async fn run(
                                 kind: kind.into(),
                                 reason: reason.clone(),
                                 task: None,
+                                params: Some(params.to_string()),
                             };
                             append(journal, entry)?;
                             *tally.failed.entry(kind).or_default() += 1;
@@ -424,7 +450,7 @@ pub async fn run(
                         Ok(Polled::Error(msg)) => ("server-error", format!("the task failed on the server: {msg}")),
                         _ => unreachable!(),
                     };
-                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
+                    let id = fail_task(journal, params, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Ok(Polled::Gone) => {
@@ -478,7 +504,7 @@ pub async fn run(
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Permanent { kind, reason }) => {
-                    let id = fail_task(journal, &mut tally, progress, &unit, &task, kind, reason)?;
+                    let id = fail_task(journal, params, &mut tally, progress, &unit, &task, kind, reason)?;
                     jobs.spawn(Arc::clone(&fetcher).delete(id, task, true));
                 }
                 Err(UnitError::Transient(reason)) => {

@@ -41,10 +41,26 @@ pub struct AtlasFpConfig {
 }
 
 impl AtlasFpConfig {
-    /// The settings that shape a task's result, recorded with each task and finished unit.
+    /// The settings that shape a task's result and the endpoint that runs it, recorded with each
+    /// task and finished unit: a task is only followed at the endpoint it was submitted to.
     pub fn params(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_else(|| "server-default".into());
-        format!("atlas-fp mjd_min={} mjd_max={} use_reduced={}", opt(self.mjd_min), opt(self.mjd_max), self.use_reduced)
+        super::params_at(
+            format!(
+                "atlas-fp mjd_min={} mjd_max={} use_reduced={}",
+                opt(self.mjd_min),
+                opt(self.mjd_max),
+                self.use_reduced
+            ),
+            &self.base_url,
+        )
+    }
+
+    /// Whether a task URL belongs to this recipe's endpoint (tasks elsewhere are never polled,
+    /// nor sent this endpoint's token).
+    pub fn owns_task(&self, task: &str) -> bool {
+        let base = format!("{}/", super::endpoint_id(&self.base_url));
+        url::Url::parse(task).is_ok_and(|u| u.as_str().starts_with(&base))
     }
 }
 

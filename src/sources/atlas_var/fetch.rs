@@ -17,6 +17,7 @@ use crate::error::UserError;
 use crate::net::client::{NetClient, NetError, Request};
 use crate::net::download::{download, Downloaded};
 use crate::report::Reporter;
+use crate::stop::unless_stopped;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 use reqwest::Method;
 
@@ -37,6 +38,10 @@ pub struct VarTally {
     pub downloaded_bytes: u64,
     pub resumed_bytes: u64,
     pub reused: usize,
+    /// The signal that stopped the fetch; downloads under way were abandoned (they resume).
+    pub interrupted: Option<crate::stop::StopSignal>,
+    /// Partitions not fetched because of it (not started or abandoned).
+    pub left: usize,
 }
 
 /// The last path segment of a URL (the file name).
@@ -179,7 +184,10 @@ pub async fn run(
 ) -> anyhow::Result<(VarTally, Vec<Object>)> {
     let mut tally = VarTally::default();
     std::fs::create_dir_all(&raw)?;
-    let (catalog_rec, d) = get_file(&client, &cfg.catalog_url, &raw, "catalog").await?;
+    let (catalog_rec, d) = match unless_stopped(get_file(&client, &cfg.catalog_url, &raw, "catalog")).await {
+        Ok(got) => got?,
+        Err(signal) => return Ok((VarTally { interrupted: Some(signal), ..tally }, Vec::new())),
+    };
     count(&mut tally, &d);
     let catalog_path = stored_path(&raw, &catalog_rec);
     journal.append(JournalEntry::Done {
@@ -191,7 +199,14 @@ pub async fn run(
     let c = cfg.clone();
     let objects = tokio::task::spawn_blocking(move || catalog::read(&catalog_path, &c)).await??;
     tally.objects = objects.len();
-    let all = list_partitions(&client, &cfg.lightcurves_url).await?;
+    if objects.is_empty() {
+        tracing::warn!("{}", super::EMPTY_SELECTION);
+        tracing::warn!("hint: {}", super::SELECTION_HINT);
+    }
+    let all = match unless_stopped(list_partitions(&client, &cfg.lightcurves_url)).await {
+        Ok(all) => all?,
+        Err(signal) => return Ok((VarTally { interrupted: Some(signal), ..tally }, objects)),
+    };
     tally.partitions_total = all.len();
     let needed: Vec<Partition> = partitions::needed(&all, objects.iter().map(|o| o.dec)).into_iter().cloned().collect();
     tally.partitions_needed = needed.len();
@@ -211,13 +226,27 @@ pub async fn run(
         folder.set_path(&format!("{}/", folder.path()));
     }
     let parallel = client.host(&folder).concurrency() as usize;
-    let progress = reporter.start("fetch", needed.len() as u64);
+    let progress = reporter.start_counting("fetch", "partitions", needed.len() as u64);
     let mut queue = needed.into_iter();
     let mut running: JoinSet<anyhow::Result<(String, InputRecord, Option<Downloaded>)>> = JoinSet::new();
     // A failed download stops new ones from starting but lets those under way finish, so no
     // transferred byte is thrown away; the first error is returned at the end.
     let mut first_error: Option<anyhow::Error> = None;
     loop {
+        if tally.interrupted.is_none() {
+            tally.interrupted = crate::stop::requested();
+            if let Some(signal) = tally.interrupted {
+                // Range downloads resume where they stop: abandon those under way at once.
+                tracing::warn!(
+                    "{}: stopping the {} downloads under way; they resume next run",
+                    signal.name(),
+                    running.len()
+                );
+                tally.left = running.len() + queue.len();
+                running.abort_all();
+                break;
+            }
+        }
         while first_error.is_none() && running.len() < parallel.max(1) {
             let Some(p) = queue.next() else { break };
             let (client, raw, url) = (Arc::clone(&client), raw.clone(), folder.join(&p.name)?);
@@ -226,7 +255,11 @@ pub async fn run(
                 Ok((p.name, rec, d))
             });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
+            _ = crate::stop::wait() => continue,
+        };
+        let Some(joined) = joined else { break };
         let (name, rec, d) = match joined.map_err(|e| anyhow::anyhow!("a download task failed: {e}")).and_then(|r| r) {
             Ok(v) => v,
             Err(e) => {

@@ -232,6 +232,9 @@ pub fn group(
             None => stopped = true,
         }
     }
+    if stopped {
+        crate::stop::check(|| "shard did not finish (grouping light curves); the previous shards are intact".into())?;
+    }
     anyhow::ensure!(!stopped, "grouping stopped without an error");
     Ok((Grouped::new(parts)?, report))
 }
@@ -275,10 +278,15 @@ impl<'a> Grouper<'a> {
         }
     }
 
+    /// Whether to stop: another partition failed, or a signal asked etd to stop.
+    fn stopping(&self) -> bool {
+        self.stop.load(AtomicOrdering::Relaxed) || crate::stop::requested().is_some()
+    }
+
     /// Stream one partition file, keeping the rows of selected objects; false if another
-    /// partition failed meanwhile.
+    /// partition failed meanwhile or a signal asked to stop.
     fn add_partition(&mut self, path: &Path, name: &str) -> anyhow::Result<bool> {
-        if self.stop.load(AtomicOrdering::Relaxed) {
+        if self.stopping() {
             return Ok(false);
         }
         let file = fs::File::open(path)?;
@@ -313,7 +321,7 @@ impl<'a> Grouper<'a> {
                 break;
             }
             self.report.rows_read += 1;
-            if self.report.rows_read.is_multiple_of(1 << 16) && self.stop.load(AtomicOrdering::Relaxed) {
+            if self.report.rows_read.is_multiple_of(1 << 16) && self.stopping() {
                 return Ok(false);
             }
             let Some(object) = self.selection.get(record.get(0).unwrap_or_default()) else { continue };

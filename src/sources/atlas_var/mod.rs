@@ -43,6 +43,12 @@ impl AtlasVarConfig {
     }
 }
 
+/// The warning when the selection matches no object of the catalog.
+pub const EMPTY_SELECTION: &str = "the selection matches no object in the ATLAS-VAR catalog: the dataset will be empty";
+/// What to change then.
+pub const SELECTION_HINT: &str = "the objects are chosen by source.atlas-var.classes, min_probability, region, sample \
+     and limit; widen them (or remove them to take every object)";
+
 /// Default `memory`: rows buffered before a spill.
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 

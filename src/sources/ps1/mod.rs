@@ -44,8 +44,8 @@ pub enum CutoutFormat {
 
 impl Ps1Config {
     /// The settings that shape a target's requests and payloads, as recorded with each finished
-    /// unit: changing any of them makes the next fetch fetch the targets again. The base URL is
-    /// not among them (a mirror serves the same data).
+    /// unit: changing any of them, the endpoint (`base_url`) included, makes the next fetch fetch
+    /// the targets again (an emulator or a mirror must never pass for the archive).
     pub fn params(&self) -> String {
         let filters: String = self.filters.iter().collect();
         let kind = match self.image_type {
@@ -57,7 +57,10 @@ impl Ps1Config {
             CutoutFormat::Jpg => "jpg",
             CutoutFormat::Png => "png",
         };
-        format!("ps1-cutouts filters={filters} size={} type={kind} format={format}", self.size)
+        super::params_at(
+            format!("ps1-cutouts filters={filters} size={} type={kind} format={format}", self.size),
+            &self.base_url,
+        )
     }
 }
 

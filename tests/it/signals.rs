@@ -1,0 +1,160 @@
+//! SIGINT and SIGTERM: fetch stops starting work, records what finished, prints its summary and
+//! exits 130/143; a rerun ends with exactly the output of an uninterrupted run. Shard stops
+//! without debris and leaves the previous shards as they were.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use etd_emulators::ps1::{Faults, Ps1Emulator};
+
+use super::common::{fits_f32, local_recipe, noise, stderr, Scratch};
+use super::ps1::{recipe, targets_csv};
+
+/// `etd --workdir work ARGS` in the scratch folder, stderr captured.
+fn spawn(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("etd"));
+    cmd.current_dir(s.path()).args(["--workdir", "work"]).args(args).stderr(Stdio::piped());
+    for var in etd::env_vars::ALL {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn kill(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Wait (at most 60 s) until `ready` holds.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lines of a journal, each checked to be a whole JSON entry.
+fn journal_lines(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(text.is_empty() || text.ends_with('\n'), "the journal ends in a torn line");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["unit"].is_string(), "{line}");
+    }
+    text.lines().count()
+}
+
+#[test]
+fn sigint_and_sigterm_stop_fetch_with_a_summary_and_a_rerun_gives_the_uninterrupted_shards() {
+    etd_emulators::require_fixtures!();
+    let emu = Ps1Emulator::start(Faults { latency: Duration::from_millis(40), ..Faults::default() }).unwrap();
+    let politeness = "{concurrency: 2, rate: 100/s}";
+    let n = 60;
+    let reference = Scratch::new();
+    reference.write("targets.csv", targets_csv(n));
+    reference.write("r.yaml", recipe(&emu.base_url(), "g", politeness, ""));
+    assert_eq!(reference.etd().args(["run", "r.yaml"]).output().unwrap().status.code(), Some(3));
+
+    let s = Scratch::new();
+    s.write("targets.csv", targets_csv(n));
+    s.write("r.yaml", recipe(&emu.base_url(), "g", politeness, ""));
+    let journal = s.join("work/journal.jsonl");
+    let mut seen = 0;
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let child = spawn(&s, &["run", "r.yaml"], &[]);
+        wait_for("units in the journal", || journal_lines(&journal) >= seen + 3);
+        kill(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(&format!("SIG{signal}: no new units start")), "{err}");
+        assert!(err.contains(" done, ") && err.contains("left for a later run"), "the summary line: {err}");
+        assert!(err.contains(&format!("stopped by SIG{signal}: ")), "{err}");
+        assert!(err.contains("the fetch was stopped by a signal; not sharding"), "{err}");
+        assert!(!s.join("work/shards").exists());
+        let now = journal_lines(&journal);
+        assert!(now > seen && now < n, "{seen} -> {now} of {n} units");
+        seen = now;
+    }
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("{} targets to fetch", n - seen)), "{}", stderr(&out));
+    assert_eq!(s.shard_files(), reference.shard_files(), "the same shards as an uninterrupted run");
+}
+
+#[test]
+fn sigterm_leaves_atlas_tasks_recorded_and_the_rerun_continues_them() {
+    use etd_emulators::atlas_fp::{AtlasEmulator, Config};
+    etd_emulators::require_fixtures!();
+    let slow = Config {
+        time_scale: 60.0,
+        // Longer than the 5 s a stopping fetch gives the units under way.
+        queue_time: Duration::from_secs(8),
+        run_time: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let emu = AtlasEmulator::start(slow).unwrap();
+    let s = Scratch::new();
+    let rows: String = (0..6).map(|i| format!("sn{i},{}.5,{}.25\n", 10 + i, i)).collect();
+    s.write("t.csv", format!("id,ra,dec\n{rows}"));
+    s.write(
+        "r.yaml",
+        format!(
+            "version: 1\nname: fp-sig\ntargets: {{file: t.csv}}\nsource:\n  atlas-fp:\n    base_url: \"{}\"\n    \
+             mjd_min: 57000\n    poll: {{initial: 100ms, max: 200ms}}\npoliteness: {{rate: 50/s, read_rate: 300/s}}\n",
+            emu.base_url()
+        ),
+    );
+    let token = [("ATLAS_TOKEN", "0123456789abcdef0123456789abcdef01234567")];
+    let child = spawn(&s, &["fetch", "r.yaml"], &token);
+    let journal = s.join("work/journal.jsonl");
+    wait_for("tasks in the journal", || journal_lines(&journal) >= 6);
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("stopped by SIGTERM: 0 targets not started, 6 under way left unfinished"), "{err}");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("\"status\":\"submitted\"")).count(), 6, "{text}");
+    assert_eq!(emu.tasks().len(), 6);
+    let mut rerun = s.etd();
+    let out = rerun.env(token[0].0, token[0].1).args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0 targets to submit and 6 tasks to continue"), "{}", stderr(&out));
+    assert_eq!(emu.tasks().len(), 6, "nothing submitted twice");
+    assert!(emu.tasks().iter().all(|t| t.deleted));
+}
+
+#[test]
+fn sigterm_during_shard_leaves_no_debris_and_the_old_shards_intact() {
+    let s = Scratch::new();
+    for i in 0..600 {
+        s.write(&format!("data/img{i:04}.fits"), fits_f32(96, 96, &noise(96 * 96, i), &[]));
+    }
+    let outputs = "transform:\n  image: {scale: zscale, outputs: [npy, json, png, fits]}\nshard: {max_samples: 50}\n";
+    s.write("r.yaml", local_recipe("sig", outputs));
+    assert_eq!(s.etd().args(["run", "r.yaml"]).output().unwrap().status.code(), Some(0));
+    let before = s.shard_files();
+    let child = spawn(&s, &["shard", "r.yaml"], &[]);
+    wait_for("shard to start writing", || s.join("work/shards.partial").exists());
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    insta::assert_snapshot!(err.lines().filter(|l| !l.starts_with(" INFO")).collect::<Vec<_>>().join("\n"), @r"
+    error: stopped by SIGTERM: shard did not finish; the previous shards are intact
+      hint: run the same command again to continue
+    ");
+    assert_eq!(s.shard_files(), before, "the old shards are intact");
+    let left: Vec<String> = std::fs::read_dir(s.join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.contains("old") || n == "tmp")
+        .collect();
+    assert!(left.is_empty(), "debris: {left:?}");
+}
