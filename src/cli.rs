@@ -15,7 +15,9 @@ pub mod generate;
 /// manifest of checksums, and publishes them immutably to OSDF/Pelican origins.
 ///
 /// Exit codes: 0 success; 1 runtime failure; 2 usage or recipe error; 3 finished, but some items
-/// failed permanently (listed in failures.jsonl); 75 temporary failure worth retrying later.
+/// failed permanently (listed in failures.jsonl); 75 temporary failure worth retrying later
+/// (archive down or throttled, nothing listening at the archive's URL); 130 stopped by SIGINT
+/// (Ctrl-C), 143 stopped by SIGTERM: work already done is kept, and the same command continues.
 #[derive(Debug, Parser)]
 #[command(name = "etd", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
