@@ -16,3 +16,4 @@ mod publish;
 mod shard;
 mod signals;
 mod verify;
+mod walkthrough;
