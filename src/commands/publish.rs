@@ -3,8 +3,9 @@
 use crate::cli::PublishArgs;
 use crate::error::{Exit, UserError};
 use crate::net::client::{Auth, NetClient};
+use crate::publish::config::{Origin, PublishConfig};
 use crate::publish::{self, destination, https, local, refuse_conflicts, Action, Report};
-use crate::recipe::{Origin, PublishConfig, Recipe};
+use crate::recipe::Recipe;
 use crate::report::plural;
 
 use super::Ctx;

@@ -8,6 +8,7 @@
 //! shows as an upload it started and never verified (an HTTPS upload cut off midway). The
 //! manifest goes last: its presence means the version is complete.
 
+pub mod config;
 pub mod https;
 pub mod local;
 
@@ -17,9 +18,9 @@ use anyhow::Context;
 use fs_err as fs;
 use serde::Serialize;
 
-use crate::recipe::{Origin, PublishConfig};
 use crate::shard::manifest::{Manifest, MANIFEST_NAME};
 use crate::shard::writer::{Digests, HashingWriter};
+use config::{Origin, PublishConfig};
 
 /// What a publish stopped by a signal says it kept.
 const STOPPED: &str =
