@@ -20,3 +20,13 @@ pub enum Origin {
     /// An https:// (or, for loopback tests, http://) origin URL.
     Url(url::Url),
 }
+
+impl PublishConfig {
+    /// The folder or URL a version is published under: `<origin>/<path>/<version>/`.
+    pub fn destination(&self) -> String {
+        match &self.origin {
+            Origin::Folder(f) => format!("{}/{}/{}/", f.display(), self.path, self.version),
+            Origin::Url(u) => format!("{}/{}/{}/", u.as_str().trim_end_matches('/'), self.path, self.version),
+        }
+    }
+}

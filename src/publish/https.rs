@@ -18,11 +18,11 @@ use fs_err as fs;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{describe, digest_file, Action, Item, Report};
+use super::config::PublishConfig;
+use super::{describe, digest_file, Action, CheckedPlan, Destination, Item, Replace};
 use crate::error::UserError;
 use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
 use crate::net::Politeness;
-use crate::report::Progress;
 
 /// How hard etd presses an origin: a few uploads at a time is plenty (they are large).
 pub fn politeness() -> Politeness {
@@ -156,13 +156,67 @@ pub fn parse_digest(header: &str, into: &mut Reported) {
     }
 }
 
+/// A version folder on an HTTPS origin: its requests run on a runtime of its own.
+pub struct HttpsOrigin {
+    remote: Remote,
+    runtime: tokio::runtime::Runtime,
+    /// The origin URL and `<path>/<version>` below it, for the collections to make.
+    origin: url::Url,
+    rel: String,
+    /// `<origin>/<path>/<version>/` as the recipe spells it, for messages.
+    shown: String,
+}
+
+impl HttpsOrigin {
+    /// Read the token (warning when there is none) and the publish journal at `journal`.
+    pub fn open(origin: &url::Url, cfg: &PublishConfig, journal: &Path) -> anyhow::Result<Self> {
+        let dest = cfg.destination();
+        let token = token(cfg.token_file.as_deref())?;
+        if token.is_none() {
+            tracing::warn!(
+                "no token for {dest} (publish.token_file, $BEARER_TOKEN_FILE or $BEARER_TOKEN): uploading without one"
+            );
+        }
+        let base = url::Url::parse(&dest)?;
+        let journal = PublishJournal::open(journal)?;
+        let client = NetClient::new(politeness(), 1)?;
+        let remote = Remote { client, base, auth: token.map(Auth::Bearer), journal };
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rel = format!("{}/{}", cfg.path, cfg.version);
+        Ok(HttpsOrigin { remote, runtime, origin: origin.clone(), rel, shown: dest })
+    }
+}
+
+impl Destination for HttpsOrigin {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn plan(&mut self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+        self.runtime.block_on(self.remote.plan(items))
+    }
+
+    fn begin(&mut self, plan: &CheckedPlan) -> anyhow::Result<()> {
+        if plan.writes() {
+            self.runtime.block_on(self.remote.make_collections(&self.origin, &self.rel))?;
+        }
+        Ok(())
+    }
+
+    /// A `PUT` replaces whatever is there: `replace` was settled by the plan, which lets only
+    /// our own cut-off uploads be replaced (XRootD ignores `If-None-Match`).
+    fn put(&mut self, item: &Item, _replace: Replace) -> anyhow::Result<()> {
+        self.runtime.block_on(self.remote.upload(item))
+    }
+}
+
 /// The version folder on an origin.
-pub struct Remote {
-    pub client: NetClient,
+struct Remote {
+    client: NetClient,
     /// `<origin>/<path>/<version>/`.
-    pub base: url::Url,
-    pub auth: Option<Auth>,
-    pub journal: PublishJournal,
+    base: url::Url,
+    auth: Option<Auth>,
+    journal: PublishJournal,
 }
 
 enum Found {
@@ -206,7 +260,7 @@ impl Remote {
     }
 
     /// What to do with each item (HEADs only; writes nothing).
-    pub async fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+    async fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
         let mut found = Vec::with_capacity(items.len());
         for item in items {
             found.push(self.look(&self.url(&item.name)?).await?);
@@ -219,7 +273,7 @@ impl Remote {
                 Found::Missing => Action::Create { name: item.name.clone(), bytes: item.size },
                 Found::Present { size, digests } => {
                     if same(item, size, &digests) {
-                        Action::SkipIdentical { name: item.name.clone() }
+                        Action::Identical { name: item.name.clone() }
                     } else if !manifest_published && self.journal.started_not_verified(url.as_str()) {
                         Action::Replace { name: item.name.clone(), bytes: item.size }
                     } else {
@@ -256,40 +310,6 @@ impl Remote {
             }
         }
         Ok(())
-    }
-
-    /// Carry out a plan without conflicts, manifest last. `origin` and `rel` (`<path>/<version>`)
-    /// name the collections to make first.
-    pub async fn execute(
-        &mut self,
-        items: &[Item],
-        plan: &[Action],
-        origin: &url::Url,
-        rel: &str,
-        progress: &Progress,
-    ) -> anyhow::Result<Report> {
-        let mut report = Report::default();
-        if plan.iter().any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. })) {
-            self.make_collections(origin, rel).await?;
-        }
-        for (item, action) in items.iter().zip(plan) {
-            crate::stop::check(|| super::STOPPED.into())?;
-            match action {
-                Action::SkipIdentical { .. } => report.skipped += 1,
-                Action::Create { .. } | Action::Replace { .. } => {
-                    self.upload(item).await?;
-                    if matches!(action, Action::Replace { .. }) {
-                        report.replaced += 1;
-                    } else {
-                        report.created += 1;
-                    }
-                    report.bytes += item.size;
-                }
-                Action::Conflict { .. } => unreachable!("conflicts are refused before anything is written"),
-            }
-            progress.advance(1, item.size);
-        }
-        Ok(report)
     }
 
     async fn upload(&mut self, item: &Item) -> anyhow::Result<()> {
