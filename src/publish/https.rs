@@ -77,17 +77,30 @@ pub fn token(token_file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
         .map(|t| Secret::new(t.trim())))
 }
 
+/// Where an upload stands, as the publish journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UploadState {
+    /// The `PUT` was about to be sent: the object may be there cut off.
+    Started,
+    /// The origin reported the object's size and digests as the manifest lists them.
+    Verified,
+    /// A state this version of etd does not write (a newer etd's journal): never `started`.
+    #[serde(other)]
+    Other,
+}
+
 /// A line of the publish journal.
 #[derive(Debug, Serialize, Deserialize)]
 struct JournalLine {
     url: String,
-    status: String,
+    status: UploadState,
 }
 
 /// `<workdir>/publish.jsonl`: which uploads were started and which verified.
 pub struct PublishJournal {
     path: PathBuf,
-    latest: BTreeMap<String, String>,
+    latest: BTreeMap<String, UploadState>,
 }
 
 impl PublishJournal {
@@ -105,17 +118,17 @@ impl PublishJournal {
     }
 
     fn started_not_verified(&self, url: &str) -> bool {
-        self.latest.get(url).is_some_and(|s| s == "started")
+        self.latest.get(url) == Some(&UploadState::Started)
     }
 
-    fn append(&mut self, url: &str, status: &str) -> anyhow::Result<()> {
+    fn append(&mut self, url: &str, status: UploadState) -> anyhow::Result<()> {
         use std::io::Write;
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let mut line = serde_json::to_vec(&JournalLine { url: url.into(), status: status.into() })?;
+        let mut line = serde_json::to_vec(&JournalLine { url: url.into(), status })?;
         line.push(b'\n');
         f.write_all(&line)?;
         f.file().sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
-        self.latest.insert(url.into(), status.into());
+        self.latest.insert(url.into(), status);
         Ok(())
     }
 }
@@ -318,7 +331,7 @@ impl Remote {
         let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
         super::check_local(item, &local)?;
         let url = self.url(&item.name)?;
-        self.journal.append(url.as_str(), "started")?;
+        self.journal.append(url.as_str(), UploadState::Started)?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
         self.client.send(&put).await.map_err(auth_hint)?;
         match self.look(&url).await? {
@@ -326,7 +339,7 @@ impl Remote {
                 if digests.md5.is_none() && digests.crc32c.is_none() {
                     tracing::warn!("{url}: the origin reports no md5 or crc32c; only the size was checked");
                 }
-                self.journal.append(url.as_str(), "verified")
+                self.journal.append(url.as_str(), UploadState::Verified)
             }
             Found::Present { size, digests } => Err(UserError::failure(format!(
                 "{url} does not match after upload: the origin has {}, the file has {}; the manifest was not published",
@@ -372,6 +385,36 @@ mod tests {
         let mut h = Reported::default();
         parse_digest("crc32c=353DD8BE, md5=sZRqySSS0jR8YjW00mERhA==", &mut h);
         assert_eq!(h, r);
+    }
+
+    #[test]
+    fn journal_states_are_the_words_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("publish.jsonl");
+        let mut j = PublishJournal::open(&path).unwrap();
+        j.append("http://o/a", UploadState::Started).unwrap();
+        j.append("http://o/b", UploadState::Started).unwrap();
+        j.append("http://o/b", UploadState::Verified).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"url\":\"http://o/a\",\"status\":\"started\"}\n{\"url\":\"http://o/b\",\"status\":\"started\"}\n\
+             {\"url\":\"http://o/b\",\"status\":\"verified\"}\n"
+        );
+        // A state a newer etd wrote ends `started`; a torn last line is ignored.
+        std::fs::write(
+            &path,
+            format!("{text}{{\"url\":\"http://o/a\",\"status\":\"abandoned\"}}\n{{\"url\":\"http://o/b\",\"sta"),
+        )
+        .unwrap();
+        let j = PublishJournal::open(&path).unwrap();
+        assert!(!j.started_not_verified("http://o/a"));
+        assert!(!j.started_not_verified("http://o/b"));
+        assert!(!j.started_not_verified("http://o/c"));
+        let j = PublishJournal::open(&dir.path().join("none.jsonl")).unwrap();
+        assert!(!j.started_not_verified("http://o/a"));
+        std::fs::write(&path, "{\"url\":\"http://o/a\",\"status\":\"started\"}\n").unwrap();
+        assert!(PublishJournal::open(&path).unwrap().started_not_verified("http://o/a"));
     }
 
     #[test]

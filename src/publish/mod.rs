@@ -413,3 +413,52 @@ fn summarize(plan: &[Action], report: &Report, dest: &str) {
         report.skipped
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Vec<Action> {
+        vec![
+            Action::Identical { name: "a.tar".into() },
+            Action::Create { name: "b.tar".into(), bytes: 10 },
+            Action::Replace { name: "c.tar".into(), bytes: 20 },
+        ]
+    }
+
+    #[test]
+    fn dry_run_lines_use_the_action_words() {
+        let mut p = plan();
+        p.push(Action::Conflict { name: "manifest.json".into(), published: "1 bytes".into(), local: "2 bytes".into() });
+        let lines: Vec<String> = p.iter().map(Action::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "identical a.tar (already published; skipped)",
+                "create    b.tar (10 bytes)",
+                "replace   c.tar (20 bytes; an upload of ours that did not finish)",
+                "conflict  manifest.json: the origin has 1 bytes, this dataset has 2 bytes",
+            ]
+        );
+        let words: Vec<&str> = p.iter().map(|a| a.kind().as_str()).collect();
+        let json: Vec<String> = p.iter().map(|a| serde_json::to_string(&a.kind()).unwrap()).collect();
+        assert_eq!(json, words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_checked_plan_holds_no_conflict() {
+        let checked = check_plan(&plan(), "/o/ns/v1/").unwrap();
+        assert_eq!(checked.steps(), [Step::Identical, Step::Create, Step::Replace]);
+        assert!(checked.writes());
+        assert!(!check_plan(&plan()[..1], "/o/ns/v1/").unwrap().writes());
+
+        let mut p = plan();
+        p.insert(1, Action::Conflict { name: "x.tar".into(), published: "1 bytes".into(), local: "2 bytes".into() });
+        let e = check_plan(&p, "/o/ns/v1/").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "1 object under /o/ns/v1/ differs from this dataset; nothing was published:\n  \
+             conflict  x.tar: the origin has 1 bytes, this dataset has 2 bytes"
+        );
+    }
+}
