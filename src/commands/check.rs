@@ -102,7 +102,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
             sources::SourceConfig::AtlasVar(_) => vec!["npy", "json", "cls"],
             _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
         },
-        publish: recipe.publish.as_ref().map(crate::publish::destination),
+        publish: recipe.publish.as_ref().map(crate::publish::config::PublishConfig::destination),
         workdir: ctx.workdir(recipe).root.display().to_string(),
     })
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::cli::FetchArgs;
 use crate::error::{Exit, UserError};
+use crate::failure::Stage;
 use crate::net::client::NetClient;
 use crate::net::human_duration;
 use crate::recipe::Recipe;
@@ -80,7 +81,7 @@ fn fetch_local(
         tracing::warn!("stopped by {}: run the same command again to record the rest", signal.name());
         return Ok(signal.exit());
     }
-    let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == "fetch").count();
+    let failed = read_failures(&workdir.failures())?.iter().filter(|f| f.stage == Stage::Fetch).count();
     if failed > 0 {
         tracing::warn!("{} failed permanently; see {}", plural(failed, "item"), workdir.failures().display());
         return Ok(Exit::SomeFailed);
@@ -251,7 +252,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
     drop(progress);
     // The failure ledger as all journals have it now (other tasks may still add to theirs).
     let scan = scan_workdir(&workdir, &params)?;
-    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    replace_failures(&workdir.failures(), Stage::Fetch, scan.failure_entries())?;
     let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
     summarize(&task, &tally, &client, failed_owned, &workdir);
     Ok(exit_code(&tally, failed_owned, false))
@@ -274,7 +275,7 @@ fn exit_code(tally: &Tally, failed_owned: usize, tempfail: bool) -> Exit {
 fn summarize(task: &str, tally: &Tally, client: &NetClient, failed_owned: usize, workdir: &Workdir) {
     let stats = &client.stats;
     let failed: u64 = tally.failed.values().sum();
-    let by_kind: BTreeMap<&str, u64> = tally.failed.iter().map(|(k, v)| (*k, *v)).collect();
+    let by_kind: BTreeMap<&str, u64> = tally.failed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let kinds: Vec<String> = by_kind.iter().map(|(k, v)| format!("{v} {k}")).collect();
     tracing::info!(
         "fetch{task}: {} done, {failed} failed{}, {} left for a later run; {}, {}, \
@@ -436,7 +437,7 @@ fn fetch_atlas(
     let tally = runtime.block_on(atlas_fp::fetch::run(fetcher, plan, &params, &mut journal, &progress))?;
     drop(progress);
     let scan = scan_workdir(&workdir, &params)?;
-    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    replace_failures(&workdir.failures(), Stage::Fetch, scan.failure_entries())?;
     let failed_owned = targets.iter().filter(|t| split.owns(&t.id) && scan.failed.contains_key(&t.id)).count();
     summarize(&task, &tally, &client, failed_owned, &workdir);
     if tally.undeleted > 0 {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
+use crate::failure::{FailureKind, Stage};
 use crate::recipe::raw::ImageOutput;
 use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
@@ -49,7 +50,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         tracing::warn!("hint: run `etd fetch {}` to fetch them with the current settings", recipe.path.display());
     }
     // The fetch failures as the journals have them now (batch tasks may have finished since).
-    replace_failures(&workdir.failures(), "fetch", scan.failure_entries())?;
+    replace_failures(&workdir.failures(), Stage::Fetch, scan.failure_entries())?;
     if scan.done.is_empty() {
         let hint = if scan.failed.is_empty() {
             format!("run `etd fetch {}` first", recipe.path.display())
@@ -80,13 +81,13 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         .iter()
         .map(|(id, e)| FailureEntry {
             unit: id.clone(),
-            stage: "shard".into(),
-            kind: "sample".into(),
+            stage: Stage::Shard.into(),
+            kind: FailureKind::Sample.into(),
             reason: e.0.clone(),
         })
         .collect();
     let failed = failures.len();
-    replace_failures(&workdir.failures(), "shard", failures)?;
+    replace_failures(&workdir.failures(), Stage::Shard, failures)?;
     let m = &report.manifest;
     tracing::info!(
         "shard: {} in {} -> {}",

@@ -18,11 +18,11 @@ use fs_err as fs;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::{describe, digest_file, Action, Item, Report};
+use super::config::PublishConfig;
+use super::{describe, digest_file, Action, CheckedPlan, Destination, Item, Replace};
 use crate::error::UserError;
 use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
 use crate::net::Politeness;
-use crate::report::Progress;
 
 /// How hard etd presses an origin: a few uploads at a time is plenty (they are large).
 pub fn politeness() -> Politeness {
@@ -77,17 +77,30 @@ pub fn token(token_file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
         .map(|t| Secret::new(t.trim())))
 }
 
+/// Where an upload stands, as the publish journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UploadState {
+    /// The `PUT` was about to be sent: the object may be there cut off.
+    Started,
+    /// The origin reported the object's size and digests as the manifest lists them.
+    Verified,
+    /// A state this version of etd does not write (a newer etd's journal): never `started`.
+    #[serde(other)]
+    Other,
+}
+
 /// A line of the publish journal.
 #[derive(Debug, Serialize, Deserialize)]
 struct JournalLine {
     url: String,
-    status: String,
+    status: UploadState,
 }
 
 /// `<workdir>/publish.jsonl`: which uploads were started and which verified.
 pub struct PublishJournal {
     path: PathBuf,
-    latest: BTreeMap<String, String>,
+    latest: BTreeMap<String, UploadState>,
 }
 
 impl PublishJournal {
@@ -105,17 +118,17 @@ impl PublishJournal {
     }
 
     fn started_not_verified(&self, url: &str) -> bool {
-        self.latest.get(url).is_some_and(|s| s == "started")
+        self.latest.get(url) == Some(&UploadState::Started)
     }
 
-    fn append(&mut self, url: &str, status: &str) -> anyhow::Result<()> {
+    fn append(&mut self, url: &str, status: UploadState) -> anyhow::Result<()> {
         use std::io::Write;
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let mut line = serde_json::to_vec(&JournalLine { url: url.into(), status: status.into() })?;
+        let mut line = serde_json::to_vec(&JournalLine { url: url.into(), status })?;
         line.push(b'\n');
         f.write_all(&line)?;
         f.file().sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
-        self.latest.insert(url.into(), status.into());
+        self.latest.insert(url.into(), status);
         Ok(())
     }
 }
@@ -156,13 +169,67 @@ pub fn parse_digest(header: &str, into: &mut Reported) {
     }
 }
 
+/// A version folder on an HTTPS origin: its requests run on a runtime of its own.
+pub struct HttpsOrigin {
+    remote: Remote,
+    runtime: tokio::runtime::Runtime,
+    /// The origin URL and `<path>/<version>` below it, for the collections to make.
+    origin: url::Url,
+    rel: String,
+    /// `<origin>/<path>/<version>/` as the recipe spells it, for messages.
+    shown: String,
+}
+
+impl HttpsOrigin {
+    /// Read the token (warning when there is none) and the publish journal at `journal`.
+    pub fn open(origin: &url::Url, cfg: &PublishConfig, journal: &Path) -> anyhow::Result<Self> {
+        let dest = cfg.destination();
+        let token = token(cfg.token_file.as_deref())?;
+        if token.is_none() {
+            tracing::warn!(
+                "no token for {dest} (publish.token_file, $BEARER_TOKEN_FILE or $BEARER_TOKEN): uploading without one"
+            );
+        }
+        let base = url::Url::parse(&dest)?;
+        let journal = PublishJournal::open(journal)?;
+        let client = NetClient::new(politeness(), 1)?;
+        let remote = Remote { client, base, auth: token.map(Auth::Bearer), journal };
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rel = format!("{}/{}", cfg.path, cfg.version);
+        Ok(HttpsOrigin { remote, runtime, origin: origin.clone(), rel, shown: dest })
+    }
+}
+
+impl Destination for HttpsOrigin {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn plan(&mut self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+        self.runtime.block_on(self.remote.plan(items))
+    }
+
+    fn begin(&mut self, plan: &CheckedPlan) -> anyhow::Result<()> {
+        if plan.writes() {
+            self.runtime.block_on(self.remote.make_collections(&self.origin, &self.rel))?;
+        }
+        Ok(())
+    }
+
+    /// A `PUT` replaces whatever is there: `replace` was settled by the plan, which lets only
+    /// our own cut-off uploads be replaced (XRootD ignores `If-None-Match`).
+    fn put(&mut self, item: &Item, _replace: Replace) -> anyhow::Result<()> {
+        self.runtime.block_on(self.remote.upload(item))
+    }
+}
+
 /// The version folder on an origin.
-pub struct Remote {
-    pub client: NetClient,
+struct Remote {
+    client: NetClient,
     /// `<origin>/<path>/<version>/`.
-    pub base: url::Url,
-    pub auth: Option<Auth>,
-    pub journal: PublishJournal,
+    base: url::Url,
+    auth: Option<Auth>,
+    journal: PublishJournal,
 }
 
 enum Found {
@@ -206,7 +273,7 @@ impl Remote {
     }
 
     /// What to do with each item (HEADs only; writes nothing).
-    pub async fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+    async fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
         let mut found = Vec::with_capacity(items.len());
         for item in items {
             found.push(self.look(&self.url(&item.name)?).await?);
@@ -219,7 +286,7 @@ impl Remote {
                 Found::Missing => Action::Create { name: item.name.clone(), bytes: item.size },
                 Found::Present { size, digests } => {
                     if same(item, size, &digests) {
-                        Action::SkipIdentical { name: item.name.clone() }
+                        Action::Identical { name: item.name.clone() }
                     } else if !manifest_published && self.journal.started_not_verified(url.as_str()) {
                         Action::Replace { name: item.name.clone(), bytes: item.size }
                     } else {
@@ -258,47 +325,13 @@ impl Remote {
         Ok(())
     }
 
-    /// Carry out a plan without conflicts, manifest last. `origin` and `rel` (`<path>/<version>`)
-    /// name the collections to make first.
-    pub async fn execute(
-        &mut self,
-        items: &[Item],
-        plan: &[Action],
-        origin: &url::Url,
-        rel: &str,
-        progress: &Progress,
-    ) -> anyhow::Result<Report> {
-        let mut report = Report::default();
-        if plan.iter().any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. })) {
-            self.make_collections(origin, rel).await?;
-        }
-        for (item, action) in items.iter().zip(plan) {
-            crate::stop::check(|| super::STOPPED.into())?;
-            match action {
-                Action::SkipIdentical { .. } => report.skipped += 1,
-                Action::Create { .. } | Action::Replace { .. } => {
-                    self.upload(item).await?;
-                    if matches!(action, Action::Replace { .. }) {
-                        report.replaced += 1;
-                    } else {
-                        report.created += 1;
-                    }
-                    report.bytes += item.size;
-                }
-                Action::Conflict { .. } => unreachable!("conflicts are refused before anything is written"),
-            }
-            progress.advance(1, item.size);
-        }
-        Ok(report)
-    }
-
     async fn upload(&mut self, item: &Item) -> anyhow::Result<()> {
         // The local file must be what the manifest says before it goes anywhere.
         let path = item.path.clone();
         let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
         super::check_local(item, &local)?;
         let url = self.url(&item.name)?;
-        self.journal.append(url.as_str(), "started")?;
+        self.journal.append(url.as_str(), UploadState::Started)?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
         self.client.send(&put).await.map_err(auth_hint)?;
         match self.look(&url).await? {
@@ -306,7 +339,7 @@ impl Remote {
                 if digests.md5.is_none() && digests.crc32c.is_none() {
                     tracing::warn!("{url}: the origin reports no md5 or crc32c; only the size was checked");
                 }
-                self.journal.append(url.as_str(), "verified")
+                self.journal.append(url.as_str(), UploadState::Verified)
             }
             Found::Present { size, digests } => Err(UserError::failure(format!(
                 "{url} does not match after upload: the origin has {}, the file has {}; the manifest was not published",
@@ -352,6 +385,36 @@ mod tests {
         let mut h = Reported::default();
         parse_digest("crc32c=353DD8BE, md5=sZRqySSS0jR8YjW00mERhA==", &mut h);
         assert_eq!(h, r);
+    }
+
+    #[test]
+    fn journal_states_are_the_words_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("publish.jsonl");
+        let mut j = PublishJournal::open(&path).unwrap();
+        j.append("http://o/a", UploadState::Started).unwrap();
+        j.append("http://o/b", UploadState::Started).unwrap();
+        j.append("http://o/b", UploadState::Verified).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"url\":\"http://o/a\",\"status\":\"started\"}\n{\"url\":\"http://o/b\",\"status\":\"started\"}\n\
+             {\"url\":\"http://o/b\",\"status\":\"verified\"}\n"
+        );
+        // A state a newer etd wrote ends `started`; a torn last line is ignored.
+        std::fs::write(
+            &path,
+            format!("{text}{{\"url\":\"http://o/a\",\"status\":\"abandoned\"}}\n{{\"url\":\"http://o/b\",\"sta"),
+        )
+        .unwrap();
+        let j = PublishJournal::open(&path).unwrap();
+        assert!(!j.started_not_verified("http://o/a"));
+        assert!(!j.started_not_verified("http://o/b"));
+        assert!(!j.started_not_verified("http://o/c"));
+        let j = PublishJournal::open(&dir.path().join("none.jsonl")).unwrap();
+        assert!(!j.started_not_verified("http://o/a"));
+        std::fs::write(&path, "{\"url\":\"http://o/a\",\"status\":\"started\"}\n").unwrap();
+        assert!(PublishJournal::open(&path).unwrap().started_not_verified("http://o/a"));
     }
 
     #[test]

@@ -13,23 +13,33 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use fs_err as fs;
 
-use super::{describe, digest_file, Action, Item, Report};
+use super::config::PublishConfig;
+use super::{describe, digest_file, Action, CheckedPlan, Destination, Item, Replace};
 use crate::error::UserError;
-use crate::report::Progress;
 use crate::shard::writer::HashingWriter;
 use crate::store::sync_dir;
 
-/// `<origin>/<path>/<version>` and its parent.
-pub struct Target {
+/// `<origin>/<path>/<version>` and its parent, in a local origin folder.
+pub struct LocalFolder {
     pub parent: PathBuf,
     pub dest: PathBuf,
     pub version: String,
+    /// `<origin>/<path>/<version>/` as the recipe spells it, for messages.
+    shown: String,
+    /// The version's publish lock, once taken.
+    lock: Option<fs::File>,
 }
 
-impl Target {
-    pub fn new(origin: &Path, path: &str, version: &str) -> Self {
-        let parent = origin.join(path);
-        Target { dest: parent.join(version), parent, version: version.to_string() }
+impl LocalFolder {
+    pub fn new(origin: &Path, cfg: &PublishConfig) -> Self {
+        let parent = origin.join(&cfg.path);
+        LocalFolder {
+            dest: parent.join(&cfg.version),
+            parent,
+            version: cfg.version.clone(),
+            shown: cfg.destination(),
+            lock: None,
+        }
     }
 
     fn staging(&self) -> PathBuf {
@@ -83,8 +93,8 @@ impl Target {
         Ok(())
     }
 
-    /// Hold the version's publish lock (created beside the version folder).
-    pub fn lock(&self) -> anyhow::Result<fs::File> {
+    /// The version's publish lock (created beside the version folder).
+    fn take_lock(&self) -> anyhow::Result<fs::File> {
         fs::create_dir_all(&self.parent)?;
         let path = self.parent.join(format!(".etd-publish-{}.lock", self.version));
         let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
@@ -101,57 +111,9 @@ impl Target {
         }
     }
 
-    /// What to do with each item (reads existing objects to compare them; writes nothing).
-    pub fn plan(&self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
-        let mut plan = Vec::with_capacity(items.len());
-        for item in items {
-            let path = self.dest.join(&item.name);
-            plan.push(if path.exists() {
-                let d = digest_file(&path)?;
-                if item.matches(&d) {
-                    Action::SkipIdentical { name: item.name.clone() }
-                } else {
-                    Action::Conflict {
-                        name: item.name.clone(),
-                        published: describe(d.size, Some(&d.sha256), None, None),
-                        local: describe(item.size, Some(&item.sha256), None, None),
-                    }
-                }
-            } else {
-                Action::Create { name: item.name.clone(), bytes: item.size }
-            });
-        }
-        Ok(plan)
-    }
-
-    /// Carry out a plan without conflicts (items and plan in the same order, manifest last).
-    pub fn execute(&self, items: &[Item], plan: &[Action], progress: &Progress) -> anyhow::Result<Report> {
-        let mut report = Report::default();
+    fn copy_in(&self, item: &Item, replace: Replace) -> anyhow::Result<()> {
         let staging = self.staging();
-        fs::create_dir_all(&staging)?;
-        fs::create_dir_all(&self.dest)?;
-        for (item, action) in items.iter().zip(plan) {
-            if let Err(stopped) = crate::stop::check(|| super::STOPPED.into()) {
-                fs::remove_dir_all(&staging)?;
-                return Err(stopped.into());
-            }
-            match action {
-                Action::SkipIdentical { .. } => report.skipped += 1,
-                Action::Create { .. } | Action::Replace { .. } => {
-                    self.copy_in(item, &staging)?;
-                    report.created += 1;
-                    report.bytes += item.size;
-                }
-                Action::Conflict { .. } => unreachable!("conflicts are refused before anything is written"),
-            }
-            progress.advance(1, item.size);
-        }
-        // Leftovers of killed runs are ours (the lock is held): remove the staging folder.
-        fs::remove_dir_all(&staging)?;
-        Ok(report)
-    }
-
-    fn copy_in(&self, item: &Item, staging: &Path) -> anyhow::Result<()> {
+        let staging = staging.as_path();
         let mut src = fs::File::open(&item.path)?;
         let mut builder = tempfile::Builder::new();
         builder.prefix(crate::store::TEMP_PREFIX);
@@ -176,7 +138,11 @@ impl Target {
         super::check_local(item, &digests)?;
         tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
         let final_path = self.dest.join(&item.name);
-        tmp.persist_noclobber(&final_path).map_err(|e| {
+        let persisted = match replace {
+            Replace::No => tmp.persist_noclobber(&final_path),
+            Replace::UnfinishedUpload => tmp.persist(&final_path),
+        };
+        persisted.map_err(|e| {
             if e.error.kind() == std::io::ErrorKind::AlreadyExists {
                 anyhow::Error::new(
                     UserError::failure(format!(
@@ -190,6 +156,60 @@ impl Target {
             }
         })?;
         sync_dir(&self.dest)
+    }
+}
+
+impl Destination for LocalFolder {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    fn check_writable(&self) -> Option<Result<(), UserError>> {
+        Some(LocalFolder::check_writable(self))
+    }
+
+    fn lock(&mut self) -> anyhow::Result<()> {
+        self.lock = Some(self.take_lock()?);
+        Ok(())
+    }
+
+    /// Reads existing objects to compare them; writes nothing.
+    fn plan(&mut self, items: &[Item]) -> anyhow::Result<Vec<Action>> {
+        let mut plan = Vec::with_capacity(items.len());
+        for item in items {
+            let path = self.dest.join(&item.name);
+            plan.push(if path.exists() {
+                let d = digest_file(&path)?;
+                if item.matches(&d) {
+                    Action::Identical { name: item.name.clone() }
+                } else {
+                    Action::Conflict {
+                        name: item.name.clone(),
+                        published: describe(d.size, Some(&d.sha256), None, None),
+                        local: describe(item.size, Some(&item.sha256), None, None),
+                    }
+                }
+            } else {
+                Action::Create { name: item.name.clone(), bytes: item.size }
+            });
+        }
+        Ok(plan)
+    }
+
+    fn begin(&mut self, _plan: &CheckedPlan) -> anyhow::Result<()> {
+        fs::create_dir_all(self.staging())?;
+        fs::create_dir_all(&self.dest)?;
+        Ok(())
+    }
+
+    fn put(&mut self, item: &Item, replace: Replace) -> anyhow::Result<()> {
+        self.copy_in(item, replace)
+    }
+
+    /// Leftovers of killed runs are ours (the lock is held): remove the staging folder.
+    fn end(&mut self) -> anyhow::Result<()> {
+        fs::remove_dir_all(self.staging())?;
+        Ok(())
     }
 }
 

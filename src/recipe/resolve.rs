@@ -11,6 +11,7 @@ use super::units::{Rate, Size};
 use super::{RecipeError, RecipeSource};
 use crate::env_vars;
 use crate::net::Politeness;
+use crate::publish::config::{Origin, PublishConfig};
 use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
 use crate::transform::scale::Scale;
 
@@ -66,24 +67,6 @@ pub struct ShardConfig {
     pub shuffle_seed: Option<u64>,
     /// mtime of every tar member.
     pub mtime: u64,
-}
-
-/// `publish`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PublishConfig {
-    pub origin: Origin,
-    pub path: String,
-    pub version: String,
-    pub token_file: Option<PathBuf>,
-}
-
-/// Where `publish` writes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Origin {
-    /// A local origin folder (the export's StoragePrefix).
-    Folder(PathBuf),
-    /// An https:// (or, for loopback tests, http://) origin URL.
-    Url(url::Url),
 }
 
 pub const DEFAULT_MAX_SAMPLES: u64 = 10_000;

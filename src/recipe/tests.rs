@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::publish::config::Origin;
 
 /// Write `text` as `recipe.yaml` in a temp dir with a `data/` folder and a targets CSV, then load it.
 fn load_text(text: &str) -> (tempfile::TempDir, Result<Recipe, RecipeError>) {

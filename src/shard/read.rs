@@ -19,6 +19,7 @@ use fs_err as fs;
 use serde::Serialize;
 
 use super::keys::{field_problem, key_problem, MAX_MEMBER_NAME};
+use super::verify::ProblemKind;
 
 /// Size of one tar block.
 const BLOCK: u64 = 512;
@@ -34,15 +35,15 @@ const BUF_SIZE: usize = 64 * 1024;
 pub struct Problem {
     /// File the problem is in (a name inside the shard folder), when it belongs to one file.
     pub file: Option<String>,
-    /// Short kebab-case code, e.g. `sha256-mismatch`.
-    pub kind: String,
+    /// What is wrong, e.g. `sha256-mismatch`.
+    pub kind: ProblemKind,
     /// Human-readable detail.
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(file: Option<&str>, kind: &str, message: impl Into<String>) -> Self {
-        Problem { file: file.map(str::to_string), kind: kind.to_string(), message: message.into() }
+    pub fn new(file: Option<&str>, kind: ProblemKind, message: impl Into<String>) -> Self {
+        Problem { file: file.map(str::to_string), kind, message: message.into() }
     }
 
     /// `file: kind: message`, or `kind: message` without a file.
@@ -59,7 +60,7 @@ impl Problem {
 #[derive(Debug, Default)]
 pub struct ProblemSink {
     problems: Vec<Problem>,
-    counts: HashMap<(Option<String>, String), u64>,
+    counts: HashMap<(Option<String>, ProblemKind), u64>,
 }
 
 impl ProblemSink {
@@ -67,8 +68,8 @@ impl ProblemSink {
         Self::default()
     }
 
-    pub fn push(&mut self, file: Option<&str>, kind: &str, message: impl Into<String>) {
-        let count = self.counts.entry((file.map(str::to_string), kind.to_string())).or_insert(0);
+    pub fn push(&mut self, file: Option<&str>, kind: ProblemKind, message: impl Into<String>) {
+        let count = self.counts.entry((file.map(str::to_string), kind)).or_insert(0);
         *count += 1;
         if *count <= MAX_PROBLEMS_PER_KIND {
             self.problems.push(Problem::new(file, kind, message));
@@ -89,12 +90,12 @@ impl ProblemSink {
     pub fn finish(self) -> Vec<Problem> {
         let mut problems = self.problems;
         let mut over: Vec<_> = self.counts.into_iter().filter(|(_, n)| *n > MAX_PROBLEMS_PER_KIND).collect();
-        over.sort();
+        over.sort_by(|((fa, ka), _), ((fb, kb), _)| (fa, ka.as_str()).cmp(&(fb, kb.as_str())));
         for ((file, kind), n) in over {
             let more = n - MAX_PROBLEMS_PER_KIND;
             problems.push(Problem::new(
                 file.as_deref(),
-                &kind,
+                kind,
                 format!("... and {more} more `{kind}` problems not listed"),
             ));
         }
@@ -213,7 +214,7 @@ where
             let mut decoder = match zstd::stream::read::Decoder::new(raw) {
                 Ok(decoder) => decoder.single_frame(),
                 Err(e) => {
-                    sink.push(Some(file), "zstd-error", format!("cannot start decompressing: {e}"));
+                    sink.push(Some(file), ProblemKind::ZstdError, format!("cannot start decompressing: {e}"));
                     return Ok(empty_summary(compression, sink));
                 }
             };
@@ -224,11 +225,13 @@ where
                 match io::copy(rest.get_mut(), &mut io::sink()) {
                     Ok(more) if buffered + more > 0 => sink.push(
                         Some(file),
-                        "trailing-data",
+                        ProblemKind::TrailingData,
                         format!("{} bytes after the zstd frame", buffered + more),
                     ),
                     Ok(_) => {}
-                    Err(e) => sink.push(Some(file), "read-error", format!("reading after the zstd frame: {e}")),
+                    Err(e) => {
+                        sink.push(Some(file), ProblemKind::ReadError, format!("reading after the zstd frame: {e}"))
+                    }
                 }
             }
             summary
@@ -261,20 +264,20 @@ impl StreamState {
     }
 
     /// Kind and message for an error seen while reading the tar stream.
-    fn classify(&self, compression: Compression, err: &dyn std::fmt::Display) -> (&'static str, String) {
+    fn classify(&self, compression: Compression, err: &dyn std::fmt::Display) -> (ProblemKind, String) {
         let pos = self.pos.get();
         match &*self.error.borrow() {
             Some((io::ErrorKind::UnexpectedEof, msg)) => {
-                ("truncated", format!("stream ends early after {pos} tar bytes: {msg}"))
+                (ProblemKind::Truncated, format!("stream ends early after {pos} tar bytes: {msg}"))
             }
             Some((_, msg)) => match compression {
-                Compression::Zstd => ("zstd-error", format!("decompressing at tar byte {pos}: {msg}")),
-                Compression::None => ("read-error", format!("reading at byte {pos}: {msg}")),
+                Compression::Zstd => (ProblemKind::ZstdError, format!("decompressing at tar byte {pos}: {msg}")),
+                Compression::None => (ProblemKind::ReadError, format!("reading at byte {pos}: {msg}")),
             },
             None if self.eof.get() => {
-                ("truncated", format!("file ends inside the archive after {pos} tar bytes: {err}"))
+                (ProblemKind::Truncated, format!("file ends inside the archive after {pos} tar bytes: {err}"))
             }
-            None => ("tar-error", format!("at tar byte {pos}: {err}")),
+            None => (ProblemKind::TarError, format!("at tar byte {pos}: {err}")),
         }
     }
 }
@@ -366,7 +369,7 @@ where
         let entries = match archive.entries() {
             Ok(entries) => Some(entries.raw(true)),
             Err(e) => {
-                sink.push(f, "tar-error", e.to_string());
+                sink.push(f, ProblemKind::TarError, e.to_string());
                 None
             }
         };
@@ -402,55 +405,65 @@ where
                             String::from_utf8_lossy(&b[263..265])
                         )
                     };
-                    sink.push(f, "not-ustar", format!("member `{shown}` has {what}"));
+                    sink.push(f, ProblemKind::NotUstar, format!("member `{shown}` has {what}"));
                 }
                 match flag {
                     b'0' => {}
                     b'\0' => sink.push(
                         f,
-                        "bad-header",
+                        ProblemKind::BadHeader,
                         format!("member `{shown}` has entry type NUL (old-style regular file), not `0`"),
                     ),
                     other => {
-                        sink.push(f, "non-regular-member", format!("member `{shown}` is a {}", entry_type_name(other)));
+                        sink.push(
+                            f,
+                            ProblemKind::NonRegularMember,
+                            format!("member `{shown}` is a {}", entry_type_name(other)),
+                        );
                         continue;
                     }
                 }
                 match header.mode() {
                     Ok(0o644) => {}
-                    Ok(mode) => sink.push(f, "bad-mode", format!("member `{shown}` has mode {mode:o}, not 644")),
-                    Err(e) => sink.push(f, "bad-header", format!("member `{shown}`: mode: {e}")),
+                    Ok(mode) => {
+                        sink.push(f, ProblemKind::BadMode, format!("member `{shown}` has mode {mode:o}, not 644"))
+                    }
+                    Err(e) => sink.push(f, ProblemKind::BadHeader, format!("member `{shown}`: mode: {e}")),
                 }
                 match (header.uid(), header.gid()) {
                     (Ok(0), Ok(0)) => {}
-                    (Ok(uid), Ok(gid)) => {
-                        sink.push(f, "bad-owner", format!("member `{shown}` has uid/gid {uid}/{gid}, not 0/0"))
+                    (Ok(uid), Ok(gid)) => sink.push(
+                        f,
+                        ProblemKind::BadOwner,
+                        format!("member `{shown}` has uid/gid {uid}/{gid}, not 0/0"),
+                    ),
+                    (Err(e), _) | (_, Err(e)) => {
+                        sink.push(f, ProblemKind::BadHeader, format!("member `{shown}`: uid/gid: {e}"))
                     }
-                    (Err(e), _) | (_, Err(e)) => sink.push(f, "bad-header", format!("member `{shown}`: uid/gid: {e}")),
                 }
                 if header.as_ustar().is_some_and(|u| u.prefix[0] != 0) {
-                    sink.push(f, "bad-member-name", format!("member `{shown}` uses the ustar prefix field"));
+                    sink.push(f, ProblemKind::BadMemberName, format!("member `{shown}` uses the ustar prefix field"));
                 }
                 let Ok(name) = String::from_utf8(raw_name) else {
-                    sink.push(f, "bad-member-name", format!("member name `{shown}` is not UTF-8"));
+                    sink.push(f, ProblemKind::BadMemberName, format!("member name `{shown}` is not UTF-8"));
                     continue;
                 };
                 if name.len() > MAX_MEMBER_NAME {
                     sink.push(
                         f,
-                        "name-too-long",
+                        ProblemKind::NameTooLong,
                         format!("member name `{name}` is {} bytes (limit {MAX_MEMBER_NAME})", name.len()),
                     );
                 }
                 let (key, field) = match name.split_once('.') {
                     Some((key, field)) => {
                         if let Some(p) = field_problem(field) {
-                            sink.push(f, "bad-field", format!("member `{name}`: {p}"));
+                            sink.push(f, ProblemKind::BadField, format!("member `{name}`: {p}"));
                         }
                         (key, field)
                     }
                     None => {
-                        sink.push(f, "bad-member-name", format!("member `{name}` has no `.field` extension"));
+                        sink.push(f, ProblemKind::BadMemberName, format!("member `{name}` has no `.field` extension"));
                         (name.as_str(), "")
                     }
                 };
@@ -458,12 +471,12 @@ where
                 let starts_sample = group.current_key.as_deref() != Some(key);
                 if starts_sample {
                     if let Some(p) = key_problem(key) {
-                        sink.push(f, "bad-key", format!("member `{name}`: {p}"));
+                        sink.push(f, ProblemKind::BadKey, format!("member `{name}`: {p}"));
                     }
                     if let Some(first) = group.seen.get(key) {
                         sink.push(
                             f,
-                            "non-adjacent",
+                            ProblemKind::NonAdjacent,
                             format!(
                                 "members of key `{key}` are not adjacent: sample {} and again at sample {}",
                                 first, group.samples
@@ -477,7 +490,7 @@ where
                     group.current_fields.clear();
                 }
                 if !group.current_fields.insert(field.to_string()) {
-                    sink.push(f, "duplicate-field", format!("sample `{key}` has field `{field}` twice"));
+                    sink.push(f, ProblemKind::DuplicateField, format!("sample `{key}` has field `{field}` twice"));
                 }
 
                 let member =
@@ -501,7 +514,7 @@ where
     if ended {
         let pos = state.pos.get();
         if pos <= expected_end {
-            sink.push(f, "missing-end-of-archive", "archive ends without the two zero blocks that close a tar");
+            sink.push(f, ProblemKind::MissingEndOfArchive, "archive ends without the two zero blocks that close a tar");
         } else {
             // One zero block was read; the rest must be at least one more zero block and zeros.
             let mut buf = vec![0u8; BUF_SIZE];
@@ -515,7 +528,7 @@ where
                             if let Some(i) = buf[..n].iter().position(|b| *b != 0) {
                                 sink.push(
                                     f,
-                                    "trailing-data",
+                                    ProblemKind::TrailingData,
                                     format!(
                                         "non-zero data after the end-of-archive block, at tar byte {}",
                                         pos + zeros + i as u64
@@ -536,7 +549,11 @@ where
             }
             let read_ok = state.error.borrow().is_none();
             if read_ok && !bad && zeros < BLOCK {
-                sink.push(f, "missing-end-of-archive", "archive ends after one zero block; a tar ends with two");
+                sink.push(
+                    f,
+                    ProblemKind::MissingEndOfArchive,
+                    "archive ends after one zero block; a tar ends with two",
+                );
             }
             complete = read_ok;
         }

@@ -28,6 +28,124 @@ use crate::report::plural;
 /// Buffer size for reading shard files.
 const BUF_SIZE: usize = 64 * 1024;
 
+/// What is wrong, as `verify` and `inspect` name it: the word in the text report and in
+/// `--json` (`"kind"`) alike, since both come from [`ProblemKind::as_str`].
+macro_rules! problem_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProblemKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ProblemKind {
+            /// Every kind, in the order declared.
+            pub const ALL: &'static [ProblemKind] = &[$(ProblemKind::$variant,)*];
+
+            /// The kebab-case word for the kind, e.g. `sha256-mismatch`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemKind::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+problem_kinds! {
+    /// A member's field name breaks the field rules.
+    BadField = "bad-field",
+    /// A tar header field cannot be read.
+    BadHeader = "bad-header",
+    /// A sample key breaks the key rules.
+    BadKey = "bad-key",
+    /// A member name is not `<key>.<field>` in plain UTF-8 ustar form.
+    BadMemberName = "bad-member-name",
+    /// A member's mode is not 644.
+    BadMode = "bad-mode",
+    /// A member's uid/gid is not 0/0.
+    BadOwner = "bad-owner",
+    /// A shard's CRC-32C differs from its manifest entry.
+    Crc32cMismatch = "crc32c-mismatch",
+    /// A sample has one field twice.
+    DuplicateField = "duplicate-field",
+    /// A key is in two shards (not one sample cut in two).
+    DuplicateKey = "duplicate-key",
+    /// A shard is listed more than once in the manifest.
+    DuplicateShard = "duplicate-shard",
+    /// The manifest names an unknown compression.
+    ManifestCompression = "manifest-compression",
+    /// The manifest's format is not this etd's.
+    ManifestFormat = "manifest-format",
+    /// The manifest's sample total disagrees with its shards or splits.
+    ManifestTotals = "manifest-totals",
+    /// A shard's md5 differs from its manifest entry.
+    Md5Mismatch = "md5-mismatch",
+    /// A tar lacks its closing zero blocks.
+    MissingEndOfArchive = "missing-end-of-archive",
+    /// A shard in the manifest is not in the folder.
+    MissingFile = "missing-file",
+    /// A member name does not fit the ustar name field.
+    NameTooLong = "name-too-long",
+    /// A key's members are not next to each other within a shard.
+    NonAdjacent = "non-adjacent",
+    /// A member is not a regular file.
+    NonRegularMember = "non-regular-member",
+    /// A shard's path is not a regular file.
+    NotAFile = "not-a-file",
+    /// A member header is not plain ustar.
+    NotUstar = "not-ustar",
+    /// A file or stream could not be read.
+    ReadError = "read-error",
+    /// A shard holds another number of samples than its manifest entry says.
+    SampleCount = "sample-count",
+    /// One sample is cut across two shards.
+    SampleSplit = "sample-split",
+    /// A shard's sha256 differs from its manifest entry.
+    Sha256Mismatch = "sha256-mismatch",
+    /// A shard is not named as etd names it, or its name leaves the folder.
+    ShardName = "shard-name",
+    /// Shards of a split are listed after a later split's.
+    ShardOrder = "shard-order",
+    /// A shard's size differs from its manifest entry.
+    SizeMismatch = "size-mismatch",
+    /// A split's sample or shard count disagrees with its shards.
+    SplitTotals = "split-totals",
+    /// A split's brace-expansion URL is not the expected one.
+    SplitUrl = "split-url",
+    /// The tar stream is malformed.
+    TarError = "tar-error",
+    /// Bytes follow the end of the archive or the zstd frame.
+    TrailingData = "trailing-data",
+    /// The stream ends early.
+    Truncated = "truncated",
+    /// A field is in the shards but not in the manifest's fields.
+    UndeclaredField = "undeclared-field",
+    /// Something is in the shard folder that the manifest does not list.
+    UnexpectedFile = "unexpected-file",
+    /// A shard's split is not among the manifest's splits.
+    UnknownSplit = "unknown-split",
+    /// The zstd stream cannot be decompressed.
+    ZstdError = "zstd-error",
+}
+
+impl std::fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ProblemKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ProblemKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Result of verifying a dataset.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -178,7 +296,7 @@ impl Verifier<'_> {
         self.manifest.compression == "zstd"
     }
 
-    fn manifest_problem(&mut self, kind: &str, message: String) {
+    fn manifest_problem(&mut self, kind: ProblemKind, message: String) {
         let file = self.manifest_name.to_string();
         self.sink.push(Some(&file), kind, message);
     }
@@ -186,11 +304,11 @@ impl Verifier<'_> {
     fn check_manifest_header(&mut self) {
         let m = self.manifest;
         if m.format != FORMAT {
-            self.manifest_problem("manifest-format", format!("format is `{}`, not `{FORMAT}`", m.format));
+            self.manifest_problem(ProblemKind::ManifestFormat, format!("format is `{}`, not `{FORMAT}`", m.format));
         }
         if m.compression != "none" && m.compression != "zstd" {
             self.manifest_problem(
-                "manifest-compression",
+                ProblemKind::ManifestCompression,
                 format!("compression is `{}`, not `none` or `zstd`", m.compression),
             );
         }
@@ -207,14 +325,14 @@ impl Verifier<'_> {
             match m.splits.get_index_of(&entry.split) {
                 None => self.sink.push(
                     file,
-                    "unknown-split",
+                    ProblemKind::UnknownSplit,
                     format!("split `{}` is not listed in the manifest's splits", entry.split),
                 ),
                 Some(si) => {
                     if si < last_split_index {
                         self.sink.push(
                             file,
-                            "shard-order",
+                            ProblemKind::ShardOrder,
                             format!("shard of split `{}` listed after shards of a later split", entry.split),
                         );
                     }
@@ -227,16 +345,16 @@ impl Verifier<'_> {
             if name != expected {
                 self.sink.push(
                     file,
-                    "shard-name",
+                    ProblemKind::ShardName,
                     format!("expected `{expected}` (shard {} of split `{}`)", *n - 1, entry.split),
                 );
             }
             if !is_plain_file_name(name) {
-                self.sink.push(file, "shard-name", "not a plain file name inside the shard folder");
+                self.sink.push(file, ProblemKind::ShardName, "not a plain file name inside the shard folder");
                 continue;
             }
             if !names.insert(name) {
-                self.sink.push(file, "duplicate-shard", "listed more than once in the manifest");
+                self.sink.push(file, ProblemKind::DuplicateShard, "listed more than once in the manifest");
                 continue;
             }
             self.check_shard(i, entry);
@@ -250,22 +368,22 @@ impl Verifier<'_> {
         match fs::metadata(&path) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => {
-                self.sink.push(file, "not-a-file", format!("{} is not a regular file", path.display()));
+                self.sink.push(file, ProblemKind::NotAFile, format!("{} is not a regular file", path.display()));
                 return;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.sink.push(file, "missing-file", format!("{} does not exist", path.display()));
+                self.sink.push(file, ProblemKind::MissingFile, format!("{} does not exist", path.display()));
                 return;
             }
             Err(e) => {
-                self.sink.push(file, "read-error", e.to_string());
+                self.sink.push(file, ProblemKind::ReadError, e.to_string());
                 return;
             }
         }
         let handle = match fs::File::open(&path) {
             Ok(h) => h,
             Err(e) => {
-                self.sink.push(file, "read-error", e.to_string());
+                self.sink.push(file, ProblemKind::ReadError, e.to_string());
                 return;
             }
         };
@@ -305,7 +423,7 @@ impl Verifier<'_> {
             if prev.shard + 1 == index && prev_entry.split == entry.split && prev_is_last && here.sample == 0 {
                 sink.push(
                     Some(name),
-                    "sample-split",
+                    ProblemKind::SampleSplit,
                     format!(
                         "sample `{}` is split across shards: last sample of `{}` and first sample of `{name}`",
                         member.key, prev_entry.name
@@ -314,7 +432,7 @@ impl Verifier<'_> {
             } else {
                 sink.push(
                     Some(name),
-                    "duplicate-key",
+                    ProblemKind::DuplicateKey,
                     format!(
                         "key `{}` at sample {} also appears in `{}` at sample {}",
                         member.key, here.sample, prev_entry.name, prev.sample
@@ -327,13 +445,13 @@ impl Verifier<'_> {
             Ok(scan) => scan,
             Err(e) => {
                 // The callback above never fails; keep the error as a problem all the same.
-                self.sink.push(file, "read-error", format!("{e:#}"));
+                self.sink.push(file, ProblemKind::ReadError, format!("{e:#}"));
                 return;
             }
         };
         // Hash whatever the reader did not need (e.g. after a broken tar stream).
         if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
-            self.sink.push(file, "read-error", e.to_string());
+            self.sink.push(file, ProblemKind::ReadError, e.to_string());
         }
 
         self.shards_checked += 1;
@@ -343,12 +461,16 @@ impl Verifier<'_> {
 
         let d = reader.digests;
         if d.bytes != entry.bytes {
-            self.sink.push(file, "size-mismatch", format!("expected {} bytes, found {}", entry.bytes, d.bytes));
+            self.sink.push(
+                file,
+                ProblemKind::SizeMismatch,
+                format!("expected {} bytes, found {}", entry.bytes, d.bytes),
+            );
         }
         let found = [
-            ("sha256-mismatch", &entry.sha256, hex::encode(d.sha256.finalize())),
-            ("md5-mismatch", &entry.md5, hex::encode(d.md5.finalize())),
-            ("crc32c-mismatch", &entry.crc32c, format!("{:08x}", d.crc32c)),
+            (ProblemKind::Sha256Mismatch, &entry.sha256, hex::encode(d.sha256.finalize())),
+            (ProblemKind::Md5Mismatch, &entry.md5, hex::encode(d.md5.finalize())),
+            (ProblemKind::Crc32cMismatch, &entry.crc32c, format!("{:08x}", d.crc32c)),
         ];
         for (kind, expected, actual) in found {
             if *expected != actual {
@@ -356,7 +478,11 @@ impl Verifier<'_> {
             }
         }
         if scan.samples != entry.samples {
-            self.sink.push(file, "sample-count", format!("expected {} samples, found {}", entry.samples, scan.samples));
+            self.sink.push(
+                file,
+                ProblemKind::SampleCount,
+                format!("expected {} samples, found {}", entry.samples, scan.samples),
+            );
         }
     }
 
@@ -371,13 +497,13 @@ impl Verifier<'_> {
             shard_sum += samples;
             if se.samples != samples {
                 self.manifest_problem(
-                    "split-totals",
+                    ProblemKind::SplitTotals,
                     format!("split `{split}` lists {} samples; its shard entries hold {samples}", se.samples),
                 );
             }
             if se.shards != count {
                 self.manifest_problem(
-                    "split-totals",
+                    ProblemKind::SplitTotals,
                     format!("split `{split}` lists {} shards; the manifest has {count}", se.shards),
                 );
             }
@@ -385,7 +511,7 @@ impl Verifier<'_> {
             if se.url != url {
                 let show = |u: &Option<String>| u.as_deref().map_or("null".into(), |u| format!("`{u}`"));
                 self.manifest_problem(
-                    "split-url",
+                    ProblemKind::SplitUrl,
                     format!("split `{split}` has url {}, expected {}", show(&se.url), show(&url)),
                 );
             }
@@ -395,12 +521,12 @@ impl Verifier<'_> {
         let split_sum: u64 = m.splits.values().map(|s| s.samples).sum();
         if m.samples != shard_sum {
             self.manifest_problem(
-                "manifest-totals",
+                ProblemKind::ManifestTotals,
                 format!("manifest lists {} samples; its shard entries hold {shard_sum}", m.samples),
             );
         } else if m.samples != split_sum {
             self.manifest_problem(
-                "manifest-totals",
+                ProblemKind::ManifestTotals,
                 format!("manifest lists {} samples; its splits hold {split_sum}", m.samples),
             );
         }
@@ -415,7 +541,7 @@ impl Verifier<'_> {
             .collect();
         for (field, shard) in undeclared {
             self.manifest_problem(
-                "undeclared-field",
+                ProblemKind::UndeclaredField,
                 format!("field `{field}` (first seen in `{shard}`) is not listed in the manifest's fields"),
             );
         }
@@ -426,7 +552,7 @@ impl Verifier<'_> {
         let entries = match fs::read_dir(self.dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.sink.push(None, "read-error", e.to_string());
+                self.sink.push(None, ProblemKind::ReadError, e.to_string());
                 return;
             }
         };
@@ -435,7 +561,7 @@ impl Verifier<'_> {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    self.sink.push(None, "read-error", e.to_string());
+                    self.sink.push(None, ProblemKind::ReadError, e.to_string());
                     continue;
                 }
             };
@@ -451,7 +577,7 @@ impl Verifier<'_> {
             let what = if is_dir { "directory" } else { "file" };
             self.sink.push(
                 Some(&name),
-                "unexpected-file",
+                ProblemKind::UnexpectedFile,
                 format!("{what} is in the shard folder but not in the manifest"),
             );
         }
@@ -584,6 +710,27 @@ mod tests {
 
     fn standard(zstd: bool) -> Ds {
         Ds::new(zstd, &[("train", &[&["a", "b"], &["c", "d"], &["e"]]), ("val", &[&["f", "g"]])])
+    }
+
+    #[test]
+    fn problem_kinds_are_one_kebab_case_word_each_in_text_and_json() {
+        let mut seen = HashSet::new();
+        for kind in ProblemKind::ALL {
+            let word = kind.as_str();
+            assert!(seen.insert(word), "`{word}` twice");
+            assert!(word
+                .split('-')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())));
+            assert_eq!(serde_json::to_string(kind).unwrap(), format!("\"{word}\""));
+            assert_eq!(kind.to_string(), word);
+        }
+        assert_eq!(ProblemKind::ALL.len(), 37);
+        let p = Problem::new(Some("a.tar"), ProblemKind::Sha256Mismatch, "expected x, found y");
+        assert_eq!(p.render(), "a.tar: sha256-mismatch: expected x, found y");
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"file":"a.tar","kind":"sha256-mismatch","message":"expected x, found y"}"#
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, NetError, Request};
 use crate::report::Progress;
 use crate::stop::{self, StopSignal};
@@ -20,7 +21,7 @@ use crate::store::{FetchJournal, InputRecord, JournalEntry};
 pub enum UnitError {
     /// Retrying cannot help (no coverage, refused, invalid answers): recorded in the journal and
     /// `failures.jsonl`, skipped by later runs unless `--retry-failed`.
-    Permanent { kind: &'static str, reason: String },
+    Permanent { kind: FailureKind, reason: String },
     /// Transient failures beyond the retry budget (archive down, throttled): not recorded, so
     /// the next run tries again; the run exits 75.
     Transient(String),
@@ -32,10 +33,12 @@ impl From<NetError> for UnitError {
     fn from(e: NetError) -> Self {
         match &e {
             NetError::Refused { status, .. } => UnitError::Permanent {
-                kind: if *status == 404 { "not-found" } else { "refused" },
+                kind: if *status == 404 { FailureKind::NotFound } else { FailureKind::Refused },
                 reason: e.to_string(),
             },
-            NetError::Invalid { .. } => UnitError::Permanent { kind: "invalid-answer", reason: e.to_string() },
+            NetError::Invalid { .. } => {
+                UnitError::Permanent { kind: FailureKind::InvalidAnswer, reason: e.to_string() }
+            }
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
             NetError::Fatal { .. } | NetError::NothingListening { .. } => UnitError::Fatal(e.into()),
         }
@@ -68,7 +71,7 @@ pub async fn fetch_checked(
                 .map_err(UnitError::Fatal)?;
             let tries = if retries == 0 { "1 try".to_string() } else { format!("{} tries", retries + 1) };
             Err(UnitError::Permanent {
-                kind: "invalid-answer",
+                kind: FailureKind::InvalidAnswer,
                 reason: format!("{reason} (after {tries}; the answer is kept in {})", kept.display()),
             })
         }
@@ -100,7 +103,7 @@ pub struct Tally {
     pub done: u64,
     pub bytes: u64,
     /// Permanent failures by kind.
-    pub failed: BTreeMap<&'static str, u64>,
+    pub failed: BTreeMap<FailureKind, u64>,
     /// Units left for a later run after transient failures.
     pub transient: u64,
     /// Units not attempted because the run stopped early.

@@ -10,6 +10,8 @@ use anyhow::Context;
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
 
+use crate::failure::Stage;
+
 /// One input file as fetch saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputRecord {
@@ -188,7 +190,7 @@ impl JournalScan {
             .iter()
             .map(|(unit, (kind, reason))| FailureEntry {
                 unit: unit.clone(),
-                stage: "fetch".into(),
+                stage: Stage::Fetch.into(),
                 kind: kind.clone(),
                 reason: reason.clone(),
             })
@@ -381,8 +383,8 @@ pub fn read_failures(path: &Path) -> anyhow::Result<Vec<FailureEntry>> {
 
 /// Replace the entries of `stage` in `failures.jsonl` with `new` (sorted by unit), keeping the
 /// other stages' entries, atomically.
-pub fn replace_failures(path: &Path, stage: &str, mut new: Vec<FailureEntry>) -> anyhow::Result<()> {
-    let mut all: Vec<FailureEntry> = read_failures(path)?.into_iter().filter(|f| f.stage != stage).collect();
+pub fn replace_failures(path: &Path, stage: Stage, mut new: Vec<FailureEntry>) -> anyhow::Result<()> {
+    let mut all: Vec<FailureEntry> = read_failures(path)?.into_iter().filter(|f| f.stage != stage.as_str()).collect();
     new.sort_by(|a, b| a.unit.cmp(&b.unit));
     all.extend(new);
     if all.is_empty() && !path.exists() {
@@ -552,9 +554,9 @@ mod tests {
             kind: String::new(),
             reason: "r".into(),
         };
-        replace_failures(&path, "fetch", vec![f("x", "fetch")]).unwrap();
-        replace_failures(&path, "shard", vec![f("b", "shard"), f("a", "shard")]).unwrap();
-        replace_failures(&path, "shard", vec![f("c", "shard")]).unwrap();
+        replace_failures(&path, Stage::Fetch, vec![f("x", "fetch")]).unwrap();
+        replace_failures(&path, Stage::Shard, vec![f("b", "shard"), f("a", "shard")]).unwrap();
+        replace_failures(&path, Stage::Shard, vec![f("c", "shard")]).unwrap();
         let all = read_failures(&path).unwrap();
         assert_eq!(all, vec![f("x", "fetch"), f("c", "shard")]);
     }

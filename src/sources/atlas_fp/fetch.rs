@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use super::AtlasFpConfig;
+use crate::failure::FailureKind;
 use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
 use crate::recipe::targets::Target;
 use crate::report::Progress;
@@ -167,7 +168,7 @@ impl AtlasFetcher {
 
     async fn poll_task(&self, task: &str) -> Result<Polled, UnitError> {
         let url = url::Url::parse(task).map_err(|e| UnitError::Permanent {
-            kind: "invalid-answer",
+            kind: FailureKind::InvalidAnswer,
             reason: format!("task URL `{task}` is not a URL: {e}"),
         })?;
         let started = Instant::now();
@@ -205,7 +206,7 @@ impl AtlasFetcher {
 
     async fn download(&self, unit: &Unit, result_url: &str) -> Result<Vec<InputRecord>, UnitError> {
         let url = url::Url::parse(result_url).map_err(|e| UnitError::Permanent {
-            kind: "invalid-answer",
+            kind: FailureKind::InvalidAnswer,
             reason: format!("result_url `{result_url}` is not a URL: {e}"),
         })?;
         let name = url
@@ -238,7 +239,10 @@ impl AtlasFetcher {
     /// `DELETE` a task (204; 404 means it is gone already).
     async fn delete(self: Arc<Self>, unit: String, task: String, counted: bool) -> Event {
         let result = match url::Url::parse(&task) {
-            Err(e) => Err(UnitError::Permanent { kind: "invalid-answer", reason: format!("task URL `{task}`: {e}") }),
+            Err(e) => Err(UnitError::Permanent {
+                kind: FailureKind::InvalidAnswer,
+                reason: format!("task URL `{task}`: {e}"),
+            }),
             Ok(url) => match self.client.send(&self.request(Method::DELETE, url)).await {
                 Ok(_) | Err(NetError::Refused { status: 404, .. }) => Ok(()),
                 Err(e) => Err(auth_error(e)),
@@ -267,7 +271,7 @@ fn fail_task(
     progress: &Progress,
     unit: &Unit,
     task: &str,
-    kind: &'static str,
+    kind: FailureKind,
     reason: String,
 ) -> anyhow::Result<String> {
     tracing::warn!("{}: {reason}", unit.target.id);
@@ -446,8 +450,12 @@ pub async fn run(
                 }
                 Ok(Polled::NoData) | Ok(Polled::Error(_)) => {
                     let (kind, reason) = match outcome {
-                        Ok(Polled::NoData) => ("no-data", "No data returned (the server found no photometry)".into()),
-                        Ok(Polled::Error(msg)) => ("server-error", format!("the task failed on the server: {msg}")),
+                        Ok(Polled::NoData) => {
+                            (FailureKind::NoData, "No data returned (the server found no photometry)".into())
+                        }
+                        Ok(Polled::Error(msg)) => {
+                            (FailureKind::ServerError, format!("the task failed on the server: {msg}"))
+                        }
                         _ => unreachable!(),
                     };
                     let id = fail_task(journal, params, &mut tally, progress, &unit, &task, kind, reason)?;

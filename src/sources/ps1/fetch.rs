@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::table::{self, Ps1Image};
 use super::urls::{colour_order, filenames_url, fitscut_url};
 use super::{CutoutFormat, ImageType, Ps1Config};
+use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request};
 use crate::recipe::targets::Target;
 use crate::sources::engine::{fetch_checked, UnitError};
@@ -63,12 +64,12 @@ impl Ps1Fetcher {
         .await?;
         let text = String::from_utf8_lossy(&answer.body).into_owned();
         let rows = table::parse(&text).map_err(|e| UnitError::Permanent {
-            kind: "invalid-answer",
+            kind: FailureKind::InvalidAnswer,
             reason: format!("{TABLE_ANSWER} answer {url} {e}"),
         })?;
         if rows.is_empty() {
             return Err(UnitError::Permanent {
-                kind: "no-coverage",
+                kind: FailureKind::NoCoverage,
                 reason: format!(
                     "no PS1 coverage at ra {} dec {} (ps1filenames.py answered with the header only)",
                     target.ra, target.dec
@@ -133,7 +134,7 @@ fn plan_cutouts<'a>(cfg: &Ps1Config, rows: &'a [Ps1Image]) -> Result<Vec<Cutout<
     let missing: Vec<String> = cfg.filters.iter().filter(|f| first(**f).is_none()).map(|f| f.to_string()).collect();
     if !missing.is_empty() {
         return Err(UnitError::Permanent {
-            kind: "missing-filter",
+            kind: FailureKind::MissingFilter,
             reason: format!("no PS1 {wanted} image in filter(s) {} at this position", missing.join(", ")),
         });
     }
