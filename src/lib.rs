@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod env_vars;
 pub mod error;
+pub mod human;
 pub mod net;
 pub mod publish;
 pub mod recipe;

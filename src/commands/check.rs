@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::cli::CheckArgs;
 use crate::error::Exit;
-use crate::net::{human_duration, Politeness};
+use crate::human::human_duration;
+use crate::net::Politeness;
 use crate::recipe::raw::Compression;
 use crate::recipe::units::Size;
 use crate::recipe::Recipe;

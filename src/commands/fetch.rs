@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::cli::FetchArgs;
 use crate::error::{Exit, UserError};
+use crate::human::human_duration;
 use crate::net::client::NetClient;
-use crate::net::human_duration;
 use crate::recipe::Recipe;
 use crate::report::plural;
 use crate::sources::engine::{self, Outcome, Tally};

@@ -1,11 +1,13 @@
 //! One file per subcommand: glue between the CLI, the recipe and the library.
 
 pub mod check;
+pub mod diagnostics;
 pub mod fetch;
 pub mod inspect;
 pub mod publish;
 pub mod run;
 pub mod shard;
+pub mod term;
 pub mod verify;
 
 use std::io::Write;

@@ -466,7 +466,7 @@ pub async fn run(
                     tracing::warn!(
                         "{}: task {task} did not finish within {}; a later run continues it",
                         unit.target.id,
-                        crate::net::human_duration(cfg.give_up_after)
+                        crate::human::human_duration(cfg.give_up_after)
                     );
                     left_for_later(&mut in_flight, &mut queue_full, &mut tally, progress);
                 }
