@@ -3,9 +3,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod digest;
 pub mod env_vars;
 pub mod error;
+pub mod fsx;
+pub mod hash;
 pub mod human;
+pub mod keys;
 pub mod net;
 pub mod publish;
 pub mod recipe;
@@ -15,6 +19,7 @@ pub mod sources;
 pub mod stop;
 pub mod store;
 pub mod transform;
+pub mod units;
 
 /// Version written into manifests and the `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

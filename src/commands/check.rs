@@ -7,10 +7,10 @@ use crate::error::Exit;
 use crate::human::human_duration;
 use crate::net::Politeness;
 use crate::recipe::raw::Compression;
-use crate::recipe::units::Size;
 use crate::recipe::Recipe;
 use crate::report::plural;
 use crate::sources::{self, FetchPlan};
+use crate::units::Size;
 
 use super::Ctx;
 

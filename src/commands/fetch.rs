@@ -197,7 +197,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
         super::print_stdout(&out)?;
         let requests = (p.todo.len() * per_target) as u64;
         let mut share = recipe.politeness.clone();
-        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        share.rate = crate::units::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
             "dry run{task}: {} to fetch ({} owned, {} done, {} failed earlier); {}; \
              at least {} at {} per task; 0 requests made",
@@ -357,7 +357,7 @@ fn fetch_atlas(
         super::print_stdout(&out)?;
         let writes = submit.len().div_ceil(cfg.batch as usize) + submit.len() + resume.len() + scan.undeleted.len();
         let mut share = recipe.politeness.clone();
-        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        share.rate = crate::units::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
             "dry run{task}: {} to submit, {} to continue, {} to delete ({} owned, {} done, {} failed \
              earlier); {} (POST + DELETE); at least {} at {} per task; 0 requests made",

@@ -7,11 +7,12 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
+use crate::keys;
 use crate::recipe::raw::ImageOutput;
 use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
 use crate::report::plural;
-use crate::shard::{self, keys, DatasetInfo, Job};
+use crate::shard::{self, DatasetInfo, Job};
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
@@ -308,7 +309,7 @@ fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
     if rec.mtime_ns != 0 && crate::sources::local::mtime_ns(&meta) == rec.mtime_ns {
         return Ok(());
     }
-    let (_, sha256) = crate::sources::local::hash_file(path)?;
+    let (_, sha256) = crate::digest::hash_file(path)?;
     if sha256 != rec.sha256 {
         return Err(changed(format!("sha256 {} then, {sha256} now", rec.sha256)));
     }

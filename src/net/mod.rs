@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::recipe::units::Rate;
+use crate::units::Rate;
 
 /// How hard etd may press one archive host.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,8 +6,9 @@ pub mod locate;
 pub mod raw;
 mod resolve;
 pub mod targets;
-pub mod units;
 mod words;
+
+pub use crate::units::rate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

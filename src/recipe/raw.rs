@@ -4,8 +4,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::units::{Rate, Size, Span};
 use crate::transform::scale::Scale;
+use crate::units::{Rate, Size, Span};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

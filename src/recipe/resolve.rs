@@ -7,12 +7,12 @@ use indexmap::IndexMap;
 
 use super::raw::{self, Compression, ImageOutput, NanPolicy, RecipeFile, SourceFile};
 use super::targets::{self, Targets};
-use super::units::{Rate, Size};
 use super::{RecipeError, RecipeSource};
 use crate::env_vars;
 use crate::net::Politeness;
 use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
 use crate::transform::scale::Scale;
+use crate::units::Size;
 
 /// A checked recipe with every default filled in. Commands see only this.
 #[derive(Debug, Clone)]
@@ -468,9 +468,4 @@ fn resolve_publish(raw: raw::PublishFile, dir: &Path, src: &RecipeSource) -> Res
         ));
     }
     Ok(PublishConfig { origin, path: raw.path, version: raw.version, token_file })
-}
-
-/// Rate helper for sources' defaults.
-pub(crate) fn rate(count: f64, per_seconds: u64) -> Rate {
-    Rate { count, per: Duration::from_secs(per_seconds) }
 }

@@ -5,7 +5,6 @@
 //! `shards/` and swapped in at the end, manifest last, so a failed run never damages the old one.
 
 pub mod inspect;
-pub mod keys;
 pub mod manifest;
 pub mod read;
 pub mod verify;
@@ -20,8 +19,8 @@ use fs_err as fs;
 use indexmap::IndexMap;
 use rayon::prelude::*;
 
+use crate::hash::{unit_hash, HashDomain};
 use crate::recipe::raw::Compression;
-use crate::recipe::targets::{unit_hash, HashDomain};
 use crate::recipe::ShardConfig;
 use crate::report::Reporter;
 use crate::transform::{Fields, SampleError};
@@ -144,7 +143,7 @@ where
         fields: fields_seen.iter().map(|f| (f.clone(), crate::transform::field_meaning(f))).collect(),
         classes: info.classes.clone(),
     };
-    crate::store::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
+    crate::fsx::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
     Ok(DatasetReport { manifest, failures })
 }
 
@@ -367,7 +366,7 @@ pub fn swap_into_place(partial: &Path, shards: &Path, old: &Path) -> anyhow::Res
     }
     fs::rename(partial, shards)?;
     if let Some(parent) = shards.parent() {
-        crate::store::sync_dir(parent)?;
+        crate::fsx::sync_dir(parent)?;
     }
     if old.exists() {
         fs::remove_dir_all(old)?;

@@ -3,7 +3,6 @@
 //! input's path, size and sha256 in the journal so `shard` can refuse inputs changed since.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,6 +12,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::FetchPlan;
+use crate::digest::hash_file;
 use crate::error::UserError;
 use crate::net::Politeness;
 use crate::recipe::raw::LocalFile;
@@ -39,7 +39,7 @@ pub struct LocalUnit {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 1,
-        rate: crate::recipe::rate(1.0, 1),
+        rate: crate::units::rate(1.0, 1),
         retries: 0,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
@@ -144,23 +144,6 @@ pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
         requests_note: "local files: no requests".into(),
         input_bytes: Some(bytes),
     })
-}
-
-/// Hash a file in one streaming pass: (size, sha256).
-pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Now, in nanoseconds since the epoch.

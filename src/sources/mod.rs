@@ -11,8 +11,8 @@ pub mod ps1;
 use serde::Serialize;
 
 use crate::error::UserError;
+use crate::hash::{unit_hash, HashDomain};
 use crate::net::Politeness;
-use crate::recipe::targets::{unit_hash, HashDomain};
 use crate::recipe::Recipe;
 
 /// This process's part of a batch work split (`--task-index I --num-tasks N`): a deterministic,

@@ -81,7 +81,7 @@ impl RawStore {
         if name.is_empty() || name.starts_with('.') {
             name.insert_str(0, "answer");
         }
-        anyhow::ensure!(crate::shard::keys::key_problem(key).is_none(), "unsafe rejected answer name {key}/{name}");
+        anyhow::ensure!(crate::keys::key_problem(key).is_none(), "unsafe rejected answer name {key}/{name}");
         let dir = self.rejected.join(key);
         fs_err::create_dir_all(&dir)?;
         let path = dir.join(name);
@@ -106,7 +106,7 @@ impl RawStore {
     /// Store `bytes` (already validated) as `<key>/<name>`, atomically.
     pub fn write(&self, key: &str, name: &str, bytes: &[u8]) -> anyhow::Result<Stored> {
         anyhow::ensure!(
-            crate::shard::keys::key_problem(key).is_none() && !name.contains(['/', '\\']) && !name.starts_with('.'),
+            crate::keys::key_problem(key).is_none() && !name.contains(['/', '\\']) && !name.starts_with('.'),
             "unsafe raw payload name {key}/{name}"
         );
         let dir = self.root.join(key);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use etd::net::client::{NetClient, NetError, Request};
 use etd::net::Politeness;
-use etd::recipe::units::Rate;
+use etd::units::Rate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -75,12 +75,12 @@ pub enum Credentials {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 4,
-        rate: crate::recipe::rate(50.0, 60),
+        rate: crate::units::rate(50.0, 60),
         retries: 6,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(2),
         backoff_max: Duration::from_secs(300),
-        read_rate: Some(crate::recipe::rate(300.0, 60)),
+        read_rate: Some(crate::units::rate(300.0, 60)),
     }
 }
 
@@ -184,7 +184,7 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
 
 /// Sample keys of all targets (in target order), from every target's id (see `ps1::target_keys`).
 pub fn target_keys(targets: &[crate::recipe::targets::Target]) -> Result<Vec<String>, crate::error::UserError> {
-    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })

@@ -55,7 +55,7 @@ pub const DEFAULT_MEMORY: u64 = 256 << 20;
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 4,
-        rate: crate::recipe::rate(2.0, 1),
+        rate: crate::units::rate(2.0, 1),
         retries: 8,
         timeout: Duration::from_secs(300),
         backoff_initial: Duration::from_secs(2),

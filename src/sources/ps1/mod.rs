@@ -67,7 +67,7 @@ impl Ps1Config {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 6,
-        rate: crate::recipe::rate(10.0, 1),
+        rate: crate::units::rate(10.0, 1),
         retries: 6,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
@@ -155,7 +155,7 @@ pub fn target_keys(
     targets: &[crate::recipe::targets::Target],
 ) -> Result<Vec<String>, crate::error::UserError> {
     let longest = crate::transform::ps1::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
-    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })
