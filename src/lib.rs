@@ -14,10 +14,12 @@ pub mod net;
 pub mod publish;
 pub mod recipe;
 pub mod report;
+pub mod sample;
 pub mod shard;
 pub mod sources;
 pub mod stop;
 pub mod store;
+pub mod target;
 pub mod transform;
 pub mod units;
 

@@ -6,9 +6,9 @@ use crate::cli::CheckArgs;
 use crate::error::Exit;
 use crate::human::human_duration;
 use crate::net::Politeness;
-use crate::recipe::raw::Compression;
 use crate::recipe::Recipe;
 use crate::report::plural;
+use crate::shard::Compression;
 use crate::sources::{self, FetchPlan};
 use crate::units::Size;
 

@@ -106,7 +106,7 @@ struct Pending {
     failed: usize,
 }
 
-fn pending(targets: &[crate::recipe::targets::Target], split: TaskSplit, scan: &JournalScan, retry: bool) -> Pending {
+fn pending(targets: &[crate::target::Target], split: TaskSplit, scan: &JournalScan, retry: bool) -> Pending {
     let mut p = Pending { todo: Vec::new(), owned: 0, done: 0, failed: 0 };
     for (i, t) in targets.iter().enumerate() {
         if !split.owns(&t.id) {

@@ -9,19 +9,19 @@ use sha2::{Digest, Sha256};
 use crate::error::{Exit, UserError};
 use crate::keys;
 use crate::recipe::raw::ImageOutput;
-use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
 use crate::report::plural;
+use crate::sample::{Fields, SampleError};
 use crate::shard::{self, DatasetInfo, Job};
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
 use crate::store::raw::RawStore;
 use crate::store::{InputRecord, JournalEntry};
+use crate::target::Target;
 use crate::transform::image::{fits_fields, Provenance};
 use crate::transform::lightcurve::{lightcurve_fields, LightCurveMeta};
 use crate::transform::ps1::ps1_fields;
-use crate::transform::{Fields, SampleError};
 
 use super::Ctx;
 

@@ -4,6 +4,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+pub use crate::shard::Compression;
+pub use crate::transform::image::{ImageOutput, NanPolicy};
 use crate::transform::scale::Scale;
 use crate::units::{Rate, Size, Span};
 
@@ -240,38 +242,6 @@ pub struct ImageFile {
     pub outputs: Option<Vec<ImageOutput>>,
 }
 
-/// What to do with NaN pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NanPolicy {
-    /// Replace NaN (and ±inf) with 0 after scaling.
-    #[default]
-    Zero,
-    /// Keep them.
-    Keep,
-}
-
-/// Fields the image transform can emit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageOutput {
-    Npy,
-    Json,
-    Fits,
-    Png,
-}
-
-impl ImageOutput {
-    pub fn field(self) -> &'static str {
-        match self {
-            ImageOutput::Npy => "npy",
-            ImageOutput::Json => "json",
-            ImageOutput::Fits => "fits",
-            ImageOutput::Png => "png",
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardFile {
@@ -289,15 +259,6 @@ pub struct ShardFile {
     pub shuffle_seed: Option<u64>,
     #[serde(default)]
     pub mtime: Option<u64>,
-}
-
-/// Shard compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    Zstd,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::raw::{self, Compression, ImageOutput, NanPolicy, RecipeFile, SourceFile};
+use super::raw::{self, RecipeFile, SourceFile};
 use super::targets::{self, Targets};
 use super::{RecipeError, RecipeSource};
 use crate::env_vars;
 use crate::net::Politeness;
+use crate::shard::{Compression, ShardConfig};
 use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
-use crate::transform::scale::Scale;
+use crate::transform::image::{ImageOutput, ImageTransform};
+use crate::transform::lightcurve::LightCurveTransform;
 use crate::units::Size;
 
 /// A checked recipe with every default filled in. Commands see only this.
@@ -34,38 +36,6 @@ pub struct Recipe {
     pub publish: Option<PublishConfig>,
     /// Things worth telling the user that are not errors.
     pub warnings: Vec<String>,
-}
-
-/// `transform.image`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageTransform {
-    pub stack_filters: bool,
-    pub nan: NanPolicy,
-    pub scale: Scale,
-    /// Sorted, unique.
-    pub outputs: Vec<ImageOutput>,
-}
-
-/// `transform.lightcurve`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LightCurveTransform {
-    pub quality: crate::transform::lightcurve::Quality,
-    pub outputs: crate::transform::lightcurve::LightCurveOutputs,
-}
-
-/// `shard`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShardConfig {
-    pub max_samples: u64,
-    /// Upper bound on a shard's uncompressed tar size (a single larger sample gets a shard of its own).
-    pub max_bytes: u64,
-    pub compression: Compression,
-    pub level: i32,
-    /// Split names and fractions in recipe order; `[("all", 1.0)]` without `split`.
-    pub splits: Vec<(String, f64)>,
-    pub shuffle_seed: Option<u64>,
-    /// mtime of every tar member.
-    pub mtime: u64,
 }
 
 /// `publish`.

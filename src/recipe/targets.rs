@@ -5,20 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::hash::{unit_hash, HashDomain};
-use serde::Serialize;
+pub use crate::target::Target;
 
 use super::raw::{SampleFile, TargetsFile};
 use super::{RecipeError, RecipeErrorDetail, RecipeSource};
-
-/// One position to fetch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Target {
-    pub id: String,
-    pub ra: f64,
-    pub dec: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
 
 /// Resolved targets after sampling and limit.
 #[derive(Debug, Clone)]

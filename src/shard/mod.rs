@@ -20,12 +20,34 @@ use indexmap::IndexMap;
 use rayon::prelude::*;
 
 use crate::hash::{unit_hash, HashDomain};
-use crate::recipe::raw::Compression;
-use crate::recipe::ShardConfig;
 use crate::report::Reporter;
-use crate::transform::{Fields, SampleError};
+use crate::sample::{Fields, SampleError};
 use manifest::{shard_file_name, split_url, Manifest, ShardEntry, SplitEntry, FORMAT, MANIFEST_NAME};
 use writer::{tar_bytes, PackedSample, ShardWriter, TarSettings};
+
+/// `shard`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardConfig {
+    pub max_samples: u64,
+    /// Upper bound on a shard's uncompressed tar size (a single larger sample gets a shard of its own).
+    pub max_bytes: u64,
+    pub compression: Compression,
+    pub level: i32,
+    /// Split names and fractions in recipe order; `[("all", 1.0)]` without `split`.
+    pub splits: Vec<(String, f64)>,
+    pub shuffle_seed: Option<u64>,
+    /// mtime of every tar member.
+    pub mtime: u64,
+}
+
+/// Shard compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
 
 /// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
 const SPLIT_SEED: u64 = 0;
@@ -140,7 +162,7 @@ where
         samples: shards.iter().map(|s| s.samples).sum(),
         splits,
         shards,
-        fields: fields_seen.iter().map(|f| (f.clone(), crate::transform::field_meaning(f))).collect(),
+        fields: fields_seen.iter().map(|f| (f.clone(), crate::sample::field_meaning(f))).collect(),
         classes: info.classes.clone(),
     };
     crate::fsx::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;

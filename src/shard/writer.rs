@@ -10,7 +10,7 @@ use anyhow::Context;
 use fs_err as fs;
 
 use super::manifest::ShardEntry;
-use crate::transform::Fields;
+use crate::sample::Fields;
 
 pub use crate::digest::{Digests, HashingWriter};
 

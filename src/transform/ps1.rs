@@ -9,13 +9,13 @@ use serde_json::{json, Map, Value};
 use super::image::{decode, npy_f32};
 use super::scale::{preview_png, scale_plane};
 use super::{Fields, SampleError};
-use crate::recipe::raw::{ImageOutput, NanPolicy};
-use crate::recipe::targets::Target;
-use crate::recipe::ImageTransform;
 use crate::sources::ps1::fetch::COLOUR_FIELD;
 use crate::sources::ps1::urls::colour_order;
 use crate::sources::ps1::{CutoutFormat, Ps1Config};
 use crate::store::InputRecord;
+use crate::target::Target;
+use crate::transform::image::ImageTransform;
+use crate::transform::image::{ImageOutput, NanPolicy};
 
 /// The fields a PS1 sample can have, longest name first matters only for key length checks.
 pub fn field_names(cfg: &Ps1Config, image: &ImageTransform) -> Vec<String> {

@@ -17,11 +17,11 @@ use tokio::task::JoinSet;
 
 use super::AtlasFpConfig;
 use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
-use crate::recipe::targets::Target;
 use crate::report::Progress;
 use crate::sources::engine::{Tally, UnitError};
 use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
+use crate::target::Target;
 
 /// `{base}/{path}` (base is the `/forcedphot` root, with or without a trailing slash).
 pub fn endpoint(base: &url::Url, path: &str) -> url::Url {

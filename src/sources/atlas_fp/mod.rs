@@ -183,7 +183,7 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
 }
 
 /// Sample keys of all targets (in target order), from every target's id (see `ps1::target_keys`).
-pub fn target_keys(targets: &[crate::recipe::targets::Target]) -> Result<Vec<String>, crate::error::UserError> {
+pub fn target_keys(targets: &[crate::target::Target]) -> Result<Vec<String>, crate::error::UserError> {
     crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")

@@ -8,10 +8,10 @@ use super::table::{self, Ps1Image};
 use super::urls::{colour_order, filenames_url, fitscut_url};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::net::client::{Fetched, NetClient, Request};
-use crate::recipe::targets::Target;
 use crate::sources::engine::{fetch_checked, UnitError};
 use crate::store::raw::{validate, PayloadKind, RawStore};
 use crate::store::InputRecord;
+use crate::target::Target;
 
 /// Raw file of the `ps1filenames.py` answer, and its input field.
 pub const TABLE_FILE: &str = "ps1filenames.txt";

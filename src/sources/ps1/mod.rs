@@ -151,8 +151,8 @@ pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
 /// raw folder) never depends on which targets a task or a run fetches.
 pub fn target_keys(
     cfg: &Ps1Config,
-    image: &crate::recipe::ImageTransform,
-    targets: &[crate::recipe::targets::Target],
+    image: &crate::transform::image::ImageTransform,
+    targets: &[crate::target::Target],
 ) -> Result<Vec<String>, crate::error::UserError> {
     let longest = crate::transform::ps1::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
     crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
