@@ -13,6 +13,7 @@ use crate::recipe::Recipe;
 use crate::report::plural;
 use crate::sample::{Fields, SampleError};
 use crate::shard::{self, DatasetInfo, Job};
+use crate::sources::ps1::sample::ps1_fields;
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
@@ -21,7 +22,6 @@ use crate::store::{InputRecord, JournalEntry};
 use crate::target::Target;
 use crate::transform::image::{fits_fields, Provenance};
 use crate::transform::lightcurve::{lightcurve_fields, LightCurveMeta};
-use crate::transform::ps1::ps1_fields;
 
 use super::Ctx;
 

@@ -6,6 +6,7 @@ pub mod atlas_fp;
 pub mod atlas_var;
 pub mod engine;
 pub mod local;
+pub mod payload;
 pub mod ps1;
 
 use serde::Serialize;

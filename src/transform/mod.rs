@@ -3,7 +3,6 @@
 
 pub mod image;
 pub mod lightcurve;
-pub mod ps1;
 pub mod scale;
 
 pub use crate::sample::{Fields, SampleError};

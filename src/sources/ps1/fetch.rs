@@ -9,7 +9,8 @@ use super::urls::{colour_order, filenames_url, fitscut_url};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::net::client::{Fetched, NetClient, Request};
 use crate::sources::engine::{fetch_checked, UnitError};
-use crate::store::raw::{validate, PayloadKind, RawStore};
+use crate::sources::payload::{validate, PayloadKind};
+use crate::store::raw::RawStore;
 use crate::store::InputRecord;
 use crate::target::Target;
 

@@ -3,6 +3,7 @@
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
 pub mod fetch;
+pub mod sample;
 pub mod table;
 pub mod urls;
 
@@ -154,7 +155,7 @@ pub fn target_keys(
     image: &crate::transform::image::ImageTransform,
     targets: &[crate::target::Target],
 ) -> Result<Vec<String>, crate::error::UserError> {
-    let longest = crate::transform::ps1::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
+    let longest = sample::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
     crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
