@@ -17,6 +17,7 @@ pub mod report;
 pub mod sample;
 pub mod shard;
 pub mod sources;
+pub mod spec;
 pub mod stop;
 pub mod store;
 pub mod target;

@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
-    let fetch = sources::plan(recipe)?;
+    let fetch = sources::plan(&recipe.source, recipe.targets.as_ref().map(|t| t.rows.len() as u64).unwrap_or(0))?;
     let networked = !matches!(recipe.source, sources::SourceConfig::Local(_));
     let min = fetch.requests.filter(|_| networked).map(|r| recipe.politeness.min_duration(r).as_secs_f64());
     // Without sizes known in advance, shards are estimated from input bytes (local) or count only.

@@ -93,6 +93,13 @@ impl RecipeSource<'_> {
         .into()
     }
 
+    /// A section owner's `KeyError`, located in the recipe text.
+    pub fn upgrade(&self, e: crate::spec::KeyError) -> RecipeError {
+        let mut out = self.error(&e.key, e.message);
+        out.hint = e.hint;
+        out
+    }
+
     pub fn error_hint(&self, key: &str, message: impl Into<String>, hint: impl Into<String>) -> RecipeError {
         let mut e = self.error(key, message);
         e.hint = Some(hint.into());

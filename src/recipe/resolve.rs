@@ -60,15 +60,7 @@ pub const DEFAULT_MAX_SAMPLES: u64 = 10_000;
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// A path from the recipe: `~/` expands to the home folder; relative paths are relative to `dir`.
-pub fn relative_path(dir: &Path, text: &str) -> PathBuf {
-    if let Some(rest) = text.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    dir.join(text)
-}
+pub use crate::spec::relative_path;
 
 pub(super) fn resolve(
     file: RecipeFile,
@@ -181,31 +173,16 @@ fn check_name(name: &str, src: &RecipeSource) -> Result<(), RecipeError> {
 
 fn resolve_source(raw: SourceFile, dir: &Path, src: &RecipeSource) -> Result<SourceConfig, RecipeError> {
     Ok(match raw {
-        SourceFile::Local(l) => SourceConfig::Local(local::resolve(l, dir, src)?),
-        SourceFile::Ps1Cutouts(p) => SourceConfig::Ps1(ps1::resolve(p, src)?),
-        SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir, src)?),
-        SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a, src)?),
+        SourceFile::Local(l) => SourceConfig::Local(local::resolve(l, dir).map_err(|e| src.upgrade(e))?),
+        SourceFile::Ps1Cutouts(p) => SourceConfig::Ps1(ps1::resolve(p).map_err(|e| src.upgrade(e))?),
+        SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir).map_err(|e| src.upgrade(e))?),
+        SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a).map_err(|e| src.upgrade(e))?),
     })
 }
 
 /// Parse a URL for key `key`, accepting only the given schemes.
 pub(crate) fn parse_url(text: &str, key: &str, schemes: &[&str], src: &RecipeSource) -> Result<url::Url, RecipeError> {
-    let url = url::Url::parse(text)
-        .map_err(|e| src.error(key, format!("expected a URL ({}), found `{text}`: {e}", schemes.join(", "))))?;
-    if !schemes.contains(&url.scheme()) {
-        return Err(src.error(key, format!("expected a {} URL, found `{text}`", schemes.join(" or "))));
-    }
-    Ok(url)
-}
-
-/// A source's `base_url`: the recipe's, else the archive's own; http(s) only.
-pub(crate) fn base_url(
-    given: Option<&str>,
-    default: &str,
-    key: &str,
-    src: &RecipeSource,
-) -> Result<url::Url, RecipeError> {
-    parse_url(given.unwrap_or(default), key, &["https", "http"], src)
+    crate::spec::parse_url(text, key, schemes).map_err(|e| src.upgrade(e))
 }
 
 fn positive(value: i64, key: &str, what: &str, src: &RecipeSource) -> Result<u64, RecipeError> {

@@ -14,7 +14,6 @@ use serde::Serialize;
 use crate::error::UserError;
 use crate::hash::{unit_hash, HashDomain};
 use crate::net::Politeness;
-use crate::recipe::Recipe;
 
 /// This process's part of a batch work split (`--task-index I --num-tasks N`): a deterministic,
 /// disjoint share of the units, chosen by a stable hash of each unit id, so the N tasks together
@@ -193,10 +192,9 @@ pub struct FetchPlan {
     pub input_bytes: Option<u64>,
 }
 
-/// Plan the fetch of a resolved recipe. Reads local files (directory listing) but never the network.
-pub fn plan(recipe: &Recipe) -> anyhow::Result<FetchPlan> {
-    let targets = recipe.targets.as_ref().map(|t| t.rows.len() as u64).unwrap_or(0);
-    Ok(match &recipe.source {
+/// Plan the fetch of a resolved source for `targets` targets. Reads local files (directory listing) but never the network.
+pub fn plan(source: &SourceConfig, targets: u64) -> anyhow::Result<FetchPlan> {
+    Ok(match source {
         SourceConfig::Local(l) => local::plan(l)?,
         SourceConfig::Ps1(p) => ps1::plan(p, targets),
         SourceConfig::AtlasFp(a) => atlas_fp::plan(a, targets),
