@@ -62,12 +62,6 @@ impl UserError {
         UserError { exit: Exit::Failure, message: message.into(), hint: None }
     }
 
-    /// Something a later version of etd brings (exit 2): never pretend it ran.
-    pub fn not_available(what: &str, arrives_with: &str) -> Self {
-        UserError::usage(format!("{what} is not available yet in etd {}", crate::VERSION))
-            .with_hint(format!("it arrives with {arrives_with}; until then nothing was done"))
-    }
-
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

@@ -79,7 +79,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         recipe: recipe.path.display().to_string(),
         name: recipe.name.clone(),
         source: recipe.source.kind(),
-        fetch_available: recipe.source.not_yet_available().is_none(),
+        fetch_available: true,
         targets: recipe.targets.as_ref().map(|t| t.rows.len() as u64),
         fetch,
         min_fetch_seconds: min,

@@ -28,7 +28,6 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
 
 /// Fetch a loaded recipe (shared with `run`).
 pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exit> {
-    super::require_fetchable(recipe)?;
     let env_index = std::env::var(crate::env_vars::JOB_COMPLETION_INDEX).ok();
     let split = TaskSplit::new(args.split.task_index, args.split.num_tasks, env_index.as_deref())?;
     match &recipe.source {

@@ -15,8 +15,6 @@ use super::{RecipeError, RecipeErrorDetail, RecipeSource};
 pub struct Targets {
     /// The CSV file, when targets come from one.
     pub file: Option<PathBuf>,
-    /// Rows read before `sample` and `limit`.
-    pub rows_read: usize,
     pub rows: Vec<Target>,
 }
 
@@ -74,7 +72,6 @@ pub(crate) fn resolve(raw: TargetsFile, dir: &Path, src: &RecipeSource) -> Resul
         }
         (None, Some(list)) => (None, read_list(list, &columns, src)?),
     };
-    let rows_read = rows.len();
     let mut rows = match &raw.sample {
         Some(s) => sample(rows, s, src)?,
         None => rows,
@@ -85,7 +82,7 @@ pub(crate) fn resolve(raw: TargetsFile, dir: &Path, src: &RecipeSource) -> Resul
         }
         rows.truncate(limit as usize);
     }
-    Ok(Targets { file, rows_read, rows })
+    Ok(Targets { file, rows })
 }
 
 fn read_csv(path: &Path, columns: &Columns, src: &RecipeSource) -> Result<Vec<Target>, RecipeError> {

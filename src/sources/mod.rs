@@ -111,15 +111,6 @@ impl SourceConfig {
             SourceConfig::Local(_) => local::default_politeness(),
         }
     }
-
-    /// The issue that brings fetching for sources this version cannot fetch yet.
-    pub fn not_yet_available(&self) -> Option<&'static str> {
-        match self {
-            SourceConfig::Local(_) | SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => {
-                None
-            }
-        }
-    }
 }
 
 /// The archive endpoint as recorded with each fetched unit: the base URL without a fragment or

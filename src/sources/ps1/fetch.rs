@@ -41,15 +41,6 @@ fn content_type(f: &Fetched) -> Option<&str> {
 }
 
 impl Ps1Fetcher {
-    /// The requests one target needs once its table is known (for `--dry-run` before it is).
-    pub fn cutouts_per_target(&self) -> usize {
-        if self.cfg.format == CutoutFormat::Fits {
-            self.cfg.filters.len()
-        } else {
-            1
-        }
-    }
-
     /// Fetch and store everything one target needs; its input records in a fixed order (table,
     /// then cutouts in the recipe's filter order).
     pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
