@@ -62,12 +62,6 @@ impl UserError {
         UserError { exit: Exit::Failure, message: message.into(), hint: None }
     }
 
-    /// Something a later version of etd brings (exit 2): never pretend it ran.
-    pub fn not_available(what: &str, arrives_with: &str) -> Self {
-        UserError::usage(format!("{what} is not available yet in etd {}", crate::VERSION))
-            .with_hint(format!("it arrives with {arrives_with}; until then nothing was done"))
-    }
-
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -81,48 +75,3 @@ impl fmt::Display for UserError {
 }
 
 impl std::error::Error for UserError {}
-
-/// The exit code and hint an error chain asks for: the first `UserError` in it decides; otherwise a
-/// runtime failure.
-pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
-    for cause in err.chain() {
-        if let Some(u) = cause.downcast_ref::<UserError>() {
-            return (u.exit, u.hint.clone());
-        }
-        if let Some(s) = cause.downcast_ref::<crate::stop::Stopped>() {
-            return (s.signal.exit(), Some("run the same command again to continue".into()));
-        }
-        if let Some(r) = cause.downcast_ref::<crate::recipe::RecipeError>() {
-            return (Exit::Usage, r.hint.clone());
-        }
-        if let Some(crate::net::client::NetError::NothingListening { origin, .. }) = cause.downcast_ref() {
-            return (
-                Exit::TempFail,
-                Some(format!(
-                    "{origin} refused every connection and has not answered once in this run; start the server \
-                     or correct base_url in the recipe, then run the same command again"
-                )),
-            );
-        }
-        if let Some(crate::net::client::NetError::Exhausted { .. }) = cause.downcast_ref() {
-            return (
-                Exit::TempFail,
-                Some("the archive is down or throttling; run the same command again later".into()),
-            );
-        }
-    }
-    (Exit::Failure, None)
-}
-
-/// Print `error: …`, one `caused by: …` per source, then `hint: …`.
-pub fn render(err: &anyhow::Error) -> String {
-    let (_, hint) = classify(err);
-    let mut out = format!("error: {err}\n");
-    for cause in err.chain().skip(1) {
-        out.push_str(&format!("  caused by: {cause}\n"));
-    }
-    if let Some(h) = hint {
-        out.push_str(&format!("  hint: {h}\n"));
-    }
-    out
-}

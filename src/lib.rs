@@ -3,18 +3,27 @@
 
 pub mod cli;
 pub mod commands;
+pub mod digest;
 pub mod env_vars;
 pub mod error;
 pub mod failure;
+pub mod fsx;
+pub mod hash;
+pub mod human;
+pub mod keys;
 pub mod net;
 pub mod publish;
 pub mod recipe;
 pub mod report;
+pub mod sample;
 pub mod shard;
 pub mod sources;
+pub mod spec;
 pub mod stop;
 pub mod store;
+pub mod target;
 pub mod transform;
+pub mod units;
 
 /// Version written into manifests and the `User-Agent`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

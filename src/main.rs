@@ -12,12 +12,12 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(etd::error::Exit::Usage.code()) } else { ExitCode::SUCCESS };
         }
     };
-    let reporter = match etd::report::term::init(&cli.global) {
+    let reporter = match etd::commands::term::init(&cli.global) {
         Ok(r) => r,
         Err(e) => {
             let err = anyhow::Error::new(e);
-            eprint!("{}", etd::error::render(&err));
-            return etd::error::classify(&err).0.into();
+            eprint!("{}", etd::commands::diagnostics::render(&err));
+            return etd::commands::diagnostics::classify(&err).0.into();
         }
     };
     if let Err(e) = etd::stop::install() {
@@ -27,8 +27,8 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprint!("{}", etd::error::render(&err));
-            etd::error::classify(&err).0.into()
+            eprint!("{}", etd::commands::diagnostics::render(&err));
+            etd::commands::diagnostics::classify(&err).0.into()
         }
     }
 }

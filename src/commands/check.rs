@@ -4,12 +4,13 @@ use serde::Serialize;
 
 use crate::cli::CheckArgs;
 use crate::error::Exit;
-use crate::net::{human_duration, Politeness};
-use crate::recipe::raw::Compression;
-use crate::recipe::units::Size;
+use crate::human::human_duration;
+use crate::net::Politeness;
 use crate::recipe::Recipe;
 use crate::report::plural;
+use crate::shard::Compression;
 use crate::sources::{self, FetchPlan};
+use crate::units::Size;
 
 use super::Ctx;
 
@@ -53,7 +54,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
-    let fetch = sources::plan(recipe)?;
+    let fetch = sources::plan(&recipe.source, recipe.targets.as_ref().map(|t| t.rows.len() as u64).unwrap_or(0))?;
     let networked = !matches!(recipe.source, sources::SourceConfig::Local(_));
     let min = fetch.requests.filter(|_| networked).map(|r| recipe.politeness.min_duration(r).as_secs_f64());
     // Without sizes known in advance, shards are estimated from input bytes (local) or count only.
@@ -78,7 +79,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         recipe: recipe.path.display().to_string(),
         name: recipe.name.clone(),
         source: recipe.source.kind(),
-        fetch_available: recipe.source.not_yet_available().is_none(),
+        fetch_available: true,
         targets: recipe.targets.as_ref().map(|t| t.rows.len() as u64),
         fetch,
         min_fetch_seconds: min,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::cli::FetchArgs;
 use crate::error::{Exit, UserError};
 use crate::failure::Stage;
+use crate::human::human_duration;
 use crate::net::client::NetClient;
-use crate::net::human_duration;
 use crate::recipe::Recipe;
 use crate::report::plural;
 use crate::sources::engine::{self, Outcome, Tally};
@@ -29,7 +29,6 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
 
 /// Fetch a loaded recipe (shared with `run`).
 pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exit> {
-    super::require_fetchable(recipe)?;
     let env_index = std::env::var(crate::env_vars::JOB_COMPLETION_INDEX).ok();
     let split = TaskSplit::new(args.split.task_index, args.split.num_tasks, env_index.as_deref())?;
     match &recipe.source {
@@ -107,7 +106,7 @@ struct Pending {
     failed: usize,
 }
 
-fn pending(targets: &[crate::recipe::targets::Target], split: TaskSplit, scan: &JournalScan, retry: bool) -> Pending {
+fn pending(targets: &[crate::target::Target], split: TaskSplit, scan: &JournalScan, retry: bool) -> Pending {
     let mut p = Pending { todo: Vec::new(), owned: 0, done: 0, failed: 0 };
     for (i, t) in targets.iter().enumerate() {
         if !split.owns(&t.id) {
@@ -198,7 +197,7 @@ fn fetch_ps1(ctx: &Ctx, recipe: &Recipe, cfg: &Ps1Config, args: &FetchArgs, spli
         super::print_stdout(&out)?;
         let requests = (p.todo.len() * per_target) as u64;
         let mut share = recipe.politeness.clone();
-        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        share.rate = crate::units::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
             "dry run{task}: {} to fetch ({} owned, {} done, {} failed earlier); {}; \
              at least {} at {} per task; 0 requests made",
@@ -358,7 +357,7 @@ fn fetch_atlas(
         super::print_stdout(&out)?;
         let writes = submit.len().div_ceil(cfg.batch as usize) + submit.len() + resume.len() + scan.undeleted.len();
         let mut share = recipe.politeness.clone();
-        share.rate = crate::recipe::rate(share.rate.per_second() / f64::from(split.count), 1);
+        share.rate = crate::units::rate(share.rate.per_second() / f64::from(split.count), 1);
         tracing::info!(
             "dry run{task}: {} to submit, {} to continue, {} to delete ({} owned, {} done, {} failed \
              earlier); {} (POST + DELETE); at least {} at {} per task; 0 requests made",

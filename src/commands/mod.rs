@@ -1,11 +1,13 @@
 //! One file per subcommand: glue between the CLI, the recipe and the library.
 
 pub mod check;
+pub mod diagnostics;
 pub mod fetch;
 pub mod inspect;
 pub mod publish;
 pub mod run;
 pub mod shard;
+pub mod term;
 pub mod verify;
 
 use std::io::Write;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::{Exit, UserError};
+use crate::error::Exit;
 use crate::recipe::Recipe;
 use crate::report::Reporter;
 use crate::store::Workdir;
@@ -58,16 +60,6 @@ pub fn load_recipe(path: &std::path::Path, exceed_archive_limits: bool) -> anyho
         tracing::warn!("{}: {w}", path.display());
     }
     Ok(recipe)
-}
-
-/// Fail unless this version can fetch the recipe's source.
-pub fn require_fetchable(recipe: &Recipe) -> anyhow::Result<()> {
-    if let Some(issue) = recipe.source.not_yet_available() {
-        return Err(
-            UserError::not_available(&format!("fetching from the {} source", recipe.source.kind()), issue).into()
-        );
-    }
-    Ok(())
 }
 
 /// One line per group of units a scan found fetched with other settings or at another endpoint

@@ -7,7 +7,6 @@ use super::Ctx;
 
 pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
     let recipe = super::load_recipe(&args.recipe.recipe, args.limits.exceed_archive_limits)?;
-    super::require_fetchable(&recipe)?;
 
     let fetched = super::fetch::fetch(ctx, &recipe, args)?;
     if args.dry_run {

@@ -8,20 +8,21 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
 use crate::failure::{FailureKind, Stage};
+use crate::keys;
 use crate::recipe::raw::ImageOutput;
-use crate::recipe::targets::Target;
 use crate::recipe::Recipe;
 use crate::report::plural;
-use crate::shard::{self, keys, DatasetInfo, Job};
+use crate::sample::{Fields, SampleError};
+use crate::shard::{self, DatasetInfo, Job};
+use crate::sources::ps1::sample::ps1_fields;
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
 use crate::store::raw::RawStore;
 use crate::store::{InputRecord, JournalEntry};
+use crate::target::Target;
 use crate::transform::image::{fits_fields, Provenance};
 use crate::transform::lightcurve::{lightcurve_fields, LightCurveMeta};
-use crate::transform::ps1::ps1_fields;
-use crate::transform::{Fields, SampleError};
 
 use super::Ctx;
 
@@ -309,7 +310,7 @@ fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
     if rec.mtime_ns != 0 && crate::sources::local::mtime_ns(&meta) == rec.mtime_ns {
         return Ok(());
     }
-    let (_, sha256) = crate::sources::local::hash_file(path)?;
+    let (_, sha256) = crate::digest::hash_file(path)?;
     if sha256 != rec.sha256 {
         return Err(changed(format!("sha256 {} then, {sha256} now", rec.sha256)));
     }

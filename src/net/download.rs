@@ -57,7 +57,7 @@ fn read_meta(path: &Path) -> Option<RemoteObject> {
 }
 
 fn write_meta(path: &Path, meta: &RemoteObject) -> anyhow::Result<()> {
-    crate::store::write_atomic(path, &serde_json::to_vec(meta)?)
+    crate::fsx::write_atomic(path, &serde_json::to_vec(meta)?)
 }
 
 /// Download `url` to `dest`, resuming and never fetching a complete file twice.
@@ -68,7 +68,7 @@ pub async fn download(client: &NetClient, url: &url::Url, dest: &Path) -> anyhow
     let part_meta = sidecar(dest, ".part.json");
     if let (Some(meta), Ok(m)) = (read_meta(&done_meta), fs::metadata(dest)) {
         if meta == remote && remote.size.is_none_or(|s| s == m.len()) {
-            let (size, sha256) = crate::sources::local::hash_file(dest)?;
+            let (size, sha256) = crate::digest::hash_file(dest)?;
             return Ok(Downloaded { path: dest.to_path_buf(), size, sha256, reused: true, resumed_from: size });
         }
     }
@@ -96,12 +96,12 @@ pub async fn download(client: &NetClient, url: &url::Url, dest: &Path) -> anyhow
     if let Some(size) = remote.size {
         anyhow::ensure!(got == size, "{url}: downloaded {got} bytes, the server announced {size}; run again to resume");
     }
-    let (size, sha256) = crate::sources::local::hash_file(&part)?;
+    let (size, sha256) = crate::digest::hash_file(&part)?;
     fs::rename(&part, dest).with_context(|| format!("cannot move the download into {}", dest.display()))?;
     write_meta(&done_meta, &remote)?;
     let _ = fs::remove_file(&part_meta);
     if let Some(dir) = dest.parent() {
-        crate::store::sync_dir(dir)?;
+        crate::fsx::sync_dir(dir)?;
     }
     Ok(Downloaded { path: dest.to_path_buf(), size, sha256, reused: false, resumed_from })
 }

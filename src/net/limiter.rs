@@ -35,7 +35,7 @@ impl HostLimiter {
     }
 
     /// Like `new`, with `rate` instead of the politeness rate (reads limited apart from writes).
-    pub fn with_rate(p: &Politeness, rate: crate::recipe::units::Rate, share: u32) -> Self {
+    pub fn with_rate(p: &Politeness, rate: crate::units::Rate, share: u32) -> Self {
         let share = share.max(1);
         let per_second = rate.per_second() / share as f64;
         let period = Duration::from_secs_f64(1.0 / per_second.max(1e-9)).max(Duration::from_nanos(1));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::recipe::units::Rate;
+use crate::units::Rate;
 
 /// How hard etd may press one archive host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,24 +61,6 @@ impl Politeness {
     }
 }
 
-/// A duration for people: `3h 12m`, `4m 05s`, `12.5s`.
-pub fn human_duration(d: Duration) -> String {
-    if d == Duration::MAX {
-        return "practically forever".into();
-    }
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        return format!("{s:.1}s");
-    }
-    let total = s.round() as u64;
-    let (h, m, sec) = (total / 3600, (total % 3600) / 60, total % 60);
-    match (total / 86_400, h) {
-        (days, _) if days > 0 => format!("{days}d {:02}h {m:02}m", h % 24),
-        (_, 0) => format!("{m}m {sec:02}s"),
-        _ => format!("{h}h {m:02}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,8 +78,5 @@ mod tests {
         };
         assert_eq!(p.min_duration(0), Duration::ZERO);
         assert_eq!(p.min_duration(400), Duration::from_secs(100));
-        assert_eq!(human_duration(Duration::from_secs(100)), "1m 40s");
-        assert_eq!(human_duration(Duration::from_secs(7260)), "2h 01m");
-        assert_eq!(human_duration(Duration::from_secs(90_000)), "1d 01h 00m");
     }
 }

@@ -28,7 +28,7 @@ use crate::net::Politeness;
 pub fn politeness() -> Politeness {
     Politeness {
         concurrency: 4,
-        rate: crate::recipe::rate(20.0, 1),
+        rate: crate::units::rate(20.0, 1),
         retries: 6,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),

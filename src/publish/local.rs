@@ -15,9 +15,9 @@ use fs_err as fs;
 
 use super::config::PublishConfig;
 use super::{describe, digest_file, Action, CheckedPlan, Destination, Item, Replace};
+use crate::digest::HashingWriter;
 use crate::error::UserError;
-use crate::shard::writer::HashingWriter;
-use crate::store::sync_dir;
+use crate::fsx::sync_dir;
 
 /// `<origin>/<path>/<version>` and its parent, in a local origin folder.
 pub struct LocalFolder {
@@ -116,7 +116,7 @@ impl LocalFolder {
         let staging = staging.as_path();
         let mut src = fs::File::open(&item.path)?;
         let mut builder = tempfile::Builder::new();
-        builder.prefix(crate::store::TEMP_PREFIX);
+        builder.prefix(crate::fsx::TEMP_PREFIX);
         #[cfg(unix)]
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
         let tmp = builder

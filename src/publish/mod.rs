@@ -18,10 +18,10 @@ use anyhow::Context;
 use fs_err as fs;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::{Digests, HashingWriter};
 use crate::error::UserError;
 use crate::report::{plural, Reporter};
 use crate::shard::manifest::{Manifest, MANIFEST_NAME};
-use crate::shard::writer::{Digests, HashingWriter};
 use config::{Origin, PublishConfig};
 
 /// What a publish stopped by a signal says it kept.

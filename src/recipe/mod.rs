@@ -6,8 +6,9 @@ pub mod locate;
 pub mod raw;
 mod resolve;
 pub mod targets;
-pub mod units;
 mod words;
+
+pub use crate::units::rate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,13 @@ impl RecipeSource<'_> {
             hint: None,
         }
         .into()
+    }
+
+    /// A section owner's `KeyError`, located in the recipe text.
+    pub fn upgrade(&self, e: crate::spec::KeyError) -> RecipeError {
+        let mut out = self.error(&e.key, e.message);
+        out.hint = e.hint;
+        out
     }
 
     pub fn error_hint(&self, key: &str, message: impl Into<String>, hint: impl Into<String>) -> RecipeError {

@@ -4,8 +4,15 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::units::{Rate, Size, Span};
+pub use crate::shard::Compression;
+pub use crate::sources::atlas_fp::{AtlasFpFile, PollFile};
+pub use crate::sources::atlas_var::{AtlasVarFile, RegionFile};
+pub use crate::sources::local::LocalFile;
+pub use crate::sources::ps1::Ps1File;
+pub use crate::spec::SampleFile;
+pub use crate::transform::image::{ImageOutput, NanPolicy};
 use crate::transform::scale::Scale;
+use crate::units::{Rate, Size, Span};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,13 +63,6 @@ pub struct ColumnsFile {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SampleFile {
-    pub fraction: f64,
-    pub seed: u64,
-}
-
 /// Exactly one source kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,95 +75,6 @@ pub enum SourceFile {
     AtlasVar(AtlasVarFile),
     #[serde(rename = "local")]
     Local(LocalFile),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ps1File {
-    #[serde(default)]
-    pub base_url: Option<String>,
-    #[serde(default)]
-    pub filters: Option<Vec<String>>,
-    #[serde(default)]
-    pub size: Option<i64>,
-    #[serde(default)]
-    pub image_type: Option<String>,
-    #[serde(default)]
-    pub format: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AtlasFpFile {
-    #[serde(default)]
-    pub base_url: Option<String>,
-    #[serde(default)]
-    pub token_env: Option<String>,
-    #[serde(default)]
-    pub token_file: Option<String>,
-    #[serde(default)]
-    pub username_env: Option<String>,
-    #[serde(default)]
-    pub password_env: Option<String>,
-    #[serde(default)]
-    pub mjd_min: Option<f64>,
-    #[serde(default)]
-    pub mjd_max: Option<f64>,
-    #[serde(default)]
-    pub use_reduced: Option<bool>,
-    #[serde(default)]
-    pub batch: Option<i64>,
-    #[serde(default)]
-    pub max_in_flight: Option<i64>,
-    #[serde(default)]
-    pub poll: Option<PollFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PollFile {
-    #[serde(default)]
-    pub initial: Option<Span>,
-    #[serde(default)]
-    pub max: Option<Span>,
-    #[serde(default)]
-    pub give_up_after: Option<Span>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AtlasVarFile {
-    #[serde(default)]
-    pub catalog_url: Option<String>,
-    #[serde(default)]
-    pub lightcurves_url: Option<String>,
-    #[serde(default)]
-    pub classes: Option<Vec<String>>,
-    #[serde(default)]
-    pub min_probability: Option<f64>,
-    #[serde(default)]
-    pub region: Option<RegionFile>,
-    #[serde(default)]
-    pub sample: Option<SampleFile>,
-    #[serde(default)]
-    pub limit: Option<u64>,
-    #[serde(default)]
-    pub memory: Option<Size>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegionFile {
-    pub ra: [f64; 2],
-    pub dec: [f64; 2],
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalFile {
-    pub dir: String,
-    #[serde(default)]
-    pub pattern: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,38 +151,6 @@ pub struct ImageFile {
     pub outputs: Option<Vec<ImageOutput>>,
 }
 
-/// What to do with NaN pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NanPolicy {
-    /// Replace NaN (and ±inf) with 0 after scaling.
-    #[default]
-    Zero,
-    /// Keep them.
-    Keep,
-}
-
-/// Fields the image transform can emit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageOutput {
-    Npy,
-    Json,
-    Fits,
-    Png,
-}
-
-impl ImageOutput {
-    pub fn field(self) -> &'static str {
-        match self {
-            ImageOutput::Npy => "npy",
-            ImageOutput::Json => "json",
-            ImageOutput::Fits => "fits",
-            ImageOutput::Png => "png",
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardFile {
@@ -289,15 +168,6 @@ pub struct ShardFile {
     pub shuffle_seed: Option<u64>,
     #[serde(default)]
     pub mtime: Option<u64>,
-}
-
-/// Shard compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    Zstd,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::raw::{self, Compression, ImageOutput, NanPolicy, RecipeFile, SourceFile};
+use super::raw::{self, RecipeFile, SourceFile};
 use super::targets::{self, Targets};
-use super::units::{Rate, Size};
 use super::{RecipeError, RecipeSource};
 use crate::env_vars;
 use crate::net::Politeness;
 use crate::publish::config::{Origin, PublishConfig};
+use crate::shard::{Compression, ShardConfig};
 use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
-use crate::transform::scale::Scale;
+use crate::transform::image::{ImageOutput, ImageTransform};
+use crate::transform::lightcurve::LightCurveTransform;
+use crate::units::Size;
 
 /// A checked recipe with every default filled in. Commands see only this.
 #[derive(Debug, Clone)]
@@ -37,51 +39,11 @@ pub struct Recipe {
     pub warnings: Vec<String>,
 }
 
-/// `transform.image`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageTransform {
-    pub stack_filters: bool,
-    pub nan: NanPolicy,
-    pub scale: Scale,
-    /// Sorted, unique.
-    pub outputs: Vec<ImageOutput>,
-}
-
-/// `transform.lightcurve`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LightCurveTransform {
-    pub quality: crate::transform::lightcurve::Quality,
-    pub outputs: crate::transform::lightcurve::LightCurveOutputs,
-}
-
-/// `shard`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShardConfig {
-    pub max_samples: u64,
-    /// Upper bound on a shard's uncompressed tar size (a single larger sample gets a shard of its own).
-    pub max_bytes: u64,
-    pub compression: Compression,
-    pub level: i32,
-    /// Split names and fractions in recipe order; `[("all", 1.0)]` without `split`.
-    pub splits: Vec<(String, f64)>,
-    pub shuffle_seed: Option<u64>,
-    /// mtime of every tar member.
-    pub mtime: u64,
-}
-
 pub const DEFAULT_MAX_SAMPLES: u64 = 10_000;
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// A path from the recipe: `~/` expands to the home folder; relative paths are relative to `dir`.
-pub fn relative_path(dir: &Path, text: &str) -> PathBuf {
-    if let Some(rest) = text.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    dir.join(text)
-}
+pub use crate::spec::relative_path;
 
 pub(super) fn resolve(
     file: RecipeFile,
@@ -194,31 +156,16 @@ fn check_name(name: &str, src: &RecipeSource) -> Result<(), RecipeError> {
 
 fn resolve_source(raw: SourceFile, dir: &Path, src: &RecipeSource) -> Result<SourceConfig, RecipeError> {
     Ok(match raw {
-        SourceFile::Local(l) => SourceConfig::Local(local::resolve(l, dir, src)?),
-        SourceFile::Ps1Cutouts(p) => SourceConfig::Ps1(ps1::resolve(p, src)?),
-        SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir, src)?),
-        SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a, src)?),
+        SourceFile::Local(l) => SourceConfig::Local(local::resolve(l, dir).map_err(|e| src.upgrade(e))?),
+        SourceFile::Ps1Cutouts(p) => SourceConfig::Ps1(ps1::resolve(p).map_err(|e| src.upgrade(e))?),
+        SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir).map_err(|e| src.upgrade(e))?),
+        SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a).map_err(|e| src.upgrade(e))?),
     })
 }
 
 /// Parse a URL for key `key`, accepting only the given schemes.
 pub(crate) fn parse_url(text: &str, key: &str, schemes: &[&str], src: &RecipeSource) -> Result<url::Url, RecipeError> {
-    let url = url::Url::parse(text)
-        .map_err(|e| src.error(key, format!("expected a URL ({}), found `{text}`: {e}", schemes.join(", "))))?;
-    if !schemes.contains(&url.scheme()) {
-        return Err(src.error(key, format!("expected a {} URL, found `{text}`", schemes.join(" or "))));
-    }
-    Ok(url)
-}
-
-/// A source's `base_url`: the recipe's, else the archive's own; http(s) only.
-pub(crate) fn base_url(
-    given: Option<&str>,
-    default: &str,
-    key: &str,
-    src: &RecipeSource,
-) -> Result<url::Url, RecipeError> {
-    parse_url(given.unwrap_or(default), key, &["https", "http"], src)
+    crate::spec::parse_url(text, key, schemes).map_err(|e| src.upgrade(e))
 }
 
 fn positive(value: i64, key: &str, what: &str, src: &RecipeSource) -> Result<u64, RecipeError> {
@@ -451,9 +398,4 @@ fn resolve_publish(raw: raw::PublishFile, dir: &Path, src: &RecipeSource) -> Res
         ));
     }
     Ok(PublishConfig { origin, path: raw.path, version: raw.version, token_file })
-}
-
-/// Rate helper for sources' defaults.
-pub(crate) fn rate(count: f64, per_seconds: u64) -> Rate {
-    Rate { count, per: Duration::from_secs(per_seconds) }
 }

@@ -4,29 +4,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use crate::hash::{unit_hash, HashDomain};
+pub use crate::target::Target;
 
 use super::raw::{SampleFile, TargetsFile};
 use super::{RecipeError, RecipeErrorDetail, RecipeSource};
-
-/// One position to fetch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Target {
-    pub id: String,
-    pub ra: f64,
-    pub dec: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
 
 /// Resolved targets after sampling and limit.
 #[derive(Debug, Clone)]
 pub struct Targets {
     /// The CSV file, when targets come from one.
     pub file: Option<PathBuf>,
-    /// Rows read before `sample` and `limit`.
-    pub rows_read: usize,
     pub rows: Vec<Target>,
 }
 
@@ -84,7 +72,6 @@ pub(crate) fn resolve(raw: TargetsFile, dir: &Path, src: &RecipeSource) -> Resul
         }
         (None, Some(list)) => (None, read_list(list, &columns, src)?),
     };
-    let rows_read = rows.len();
     let mut rows = match &raw.sample {
         Some(s) => sample(rows, s, src)?,
         None => rows,
@@ -95,7 +82,7 @@ pub(crate) fn resolve(raw: TargetsFile, dir: &Path, src: &RecipeSource) -> Resul
         }
         rows.truncate(limit as usize);
     }
-    Ok(Targets { file, rows_read, rows })
+    Ok(Targets { file, rows })
 }
 
 fn read_csv(path: &Path, columns: &Columns, src: &RecipeSource) -> Result<Vec<Target>, RecipeError> {
@@ -291,37 +278,4 @@ fn sample(rows: Vec<Target>, s: &SampleFile, src: &RecipeSource) -> Result<Vec<T
         );
     }
     Ok(rows.into_iter().filter(|t| unit_hash(HashDomain::Sample, s.seed, &t.id) < s.fraction).collect())
-}
-
-/// What a `unit_hash` is for; each use hashes in its own domain so, e.g., subsampling with seed 0
-/// does not correlate with split assignment.
-#[derive(Debug, Clone, Copy)]
-pub enum HashDomain {
-    /// `targets.sample`
-    Sample,
-    /// `shard.split`
-    Split,
-    /// `shard.shuffle_seed`
-    Shuffle,
-    /// `--task-index`/`--num-tasks`: which batch task fetches a unit
-    Task,
-}
-
-/// A stable hash of (domain, seed, text) mapped to [0, 1): the first 53 bits of
-/// sha256(domain name, 0x00, seed as 8 little-endian bytes, text).
-pub fn unit_hash(domain: HashDomain, seed: u64, text: &str) -> f64 {
-    let mut h = Sha256::new();
-    h.update(match domain {
-        HashDomain::Sample => b"sample".as_slice(),
-        HashDomain::Split => b"split",
-        HashDomain::Shuffle => b"shuffle",
-        HashDomain::Task => b"task",
-    });
-    h.update([0u8]);
-    h.update(seed.to_le_bytes());
-    h.update(text.as_bytes());
-    let digest = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -3,7 +3,6 @@
 //! otherwise, nothing with `-q`).
 
 mod plural;
-pub mod term;
 
 pub use plural::{plural, plural_of, plural_were};
 

@@ -5,7 +5,6 @@
 //! `shards/` and swapped in at the end, manifest last, so a failed run never damages the old one.
 
 pub mod inspect;
-pub mod keys;
 pub mod manifest;
 pub mod read;
 pub mod verify;
@@ -20,13 +19,35 @@ use fs_err as fs;
 use indexmap::IndexMap;
 use rayon::prelude::*;
 
-use crate::recipe::raw::Compression;
-use crate::recipe::targets::{unit_hash, HashDomain};
-use crate::recipe::ShardConfig;
+use crate::hash::{unit_hash, HashDomain};
 use crate::report::Reporter;
-use crate::transform::{Fields, SampleError};
+use crate::sample::{Fields, SampleError};
 use manifest::{shard_file_name, split_url, Manifest, ShardEntry, SplitEntry, FORMAT, MANIFEST_NAME};
 use writer::{tar_bytes, PackedSample, ShardWriter, TarSettings};
+
+/// `shard`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardConfig {
+    pub max_samples: u64,
+    /// Upper bound on a shard's uncompressed tar size (a single larger sample gets a shard of its own).
+    pub max_bytes: u64,
+    pub compression: Compression,
+    pub level: i32,
+    /// Split names and fractions in recipe order; `[("all", 1.0)]` without `split`.
+    pub splits: Vec<(String, f64)>,
+    pub shuffle_seed: Option<u64>,
+    /// mtime of every tar member.
+    pub mtime: u64,
+}
+
+/// Shard compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
 
 /// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
 const SPLIT_SEED: u64 = 0;
@@ -141,10 +162,10 @@ where
         samples: shards.iter().map(|s| s.samples).sum(),
         splits,
         shards,
-        fields: fields_seen.iter().map(|f| (f.clone(), crate::transform::field_meaning(f))).collect(),
+        fields: fields_seen.iter().map(|f| (f.clone(), crate::sample::field_meaning(f))).collect(),
         classes: info.classes.clone(),
     };
-    crate::store::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
+    crate::fsx::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
     Ok(DatasetReport { manifest, failures })
 }
 
@@ -367,7 +388,7 @@ pub fn swap_into_place(partial: &Path, shards: &Path, old: &Path) -> anyhow::Res
     }
     fs::rename(partial, shards)?;
     if let Some(parent) = shards.parent() {
-        crate::store::sync_dir(parent)?;
+        crate::fsx::sync_dir(parent)?;
     }
     if old.exists() {
         fs::remove_dir_all(old)?;

@@ -18,8 +18,8 @@ use std::path::Path;
 use fs_err as fs;
 use serde::Serialize;
 
-use super::keys::{field_problem, key_problem, MAX_MEMBER_NAME};
 use super::verify::ProblemKind;
+use crate::keys::{field_problem, key_problem, MAX_MEMBER_NAME};
 
 /// Size of one tar block.
 const BLOCK: u64 = 512;

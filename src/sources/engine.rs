@@ -243,7 +243,7 @@ pub fn stopping(signal: StopSignal, under_way: usize, tally: &mut Tally) -> Inst
     tracing::warn!(
         "{}: no new units start; waiting up to {} for the {under_way} under way (a second signal ends etd at once)",
         signal.name(),
-        crate::net::human_duration(stop::GRACE)
+        crate::human::human_duration(stop::GRACE)
     );
     Instant::now() + stop::GRACE
 }
@@ -258,7 +258,7 @@ pub fn detail(client: &NetClient, elapsed: Duration) -> String {
         requests as f64 / secs,
         stats.bytes.load(Ordering::Relaxed) as f64 / 1e6,
         crate::report::plural(stats.retries.load(Ordering::Relaxed), "retry"),
-        crate::net::human_duration(client.throttled())
+        crate::human::human_duration(client.throttled())
     )
 }
 

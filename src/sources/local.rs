@@ -2,8 +2,8 @@
 //! a glob below `dir` and grouped into samples by file stem. Fetch copies nothing: it records each
 //! input's path, size and sha256 in the journal so `shard` can refuse inputs changed since.
 
+use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,12 +13,21 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::FetchPlan;
+use crate::digest::hash_file;
 use crate::error::UserError;
 use crate::net::Politeness;
-use crate::recipe::raw::LocalFile;
-use crate::recipe::{RecipeError, RecipeSource};
 use crate::report::Reporter;
+use crate::spec::KeyError;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
+
+/// `source.local` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalFile {
+    pub dir: String,
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
 
 pub const DEFAULT_PATTERN: &str = "**/*";
 
@@ -39,7 +48,7 @@ pub struct LocalUnit {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 1,
-        rate: crate::recipe::rate(1.0, 1),
+        rate: crate::units::rate(1.0, 1),
         retries: 0,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
@@ -48,10 +57,10 @@ pub fn default_politeness() -> Politeness {
     }
 }
 
-pub(crate) fn resolve(raw: LocalFile, dir: &Path, src: &RecipeSource) -> Result<LocalConfig, RecipeError> {
-    let path = crate::recipe::relative_path(dir, &raw.dir);
+pub(crate) fn resolve(raw: LocalFile, dir: &Path) -> Result<LocalConfig, KeyError> {
+    let path = crate::spec::relative_path(dir, &raw.dir);
     if !path.is_dir() {
-        return Err(src.error_hint(
+        return Err(KeyError::with_hint(
             "source.local.dir",
             format!("{} is not a folder", path.display()),
             "`dir` is relative to the recipe file",
@@ -59,7 +68,7 @@ pub(crate) fn resolve(raw: LocalFile, dir: &Path, src: &RecipeSource) -> Result<
     }
     let pattern = raw.pattern.unwrap_or_else(|| DEFAULT_PATTERN.into());
     if let Err(e) = glob::Pattern::new(&pattern) {
-        return Err(src.error_hint(
+        return Err(KeyError::with_hint(
             "source.local.pattern",
             format!("`{pattern}` is not a valid glob: {e}"),
             "e.g. `**/*.fits` or `*.{fits,json}` is not supported; use one pattern such as `**/*`",
@@ -144,23 +153,6 @@ pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
         requests_note: "local files: no requests".into(),
         input_bytes: Some(bytes),
     })
-}
-
-/// Hash a file in one streaming pass: (size, sha256).
-pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// Now, in nanoseconds since the epoch.

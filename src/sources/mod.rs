@@ -6,14 +6,14 @@ pub mod atlas_fp;
 pub mod atlas_var;
 pub mod engine;
 pub mod local;
+pub mod payload;
 pub mod ps1;
 
 use serde::Serialize;
 
 use crate::error::UserError;
+use crate::hash::{unit_hash, HashDomain};
 use crate::net::Politeness;
-use crate::recipe::targets::{unit_hash, HashDomain};
-use crate::recipe::Recipe;
 
 /// This process's part of a batch work split (`--task-index I --num-tasks N`): a deterministic,
 /// disjoint share of the units, chosen by a stable hash of each unit id, so the N tasks together
@@ -111,15 +111,6 @@ impl SourceConfig {
             SourceConfig::Local(_) => local::default_politeness(),
         }
     }
-
-    /// The issue that brings fetching for sources this version cannot fetch yet.
-    pub fn not_yet_available(&self) -> Option<&'static str> {
-        match self {
-            SourceConfig::Local(_) | SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_) | SourceConfig::AtlasVar(_) => {
-                None
-            }
-        }
-    }
 }
 
 /// The archive endpoint as recorded with each fetched unit: the base URL without a fragment or
@@ -192,10 +183,9 @@ pub struct FetchPlan {
     pub input_bytes: Option<u64>,
 }
 
-/// Plan the fetch of a resolved recipe. Reads local files (directory listing) but never the network.
-pub fn plan(recipe: &Recipe) -> anyhow::Result<FetchPlan> {
-    let targets = recipe.targets.as_ref().map(|t| t.rows.len() as u64).unwrap_or(0);
-    Ok(match &recipe.source {
+/// Plan the fetch of a resolved source for `targets` targets. Reads local files (directory listing) but never the network.
+pub fn plan(source: &SourceConfig, targets: u64) -> anyhow::Result<FetchPlan> {
+    Ok(match source {
         SourceConfig::Local(l) => local::plan(l)?,
         SourceConfig::Ps1(p) => ps1::plan(p, targets),
         SourceConfig::AtlasFp(a) => atlas_fp::plan(a, targets),

@@ -309,7 +309,7 @@ impl JournalSet {
     pub fn read(&self, (n, offset, len): JournalPos) -> anyhow::Result<JournalEntry> {
         let (file, path) = (&self.files[usize::from(n)], &self.paths[usize::from(n)]);
         let mut buf = vec![0u8; len as usize];
-        read_exact_at(file, &mut buf, offset)
+        crate::fsx::read_exact_at(file, &mut buf, offset)
             .with_context(|| format!("cannot read {} at byte {offset}", path.display()))?;
         serde_json::from_slice(&buf)
             .with_context(|| format!("{} at byte {offset}: not a journal entry", path.display()))
@@ -347,25 +347,6 @@ fn for_each_entry(
     }
 }
 
-#[cfg(unix)]
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Read `failures.jsonl` (missing file: empty).
 pub fn read_failures(path: &Path) -> anyhow::Result<Vec<FailureEntry>> {
     if !path.exists() {
@@ -395,7 +376,7 @@ pub fn replace_failures(path: &Path, stage: Stage, mut new: Vec<FailureEntry>) -
         bytes.extend(serde_json::to_vec(f)?);
         bytes.push(b'\n');
     }
-    super::write_atomic(path, &bytes)
+    crate::fsx::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

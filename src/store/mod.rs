@@ -4,8 +4,7 @@
 pub mod journal;
 pub mod raw;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use fs_err as fs;
@@ -113,28 +112,4 @@ impl Workdir {
 #[derive(Debug)]
 pub struct WorkdirLock {
     _files: Vec<fs::File>,
-}
-
-/// Name prefix of the temporary files atomic writes use.
-pub const TEMP_PREFIX: &str = ".etd-tmp-";
-
-/// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("path has no parent folder")?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX);
-    // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut tmp =
-        builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
-    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
-    sync_dir(dir)
-}
-
-/// fsync a folder so a rename inside it survives a crash.
-pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::File::open(dir)?.sync_all().with_context(|| format!("cannot sync folder {}", dir.display()))
 }

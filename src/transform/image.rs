@@ -6,12 +6,53 @@ use std::ffi::CString;
 
 use fitsio::hdu::{FitsHdu, HduInfo};
 use fitsio::{FileOpenMode, FitsFile};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::scale::{preview_png, scale_plane};
+use super::scale::{preview_png, scale_plane, Scale};
 use super::{Fields, SampleError};
-use crate::recipe::raw::{ImageOutput, NanPolicy};
-use crate::recipe::ImageTransform;
+
+/// `transform.image`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageTransform {
+    pub stack_filters: bool,
+    pub nan: NanPolicy,
+    pub scale: Scale,
+    /// Sorted, unique.
+    pub outputs: Vec<ImageOutput>,
+}
+
+/// What to do with NaN pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// Replace NaN (and ±inf) with 0 after scaling.
+    #[default]
+    Zero,
+    /// Keep them.
+    Keep,
+}
+
+/// Fields the image transform can emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOutput {
+    Npy,
+    Json,
+    Fits,
+    Png,
+}
+
+impl ImageOutput {
+    pub fn field(self) -> &'static str {
+        match self {
+            ImageOutput::Npy => "npy",
+            ImageOutput::Json => "json",
+            ImageOutput::Fits => "fits",
+            ImageOutput::Png => "png",
+        }
+    }
+}
 
 /// Length of a FITS block; headers and data are padded to it.
 const BLOCK: usize = 2880;

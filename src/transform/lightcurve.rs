@@ -292,6 +292,13 @@ pub fn lightcurve_fields(
     Ok(fields)
 }
 
+/// `transform.lightcurve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LightCurveTransform {
+    pub quality: Quality,
+    pub outputs: LightCurveOutputs,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,28 +3,6 @@
 
 pub mod image;
 pub mod lightcurve;
-pub mod ps1;
 pub mod scale;
 
-/// A sample's fields as (name, bytes), sorted by name: the member order inside a shard.
-pub type Fields = Vec<(String, Vec<u8>)>;
-
-/// Why one sample could not be made; it goes to `failures.jsonl` and the run ends with exit 3.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SampleError(pub String);
-
-/// Meaning of each field etd can write, for the manifest's `fields`.
-pub fn field_meaning(field: &str) -> String {
-    match field {
-        "npy" => "numpy array: image float32 (C,H,W) or (H,W), or a light curve as a structured array",
-        "json" => "metadata: id, source inputs and sha256, header keywords (WCS, EXPTIME, MJD-OBS, filter, zero point)",
-        "cls" => "integer class index as ASCII digits (into the manifest's classes)",
-        "fits" => "original FITS bytes",
-        "png" => "8-bit preview image (zscale, north up)",
-        "txt" => "original text file",
-        "csv" => "original CSV file",
-        other => return format!("original .{other} file"),
-    }
-    .to_string()
-}
+pub use crate::sample::{Fields, SampleError};

@@ -7,6 +7,7 @@ mod cli;
 mod endpoints;
 mod generated;
 mod interop;
+mod layers;
 mod logging;
 mod messages;
 mod net;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use etd::net::client::{NetClient, NetError, Request};
 use etd::net::Politeness;
-use etd::recipe::units::Rate;
+use etd::units::Rate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -176,7 +176,7 @@ async fn client_errors_fail_at_once_and_budgets_run_out() {
     assert!(matches!(err, NetError::Exhausted { retries: 2, .. }), "{err}");
     assert!(err.to_string().contains("after 2 retries"), "{err}");
     assert_eq!(meter.arrivals.lock().unwrap().len(), 4);
-    let (exit, hint) = etd::error::classify(&anyhow::Error::new(err));
+    let (exit, hint) = etd::commands::diagnostics::classify(&anyhow::Error::new(err));
     assert_eq!(exit, etd::error::Exit::TempFail);
     assert!(hint.is_some());
 }

@@ -18,11 +18,11 @@ use tokio::task::JoinSet;
 use super::AtlasFpConfig;
 use crate::failure::FailureKind;
 use crate::net::client::{Auth, NetClient, NetError, Request, Secret};
-use crate::recipe::targets::Target;
 use crate::report::Progress;
 use crate::sources::engine::{Tally, UnitError};
 use crate::store::raw::RawStore;
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
+use crate::target::Target;
 
 /// `{base}/{path}` (base is the `/forcedphot` root, with or without a trailing slash).
 pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
@@ -474,7 +474,7 @@ pub async fn run(
                     tracing::warn!(
                         "{}: task {task} did not finish within {}; a later run continues it",
                         unit.target.id,
-                        crate::net::human_duration(cfg.give_up_after)
+                        crate::human::human_duration(cfg.give_up_after)
                     );
                     left_for_later(&mut in_flight, &mut queue_full, &mut tally, progress);
                 }

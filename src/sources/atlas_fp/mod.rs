@@ -6,14 +6,54 @@
 pub mod auth;
 pub mod fetch;
 
+use crate::units::Span;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::net::Politeness;
-use crate::recipe::raw::AtlasFpFile;
-use crate::recipe::{RecipeError, RecipeSource};
+use crate::spec::KeyError;
 
 use super::FetchPlan;
+
+/// `source.atlas-fp` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtlasFpFile {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub username_env: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub mjd_min: Option<f64>,
+    #[serde(default)]
+    pub mjd_max: Option<f64>,
+    #[serde(default)]
+    pub use_reduced: Option<bool>,
+    #[serde(default)]
+    pub batch: Option<i64>,
+    #[serde(default)]
+    pub max_in_flight: Option<i64>,
+    #[serde(default)]
+    pub poll: Option<PollFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollFile {
+    #[serde(default)]
+    pub initial: Option<Span>,
+    #[serde(default)]
+    pub max: Option<Span>,
+    #[serde(default)]
+    pub give_up_after: Option<Span>,
+}
 
 pub const DEFAULT_BASE_URL: &str = "https://fallingstar-data.com/forcedphot";
 pub const DEFAULT_TOKEN_ENV: &str = "ATLAS_TOKEN";
@@ -75,32 +115,32 @@ pub enum Credentials {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 4,
-        rate: crate::recipe::rate(50.0, 60),
+        rate: crate::units::rate(50.0, 60),
         retries: 6,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(2),
         backoff_max: Duration::from_secs(300),
-        read_rate: Some(crate::recipe::rate(300.0, 60)),
+        read_rate: Some(crate::units::rate(300.0, 60)),
     }
 }
 
-pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Result<AtlasFpConfig, RecipeError> {
+pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path) -> Result<AtlasFpConfig, KeyError> {
     const KEY: &str = "source.atlas-fp";
-    let base_url = crate::recipe::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"), src)?;
+    let base_url = crate::spec::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"))?;
     let credentials = match (raw.token_env, raw.token_file, raw.username_env, raw.password_env) {
         (None, None, None, None) => Credentials::TokenEnv(DEFAULT_TOKEN_ENV.into()),
         (Some(env), None, None, None) => Credentials::TokenEnv(env),
-        (None, Some(file), None, None) => Credentials::TokenFile(crate::recipe::relative_path(dir, &file)),
+        (None, Some(file), None, None) => Credentials::TokenFile(crate::spec::relative_path(dir, &file)),
         (None, None, Some(u), Some(p)) => Credentials::Login { username_env: u, password_env: p },
         (None, None, Some(_), None) | (None, None, None, Some(_)) => {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 KEY,
                 "`username_env` and `password_env` go together",
                 "give both, or use `token_env`/`token_file`",
             ))
         }
         _ => {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 KEY,
                 "more than one way to authenticate is given",
                 "use one of `token_env`, `token_file`, or `username_env` + `password_env`",
@@ -110,20 +150,20 @@ pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Resul
     for (key, v) in [("mjd_min", raw.mjd_min), ("mjd_max", raw.mjd_max)] {
         if let Some(v) = v {
             if !(v.is_finite() && v > 0.0) {
-                return Err(src.error(&format!("{KEY}.{key}"), format!("expected a positive MJD, found {v}")));
+                return Err(KeyError::new(&format!("{KEY}.{key}"), format!("expected a positive MJD, found {v}")));
             }
         }
     }
     if let (Some(lo), Some(hi)) = (raw.mjd_min, raw.mjd_max) {
         if hi <= lo {
-            return Err(src.error(&format!("{KEY}.mjd_max"), format!("mjd_max {hi} is not after mjd_min {lo}")));
+            return Err(KeyError::new(&format!("{KEY}.mjd_max"), format!("mjd_max {hi} is not after mjd_min {lo}")));
         }
     }
     let batch = match raw.batch {
         None => MAX_BATCH,
         Some(b) if b >= 1 && b <= MAX_BATCH as i64 => b as u32,
         Some(b) => {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 &format!("{KEY}.batch"),
                 format!("expected 1 to {MAX_BATCH} targets per request, found {b}"),
                 "the server accepts at most 100 lines in one radeclist",
@@ -134,19 +174,19 @@ pub(crate) fn resolve(raw: AtlasFpFile, dir: &Path, src: &RecipeSource) -> Resul
         None => DEFAULT_MAX_IN_FLIGHT,
         Some(m) if m >= 1 && m <= SERVER_MAX_QUEUED as i64 => m as u32,
         Some(m) => {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 &format!("{KEY}.max_in_flight"),
                 format!("expected 1 to {SERVER_MAX_QUEUED} tasks, found {m}"),
                 "the server refuses more than 500 queued tasks per user, counting your other clients",
             ))
         }
     };
-    let poll = raw.poll.unwrap_or(crate::recipe::raw::PollFile { initial: None, max: None, give_up_after: None });
+    let poll = raw.poll.unwrap_or(PollFile { initial: None, max: None, give_up_after: None });
     let poll_initial = poll.initial.map(|s| s.0).unwrap_or(Duration::from_secs(2));
     let poll_max = poll.max.map(|s| s.0).unwrap_or(Duration::from_secs(30));
     let give_up_after = poll.give_up_after.map(|s| s.0).unwrap_or(Duration::from_secs(6 * 3600));
     if poll_initial.is_zero() || poll_max < poll_initial {
-        return Err(src.error(
+        return Err(KeyError::new(
             &format!("{KEY}.poll"),
             "expected 0 < poll.initial <= poll.max (the wait between polls of a task)",
         ));
@@ -183,8 +223,8 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
 }
 
 /// Sample keys of all targets (in target order), from every target's id (see `ps1::target_keys`).
-pub fn target_keys(targets: &[crate::recipe::targets::Target]) -> Result<Vec<String>, crate::error::UserError> {
-    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
+pub fn target_keys(targets: &[crate::target::Target]) -> Result<Vec<String>, crate::error::UserError> {
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })

@@ -10,7 +10,7 @@ use fitsio::FitsFile;
 use serde::Serialize;
 
 use super::{AtlasVarConfig, CLASSES};
-use crate::recipe::targets::{unit_hash, HashDomain};
+use crate::hash::{unit_hash, HashDomain};
 
 /// Rows read from the table at once.
 pub const CHUNK_ROWS: usize = 65_536;

@@ -76,7 +76,7 @@ async fn get_file(
             let mtime = crate::sources::local::mtime_ns(&fs_err::metadata(&p)?);
             let now = crate::sources::local::now_ns();
             let mtime = if now.saturating_sub(mtime) < 2_000_000_000 { 0 } else { mtime };
-            crate::sources::local::hash_file(&p).map(|(size, sha)| (mtime, size, sha))
+            crate::digest::hash_file(&p).map(|(size, sha)| (mtime, size, sha))
         })
         .await??;
         let rec = InputRecord {

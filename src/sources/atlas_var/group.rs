@@ -544,7 +544,8 @@ impl Grouped {
         for &(_, file, offset, count) in &self.segments[start..end] {
             let (f, path) = &self.files[file as usize];
             let mut buf = vec![0u8; count as usize * ROW_BYTES];
-            read_at(f, &mut buf, offset).with_context(|| format!("cannot read {}", path.display()))?;
+            crate::fsx::read_exact_at(f, &mut buf, offset)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             rows.extend(buf.chunks_exact(ROW_BYTES).map(Row::decode));
         }
         if end - start > 1 {
@@ -553,26 +554,6 @@ impl Grouped {
         }
         Ok(rows)
     }
-}
-
-#[cfg(unix)]
-fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
-}
-
-#[cfg(windows)]
-fn read_at(f: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    // `seek_read` does not share a file position between threads.
-    while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(f, buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn parse_row(rec: &csv::ByteRecord) -> Result<Row, String> {

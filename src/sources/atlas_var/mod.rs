@@ -8,13 +8,44 @@ pub mod fetch;
 pub mod group;
 pub mod partitions;
 
+use crate::spec::SampleFile;
+use crate::units::Size;
+use serde::Deserialize;
 use std::time::Duration;
 
 use crate::net::Politeness;
-use crate::recipe::raw::AtlasVarFile;
-use crate::recipe::{RecipeError, RecipeSource};
+use crate::spec::KeyError;
 
 use super::FetchPlan;
+
+/// `source.atlas-var` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtlasVarFile {
+    #[serde(default)]
+    pub catalog_url: Option<String>,
+    #[serde(default)]
+    pub lightcurves_url: Option<String>,
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+    #[serde(default)]
+    pub min_probability: Option<f64>,
+    #[serde(default)]
+    pub region: Option<RegionFile>,
+    #[serde(default)]
+    pub sample: Option<SampleFile>,
+    #[serde(default)]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<Size>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFile {
+    pub ra: [f64; 2],
+    pub dec: [f64; 2],
+}
 
 /// The class vocabulary of ATLAS-VAR DR1 (the `prob_<CLASS>` columns).
 pub const CLASSES: &[&str] =
@@ -55,7 +86,7 @@ pub const DEFAULT_MEMORY: u64 = 256 << 20;
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 4,
-        rate: crate::recipe::rate(2.0, 1),
+        rate: crate::units::rate(2.0, 1),
         retries: 8,
         timeout: Duration::from_secs(300),
         backoff_initial: Duration::from_secs(2),
@@ -64,19 +95,19 @@ pub fn default_politeness() -> Politeness {
     }
 }
 
-pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarConfig, RecipeError> {
+pub(crate) fn resolve(raw: AtlasVarFile) -> Result<AtlasVarConfig, KeyError> {
     const KEY: &str = "source.atlas-var";
     let url = |v: Option<String>, key: &str| {
         let key = format!("{KEY}.{key}");
-        let text = v.ok_or_else(|| src.error_hint(&key, "missing", "an https:// or file:// URL"))?;
-        crate::recipe::parse_url(&text, &key, &["https", "http", "file"], src)
+        let text = v.ok_or_else(|| KeyError::with_hint(&key, "missing", "an https:// or file:// URL"))?;
+        crate::spec::parse_url(&text, &key, &["https", "http", "file"])
     };
     let catalog_url = url(raw.catalog_url, "catalog_url")?;
     let lightcurves_url = url(raw.lightcurves_url, "lightcurves_url")?;
     let classes = raw.classes.unwrap_or_default();
     for (i, c) in classes.iter().enumerate() {
         if !CLASSES.contains(&c.as_str()) {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 &format!("{KEY}.classes[{i}]"),
                 format!("unknown ATLAS-VAR class `{c}`"),
                 format!("classes are: {}", CLASSES.join(", ")),
@@ -85,9 +116,10 @@ pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarC
     }
     if let Some(p) = raw.min_probability {
         if !(0.0..=1.0).contains(&p) {
-            return Err(
-                src.error(&format!("{KEY}.min_probability"), format!("expected a probability in [0, 1], found {p}"))
-            );
+            return Err(KeyError::new(
+                &format!("{KEY}.min_probability"),
+                format!("expected a probability in [0, 1], found {p}"),
+            ));
         }
     }
     let region = match raw.region {
@@ -96,13 +128,13 @@ pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarC
             let ok_ra = r.ra[0] >= 0.0 && r.ra[1] <= 360.0 && r.ra[0] < r.ra[1];
             let ok_dec = r.dec[0] >= -90.0 && r.dec[1] <= 90.0 && r.dec[0] < r.dec[1];
             if !ok_ra {
-                return Err(src.error(
+                return Err(KeyError::new(
                     &format!("{KEY}.region.ra"),
                     format!("expected [min, max] within [0, 360] with min < max, found {:?}", r.ra),
                 ));
             }
             if !ok_dec {
-                return Err(src.error(
+                return Err(KeyError::new(
                     &format!("{KEY}.region.dec"),
                     format!("expected [min, max] within [-90, 90] with min < max, found {:?}", r.dec),
                 ));
@@ -114,14 +146,14 @@ pub(crate) fn resolve(raw: AtlasVarFile, src: &RecipeSource) -> Result<AtlasVarC
         None => None,
         Some(s) if s.fraction > 0.0 && s.fraction <= 1.0 => Some((s.fraction, s.seed)),
         Some(s) => {
-            return Err(src.error(
+            return Err(KeyError::new(
                 &format!("{KEY}.sample.fraction"),
                 format!("expected a fraction in (0, 1], found {}", s.fraction),
             ))
         }
     };
     if raw.limit == Some(0) {
-        return Err(src.error(&format!("{KEY}.limit"), "expected a positive number of objects, found 0"));
+        return Err(KeyError::new(&format!("{KEY}.limit"), "expected a positive number of objects, found 0"));
     }
     Ok(AtlasVarConfig {
         catalog_url,

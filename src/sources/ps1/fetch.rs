@@ -9,10 +9,11 @@ use super::urls::{colour_order, filenames_url, fitscut_url};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request};
-use crate::recipe::targets::Target;
 use crate::sources::engine::{fetch_checked, UnitError};
-use crate::store::raw::{validate, PayloadKind, RawStore};
+use crate::sources::payload::{validate, PayloadKind};
+use crate::store::raw::RawStore;
 use crate::store::InputRecord;
+use crate::target::Target;
 
 /// Raw file of the `ps1filenames.py` answer, and its input field.
 pub const TABLE_FILE: &str = "ps1filenames.txt";
@@ -41,15 +42,6 @@ fn content_type(f: &Fetched) -> Option<&str> {
 }
 
 impl Ps1Fetcher {
-    /// The requests one target needs once its table is known (for `--dry-run` before it is).
-    pub fn cutouts_per_target(&self) -> usize {
-        if self.cfg.format == CutoutFormat::Fits {
-            self.cfg.filters.len()
-        } else {
-            1
-        }
-    }
-
     /// Fetch and store everything one target needs; its input records in a fixed order (table,
     /// then cutouts in the recipe's filter order).
     pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {

@@ -3,16 +3,33 @@
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
 pub mod fetch;
+pub mod sample;
 pub mod table;
 pub mod urls;
 
+use serde::Deserialize;
 use std::time::Duration;
 
 use crate::net::Politeness;
-use crate::recipe::raw::Ps1File;
-use crate::recipe::{RecipeError, RecipeSource};
+use crate::spec::KeyError;
 
 use super::FetchPlan;
+
+/// `source.ps1-cutouts` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ps1File {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub filters: Option<Vec<String>>,
+    #[serde(default)]
+    pub size: Option<i64>,
+    #[serde(default)]
+    pub image_type: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+}
 
 pub const DEFAULT_BASE_URL: &str = "https://ps1images.stsci.edu";
 /// MAST's stated maximum of simultaneous downloads.
@@ -67,7 +84,7 @@ impl Ps1Config {
 pub fn default_politeness() -> Politeness {
     Politeness {
         concurrency: 6,
-        rate: crate::recipe::rate(10.0, 1),
+        rate: crate::units::rate(10.0, 1),
         retries: 6,
         timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_secs(1),
@@ -76,9 +93,9 @@ pub fn default_politeness() -> Politeness {
     }
 }
 
-pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, RecipeError> {
+pub(crate) fn resolve(raw: Ps1File) -> Result<Ps1Config, KeyError> {
     const KEY: &str = "source.ps1-cutouts";
-    let base_url = crate::recipe::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"), src)?;
+    let base_url = crate::spec::base_url(raw.base_url.as_deref(), DEFAULT_BASE_URL, &format!("{KEY}.base_url"))?;
     let names = raw.filters.unwrap_or_else(|| vec!["g".into()]);
     let mut filters = Vec::new();
     for (i, f) in names.iter().enumerate() {
@@ -86,22 +103,26 @@ pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, Rec
         let c = match f.as_str() {
             "g" | "r" | "i" | "z" | "y" => f.chars().next().unwrap_or('g'),
             _ => {
-                return Err(src.error_hint(&key, format!("unknown PS1 filter `{f}`"), "PS1 filters are g, r, i, z, y"))
+                return Err(KeyError::with_hint(
+                    &key,
+                    format!("unknown PS1 filter `{f}`"),
+                    "PS1 filters are g, r, i, z, y",
+                ))
             }
         };
         if filters.contains(&c) {
-            return Err(src.error(&key, format!("filter `{f}` is listed twice")));
+            return Err(KeyError::new(&key, format!("filter `{f}` is listed twice")));
         }
         filters.push(c);
     }
     if filters.is_empty() {
-        return Err(src.error_hint(&format!("{KEY}.filters"), "expected at least one filter", "e.g. `[g, r, i]`"));
+        return Err(KeyError::with_hint(&format!("{KEY}.filters"), "expected at least one filter", "e.g. `[g, r, i]`"));
     }
     let size = match raw.size {
         None => 240,
         Some(s) if s > 0 && s <= 6000 => s as u32,
         Some(s) => {
-            return Err(src.error_hint(
+            return Err(KeyError::with_hint(
                 &format!("{KEY}.size"),
                 format!("expected a cutout side of 1 to 6000 pixels, found {s}"),
                 "size is in input pixels of 0.25 arcsec; 240 is one arcminute; a skycell is about 6240 pixels",
@@ -112,7 +133,10 @@ pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, Rec
         "stack" => ImageType::Stack,
         "warp" => ImageType::Warp,
         other => {
-            return Err(src.error(&format!("{KEY}.image_type"), format!("expected `stack` or `warp`, found `{other}`")))
+            return Err(KeyError::new(
+                &format!("{KEY}.image_type"),
+                format!("expected `stack` or `warp`, found `{other}`"),
+            ))
         }
     };
     let format = match raw.format.as_deref().unwrap_or("fits") {
@@ -120,11 +144,14 @@ pub(crate) fn resolve(raw: Ps1File, src: &RecipeSource) -> Result<Ps1Config, Rec
         "jpg" => CutoutFormat::Jpg,
         "png" => CutoutFormat::Png,
         other => {
-            return Err(src.error(&format!("{KEY}.format"), format!("expected `fits`, `jpg` or `png`, found `{other}`")))
+            return Err(KeyError::new(
+                &format!("{KEY}.format"),
+                format!("expected `fits`, `jpg` or `png`, found `{other}`"),
+            ))
         }
     };
     if format != CutoutFormat::Fits && !matches!(filters.len(), 1 | 3) {
-        return Err(src.error_hint(
+        return Err(KeyError::with_hint(
             &format!("{KEY}.filters"),
             format!("{} filters cannot make a jpg/png cutout", filters.len()),
             "use one filter (grey) or three (colour, red to blue), or `format: fits`",
@@ -151,11 +178,11 @@ pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
 /// raw folder) never depends on which targets a task or a run fetches.
 pub fn target_keys(
     cfg: &Ps1Config,
-    image: &crate::recipe::ImageTransform,
-    targets: &[crate::recipe::targets::Target],
+    image: &crate::transform::image::ImageTransform,
+    targets: &[crate::target::Target],
 ) -> Result<Vec<String>, crate::error::UserError> {
-    let longest = crate::transform::ps1::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
-    crate::shard::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
+    let longest = sample::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })

@@ -9,10 +9,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use super::{ProgressFactory, ProgressSink, Reporter};
 use crate::cli::{GlobalArgs, LogFormat};
 use crate::env_vars;
 use crate::error::UserError;
+use crate::report::{ProgressFactory, ProgressSink, Reporter};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl LineProgress {
         let eta = if rate > 0.0 && s.done < self.total {
             format!(
                 ", ETA {}",
-                crate::net::human_duration(Duration::from_secs_f64((self.total - s.done) as f64 / rate))
+                crate::human::human_duration(Duration::from_secs_f64((self.total - s.done) as f64 / rate))
             )
         } else {
             String::new()

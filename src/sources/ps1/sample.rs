@@ -6,16 +6,16 @@
 
 use serde_json::{json, Map, Value};
 
-use super::image::{decode, npy_f32};
-use super::scale::{preview_png, scale_plane};
-use super::{Fields, SampleError};
-use crate::recipe::raw::{ImageOutput, NanPolicy};
-use crate::recipe::targets::Target;
-use crate::recipe::ImageTransform;
-use crate::sources::ps1::fetch::COLOUR_FIELD;
-use crate::sources::ps1::urls::colour_order;
-use crate::sources::ps1::{CutoutFormat, Ps1Config};
+use super::fetch::COLOUR_FIELD;
+use super::urls::colour_order;
+use super::{CutoutFormat, Ps1Config};
+use crate::sample::{Fields, SampleError};
 use crate::store::InputRecord;
+use crate::target::Target;
+use crate::transform::image::ImageTransform;
+use crate::transform::image::{decode, npy_f32};
+use crate::transform::image::{ImageOutput, NanPolicy};
+use crate::transform::scale::{preview_png, scale_plane};
 
 /// The fields a PS1 sample can have, longest name first matters only for key length checks.
 pub fn field_names(cfg: &Ps1Config, image: &ImageTransform) -> Vec<String> {

@@ -214,6 +214,11 @@ string_unit!(Size, SIZE_EXPECTED, true);
 string_unit!(Span, SPAN_EXPECTED, false);
 string_unit!(Rate, RATE_EXPECTED, false);
 
+/// Rate helper for sources' defaults.
+pub fn rate(count: f64, per_seconds: u64) -> Rate {
+    Rate { count, per: Duration::from_secs(per_seconds) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,52 @@
+//! File-system steps that must not be half done: atomic writes and folder syncs.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use fs_err as fs;
+
+/// Name prefix of the temporary files atomic writes use.
+pub const TEMP_PREFIX: &str = ".etd-tmp-";
+
+/// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("path has no parent folder")?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp =
+        builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    sync_dir(dir)
+}
+
+/// fsync a folder so a rename inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)?.sync_all().with_context(|| format!("cannot sync folder {}", dir.display()))
+}
+
+/// Read exactly `buf.len()` bytes at `offset` without moving a shared file position (threads may
+/// read one file at once).
+#[cfg(unix)]
+pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+pub fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
