@@ -10,7 +10,7 @@ Writes into OUT_DIR:
   lc/atlas_lc_dr1_{from}-{upto}.csv
       the light-curve partitions: 10-degree declination bands from -30 to 90 (12 files, whole
       degrees printed as integers: atlas_lc_dr1_-30--20.csv ... atlas_lc_dr1_80-90.csv), the
-      36-column header of ARCHIVES.md 3.2, and per detection one row repeating the object's 30
+      36-column header of docs/archives.md 3.2, and per detection one row repeating the object's 30
       catalog columns followed by mjd, dra, ddec, filter (c|o), m, dm.
 
 The layout follows the ATLAS-VAR emulator (tests/emulators/src/atlas_var/): objects uniform on
@@ -42,7 +42,7 @@ import numpy as np
 CATALOG_FILE = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits"
 VERSION = 1
 
-# Order of the prob_* columns in the UH files (ARCHIVES.md 3.2) and in the emulator.
+# Order of the prob_* columns in the UH files (docs/archives.md 3.2) and in the emulator.
 CLASSES = ["CBF", "CBH", "DBF", "DBH", "HARD", "MIRA", "MPULSE", "MSINE", "NSINE", "PULSE", "SINE", "IRR", "LPV", "dubious"]
 CLASS_WEIGHTS = np.array([6, 4, 2, 2, 3, 1, 2, 5, 7, 4, 6, 12, 8, 38], dtype=float)
 

@@ -1,5 +1,5 @@
 //! etd — Extract, Transform, Distribute: turn legacy astronomy archives into ML-ready WebDataset
-//! shards. The binary is a thin shell over this library; see `DESIGN.md` for the contract.
+//! shards. The binary is a thin shell over this library; see docs/design.md for the contract and docs/architecture.md for the layout.
 
 pub mod cli;
 pub mod commands;

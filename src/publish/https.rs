@@ -1,6 +1,6 @@
 //! Publishing to an HTTPS origin (Pelican/XRootD; `http://` for loopback tests).
 //!
-//! Existence is checked with `HEAD` first (XRootD ignores `If-None-Match`, see ORIGINS.md); an
+//! Existence is checked with `HEAD` first (XRootD ignores `If-None-Match`, see docs/design.md §10); an
 //! object that is there is compared through `HEAD` with `Want-Digest` (crc32c, then md5; base64
 //! and hex both accepted). Uploads are streamed `PUT`s with `Content-Length` and a bearer token,
 //! through the `net` request path (retries, backoff); after each upload its digests are read back

@@ -13,7 +13,7 @@ use crate::error::UserError;
 
 pub use journal::{FailureEntry, FetchJournal, InputRecord, JournalEntry};
 
-/// Paths inside a workdir (DESIGN.md "Workdir layout").
+/// Paths inside a workdir (docs/design.md §4).
 #[derive(Debug, Clone)]
 pub struct Workdir {
     pub root: PathBuf,

@@ -56,7 +56,7 @@ impl ImageOutput {
 
 /// Length of a FITS block; headers and data are padded to it.
 const BLOCK: usize = 2880;
-/// `a = 2.5 log10(e)`, the softening constant of PS1's asinh compression (ARCHIVES.md 1.6).
+/// `a = 2.5 log10(e)`, the softening constant of PS1's asinh compression (docs/archives.md 1.6).
 const ASINH_A: f64 = 1.085_736_204_758_129_6;
 
 /// A decoded image: float32 pixels, row-major, shape (H, W) or (C, H, W).

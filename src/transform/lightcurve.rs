@@ -1,4 +1,4 @@
-//! ATLAS forced-photometry light curves (ARCHIVES.md 2.8) -> sample fields. The result text is
+//! ATLAS forced-photometry light curves (docs/archives.md 2.8) -> sample fields. The result text is
 //! parsed strictly: the exact 19-column `###MJD` header, 19 fields on every row, numbers where
 //! numbers belong (`nan` allowed where the server writes it), one filter letter, and an `Obs` name.
 //! A malformed file fails its sample with the line number. Integers are 64-bit: a bright star's
@@ -82,7 +82,7 @@ impl Row {
         std::str::from_utf8(&self.obs).unwrap_or("")
     }
 
-    /// The ATLAS FAQ's "common sense" cuts (ARCHIVES.md 2.8): `duJy < 10000, err == 0,
+    /// The ATLAS FAQ's "common sense" cuts (docs/archives.md 2.8): `duJy < 10000, err == 0,
     /// 100 < x < 10460, 100 < y < 10460, 1.6 < maj < 5, 1.6 < min < 5, -1 < apfit < -0.1,
     /// mag5sig > 17, sky > 17`. NaN fails every comparison, so it fails the cuts.
     pub fn passes_faq_cuts(&self) -> bool {

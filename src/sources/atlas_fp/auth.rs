@@ -1,4 +1,4 @@
-//! The ATLAS token (ARCHIVES.md 2.2): from an environment variable, a file, or a username and
+//! The ATLAS token (docs/archives.md 2.2): from an environment variable, a file, or a username and
 //! password exchanged at `POST /api-token-auth/`. The token lives in a `Secret` from the moment it
 //! is read; only the request path ever writes it, into the `Authorization` header.
 

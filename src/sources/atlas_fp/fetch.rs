@@ -1,4 +1,4 @@
-//! Fetching light curves from the ATLAS forced-photometry server (ARCHIVES.md 2.3 to 2.9).
+//! Fetching light curves from the ATLAS forced-photometry server (docs/archives.md 2.3 to 2.9).
 //!
 //! For each batch of targets: `POST /queue/` (one `radeclist`), and the answer's task URLs go to
 //! the journal at once. Each task is then polled (`GET` its URL) with growing waits; when it has
@@ -32,7 +32,7 @@ pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
     url
 }
 
-/// The fields of the task JSON etd reads (ARCHIVES.md 2.5).
+/// The fields of the task JSON etd reads (docs/archives.md 2.5).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Task {
     pub url: String,

@@ -1,4 +1,4 @@
-//! The ATLAS forced-photometry server (ARCHIVES.md section 2): token auth, a task queue, and 60
+//! The ATLAS forced-photometry server (docs/archives.md section 2): token auth, a task queue, and 60
 //! writes per minute per user. `fetch` submits targets in batches, follows each task on the
 //! server until it finishes, downloads the light curve and deletes the task; the journal records
 //! every task the moment the server accepts it, so a rerun continues instead of resubmitting.

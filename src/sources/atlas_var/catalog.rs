@@ -1,5 +1,5 @@
 //! The ATLAS-VAR object catalog (`hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits`, a
-//! FITS binary table of 4.7 million rows; ARCHIVES.md 3.1, 3.2), read with fitsio in chunks of
+//! FITS binary table of 4.7 million rows; docs/archives.md 3.1, 3.2), read with fitsio in chunks of
 //! rows so memory does not grow with the table, and filtered by the recipe's selection as it is
 //! read. Only the selected objects are kept.
 

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
-/// The 36 columns of a partition file, in order (ARCHIVES.md 3.2).
+/// The 36 columns of a partition file, in order (docs/archives.md 3.2).
 pub const CSV_HEADER: [&str; 36] = [
     "ATO_ID",
     "starID",

@@ -1,4 +1,4 @@
-//! ATLAS-VAR (ARCHIVES.md section 3): the variable-star object catalog (a FITS table) and light
+//! ATLAS-VAR (docs/archives.md section 3): the variable-star object catalog (a FITS table) and light
 //! curves in declination-partitioned CSV files. `fetch` downloads (resumably) the catalog and the
 //! partitions that hold the selected objects; turning them into samples arrives with the rest of
 //! the ATLAS-VAR work.

@@ -1,5 +1,5 @@
 //! The light-curve partitions: CSV files named `atlas_lc_dr1_{dec_from}-{dec_upto}.csv`, one per
-//! band of declination (ARCHIVES.md 3.2), found in a folder: the links of an HTTP index page, the
+//! band of declination (docs/archives.md 3.2), found in a folder: the links of an HTTP index page, the
 //! members of a WebDAV `PROPFIND` listing (Pelican/OSDF and XRootD origins), or the entries of a
 //! local directory (`file://`). Only the partitions whose band holds a selected object are needed.
 

@@ -1,5 +1,5 @@
 //! PS1 image cutouts at MAST: `ps1filenames.py` lists the skycell images covering a position, then
-//! `fitscut.cgi` cuts each filter out of them (ARCHIVES.md section 1). MAST asks for at most 10
+//! `fitscut.cgi` cuts each filter out of them (docs/archives.md section 1). MAST asks for at most 10
 //! simultaneous requests. This version resolves and plans; fetching arrives with the fetch engine.
 
 pub mod fetch;

@@ -1,4 +1,4 @@
-//! The `ps1filenames.py` answer (ARCHIVES.md 1.3): a whitespace-separated table with one header
+//! The `ps1filenames.py` answer (docs/archives.md 1.3): a whitespace-separated table with one header
 //! line, `projcell subcell ra dec filter mjd type filename shortname badflag` (older servers omit
 //! `badflag`). A header-only answer means the position has no PS1 coverage. Parsed strictly: any
 //! other header, a short row, a bad number or an unknown filter is an error naming the line.

@@ -1,4 +1,4 @@
-//! Request URLs for the PS1 image service (ARCHIVES.md 1.3, 1.4): `ps1filenames.py` to list the
+//! Request URLs for the PS1 image service (docs/archives.md 1.3, 1.4): `ps1filenames.py` to list the
 //! images covering a position and `fitscut.cgi` to cut them out.
 
 use super::table::Ps1Image;

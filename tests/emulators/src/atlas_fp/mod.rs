@@ -1,7 +1,7 @@
 //! Emulator of the ATLAS forced-photometry server (`https://fallingstar-data.com/forcedphot/`,
 //! source `lukeshingles/atlasserver`, a Django REST framework app).
 //!
-//! # Faithful to ARCHIVES.md section 2 (and the 2026 server source it summarises)
+//! # Faithful to docs/archives.md section 2 (and the 2026 server source it summarises)
 //! - Paths under `/forcedphot/`, trailing slashes included: `api-token-auth/` (POST), `queue/`
 //!   (GET list, POST create), `queue/<id>/` (GET, PUT, PATCH, DELETE) and
 //!   `static/results/job{id:05}.txt`. Without the slash Django's `APPEND_SLASH` answers 301 to
@@ -24,7 +24,7 @@
 //!   list in reply. Bodies: JSON, url-encoded or multipart; others 415; bad JSON 400.
 //! - `MAX_USER_TASKS` (`max_queued`) counts the user's unstarted tasks and is checked before
 //!   validation, with the 2026 text `ERROR: You have too many queued tasks (Q queued + N
-//!   requested > MAX).` (ARCHIVES.md abbreviates it to "(… > 500)").
+//!   requested > MAX).` (docs/archives.md abbreviates it to "(… > 500)").
 //! - 201 with the 2026 serializer's fields in order, absolute `url` (built from the request's
 //!   `Host`, as Django does) and a `Location` header for single tasks.
 //! - Lifecycle: queued (`starttimestamp` null) → running → finished; `queuepos` until finished;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The real result files served by default (thespacedoctor's `job*.txt`, see ARCHIVES.md 5).
+/// The real result files served by default (thespacedoctor's `job*.txt`, see docs/archives.md 5).
 pub(crate) const DEFAULTS: [&str; 3] = ["job00128", "job01064", "job01088"];
 
 /// The real result file `name` (one of [`crate::fixtures::ATLAS_RESULTS`]), read from the fixtures
@@ -181,7 +181,7 @@ fn secs(d: Duration) -> J {
     J::Float((d.as_secs_f64() * 10.0).round() / 10.0)
 }
 
-/// The 2026 serializer's fields, in order (ARCHIVES.md 2.5).
+/// The 2026 serializer's fields, in order (docs/archives.md 2.5).
 pub(crate) fn task_json(t: &Task, v: &View) -> J {
     let f = &t.fields;
     let phase = t.phase(v.now, v.timing);

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-/// MAST's file name of the object catalogue (ARCHIVES.md 3.1).
+/// MAST's file name of the object catalogue (docs/archives.md 3.1).
 pub const CATALOG_FILE: &str = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
 
 /// The 14 classes, in the order of the `prob_*` columns of the UH light-curve files
-/// (ARCHIVES.md 3.2). [`ObjectRow::probs`] and the FITS `prob_*` columns use this order.
+/// (docs/archives.md 3.2). [`ObjectRow::probs`] and the FITS `prob_*` columns use this order.
 pub const CLASSES: [&str; 14] =
     ["CBF", "CBH", "DBF", "DBH", "HARD", "MIRA", "MPULSE", "MSINE", "NSINE", "PULSE", "SINE", "IRR", "LPV", "dubious"];
 

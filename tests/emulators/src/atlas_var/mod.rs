@@ -1,7 +1,7 @@
 //! Emulator of the ATLAS-VAR DR1 data (Heinze et al. 2018): MAST's object-catalogue FITS
 //! table and the UH IfA re-packaging of the light curves as declination-band CSV files.
 //!
-//! # Faithful to ARCHIVES.md section 3 (3.1, 3.2, 3.4)
+//! # Faithful to docs/archives.md section 3 (3.1, 3.2, 3.4)
 //! - The object catalogue is a FITS binary table under MAST's file name
 //!   `hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits`, with at least the verified
 //!   `object` columns `objid`, `ATO_ID`, `ra`, `dec`, `CLASS`, `fp_LSperiod`.
@@ -19,7 +19,7 @@
 //!   strings ignored), `/atlas/dr1` redirects there (301, as `mod_dir` does). Nothing else
 //!   exists: the `observation` table, the `/hlsp/atlas-var/` folder page and CasJobs are not
 //!   emulated (404). Methods other than GET/HEAD: 405. With [`Listing::WebDav`] the folder
-//!   behaves as on a Pelican origin (`golang.org/x/net/webdav`, ORIGINS.md 1.4): `GET` on it is
+//!   behaves as on a Pelican origin (`golang.org/x/net/webdav`, docs/design.md §10): `GET` on it is
 //!   405 and `PROPFIND` (`Depth` 0 or 1) answers 207 Multi-Status; with [`Listing::Denied`] as
 //!   an XRootD origin with `http.listingdeny true` (403 to both).
 //! - Files behave like Apache static files: strong `ETag` (`"{len hex}-{content hash}"`),

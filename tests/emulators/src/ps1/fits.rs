@@ -1,4 +1,4 @@
-//! FITS cutouts built from the real fixture cutout (ARCHIVES.md 1.6a).
+//! FITS cutouts built from the real fixture cutout (docs/archives.md 1.6a).
 
 use super::fnv1a;
 use super::sky::{py_repr, FileRef, Kind};

@@ -1,6 +1,6 @@
 //! Emulator of the Pan-STARRS1 image cutout service at MAST (`ps1images.stsci.edu`).
 //!
-//! # Faithful to ARCHIVES.md section 1
+//! # Faithful to docs/archives.md section 1
 //! - Paths: `GET`/`POST /cgi-bin/ps1filenames.py` and `GET /cgi-bin/fitscut.cgi`; anything else is 404.
 //! - `ps1filenames.py` parameters `ra`, `dec`, `filters` (default `grizy`), `type` (default `stack`,
 //!   comma-separated from the eight types of the STScI docstring), `skycell`/`SKYCELL`, and the

@@ -1,5 +1,5 @@
 //! An invented but self-consistent stand-in for the PS1 RINGS.V3 tessellation, plus the
-//! file naming of ARCHIVES.md 1.3 and the `ps1filenames.py` table.
+//! file naming of docs/archives.md 1.3 and the `ps1filenames.py` table.
 //!
 //! Geometry (invented; only its shape follows the real one): declination rings 4 degrees high,
 //! centred at -30, -26, ..., +86 and a polar cap at +90. Ring `k` holds `ceil(91 cos dec_k)`
@@ -127,7 +127,7 @@ pub(crate) fn parse_skycell_id(s: &str) -> Option<Skycell> {
     (sc.subcell < 100).then_some(sc)
 }
 
-/// The image types `ps1filenames.py` knows (ARCHIVES.md 1.3, STScI docstring).
+/// The image types `ps1filenames.py` knows (docs/archives.md 1.3, STScI docstring).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
     Stack,
