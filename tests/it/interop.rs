@@ -144,13 +144,7 @@ fn numpy_reads_atlas_light_curves_as_structured_arrays() {
     if !require(tool("zstd"), "zstd") {
         return;
     }
-    let emu = etd_emulators::atlas_fp::AtlasEmulator::start(etd_emulators::atlas_fp::Config {
-        time_scale: 60.0,
-        queue_time: std::time::Duration::from_millis(50),
-        run_time: std::time::Duration::from_millis(50),
-        ..Default::default()
-    })
-    .unwrap();
+    let emu = fast_atlas_emulator();
     let s = Scratch::new();
     let rows: String = (0..9).map(|i| format!("t{i},{}.5,{}.25\n", 20 + i * 30, i * 5)).collect();
     s.write("t.csv", format!("id,ra,dec\n{rows}"));
@@ -207,13 +201,7 @@ fn every_real_atlas_result_goes_through_fetch_and_shard_and_numpy_reads_it_colum
     use etd_emulators::atlas_fp::{AtlasEmulator, Config, FakeResult};
     use etd_emulators::fixtures::ATLAS_RESULTS;
     etd_emulators::require_fixtures!();
-    let emu = AtlasEmulator::start(Config {
-        time_scale: 60.0,
-        queue_time: std::time::Duration::from_millis(50),
-        run_time: std::time::Duration::from_millis(50),
-        ..Default::default()
-    })
-    .unwrap();
+    let emu = fast_atlas_emulator();
     // One target per real result file: nan rows, five filters, southern units 03a/04a, and
     // fluxes beyond 32-bit integers.
     let s = Scratch::new();
@@ -272,4 +260,16 @@ fn every_real_atlas_result_goes_through_fetch_and_shard_and_numpy_reads_it_colum
         text.contains("filters Hcior; units 01a 02a 03a 04a; nan chi/N rows 2; largest |uJy| 529808083386"),
         "{text}"
     );
+}
+
+/// An ATLAS forced-photometry emulator whose tasks queue and run for 50 ms, with throttle
+/// windows 60 times shorter.
+fn fast_atlas_emulator() -> etd_emulators::atlas_fp::AtlasEmulator {
+    etd_emulators::atlas_fp::AtlasEmulator::start(etd_emulators::atlas_fp::Config {
+        time_scale: 60.0,
+        queue_time: std::time::Duration::from_millis(50),
+        run_time: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .unwrap()
 }
