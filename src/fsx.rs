@@ -31,16 +31,17 @@ pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Read exactly `buf.len()` bytes at `offset` without moving a shared file position (threads may
-/// read one file at once).
+/// read one file at once). The error is the OS's own (fs_err's would name the path): callers name
+/// the file in their context.
 #[cfg(unix)]
-pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+pub fn read_exact_at(file: &fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file.file(), buf, offset)
 }
 
 #[cfg(windows)]
-pub fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+pub fn read_exact_at(file: &fs::File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(file, buf, offset)? {
+        match std::os::windows::fs::FileExt::seek_read(file.file(), buf, offset)? {
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             n => {
                 buf = &mut buf[n..];
@@ -49,4 +50,36 @@ pub fn read_exact_at(file: &std::fs::File, mut buf: &mut [u8], mut offset: u64) 
         }
     }
     Ok(())
+}
+
+/// What the OS said about `path`, without fs_err's "failed to open file `path`: " in front: for
+/// messages that name the path themselves ("cannot read the recipe: …"). fs_err keeps the OS error
+/// only in its text, so this cuts after the quoted path; any other error prints whole.
+pub fn os_reason(e: &std::io::Error, path: &Path) -> String {
+    let text = e.to_string();
+    match text.split_once(&format!("`{}`: ", path.display())) {
+        Some((_, os)) => os.to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "the std errors are what this test compares with")]
+    fn os_reason_is_the_std_error_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.yaml");
+        // Opening fails (a missing file) and reading fails (a folder opens, then cannot be read).
+        for path in [missing.as_path(), dir.path()] {
+            let with_path = fs::read(path).unwrap_err();
+            assert!(with_path.to_string().contains(&format!("`{}`", path.display())), "{with_path}");
+            let bare = std::fs::read(path).unwrap_err();
+            assert_eq!(with_path.kind(), bare.kind());
+            assert_eq!(os_reason(&with_path, path), bare.to_string());
+            assert_eq!(os_reason(&bare, path), bare.to_string());
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! etd — Extract, Transform, Distribute: turn legacy astronomy archives into ML-ready WebDataset
 //! shards. The binary is a thin shell over this library; see docs/design.md for the contract and docs/architecture.md for the layout.
 
+// Library code does not print with `print!`/`eprint!` (which panic on a closed pipe): data for
+// scripts goes through `commands::print_stdout` (a closed pipe is an error), progress through
+// `report`, diagnostics through `tracing`; only main.rs prints the final error.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod cli;
 pub mod commands;
 pub mod digest;

@@ -154,7 +154,7 @@ fn forget_missing_raw(
         let whole = journals
             .inputs(*pos)?
             .iter()
-            .all(|i| std::fs::metadata(root.join(&i.path)).is_ok_and(|m| m.len() == i.size));
+            .all(|i| fs_err::metadata(root.join(&i.path)).is_ok_and(|m| m.len() == i.size));
         if !whole {
             missing.push(unit.clone());
         }

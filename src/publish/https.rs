@@ -395,14 +395,14 @@ mod tests {
         j.append("http://o/a", UploadState::Started).unwrap();
         j.append("http://o/b", UploadState::Started).unwrap();
         j.append("http://o/b", UploadState::Verified).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         assert_eq!(
             text,
             "{\"url\":\"http://o/a\",\"status\":\"started\"}\n{\"url\":\"http://o/b\",\"status\":\"started\"}\n\
              {\"url\":\"http://o/b\",\"status\":\"verified\"}\n"
         );
         // A state a newer etd wrote ends `started`; a torn last line is ignored.
-        std::fs::write(
+        fs_err::write(
             &path,
             format!("{text}{{\"url\":\"http://o/a\",\"status\":\"abandoned\"}}\n{{\"url\":\"http://o/b\",\"sta"),
         )
@@ -413,7 +413,7 @@ mod tests {
         assert!(!j.started_not_verified("http://o/c"));
         let j = PublishJournal::open(&dir.path().join("none.jsonl")).unwrap();
         assert!(!j.started_not_verified("http://o/a"));
-        std::fs::write(&path, "{\"url\":\"http://o/a\",\"status\":\"started\"}\n").unwrap();
+        fs_err::write(&path, "{\"url\":\"http://o/a\",\"status\":\"started\"}\n").unwrap();
         assert!(PublishJournal::open(&path).unwrap().started_not_verified("http://o/a"));
     }
 
@@ -421,10 +421,10 @@ mod tests {
     fn token_files_hold_a_token_or_wlcg_json() {
         let dir = tempfile::tempdir().unwrap();
         let raw = dir.path().join("raw");
-        std::fs::write(&raw, "eyJhbGciOi.abc.def\n").unwrap();
+        fs_err::write(&raw, "eyJhbGciOi.abc.def\n").unwrap();
         assert_eq!(token(Some(&raw)).unwrap().unwrap().expose(), "eyJhbGciOi.abc.def");
         let json = dir.path().join("json");
-        std::fs::write(&json, r#"{"access_token": "eyJ.x.y", "expires_in": 1200}"#).unwrap();
+        fs_err::write(&json, r#"{"access_token": "eyJ.x.y", "expires_in": 1200}"#).unwrap();
         assert_eq!(token(Some(&json)).unwrap().unwrap().expose(), "eyJ.x.y");
     }
 }

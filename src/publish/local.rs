@@ -228,8 +228,8 @@ fn may_access(path: &Path, mode: libc::c_int) -> bool {
 /// `mode 0555, owner uid 0, group gid 0` for messages.
 fn describe_owner(path: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
-    match std::fs::metadata(path) {
+    match fs::metadata(path) {
         Ok(m) => format!("mode {:04o}, owner uid {}, group gid {}", m.mode() & 0o7777, m.uid(), m.gid()),
-        Err(e) => format!("cannot read its permissions: {e}"),
+        Err(e) => format!("cannot read its permissions: {}", crate::fsx::os_reason(&e, path)),
     }
 }

@@ -119,9 +119,9 @@ pub fn load_with(path: &Path, exceed_archive_limits: bool) -> Result<Recipe, Rec
         RecipeErrorDetail { file: path.to_path_buf(), line: None, column: None, key: String::new(), message, hint }
             .into()
     };
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = fs_err::read(path).map_err(|e| {
         whole(
-            format!("cannot read the recipe: {}", e.source_io_kind()),
+            format!("cannot read the recipe: {}", e.source_io_kind(path)),
             Some("check the path; recipes are YAML files such as recipes/quickstart.yaml".into()),
         )
     })?;
@@ -133,15 +133,15 @@ pub fn load_with(path: &Path, exceed_archive_limits: bool) -> Result<Recipe, Rec
 }
 
 trait IoKind {
-    fn source_io_kind(&self) -> String;
+    fn source_io_kind(&self, path: &Path) -> String;
 }
 
 impl IoKind for std::io::Error {
-    fn source_io_kind(&self) -> String {
+    fn source_io_kind(&self, path: &Path) -> String {
         match self.kind() {
             std::io::ErrorKind::NotFound => "no such file".into(),
             std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-            _ => self.to_string(),
+            _ => crate::fsx::os_reason(self, path),
         }
     }
 }

@@ -8,14 +8,14 @@ use crate::publish::config::Origin;
 /// Write `text` as `recipe.yaml` in a temp dir with a `data/` folder and a targets CSV, then load it.
 fn load_text(text: &str) -> (tempfile::TempDir, Result<Recipe, RecipeError>) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(
+    fs_err::create_dir_all(dir.path().join("data")).unwrap();
+    fs_err::write(
         dir.path().join("targets.csv"),
         "objid,ra,dec,class\nm51,202.47,47.19,spiral\nm87,187.70,12.39,elliptical\n",
     )
     .unwrap();
     let path = dir.path().join("recipe.yaml");
-    std::fs::write(&path, text).unwrap();
+    fs_err::write(&path, text).unwrap();
     let result = load(&path);
     (dir, result)
 }
@@ -154,22 +154,22 @@ fn ps1_size_and_filters() {
 #[test]
 fn targets_rows_are_checked_with_file_and_line() {
     let (dir, _) = load_text(LOCAL);
-    std::fs::write(dir.path().join("bad.csv"), "id,ra,dec\na,10,20\nb,10,95\n").unwrap();
+    fs_err::write(dir.path().join("bad.csv"), "id,ra,dec\na,10,20\nb,10,95\n").unwrap();
     let path = dir.path().join("r.yaml");
-    std::fs::write(&path, "version: 1\nname: p\ntargets: {file: bad.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    fs_err::write(&path, "version: 1\nname: p\ntargets: {file: bad.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
     let e = load(&path).unwrap_err();
     assert_eq!(e.file, dir.path().join("bad.csv"));
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("dec 95 is outside [-90, 90]"), "{}", e.message);
 
-    std::fs::write(dir.path().join("dup.csv"), "id,ra,dec\na,10,20\na,11,21\n").unwrap();
-    std::fs::write(&path, "version: 1\nname: p\ntargets: {file: dup.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    fs_err::write(dir.path().join("dup.csv"), "id,ra,dec\na,10,20\na,11,21\n").unwrap();
+    fs_err::write(&path, "version: 1\nname: p\ntargets: {file: dup.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
     let e = load(&path).unwrap_err();
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("duplicate id `a`"), "{}", e.message);
 
-    std::fs::write(dir.path().join("nan.csv"), "id,ra,dec\na,nan,20\n").unwrap();
-    std::fs::write(&path, "version: 1\nname: p\ntargets: {file: nan.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    fs_err::write(dir.path().join("nan.csv"), "id,ra,dec\na,nan,20\n").unwrap();
+    fs_err::write(&path, "version: 1\nname: p\ntargets: {file: nan.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
     assert!(load(&path).unwrap_err().message.contains("finite"));
 }
 
@@ -238,7 +238,7 @@ fn publish_section() {
 fn every_shipped_recipe_parses() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("recipes");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in fs_err::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -251,9 +251,9 @@ fn every_shipped_recipe_parses() {
 #[test]
 fn targets_without_rows_are_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("empty.csv"), "objid,ra,dec\n").unwrap();
+    fs_err::write(dir.path().join("empty.csv"), "objid,ra,dec\n").unwrap();
     let path = dir.path().join("recipe.yaml");
-    std::fs::write(&path, "version: 1\nname: t\ntargets: {file: empty.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
+    fs_err::write(&path, "version: 1\nname: t\ntargets: {file: empty.csv}\nsource:\n  ps1-cutouts: {}\n").unwrap();
     let e = load(&path).unwrap_err();
     assert_eq!(e.file, dir.path().join("empty.csv"));
     assert_eq!(e.line, Some(1));

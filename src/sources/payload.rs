@@ -106,7 +106,7 @@ mod tests {
         assert!(put(&store, "m51", "g.fits", PayloadKind::Fits, &f[..5000], None).is_err());
         assert!(!store.root().join("m51/g.fits").exists(), "a refused payload leaves nothing behind");
         let leftovers: Vec<_> =
-            std::fs::read_dir(store.root().join("m51")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            fs_err::read_dir(store.root().join("m51")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("r.fits")]);
         assert!(put(&store, "../x", "a.fits", PayloadKind::Fits, &f, None).is_err());
         assert!(put(&store, "k", "../a.fits", PayloadKind::Fits, &f, None).is_err());

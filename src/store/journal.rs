@@ -202,7 +202,7 @@ impl JournalScan {
 /// while other processes append to them: a torn last line is not read.
 pub struct JournalSet {
     paths: Vec<PathBuf>,
-    files: Vec<std::fs::File>,
+    files: Vec<fs::File>,
 }
 
 impl JournalSet {
@@ -212,7 +212,7 @@ impl JournalSet {
         anyhow::ensure!(paths.len() <= usize::from(u16::MAX), "too many journals");
         let files = paths
             .iter()
-            .map(|p| std::fs::File::open(p).with_context(|| format!("cannot open the journal {}", p.display())))
+            .map(|p| fs::File::open(p).with_context(|| format!("cannot open the journal {}", p.display())))
             .collect::<anyhow::Result<_>>()?;
         Ok(JournalSet { paths, files })
     }

@@ -99,15 +99,14 @@ mod tests {
         let bytes = b"###MJD m\n\xff not text".to_vec();
         let path = store.reject("sn0001", "job00042.txt", &bytes).unwrap();
         assert_eq!(path, dir.path().join("rejected/atlas-fp/sn0001/job00042.txt"));
-        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(fs_err::read(&path).unwrap(), bytes);
         // A second refusal replaces the first; odd names are made safe, not refused.
         store.reject("sn0001", "job00042.txt", b"again").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"again");
+        assert_eq!(fs_err::read(&path).unwrap(), b"again");
         let odd = store.reject("sn0001", "../fitscut.cgi?x=1", b"x").unwrap();
         assert_eq!(odd, dir.path().join("rejected/atlas-fp/sn0001/answer.._fitscut.cgi_x_1"));
         assert!(store.reject("../up", "a.txt", b"x").is_err());
-        let names: Vec<_> =
-            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs_err::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
     }
 }

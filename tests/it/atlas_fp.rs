@@ -71,7 +71,7 @@ fn shard_members(s: &Scratch) -> BTreeMap<String, Vec<u8>> {
 /// Every file below `dir`, recursively.
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
             out.extend(files(&p));
@@ -131,7 +131,7 @@ fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
     assert!(tasks.iter().all(|t| t.comment.as_deref() == Some("etd:fp-test")));
     assert!(tasks.iter().all(|t| t.mjd_min == Some(57000.0) && !t.use_reduced));
 
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 5);
     assert!(failures.contains("\"unit\":\"sn0003\"") && failures.contains("no-data"), "{failures}");
 
@@ -165,7 +165,7 @@ fn light_curves_end_to_end_within_the_write_limit_and_no_task_left_behind() {
     }
     // The token is nowhere in the workdir: journal, failures, raw files, shards, manifest.
     for f in files(&s.join("work")) {
-        let bytes = std::fs::read(&f).unwrap();
+        let bytes = fs_err::read(&f).unwrap();
         assert!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "token in {}", f.display());
     }
 }
@@ -258,7 +258,7 @@ fn a_task_gone_from_the_server_is_submitted_again() {
         .unwrap();
     // Wait until the batch is journaled, then kill and expire one task.
     for _ in 0..100 {
-        if std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default().lines().count() >= 4 {
+        if fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default().lines().count() >= 4 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -324,7 +324,7 @@ fn the_token_never_shows_and_login_and_token_files_work() {
     // A token file readable by others gets a warning.
     let token_file = s.write("token", format!("{TOKEN}\n"));
     #[cfg(unix)]
-    std::fs::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs_err::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     s.write(
         "file.yaml",
         recipe(&emu.base_url(), "    token_file: token\n", POLITE).replace("name: fp-test", "name: fp-file"),
@@ -336,7 +336,7 @@ fn the_token_never_shows_and_login_and_token_files_work() {
 
 /// `job00128.txt` with line 17's `uJy` replaced by `12x`: arrives whole, does not parse.
 fn broken_result() -> Vec<u8> {
-    let text = std::fs::read_to_string(super::common::atlas_fixture("job00128")).unwrap();
+    let text = fs_err::read_to_string(super::common::atlas_fixture("job00128")).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut f: Vec<&str> = lines[16].split_whitespace().collect();
     f[3] = "12x";
@@ -364,13 +364,13 @@ fn a_whole_answer_that_does_not_parse_is_read_twice_kept_and_failed_then_retry_f
     let name = reads.iter().find(|(_, &n)| n == 2).map(|(k, _)| k.clone()).unwrap();
     // What the archive sent is kept byte for byte, named as the archive named it.
     let kept = s.join(&format!("work/rejected/atlas-fp/sn0000/{name}"));
-    assert_eq!(std::fs::read(&kept).unwrap(), broken);
+    assert_eq!(fs_err::read(&kept).unwrap(), broken);
     assert!(!s.join("work/raw/atlas-fp/sn0000").exists(), "nothing under raw/ for the refused answer");
     let clean = |t: &str| t.replace(&emu.base_url(), "[BASE]").replace(&s.path().display().to_string(), "[TMP]");
     assert_eq!(name, "job00001.txt", "sn0000 is the first line of the batch");
     let line = err.lines().find(|l| l.contains("is not an integer")).expect("the parse error is logged");
     insta::assert_snapshot!(clean(&line[line.find("sn0000").unwrap()..]), @"sn0000: result [BASE]/static/results/job00001.txt line 17: uJy `12x` is not an integer (after 2 tries; the answer is kept in [TMP]/work/rejected/atlas-fp/sn0000/job00001.txt)");
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     insta::assert_snapshot!(clean(failures.trim()), @r#"{"unit":"sn0000","stage":"fetch","kind":"invalid-answer","reason":"result [BASE]/static/results/job00001.txt line 17: uJy `12x` is not an integer (after 2 tries; the answer is kept in [TMP]/work/rejected/atlas-fp/sn0000/job00001.txt)"}"#);
     assert!(emu.tasks().iter().all(|t| t.deleted), "the failed target's task is deleted too");
 
@@ -383,7 +383,7 @@ fn a_whole_answer_that_does_not_parse_is_read_twice_kept_and_failed_then_retry_f
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let all = shard_members(&s);
-    let want = std::fs::read(super::common::atlas_fixture("job00128")).unwrap();
+    let want = fs_err::read(super::common::atlas_fixture("job00128")).unwrap();
     assert_eq!(all["sn0000.txt"], want);
 }
 
@@ -403,7 +403,7 @@ fn truncated_result_bodies_are_still_retried_within_the_budget() {
     assert!(!s.join("work/rejected").exists());
     let stored = files(&s.join("work/raw/atlas-fp/sn0000"));
     assert_eq!(stored.len(), 1);
-    assert_eq!(std::fs::read(&stored[0]).unwrap(), std::fs::read(super::common::atlas_fixture("job01381")).unwrap());
+    assert_eq!(fs_err::read(&stored[0]).unwrap(), fs_err::read(super::common::atlas_fixture("job01381")).unwrap());
 }
 
 #[test]

@@ -55,14 +55,14 @@ fn only_needed_partitions_are_fetched_resumed_and_never_twice() {
     let catalog = emu.dataset().catalog_fits();
     let name = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
     assert_eq!(m.bytes_sent_per_file[name], catalog.len() as u64);
-    assert_eq!(std::fs::read(s.join(&format!("work/raw/atlas-var/{name}"))).unwrap(), catalog);
+    assert_eq!(fs_err::read(s.join(&format!("work/raw/atlas-var/{name}"))).unwrap(), catalog);
     for p in &want {
         let bytes = emu.dataset().partition_csv(p).unwrap();
         assert_eq!(m.bytes_sent_per_file[p], bytes.len() as u64, "{p} fetched once");
-        assert_eq!(std::fs::read(s.join(&format!("work/raw/atlas-var/{p}"))).unwrap(), bytes, "{p}");
+        assert_eq!(fs_err::read(s.join(&format!("work/raw/atlas-var/{p}"))).unwrap(), bytes, "{p}");
     }
     assert!(m.range_requests as usize > want.len(), "resumed with ranges: {}", m.range_requests);
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
     assert!(journal.contains("\"unit\":\"catalog\""));
     for p in &want {
         assert!(journal.contains(&format!("\"unit\":\"partition/{p}\"")), "{p} journaled");
@@ -89,7 +89,7 @@ fn a_file_folder_is_used_in_place() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(emu.meter().requests, 0);
     let want = expected_partitions(&emu);
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
     assert_eq!(journal.lines().count(), 1 + want.len(), "{journal}");
     assert!(
         !s.join("work/raw/atlas-var")
@@ -119,7 +119,7 @@ fn a_download_cut_off_in_one_run_is_resumed_by_the_next() {
         let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
         resumed += stderr(&out).matches("resuming at byte").count();
         let part = s.join(&format!("work/raw/atlas-var/{name}.part"));
-        saw_part |= std::fs::metadata(&part).is_ok_and(|m| m.len() > 0 && m.len() < total);
+        saw_part |= fs_err::metadata(&part).is_ok_and(|m| m.len() > 0 && m.len() < total);
         match out.status.code() {
             Some(0) => break,
             Some(75) => continue,
@@ -240,11 +240,11 @@ fn etd_ok(s: &Scratch, cmd: &str, code: i32) -> String {
 /// Every sample of the shards listed in `shards/manifest.json`: key -> field -> bytes.
 fn read_samples(shards: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shards.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(shards.join("manifest.json")).unwrap()).unwrap();
     let mut out: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     for shard in manifest["shards"].as_array().unwrap() {
         let name = shard["name"].as_str().unwrap();
-        let bytes = std::fs::read(shards.join(name)).unwrap();
+        let bytes = fs_err::read(shards.join(name)).unwrap();
         let tar = if name.ends_with(".zst") { zstd::stream::decode_all(bytes.as_slice()).unwrap() } else { bytes };
         let mut ar = tar::Archive::new(tar.as_slice());
         let mut in_shard = 0;
@@ -452,7 +452,7 @@ fn shard_selects_by_class_and_region_and_samples_equal_the_emulator_data() {
     assert_eq!(manifest["classes"], serde_json::json!(DOC_CLASSES), "manifest classes");
     assert!(manifest["shards"].as_array().unwrap().len() > 1, "several shards: {manifest}");
     // The objects without rows are the failed samples.
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     let failed: BTreeSet<String> = failures
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -538,7 +538,7 @@ fn a_partition_far_larger_than_the_memory_budget_spills_and_shards_identically()
     assert_eq!(d.partitions.len(), 1);
     let small = Scratch::new();
     let (catalog, folder) = file_mirror(&small, &d);
-    let size = std::fs::metadata(small.join("mirror").join(&d.partitions[0].0)).unwrap().len();
+    let size = fs_err::metadata(small.join("mirror").join(&d.partitions[0].0)).unwrap().len();
     assert!(size > 10_000_000, "partition of {size} bytes");
     let rows: usize = d.lightcurves.values().map(Vec::len).sum();
     let big = Scratch::new();
@@ -585,7 +585,7 @@ fn bad_rows_are_skipped_with_file_and_line_and_a_bad_header_fails_without_touchi
     let (catalog, folder) = file_mirror(&s, &d);
     let name = "atlas_lc_dr1_0-10.csv";
     let path = s.join("mirror").join(name);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     // Two rows of two different objects (1-based line numbers; the header is line 1).
     let id_of = |l: &str| l.split(',').next().unwrap().to_string();
@@ -598,7 +598,7 @@ fn bad_rows_are_skipped_with_file_and_line_and_a_bad_header_fails_without_touchi
     let garbled = fa[34].clone();
     lines[la - 1] = fa.join(",");
     lines[lb - 1] = fb[..20].join(",");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    fs_err::write(&path, lines.join("\n") + "\n").unwrap();
 
     s.write(
         "r.yaml",
@@ -629,8 +629,8 @@ fn bad_rows_are_skipped_with_file_and_line_and_a_bad_header_fails_without_touchi
     // A wrong header: `shard` fails naming the file and line 1, and the shards stay as they were.
     assert!(s.shards().is_dir());
     let before = s.shard_files();
-    let corrupt = std::fs::read_to_string(&path).unwrap().replacen(",mjd,", ",MJD,", 1);
-    std::fs::write(&path, corrupt).unwrap();
+    let corrupt = fs_err::read_to_string(&path).unwrap().replacen(",mjd,", ",MJD,", 1);
+    fs_err::write(&path, corrupt).unwrap();
     etd_ok(&s, "fetch", 0);
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     let err = stderr(&out);
@@ -661,12 +661,12 @@ fn sharded_mirror(seed: u64) -> (Scratch, Dataset, std::path::PathBuf) {
 
 /// The partition's text with the `m` of its first data row rewritten by `edit`.
 fn edit_first_m(path: &Path, edit: impl Fn(&str) -> String) {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = fs_err::read_to_string(path).unwrap();
     let (header, rest) = text.split_once('\n').unwrap();
     let (first, others) = rest.split_once('\n').unwrap();
     let mut fields: Vec<String> = first.split(',').map(str::to_string).collect();
     fields[34] = edit(&fields[34]);
-    std::fs::write(path, format!("{header}\n{}\n{others}", fields.join(","))).unwrap();
+    fs_err::write(path, format!("{header}\n{}\n{others}", fields.join(","))).unwrap();
 }
 
 #[test]
@@ -706,14 +706,14 @@ fn a_stray_quote_skips_only_its_own_row() {
     // with `"` is one bad row (README: "rows that do not parse are skipped and reported with file
     // and line"), not the end of the file.
     let (s, d, path) = sharded_mirror(32);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     assert!(lines.len() > 40, "{} lines", lines.len());
     let mut fields: Vec<String> = lines[2].split(',').map(str::to_string).collect();
     let (id, mjd): (String, f64) = (fields[0].clone(), fields[30].parse().unwrap());
     fields[34] = format!("\"{}", fields[34]);
     lines[2] = fields.join(",");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    fs_err::write(&path, lines.join("\n") + "\n").unwrap();
     etd_ok(&s, "fetch", 0);
     let log = etd_ok(&s, "shard", 0);
     assert!(log.contains("atlas_lc_dr1_0-10.csv:3: row skipped"), "{log}");
@@ -749,7 +749,7 @@ fn the_shipped_pulsators_recipe_runs_against_the_emulator() {
     let cfg = Config { objects: 2500, seed: 7, band_deg: 30.0, detections_per_object: (5, 20), ..Config::default() };
     let emu = AtlasVarEmulator::start(cfg).unwrap();
     let d = emu.dataset();
-    let shipped = std::fs::read_to_string(repo().join("recipes/atlas-var-pulsators.yaml")).unwrap();
+    let shipped = fs_err::read_to_string(repo().join("recipes/atlas-var-pulsators.yaml")).unwrap();
     let cat = "https://dtn.example.org/atlas/hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
     let lcs = "https://dtn.example.org/atlas/dr1/";
     assert!(shipped.contains(&format!("catalog_url: {cat}")) && shipped.contains(&format!("lightcurves_url: {lcs}")));
@@ -830,10 +830,10 @@ fn file_times_are_trusted_only_when_not_racy() {
     let (catalog, folder) = file_mirror(&s, &d);
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     let aged = s.join(&format!("mirror/{CATALOG_FILE}"));
-    std::fs::File::options().write(true).open(&aged).unwrap().set_modified(old).unwrap();
+    fs_err::File::options().write(true).open(&aged).unwrap().set_modified(old).unwrap();
     s.write("r.yaml", var_recipe("var-times", &catalog, &folder, "", "1MB", ""));
     etd_ok(&s, "fetch", 0);
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
     let times: Vec<(String, i64)> = journal
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -850,7 +850,7 @@ fn file_times_are_trusted_only_when_not_racy() {
     }
     etd_ok(&s, "shard", 0);
     // Touched, not changed: accepted (after hashing).
-    std::fs::File::options()
+    fs_err::File::options()
         .write(true)
         .open(&aged)
         .unwrap()
@@ -864,7 +864,7 @@ fn an_empty_selection_warns_at_fetch_and_at_shard_and_progress_counts_partitions
     // The default emulator's catalog holds no MIRA/PULSE/CBF at probability >= 0.8 in a quarter
     // sample: the shipped recipe selects nothing there.
     let emu = AtlasVarEmulator::start(Config::default()).unwrap();
-    let shipped = std::fs::read_to_string(repo().join("recipes/atlas-var-pulsators.yaml")).unwrap();
+    let shipped = fs_err::read_to_string(repo().join("recipes/atlas-var-pulsators.yaml")).unwrap();
     let cat = "https://dtn.example.org/atlas/hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
     let lcs = "https://dtn.example.org/atlas/dr1/";
     let s = Scratch::new();

@@ -45,13 +45,13 @@ impl Scratch {
 
     pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
         let path = self.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(&path, bytes).unwrap();
         path
     }
 
     pub fn copy(&self, from: &Path, rel: &str) -> PathBuf {
-        let bytes = std::fs::read(from).unwrap();
+        let bytes = fs_err::read(from).unwrap();
         self.write(rel, bytes)
     }
 
@@ -71,11 +71,11 @@ impl Scratch {
 
     /// Every file in the shard folder with its bytes, sorted by name.
     pub fn shard_files(&self) -> Vec<(String, Vec<u8>)> {
-        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(self.shards())
+        let mut files: Vec<(String, Vec<u8>)> = fs_err::read_dir(self.shards())
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+                (e.file_name().to_string_lossy().into_owned(), fs_err::read(e.path()).unwrap())
             })
             .collect();
         files.sort();
@@ -83,7 +83,7 @@ impl Scratch {
     }
 
     pub fn manifest(&self) -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(self.shards().join("manifest.json")).unwrap()).unwrap()
+        serde_json::from_slice(&fs_err::read(self.shards().join("manifest.json")).unwrap()).unwrap()
     }
 }
 

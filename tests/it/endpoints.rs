@@ -18,10 +18,10 @@ fn recorded_endpoints(s: &Scratch) -> Vec<String> {
 /// (status, endpoint) of each done or failed unit of the workdir's journals.
 fn recorded(s: &Scratch) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(s.join("work")).unwrap() {
+    for e in fs_err::read_dir(s.join("work")).unwrap() {
         let path = e.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("journal") {
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
+            for line in fs_err::read_to_string(&path).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 if v["status"] == "done" || v["status"] == "failed" {
                     let params = v["params"].as_str().unwrap();
@@ -109,8 +109,8 @@ fn a_journal_of_etd_0_1_0_without_endpoints_counts_as_from_elsewhere() {
     assert_eq!(s.etd().args(["fetch", "r.yaml"]).output().unwrap().status.code(), Some(3));
     // What etd 0.1.0 wrote: the same settings, no endpoint.
     let journal = s.join("work/journal.jsonl");
-    let old = std::fs::read_to_string(&journal).unwrap().replace(&format!(" endpoint={}", a.base_url()), "");
-    std::fs::write(&journal, old).unwrap();
+    let old = fs_err::read_to_string(&journal).unwrap().replace(&format!(" endpoint={}", a.base_url()), "");
+    fs_err::write(&journal, old).unwrap();
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out).replace(&a.base_url(), "[A]");
@@ -150,7 +150,7 @@ fn nothing_listening_stops_after_a_few_retries_with_a_hint() {
     error: nothing is listening at http://127.0.0.1:[PORT] — is the server running?
       hint: http://127.0.0.1:[PORT] refused every connection and has not answered once in this run; start the server or correct base_url in the recipe, then run the same command again
     ");
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
     assert!(journal.is_empty(), "nothing recorded: {journal}");
 }
 

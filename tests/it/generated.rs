@@ -9,10 +9,10 @@ fn completions_and_man_pages_are_fresh() {
     let mut stale = Vec::new();
     for (rel, bytes) in etd::cli::generate::generated_files() {
         let path = repo().join(&rel);
-        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+        if fs_err::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
             if regenerate {
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &bytes).unwrap();
+                fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+                fs_err::write(&path, &bytes).unwrap();
             }
             stale.push(rel);
         }

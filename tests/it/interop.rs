@@ -241,7 +241,7 @@ fn every_real_atlas_result_goes_through_fetch_and_shard_and_numpy_reads_it_colum
             if let Some(key) = path.strip_suffix(".txt") {
                 let mut got = Vec::new();
                 std::io::Read::read_to_end(&mut m, &mut got).unwrap();
-                assert_eq!(got, std::fs::read(atlas_fixture(key)).unwrap(), "{key}");
+                assert_eq!(got, fs_err::read(atlas_fixture(key)).unwrap(), "{key}");
                 seen += 1;
             }
         }

@@ -11,7 +11,7 @@ use super::common::repo;
 /// The tier table: the fenced block marked `tiers` in docs/architecture.md, one line per tier,
 /// `N: module module ...`.
 fn tiers() -> BTreeMap<String, u32> {
-    let page = std::fs::read_to_string(repo().join("docs/architecture.md")).unwrap();
+    let page = fs_err::read_to_string(repo().join("docs/architecture.md")).unwrap();
     let start = page.find("```tiers\n").expect("docs/architecture.md has a ```tiers block") + 9;
     let block = &page[start..start + page[start..].find("```").unwrap()];
     let mut out = BTreeMap::new();
@@ -27,7 +27,7 @@ fn tiers() -> BTreeMap<String, u32> {
 
 /// Rust source files below `dir`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for entry in fs_err::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             sources(&path, out);
@@ -164,7 +164,7 @@ fn imports_go_down_the_tiers_and_modules_form_no_cycle() {
             problems.push(format!("src/{from}: module not in the tier table of docs/architecture.md"));
             continue;
         };
-        let code = code_of(&std::fs::read_to_string(file).unwrap());
+        let code = code_of(&fs_err::read_to_string(file).unwrap());
         let shown = file.strip_prefix(repo()).unwrap().display().to_string();
         for to in referenced_modules(&code) {
             if to == from || to == "VERSION" {

@@ -89,7 +89,7 @@ fn a_bad_job_completion_index_is_named() {
 #[test]
 fn verify_without_a_manifest_hints_at_what_it_needs() {
     let s = Scratch::new();
-    std::fs::create_dir_all(s.join("empty")).unwrap();
+    fs_err::create_dir_all(s.join("empty")).unwrap();
     let out = s.etd().args(["verify", "empty"]).output().unwrap();
     assert_eq!(code(&out), Some(1));
     assert_text!(stderr(&out), @r"
@@ -114,7 +114,7 @@ fn inspect_of_a_path_that_is_not_a_shard_is_a_usage_error() {
     error: README.md is not a shard: a shard's name ends in .tar or .tar.zst
       hint: inspect lists one shard file written by `etd shard`, such as etd-work/<name>/shards/<name>-000000.tar.zst
     ");
-    std::fs::create_dir_all(s.join("shards")).unwrap();
+    fs_err::create_dir_all(s.join("shards")).unwrap();
     let out = s.etd().args(["inspect", "shards"]).output().unwrap();
     assert_eq!(code(&out), Some(2));
     assert_text!(stderr(&out), @r"
@@ -203,19 +203,19 @@ fn publish_names_the_missing_permission() {
     s.write("r.yaml", local_recipe("t", "publish: {origin: origin, path: ns/t, version: v1}\n"));
     s.etd().args(["-q", "fetch", "r.yaml"]).assert().success();
     s.etd().args(["-q", "shard", "r.yaml"]).assert().success();
-    std::fs::create_dir_all(s.join("origin")).unwrap();
-    std::fs::create_dir_all(s.join("open")).unwrap();
+    fs_err::create_dir_all(s.join("origin")).unwrap();
+    fs_err::create_dir_all(s.join("open")).unwrap();
     for entry in ["", "data", "work", "work/shards", "open"] {
-        std::fs::set_permissions(s.join(entry), std::fs::Permissions::from_mode(0o777)).unwrap();
+        fs_err::set_permissions(s.join(entry), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    for file in std::fs::read_dir(s.join("work")).unwrap().chain(std::fs::read_dir(s.shards()).unwrap()) {
+    for file in fs_err::read_dir(s.join("work")).unwrap().chain(fs_err::read_dir(s.shards()).unwrap()) {
         let file = file.unwrap().path();
         if file.is_file() {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+            fs_err::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         }
     }
-    std::fs::set_permissions(s.join("origin"), std::fs::Permissions::from_mode(0o555)).unwrap();
-    let privileged = std::fs::write(s.join("origin/probe"), "x").is_ok();
+    fs_err::set_permissions(s.join("origin"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let privileged = fs_err::write(s.join("origin/probe"), "x").is_ok();
     let publish = |args: &[&str]| -> Output {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"));
         for var in etd::env_vars::ALL {

@@ -9,12 +9,12 @@ use sha2::{Digest, Sha256};
 use super::common::repo;
 
 fn sha256(path: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+    hex::encode(Sha256::digest(fs_err::read(path).unwrap()))
 }
 
 /// Every file below `dir`, skipping build output, virtual environments and git's own folder.
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for entry in fs_err::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let path = entry.path();
         let name = entry.file_name();

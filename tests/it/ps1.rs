@@ -35,10 +35,10 @@ pub(super) fn recipe(base: &str, filters: &str, politeness: &str, extra: &str) -
 /// Members of every `.tar` shard in `dir`: name -> bytes.
 fn members(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "tar") {
-            let mut ar = tar::Archive::new(std::fs::File::open(&path).unwrap());
+            let mut ar = tar::Archive::new(fs_err::File::open(&path).unwrap());
             for m in ar.entries().unwrap() {
                 let mut m = m.unwrap();
                 let name = m.path().unwrap().to_string_lossy().into_owned();
@@ -82,11 +82,11 @@ fn query(url: &str) -> BTreeMap<String, String> {
 
 fn journal_units(dir: &Path) -> Vec<(String, String)> {
     let mut units = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("journal") {
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
+            for line in fs_err::read_to_string(&path).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 units.push((v["unit"].as_str().unwrap().to_string(), v["status"].as_str().unwrap().to_string()));
             }
@@ -137,7 +137,7 @@ fn fetch_and_shard_under_faults_stays_polite_and_keeps_the_served_arrays() {
     assert!(m.status_counts.get(&503).copied().unwrap_or(0) > 0);
     assert_eq!(m.user_agents.iter().collect::<Vec<_>>(), [&format!("etd/{}", env!("CARGO_PKG_VERSION"))]);
 
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     assert_eq!(failures.lines().count(), 20);
     assert!(failures.lines().all(|l| l.contains("\"kind\":\"no-coverage\"")), "{failures}");
 
@@ -229,7 +229,7 @@ fn tasks_split_the_units_disjointly_and_shard_merges_them() {
     let ids: BTreeSet<&str> = units.iter().map(|(u, _)| u.as_str()).collect();
     assert_eq!(units.len(), n, "each unit journaled once");
     assert_eq!(ids.len(), n);
-    let task_files = std::fs::read_dir(s.join("work"))
+    let task_files = fs_err::read_dir(s.join("work"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("journal.task-"));
     assert_eq!(task_files.count(), 3);
@@ -290,7 +290,7 @@ fn kill_9_during_fetch_then_rerun_gives_the_uninterrupted_shards() {
 
 fn walk(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
+    for e in fs_err::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
             out.extend(walk(&p));
@@ -318,7 +318,7 @@ fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(emu.meter().requests, 1, "only the failed unit is asked again");
     // A raw file deleted by hand: that target is fetched again (2 requests), nothing else.
-    std::fs::remove_file(s.join("work/raw/ps1-cutouts/g0003/g.fits")).unwrap();
+    fs_err::remove_file(s.join("work/raw/ps1-cutouts/g0003/g.fits")).unwrap();
     emu.reset_meter();
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -336,7 +336,7 @@ fn permanent_failures_wait_for_retry_failed_and_refusals_are_permanent() {
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(emu.meter().requests, 1, "4xx is not retried");
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     assert!(
         failures.contains("\"kind\":\"not-found\"") && failures.contains("/mirror/cgi-bin/ps1filenames.py"),
         "{failures}"
@@ -355,7 +355,7 @@ fn an_unreachable_archive_exits_75_and_records_nothing() {
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(&format!("nothing is listening at http://127.0.0.1:{port}")), "{err}");
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
     assert!(journal.is_empty(), "nothing recorded: {journal}");
     // `run` does not shard an incomplete fetch, and keeps its exit code for the batch system.
     let out = s.etd().args(["run", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
@@ -383,7 +383,7 @@ fn concurrency_above_the_archive_limit_needs_the_override_flag() {
 
 /// A repository recipe, pointed at the emulator.
 fn repo_recipe(s: &Scratch, name: &str, base: &str) {
-    let text = std::fs::read_to_string(super::common::repo().join("recipes").join(name)).unwrap();
+    let text = fs_err::read_to_string(super::common::repo().join("recipes").join(name)).unwrap();
     assert!(text.contains("  ps1-cutouts:\n"), "{name}");
     let text = text.replace("  ps1-cutouts:\n", &format!("  ps1-cutouts:\n    base_url: \"{base}\"\n"));
     s.write(name, text);
@@ -415,10 +415,10 @@ fn the_repository_recipes_run_end_to_end() {
     repo_recipe(&s, "ps1-crab-color.yaml", &emu.base_url());
     let out = s.etd().args(["run", "ps1-crab-color.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let zst = std::fs::read(s.shards().join("ps1-crab-color-000000.tar.zst")).unwrap();
+    let zst = fs_err::read(s.shards().join("ps1-crab-color-000000.tar.zst")).unwrap();
     let tar = zstd::decode_all(&zst[..]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.tar"), tar).unwrap();
+    fs_err::write(dir.path().join("x.tar"), tar).unwrap();
     let all = members(dir.path());
     let names: Vec<&str> = all.keys().map(String::as_str).collect();
     assert_eq!(names, ["crab.cls", "crab.g.fits", "crab.i.fits", "crab.json", "crab.npy", "crab.png", "crab.r.fits"]);
@@ -441,7 +441,7 @@ fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
     let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(emu.meter().by_endpoint["fitscut"], 1, "one colour request, not three");
-    let raw = std::fs::read(s.join("work/raw/ps1-cutouts/m1/color.jpg")).unwrap();
+    let raw = fs_err::read(s.join("work/raw/ps1-cutouts/m1/color.jpg")).unwrap();
     let picture = image::load_from_memory(&raw).unwrap().to_rgb8();
     let all = members(&s.shards());
     let (shape, data) = npy_f32(&all["m1.npy"]);
@@ -473,8 +473,8 @@ fn a_whole_cutout_that_is_not_fits_is_read_twice_kept_under_rejected_and_fails_t
     assert_eq!(m.by_endpoint["ps1filenames"], 1);
     assert_eq!(m.by_endpoint["fitscut"], 2, "one try and one retry, not the budget of 6");
     let kept = s.join("work/rejected/ps1-cutouts/g0/r.fits");
-    assert_eq!(std::fs::read_to_string(&kept).unwrap(), etd_emulators::ps1::MAINTENANCE_PAGE);
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert_eq!(fs_err::read_to_string(&kept).unwrap(), etd_emulators::ps1::MAINTENANCE_PAGE);
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     let entry: serde_json::Value = serde_json::from_str(failures.trim()).unwrap();
     assert_eq!(entry["kind"], "invalid-answer");
     let reason = entry["reason"].as_str().unwrap();

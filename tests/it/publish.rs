@@ -30,11 +30,11 @@ fn dataset(s: &Scratch, n: usize, mb: usize, publish: &str) {
 }
 
 fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+    let mut v: Vec<(String, Vec<u8>)> = fs_err::read_dir(dir)
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            (e.file_name().to_string_lossy().into_owned(), fs_err::read(e.path()).unwrap())
         })
         .collect();
     v.sort();
@@ -56,11 +56,11 @@ fn local_origin_publish_republish_conflict_and_lock() {
     let dest = s.join("origin/ns/pubtest/v1");
     assert_eq!(listing(&dest), listing(&s.shards()), "the version holds exactly the shard folder");
     #[cfg(unix)]
-    for e in std::fs::read_dir(&dest).unwrap() {
+    for e in fs_err::read_dir(&dest).unwrap() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(e.unwrap().metadata().unwrap().permissions().mode() & 0o777, 0o644);
     }
-    let names: Vec<String> = std::fs::read_dir(s.join("origin/ns/pubtest"))
+    let names: Vec<String> = fs_err::read_dir(s.join("origin/ns/pubtest"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -75,19 +75,19 @@ fn local_origin_publish_republish_conflict_and_lock() {
 
     // Different bytes under a published name: an error naming the file and both checksums.
     let shard = s.shards().join("pubtest-000001.tar");
-    let published = std::fs::read(&shard).unwrap();
-    std::fs::write(dest.join("pubtest-000001.tar"), b"not the same bytes").unwrap();
+    let published = fs_err::read(&shard).unwrap();
+    fs_err::write(dest.join("pubtest-000001.tar"), b"not the same bytes").unwrap();
     let out = s.etd().args(["publish", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("conflict  pubtest-000001.tar") && err.contains("sha256"), "{err}");
     assert!(err.contains("new `publish.version`"), "{err}");
-    std::fs::write(dest.join("pubtest-000001.tar"), published).unwrap();
+    fs_err::write(dest.join("pubtest-000001.tar"), published).unwrap();
 
     // A conflicting object placed beforehand in a new version: nothing else is written.
-    std::fs::create_dir_all(s.join("origin/ns/pubtest/v2")).unwrap();
-    std::fs::write(s.join("origin/ns/pubtest/v2/pubtest-000002.tar"), b"someone else's").unwrap();
-    let text = std::fs::read_to_string(s.join("r.yaml")).unwrap().replace("version: v1", "version: v2");
+    fs_err::create_dir_all(s.join("origin/ns/pubtest/v2")).unwrap();
+    fs_err::write(s.join("origin/ns/pubtest/v2/pubtest-000002.tar"), b"someone else's").unwrap();
+    let text = fs_err::read_to_string(s.join("r.yaml")).unwrap().replace("version: v1", "version: v2");
     s.write("r.yaml", text);
     let out = s.etd().args(["publish", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -95,8 +95,8 @@ fn local_origin_publish_republish_conflict_and_lock() {
     assert_eq!(v2, ["pubtest-000002.tar"], "nothing else written, no manifest");
 
     // The lock: a second publish of the same version waits its turn.
-    std::fs::remove_file(s.join("origin/ns/pubtest/v2/pubtest-000002.tar")).unwrap();
-    let lock = std::fs::OpenOptions::new()
+    fs_err::remove_file(s.join("origin/ns/pubtest/v2/pubtest-000002.tar")).unwrap();
+    let lock = fs_err::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -128,7 +128,7 @@ fn local_publish_killed_midway_completes_on_rerun() {
         // Whatever is visible is whole: every file under its final name equals the shard.
         if dest.exists() {
             for (name, bytes) in listing(&dest) {
-                assert_eq!(bytes, std::fs::read(s.shards().join(&name)).unwrap(), "{name} is visible but not whole");
+                assert_eq!(bytes, fs_err::read(s.shards().join(&name)).unwrap(), "{name} is visible but not whole");
             }
         }
     }
@@ -168,7 +168,7 @@ impl Xrootd {
         let port = |_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let (xrd_port, http_port) = (port(0), port(1));
         for sub in ["root/data", "admin"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            fs_err::create_dir_all(dir.path().join(sub)).unwrap();
         }
         let root = is_root();
         let cfg = format!(
@@ -177,7 +177,7 @@ impl Xrootd {
             root_dir = dir.path().join("root").display(),
             admin = dir.path().join("admin").display(),
         );
-        std::fs::write(dir.path().join("xrd.cfg"), cfg).unwrap();
+        fs_err::write(dir.path().join("xrd.cfg"), cfg).unwrap();
         let mut cmd = Command::new("xrootd");
         if root {
             // xrootd refuses to run as root: give the folders to `nobody` and run as it.
@@ -197,7 +197,7 @@ impl Xrootd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = std::fs::read_to_string(server.dir.path().join("xrd.log")).unwrap_or_default();
+        let log = fs_err::read_to_string(server.dir.path().join("xrd.log")).unwrap_or_default();
         panic!("xrootd did not start: {log}");
     }
 
@@ -245,15 +245,15 @@ fn xrootd_origin_publish_republish_conflict_and_interrupted_upload() {
         .unwrap();
     let first = xrd.path("ns/pubtest/v1/pubtest-000000.tar");
     for _ in 0..20_000 {
-        if std::fs::metadata(&first).is_ok_and(|m| m.len() > 0) {
+        if fs_err::metadata(&first).is_ok_and(|m| m.len() > 0) {
             break;
         }
         std::thread::sleep(Duration::from_micros(250));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let whole = std::fs::metadata(s.shards().join("pubtest-000000.tar")).unwrap().len();
-    let cut = std::fs::metadata(&first).map(|m| m.len() < whole).unwrap_or(false);
+    let whole = fs_err::metadata(s.shards().join("pubtest-000000.tar")).unwrap().len();
+    let cut = fs_err::metadata(&first).map(|m| m.len() < whole).unwrap_or(false);
     let out = etd(&["-vv", "publish", "r.yaml"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     if cut {
@@ -264,7 +264,7 @@ fn xrootd_origin_publish_republish_conflict_and_interrupted_upload() {
     assert_eq!(listing(&dest), listing(&s.shards()), "the origin holds exactly the shard folder");
     let out = s.etd().arg("verify").arg(&dest).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(!std::fs::read_to_string(s.join("work/publish.jsonl")).unwrap().contains(BEARER));
+    assert!(!fs_err::read_to_string(s.join("work/publish.jsonl")).unwrap().contains(BEARER));
 
     // Again: a no-op.
     let out = etd(&["publish", "r.yaml"]);
@@ -272,18 +272,18 @@ fn xrootd_origin_publish_republish_conflict_and_interrupted_upload() {
     assert!(stderr(&out).contains("already published with identical bytes"), "{}", stderr(&out));
 
     // Changed bytes under a published name: refused, naming the file and both checksums.
-    std::fs::write(dest.join("pubtest-000002.tar"), b"changed behind our back").unwrap();
+    fs_err::write(dest.join("pubtest-000002.tar"), b"changed behind our back").unwrap();
     let out = etd(&["publish", "r.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("conflict  pubtest-000002.tar") && stderr(&out).contains("md5"), "{}", stderr(&out));
 
     // A conflicting object placed beforehand in a new version: nothing else written, no manifest.
-    std::fs::create_dir_all(xrd.path("ns/pubtest/v2")).unwrap();
-    std::fs::write(xrd.path("ns/pubtest/v2/pubtest-000000.tar"), b"someone else's").unwrap();
+    fs_err::create_dir_all(xrd.path("ns/pubtest/v2")).unwrap();
+    fs_err::write(xrd.path("ns/pubtest/v2/pubtest-000000.tar"), b"someone else's").unwrap();
     if is_root() {
         let _ = Command::new("chown").arg("-R").arg("nobody").arg(xrd.path("ns")).status();
     }
-    let text = std::fs::read_to_string(s.join("r.yaml")).unwrap().replace("version: v1", "version: v2");
+    let text = fs_err::read_to_string(s.join("r.yaml")).unwrap().replace("version: v1", "version: v2");
     s.write("r.yaml", text);
     let out = etd(&["publish", "r.yaml"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -21,7 +21,7 @@ fn quickstart_runs_and_verifies() {
     assert!(err.contains(&format!("manifest: {}", s.shards().join("manifest.json").display())), "{err}");
     let m = s.manifest();
     // The README shows this manifest as it is: keep them equal.
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = fs_err::read_to_string(repo().join("README.md")).unwrap();
     let at = readme.find("`shards/manifest.json` is written last").expect("README: the manifest section");
     let block = &readme[at..];
     let json = &block[block.find("```json\n").unwrap() + 8..];
@@ -62,7 +62,7 @@ fn same_inputs_same_bytes_on_any_thread_count() {
     let mut results = Vec::new();
     // 8 threads also changes the transform chunk size (4 x threads, at least 16).
     for threads in ["1", "2", "2", "8"] {
-        let _ = std::fs::remove_dir_all(s.join("work"));
+        let _ = fs_err::remove_dir_all(s.join("work"));
         let out = s.etd().env("RAYON_NUM_THREADS", threads).args(["run", "r.yaml"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         results.push(s.shard_files());
@@ -86,7 +86,7 @@ fn shuffle_seed_changes_order_not_content() {
     synthetic_dataset(&s, 12);
     let keys_for = |extra: &str| {
         s.write("r.yaml", local_recipe("o", &format!("shard: {{max_samples: 100{extra}}}\n")));
-        let _ = std::fs::remove_dir_all(s.join("work"));
+        let _ = fs_err::remove_dir_all(s.join("work"));
         s.etd().args(["run", "r.yaml"]).assert().success();
         let out = s.etd().args(["inspect", "--json"]).arg(s.shards().join("o-000000.tar")).output().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -120,7 +120,7 @@ fn max_bytes_starts_new_shards() {
 fn corrupt_fits_goes_to_failures_and_exit_3() {
     etd_emulators::require_fixtures!();
     let s = Scratch::new();
-    let bytes = std::fs::read(ps1_fixture()).unwrap();
+    let bytes = fs_err::read(ps1_fixture()).unwrap();
     s.write("data/good.fits", &bytes);
     s.write("data/truncated.fits", &bytes[..bytes.len() / 2]);
     s.write("data/garbage.fits", b"this is not a FITS file at all");
@@ -128,7 +128,7 @@ fn corrupt_fits_goes_to_failures_and_exit_3() {
     s.write("r.yaml", local_recipe("c", ""));
     let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let failures = std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = failures.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "{failures}");
     assert_eq!(lines[0]["unit"], "garbage");
@@ -141,11 +141,11 @@ fn corrupt_fits_goes_to_failures_and_exit_3() {
     s.etd().arg("verify").arg(s.shards()).assert().success();
     // Fixing one input and deleting the other: re-fetch records both changes, shard is clean.
     s.write("data/truncated.fits", &bytes);
-    std::fs::remove_file(s.join("data/garbage.fits")).unwrap();
+    fs_err::remove_file(s.join("data/garbage.fits")).unwrap();
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
     assert!(stderr(&out).contains("1 unit recorded, 2 unchanged, 1 removed"), "{}", stderr(&out));
     s.etd().args(["shard", "r.yaml"]).assert().success();
-    assert_eq!(std::fs::read_to_string(s.join("work/failures.jsonl")).unwrap(), "");
+    assert_eq!(fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap(), "");
     assert_eq!(s.manifest()["samples"], 3);
 }
 
@@ -190,10 +190,10 @@ fn refetch_skips_unchanged_and_rerun_is_identical() {
     s.write("r.yaml", local_recipe("re", "shard: {compression: zstd}\n"));
     s.etd().args(["run", "r.yaml"]).assert().success();
     let first = s.shard_files();
-    let journal = std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
     let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
     assert!(stderr(&out).contains("0 units recorded, 6 unchanged, 0 removed"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(s.join("work/journal.jsonl")).unwrap(), journal);
+    assert_eq!(fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap(), journal);
     assert_eq!(s.shard_files(), first);
 }
 
@@ -219,7 +219,7 @@ fn npy_holds_the_fits_pixels() {
     );
     s.write("r.yaml", local_recipe("n", "transform:\n  image: {nan: zero, outputs: [npy]}\n"));
     s.etd().args(["run", "r.yaml"]).assert().success();
-    let shard = std::fs::read(s.shards().join("n-000000.tar")).unwrap();
+    let shard = fs_err::read(s.shards().join("n-000000.tar")).unwrap();
     let mut ar = tar::Archive::new(shard.as_slice());
     let mut entry = ar.entries().unwrap().next().unwrap().unwrap();
     assert_eq!(entry.path().unwrap().to_str(), Some("p.npy"));
@@ -239,7 +239,7 @@ fn samples_without_images_keep_their_original_id_in_json() {
     s.write("data/SN 2020abc.txt", "light curve");
     s.write("r.yaml", local_recipe("id", ""));
     s.etd().args(["run", "r.yaml"]).assert().success();
-    let shard = std::fs::read(s.shards().join("id-000000.tar")).unwrap();
+    let shard = fs_err::read(s.shards().join("id-000000.tar")).unwrap();
     let mut ar = tar::Archive::new(shard.as_slice());
     let names: Vec<String> =
         ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();

@@ -40,7 +40,7 @@ fn wait_for(what: &str, ready: impl Fn() -> bool) {
 
 /// Lines of a journal, each checked to be a whole JSON entry.
 fn journal_lines(path: &Path) -> usize {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = fs_err::read_to_string(path).unwrap_or_default();
     assert!(text.is_empty() || text.ends_with('\n'), "the journal ends in a torn line");
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -119,7 +119,7 @@ fn sigterm_leaves_atlas_tasks_recorded_and_the_rerun_continues_them() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(err.contains("stopped by SIGTERM: 0 targets not started, 6 under way left unfinished"), "{err}");
-    let text = std::fs::read_to_string(&journal).unwrap();
+    let text = fs_err::read_to_string(&journal).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("\"status\":\"submitted\"")).count(), 6, "{text}");
     assert_eq!(emu.tasks().len(), 6);
     let mut rerun = s.etd();
@@ -151,7 +151,7 @@ fn sigterm_during_shard_leaves_no_debris_and_the_old_shards_intact() {
       hint: run the same command again to continue
     ");
     assert_eq!(s.shard_files(), before, "the old shards are intact");
-    let left: Vec<String> = std::fs::read_dir(s.join("work"))
+    let left: Vec<String> = fs_err::read_dir(s.join("work"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("partial") || n.contains("old") || n == "tmp")

@@ -28,10 +28,10 @@ fn damage_is_reported_and_exit_is_1() {
     let s = Scratch::new();
     dataset(&s, "");
     let shard = s.shards().join("v-000001.tar");
-    let mut bytes = std::fs::read(&shard).unwrap();
+    let mut bytes = fs_err::read(&shard).unwrap();
     bytes[700] ^= 0xff;
-    std::fs::write(&shard, bytes).unwrap();
-    std::fs::remove_file(s.shards().join("v-000002.tar")).unwrap();
+    fs_err::write(&shard, bytes).unwrap();
+    fs_err::remove_file(s.shards().join("v-000002.tar")).unwrap();
     s.write("work/shards/stray.txt", "?");
     let out = s.etd().arg("verify").arg(s.shards()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -44,7 +44,7 @@ fn damage_is_reported_and_exit_is_1() {
 #[test]
 fn verify_without_manifest_is_an_error() {
     let s = Scratch::new();
-    std::fs::create_dir_all(s.join("empty")).unwrap();
+    fs_err::create_dir_all(s.join("empty")).unwrap();
     let out = s.etd().arg("verify").arg(s.join("empty")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("manifest.json"), "{}", stderr(&out));

@@ -17,12 +17,12 @@ fn the_emulator_walkthroughs_run_as_written() {
         eprintln!("skipped: etd-emulator is not built; run the tests with --workspace");
         return;
     }
-    let page = std::fs::read_to_string(repo().join("docs/emulators.md")).unwrap();
+    let page = fs_err::read_to_string(repo().join("docs/emulators.md")).unwrap();
     let blocks: Vec<&str> = page.split("```sh\n").skip(1).map(|b| &b[..b.find("```").unwrap()]).collect();
     assert!(blocks.len() >= 4, "the build block and one walkthrough per emulator");
     assert!(blocks[0].contains("cargo build"), "the first block builds; the test uses its own build");
     // The README's short PS1 walkthrough is the page's, line for line (after its own set-up lines).
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = fs_err::read_to_string(repo().join("README.md")).unwrap();
     let at = readme.find("## Try the archives without touching them").expect("README: the emulator section");
     let short = &readme[at..];
     let short = &short[short.find("```sh\n").unwrap() + 6..];
@@ -48,7 +48,7 @@ fn the_emulator_walkthroughs_run_as_written() {
     // Each walkthrough ends with a verified dataset, under its own name and workdir.
     for (dir, samples) in [("galaxies", 18), ("atlas", 6), ("var", 19)] {
         let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(s.join(&format!("{dir}/shards/manifest.json"))).unwrap()).unwrap();
+            serde_json::from_slice(&fs_err::read(s.join(&format!("{dir}/shards/manifest.json"))).unwrap()).unwrap();
         assert_eq!(manifest["samples"], samples, "{dir}");
         assert!(manifest["name"].as_str().unwrap().ends_with("-emulated"), "{dir}: its own name");
     }

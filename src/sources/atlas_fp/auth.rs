@@ -25,13 +25,14 @@ pub fn read_token(creds: &Credentials) -> Result<Option<Secret>, UserError> {
 }
 
 fn read_token_file(path: &Path) -> Result<Secret, UserError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = fs_err::read_to_string(path).map_err(|e| {
+        let e = crate::fsx::os_reason(&e, path);
         UserError::usage(format!("cannot read the ATLAS token file {}: {e}", path.display())).with_hint(HOW_TO_GET_ONE)
     })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
+        if let Ok(meta) = fs_err::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
                 tracing::warn!(
                     "the token file {} is readable by group or others; `chmod 600 {}`",
@@ -96,11 +97,11 @@ mod tests {
     fn token_files_are_read_and_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        std::fs::write(&path, "0123456789abcdef0123456789abcdef01234567\n").unwrap();
+        fs_err::write(&path, "0123456789abcdef0123456789abcdef01234567\n").unwrap();
         let t = read_token(&Credentials::TokenFile(path.clone())).unwrap().unwrap();
         assert_eq!(t.expose(), "0123456789abcdef0123456789abcdef01234567");
         assert_eq!(format!("{t} {t:?}"), "[redacted] [redacted]");
-        std::fs::write(&path, "two words\n").unwrap();
+        fs_err::write(&path, "two words\n").unwrap();
         let e = read_token(&Credentials::TokenFile(path)).unwrap_err();
         assert!(!e.message.contains("two"), "{}", e.message);
         let e = read_token(&Credentials::TokenEnv("ETD_TEST_SURELY_UNSET_TOKEN".into())).unwrap_err();

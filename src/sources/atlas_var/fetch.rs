@@ -183,7 +183,7 @@ pub async fn run(
     reporter: &Reporter,
 ) -> anyhow::Result<(VarTally, Vec<Object>)> {
     let mut tally = VarTally::default();
-    std::fs::create_dir_all(&raw)?;
+    fs_err::create_dir_all(&raw)?;
     let (catalog_rec, d) = match unless_stopped(get_file(&client, &cfg.catalog_url, &raw, "catalog")).await {
         Ok(got) => got?,
         Err(signal) => return Ok((VarTally { interrupted: Some(signal), ..tally }, Vec::new())),

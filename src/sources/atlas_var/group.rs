@@ -517,7 +517,7 @@ impl GroupedWriter {
 
 /// The grouped light curves: for each object, its rows in one or more partitions' grouped files.
 pub struct Grouped {
-    files: Vec<(std::fs::File, PathBuf)>,
+    files: Vec<(fs::File, PathBuf)>,
     /// (object, file, offset, count), by object then file.
     segments: Vec<(u32, u32, u64, u32)>,
 }
@@ -527,7 +527,7 @@ impl Grouped {
         let mut files = Vec::with_capacity(parts.len());
         let mut segments = Vec::new();
         for (k, (path, segs)) in parts.into_iter().enumerate() {
-            let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let file = fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             files.push((file, path));
             segments.extend(segs.into_iter().map(|(object, offset, count)| (object, k as u32, offset, count)));
         }
@@ -635,7 +635,7 @@ mod tests {
 
     fn write_partition(dir: &Path, name: &str, lines: &[String]) -> PartitionFile {
         let path = dir.join(name);
-        std::fs::write(&path, CSV_HEADER.join(",") + "\n" + &lines.join("\n") + "\n").unwrap();
+        fs_err::write(&path, CSV_HEADER.join(",") + "\n" + &lines.join("\n") + "\n").unwrap();
         PartitionFile { path, name: name.to_string() }
     }
 
@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(all_rows(&grouped, ids.len()), small);
         assert_eq!(small.iter().map(Vec::len).sum::<usize>(), 70_000);
         let left: Vec<_> =
-            std::fs::read_dir(dir.path().join("small")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            fs_err::read_dir(dir.path().join("small")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, ["part-0000-grouped.bin"], "no run file is left");
     }
 
@@ -703,7 +703,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ok = write_partition(dir.path(), "atlas_lc_dr1_0-10.csv", &[line("A", 58000.0, 'o', 15.0)]);
         let bad = dir.path().join("atlas_lc_dr1_10-20.csv");
-        std::fs::write(&bad, "ATO_ID,ra\nA,1\n").unwrap();
+        fs_err::write(&bad, "ATO_ID,ra\nA,1\n").unwrap();
         let parts = [ok, PartitionFile { path: bad, name: "atlas_lc_dr1_10-20.csv".into() }];
         let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
         assert!(e.starts_with("atlas_lc_dr1_10-20.csv: line 1: expected the 36-column"), "{e}");
@@ -744,7 +744,7 @@ mod tests {
     fn a_wrong_header_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
-        std::fs::write(&p, "ATO_ID,ra,dec\n").unwrap();
+        fs_err::write(&p, "ATO_ID,ra,dec\n").unwrap();
         let parts = [PartitionFile { path: p, name: "x.csv".into() }];
         let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
         assert!(e.contains("x.csv: line 1: expected the 36-column"), "{e}");

@@ -74,7 +74,7 @@ pub fn bytes(rel: &str) -> Result<&'static [u8], Missing> {
         return Ok(b);
     }
     let data = match path(rel) {
-        Ok(path) => std::fs::read(&path).map_err(|_| Missing { path })?,
+        Ok(path) => fs_err::read(&path).map_err(|_| Missing { path })?,
         Err(missing) => match SYNTHETIC.load(Ordering::Relaxed).then(|| synthetic(rel)).flatten() {
             Some(data) => data,
             None => return Err(missing),

@@ -705,7 +705,7 @@ fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("etd-atlas-emulator-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     let meter_file = dir.join("meter.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
         .args(["atlas-fp", "--exit-on-stdin-eof", "--addr", "127.0.0.1:0", "--time-scale", "60", "--meter-file"])
@@ -724,9 +724,9 @@ fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     assert_eq!(post(&base, "/queue/", &token, &[("ra", "1"), ("dec", "2")]).status, 201);
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(&meter_file).unwrap()).unwrap();
+    let m: Value = serde_json::from_str(&fs_err::read_to_string(&meter_file).unwrap()).unwrap();
     assert_eq!(m["requests"], 1);
     assert_eq!(m["posts"], 1);
     assert_eq!(m["by_route"]["queue-list"], 1);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = fs_err::remove_dir_all(&dir);
 }

@@ -670,20 +670,20 @@ fn dataset_is_deterministic_and_writes_files() {
     assert!(a.partition_csv("atlas_lc_dr1_1-2.csv").is_none());
 
     let dir = std::env::temp_dir().join(format!("etd-atlas-var-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = fs_err::remove_dir_all(&dir);
     a.write_to(&dir).unwrap();
     let mut on_disk: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|d| d.unwrap().file_name().into_string().unwrap()).collect();
+        fs_err::read_dir(&dir).unwrap().map(|d| d.unwrap().file_name().into_string().unwrap()).collect();
     on_disk.sort();
     let mut want: Vec<String> = a.partitions.iter().map(|p| p.0.clone()).collect();
     want.push(CATALOG_FILE.to_string());
     want.sort();
     assert_eq!(on_disk, want);
-    assert_eq!(std::fs::read(dir.join(CATALOG_FILE)).unwrap(), a.catalog_fits());
+    assert_eq!(fs_err::read(dir.join(CATALOG_FILE)).unwrap(), a.catalog_fits());
     for (name, _, _) in &a.partitions {
-        assert_eq!(std::fs::read(dir.join(name)).unwrap(), a.partition_csv(name).unwrap());
+        assert_eq!(fs_err::read(dir.join(name)).unwrap(), a.partition_csv(name).unwrap());
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = fs_err::remove_dir_all(&dir);
 
     assert!(AtlasVarEmulator::start(Config { band_deg: 0.0, ..Config::default() }).is_err());
     assert!(AtlasVarEmulator::start(Config { detections_per_object: (5, 4), ..Config::default() }).is_err());
@@ -693,7 +693,7 @@ fn dataset_is_deterministic_and_writes_files() {
 fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("etd-atlas-var-bin-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     let meter_file = dir.join("meter.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
         .args(["atlas-var", "--exit-on-stdin-eof", "--addr", "127.0.0.1:0", "--objects", "25", "--meter-file"])
@@ -717,11 +717,11 @@ fn binary_with_exit_on_stdin_eof_serves_until_stdin_closes() {
     assert_eq!(fetch(&folder).status, 200);
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meter_file).unwrap()).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(&meter_file).unwrap()).unwrap();
     assert_eq!(m["requests"], 2);
     assert_eq!(m["full_requests"], 1);
     assert_eq!(m["bytes_sent_per_file"][CATALOG_FILE], r.body.len() as u64);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = fs_err::remove_dir_all(&dir);
 }
 
 /// Started in the background (`etd-emulator atlas-var &`), stdin is closed at once: the emulator
@@ -731,7 +731,7 @@ fn binary_with_closed_stdin_serves_until_a_signal() {
     use std::process::{Command, Stdio};
     for signal in ["INT", "TERM"] {
         let dir = std::env::temp_dir().join(format!("etd-atlas-var-signal-test-{}-{signal}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
         let meter_file = dir.join("meter.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_etd-emulator"))
             .args(["atlas-var", "--addr", "127.0.0.1:0", "--objects", "5", "--meter-file"])
@@ -755,9 +755,9 @@ fn binary_with_closed_stdin_serves_until_a_signal() {
         assert!(kill.success());
         let status = child.wait().unwrap();
         assert!(status.success(), "SIG{signal}: {status}");
-        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meter_file).unwrap()).unwrap();
+        let m: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(&meter_file).unwrap()).unwrap();
         assert_eq!(m["requests"], 1, "SIG{signal}");
         drop(out);
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = fs_err::remove_dir_all(&dir);
     }
 }

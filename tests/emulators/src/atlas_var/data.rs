@@ -427,11 +427,11 @@ impl Dataset {
     /// Writes the catalogue FITS file and every partition CSV (all partitions, also those
     /// without objects) into `dir` (created if missing), flat, under their served names.
     pub fn write_to(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join(CATALOG_FILE), self.catalog_fits())?;
+        fs_err::create_dir_all(dir)?;
+        fs_err::write(dir.join(CATALOG_FILE), self.catalog_fits())?;
         for (name, _, _) in &self.partitions {
             let csv = self.partition_csv(name).expect("a listed partition");
-            std::fs::write(dir.join(name), csv)?;
+            fs_err::write(dir.join(name), csv)?;
         }
         Ok(())
     }

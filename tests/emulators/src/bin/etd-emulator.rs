@@ -181,7 +181,7 @@ fn serve(
     wait_for_stop(stdin_eof)?;
     if let Some(path) = meter_file {
         let json = meter().map_err(|e| e.to_string())?;
-        std::fs::write(&path, json + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
+        fs_err::write(&path, json + "\n").map_err(|e| e.to_string())?;
     }
     Ok(())
 }
