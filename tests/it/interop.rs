@@ -198,7 +198,7 @@ fn numpy_reads_atlas_var_light_curves_with_the_documented_dtype() {
 
 #[test]
 fn every_real_atlas_result_goes_through_fetch_and_shard_and_numpy_reads_it_column_for_column() {
-    use etd_emulators::atlas_fp::{AtlasEmulator, Config, FakeResult};
+    use etd_emulators::atlas_fp::FakeResult;
     use etd_emulators::fixtures::ATLAS_RESULTS;
     etd_emulators::require_fixtures!();
     let emu = fast_atlas_emulator();
