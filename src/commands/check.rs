@@ -8,7 +8,6 @@ use crate::human::human_duration;
 use crate::net::Politeness;
 use crate::recipe::Recipe;
 use crate::report::plural;
-use crate::shard::Compression;
 use crate::sources::{self, FetchPlan};
 use crate::units::Size;
 
@@ -85,10 +84,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         min_fetch_seconds: min,
         politeness: networked.then(|| recipe.politeness.clone()),
         splits,
-        compression: match recipe.shard.compression {
-            Compression::None => "none",
-            Compression::Zstd => "zstd",
-        },
+        compression: recipe.shard.compression.as_str(),
         max_samples: recipe.shard.max_samples,
         max_bytes: recipe.shard.max_bytes,
         outputs: match recipe.source {
