@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
 use crate::failure::{FailureKind, Stage};
@@ -18,7 +17,7 @@ use crate::sources::ps1::sample::ps1_fields;
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
-use crate::store::raw::RawStore;
+use crate::store::raw::{read_checked, RawStore, Recorded};
 use crate::store::{InputRecord, JournalEntry};
 use crate::target::Target;
 use crate::transform::image::{fits_fields, Provenance};
@@ -146,7 +145,7 @@ fn write_shards(
                 let target = &targets[job.input.0];
                 let mut inputs = Vec::new();
                 for rec in journals.inputs(job.input.1)? {
-                    let bytes = read_checked(&store, &rec)?;
+                    let bytes = read_checked(store.root(), &rec, Recorded::RawPayload)?;
                     inputs.push((rec, bytes));
                 }
                 let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
@@ -168,7 +167,7 @@ fn write_shards(
                     other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
                 };
                 let rec = inputs.first().ok_or_else(|| anyhow::anyhow!("{}: no light curve recorded", target.id))?;
-                let bytes = read_checked(&store, rec)?;
+                let bytes = read_checked(store.root(), rec, Recorded::RawPayload)?;
                 let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
                 let meta = LightCurveMeta {
                     target: serde_json::to_value(target)?,
@@ -415,29 +414,6 @@ fn keyed_jobs(
     jobs
 }
 
-/// Read a stored payload and check it is what fetch recorded.
-fn read_checked(store: &RawStore, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
-    let path = store.root().join(&rec.path);
-    let bytes = fs_err::read(&path).map_err(|e| {
-        UserError::failure(format!("raw payload {} recorded by fetch cannot be read: {e}", path.display()))
-            .with_hint("run `etd fetch` again; it fetches what is missing")
-    })?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
-        return Err(UserError::failure(format!(
-            "raw payload {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
-            path.display(),
-            rec.size,
-            bytes.len(),
-            &rec.sha256[..rec.sha256.len().min(12)],
-            &sha[..12]
-        ))
-        .with_hint("raw payloads are never modified by etd; restore it or delete the workdir and fetch again")
-        .into());
-    }
-    Ok(bytes)
-}
-
 /// Jobs for the local source: keys from unit ids, checked for collisions and field clashes. Reads
 /// each unit's journal line once here (streaming) and again when its sample is made.
 fn local_jobs(
@@ -484,7 +460,7 @@ fn local_sample(
     let mut fields = Fields::new();
     let provenance: Vec<(String, String)> = inputs.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
     for input in inputs {
-        let bytes = local::read_checked(cfg, input)?;
+        let bytes = read_checked(&cfg.dir, input, Recorded::LocalInput)?;
         if input.field == "fits" {
             let prov = Provenance { id: unit, inputs: &provenance };
             match fits_fields(&bytes, &recipe.image, &prov) {

@@ -10,7 +10,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use fs_err as fs;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::FetchPlan;
 use crate::digest::hash_file;
@@ -244,33 +243,6 @@ fn record_unit(
         records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime, url: None });
     }
     Ok(Some(records))
-}
-
-/// Read an input for sharding and check it is what fetch recorded.
-pub fn read_checked(cfg: &LocalConfig, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
-    let path = cfg.dir.join(&rec.path);
-    let bytes = fs::read(&path).map_err(|e| {
-        UserError::failure(format!("input {} recorded by fetch cannot be read: {e}", path.display()))
-            .with_hint("run `etd fetch` again to record the current files")
-    })?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
-        return Err(UserError::failure(format!(
-            "input {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
-            path.display(),
-            rec.size,
-            bytes.len(),
-            short(&rec.sha256),
-            short(&sha)
-        ))
-        .with_hint("run `etd fetch` again to record the current files, then `etd shard`")
-        .into());
-    }
-    Ok(bytes)
-}
-
-fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
 }
 
 #[cfg(test)]
