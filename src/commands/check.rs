@@ -88,15 +88,8 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         max_samples: recipe.shard.max_samples,
         max_bytes: recipe.shard.max_bytes,
         outputs: match recipe.source {
-            sources::SourceConfig::AtlasFp(_) => {
-                let o = recipe.lightcurve.outputs;
-                [("npy", o.npy), ("json", o.json), ("txt", o.txt)]
-                    .iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(f, _)| *f)
-                    .collect()
-            }
-            sources::SourceConfig::AtlasVar(_) => vec!["npy", "json", "cls"],
+            sources::SourceConfig::AtlasFp(_) => recipe.lightcurve.outputs.fields(),
+            sources::SourceConfig::AtlasVar(_) => sources::atlas_var::FIELDS.to_vec(),
             _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
         },
         publish: recipe.publish.as_ref().map(crate::publish::config::PublishConfig::destination),

@@ -157,7 +157,7 @@ fn write_shards(
             let store = RawStore::new(workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
-            let keys = crate::sources::atlas_fp::target_keys(targets)?;
+            let keys = crate::sources::atlas_fp::target_keys(targets, recipe.lightcurve.outputs)?;
             let jobs = keyed_jobs(targets, keys, &done);
             let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
@@ -285,7 +285,7 @@ fn atlas_var_group(
             if report.bad_rows == 1 { "was" } else { "were" }
         );
     }
-    let keys = keys::assign_keys(ids.iter().map(String::as_str), 4)
+    let keys = keys::assign_keys(ids.iter().map(String::as_str), crate::sources::atlas_var::longest_field())
         .map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;
     let jobs = keys.into_iter().zip(ids).enumerate().map(|(i, (key, id))| Job { key, id, input: i }).collect();
     Ok((jobs, objects, grouped))
@@ -422,15 +422,16 @@ fn local_jobs(
     journals: &JournalSet,
 ) -> anyhow::Result<Vec<Job<JournalPos>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
-    // Every sample may get generated fields (a json even without an image).
-    let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
+    let mut input_fields = std::collections::BTreeSet::new();
     for (unit, pos) in &index {
         let inputs = journals.inputs(*pos)?;
         let has_fits = inputs.iter().any(|i| i.field == "fits");
         for input in &inputs {
-            longest = longest.max(input.field.len());
             if let Some(problem) = keys::field_problem(&input.field) {
                 return Err(UserError::usage(format!("{}: {problem}", input.path)).into());
+            }
+            if !input_fields.contains(&input.field) {
+                input_fields.insert(input.field.clone());
             }
             let produced = has_fits && input.field != "fits" && image_fields.contains(&input.field.as_str());
             if produced {
@@ -443,6 +444,7 @@ fn local_jobs(
             }
         }
     }
+    let longest = local::longest_field(&recipe.image, input_fields.iter().map(String::as_str));
     let keys = keys::assign_keys(index.keys().map(String::as_str), longest).map_err(|e| {
         UserError::failure(format!("sample keys: {e}"))
             .with_hint("keys keep only [A-Za-z0-9_-]; rename the files so their stems differ")

@@ -12,6 +12,17 @@ use fs_err as fs;
 use rayon::prelude::*;
 
 use super::FetchPlan;
+use crate::transform::image::ImageTransform;
+use crate::transform::Section;
+
+/// The `transform` sections local samples are made with (for their FITS files).
+pub const TRANSFORMS: &[Section] = &[Section::Image];
+
+/// The key-length budget: the longest field name a sample can have, from the image transform's
+/// outputs (every sample may get a generated `json`) and the fields of the recorded files `inputs`.
+pub fn longest_field<'a>(image: &ImageTransform, inputs: impl IntoIterator<Item = &'a str>) -> usize {
+    crate::keys::longest(image.outputs.iter().map(|o| o.field()).chain(inputs))
+}
 use crate::digest::hash_file;
 use crate::error::UserError;
 use crate::net::Politeness;
