@@ -38,6 +38,12 @@ pub fn field_problem(field: &str) -> Option<String> {
     None
 }
 
+/// Length of the longest of `fields` (0 for none): with the dot after the key, what a member name
+/// `<key>.<field>` adds to the key. Sources pass the fields they can emit to `assign_keys`.
+pub fn longest<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> usize {
+    fields.into_iter().map(|f| f.as_ref().len()).max().unwrap_or(0)
+}
+
 /// Two ids that map to the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyCollision {

@@ -8,7 +8,6 @@ use crate::human::human_duration;
 use crate::net::Politeness;
 use crate::recipe::Recipe;
 use crate::report::plural;
-use crate::shard::Compression;
 use crate::sources::{self, FetchPlan};
 use crate::units::Size;
 
@@ -85,22 +84,12 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         min_fetch_seconds: min,
         politeness: networked.then(|| recipe.politeness.clone()),
         splits,
-        compression: match recipe.shard.compression {
-            Compression::None => "none",
-            Compression::Zstd => "zstd",
-        },
+        compression: recipe.shard.compression.as_str(),
         max_samples: recipe.shard.max_samples,
         max_bytes: recipe.shard.max_bytes,
         outputs: match recipe.source {
-            sources::SourceConfig::AtlasFp(_) => {
-                let o = recipe.lightcurve.outputs;
-                [("npy", o.npy), ("json", o.json), ("txt", o.txt)]
-                    .iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(f, _)| *f)
-                    .collect()
-            }
-            sources::SourceConfig::AtlasVar(_) => vec!["npy", "json", "cls"],
+            sources::SourceConfig::AtlasFp(_) => recipe.lightcurve.outputs.fields(),
+            sources::SourceConfig::AtlasVar(_) => sources::atlas_var::FIELDS.to_vec(),
             _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
         },
         publish: recipe.publish.as_ref().map(crate::publish::config::PublishConfig::destination),

@@ -321,7 +321,7 @@ fn fetch_atlas(
     split: TaskSplit,
 ) -> anyhow::Result<Exit> {
     let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
-    let keys = atlas_fp::target_keys(targets)?;
+    let keys = atlas_fp::target_keys(targets, recipe.lightcurve.outputs)?;
     let workdir = ctx.workdir(recipe);
     let task = if split.is_whole() { String::new() } else { format!(" (task {} of {})", split.index, split.count) };
     let params = cfg.params();

@@ -5,7 +5,8 @@ use std::path::Path;
 use crate::cli::InspectArgs;
 use crate::error::{Exit, UserError};
 use crate::shard::inspect::{inspect_shard, render_inspect_text};
-use crate::shard::read::{display_file_name, Compression};
+use crate::shard::read::display_file_name;
+use crate::shard::Compression;
 
 const SHARD_HINT: &str =
     "inspect lists one shard file written by `etd shard`, such as etd-work/<name>/shards/<name>-000000.tar.zst";

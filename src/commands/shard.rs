@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, UserError};
 use crate::failure::{FailureKind, Stage};
@@ -18,7 +17,7 @@ use crate::sources::ps1::sample::ps1_fields;
 use crate::sources::ps1::{self, Ps1Config};
 use crate::sources::{local, SourceConfig};
 use crate::store::journal::{replace_failures, FailureEntry, JournalPos, JournalSet};
-use crate::store::raw::RawStore;
+use crate::store::raw::{read_checked, RawStore, Recorded};
 use crate::store::{InputRecord, JournalEntry};
 use crate::target::Target;
 use crate::transform::image::{fits_fields, Provenance};
@@ -146,7 +145,7 @@ fn write_shards(
                 let target = &targets[job.input.0];
                 let mut inputs = Vec::new();
                 for rec in journals.inputs(job.input.1)? {
-                    let bytes = read_checked(&store, &rec)?;
+                    let bytes = read_checked(store.root(), &rec, Recorded::RawPayload)?;
                     inputs.push((rec, bytes));
                 }
                 let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
@@ -158,7 +157,7 @@ fn write_shards(
             let store = RawStore::new(workdir, recipe.source.kind());
             let targets = recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default();
             let classes = recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default();
-            let keys = crate::sources::atlas_fp::target_keys(targets)?;
+            let keys = crate::sources::atlas_fp::target_keys(targets, recipe.lightcurve.outputs)?;
             let jobs = keyed_jobs(targets, keys, &done);
             let info = dataset_info(recipe, &classes);
             let make = |job: &Job<(usize, JournalPos)>| {
@@ -168,7 +167,7 @@ fn write_shards(
                     other => anyhow::bail!("journal index points at a non-`done` entry of {}", other.unit()),
                 };
                 let rec = inputs.first().ok_or_else(|| anyhow::anyhow!("{}: no light curve recorded", target.id))?;
-                let bytes = read_checked(&store, rec)?;
+                let bytes = read_checked(store.root(), rec, Recorded::RawPayload)?;
                 let class = target.label.as_ref().and_then(|l| classes.binary_search(l).ok());
                 let meta = LightCurveMeta {
                     target: serde_json::to_value(target)?,
@@ -286,7 +285,7 @@ fn atlas_var_group(
             if report.bad_rows == 1 { "was" } else { "were" }
         );
     }
-    let keys = keys::assign_keys(ids.iter().map(String::as_str), 4)
+    let keys = keys::assign_keys(ids.iter().map(String::as_str), crate::sources::atlas_var::longest_field())
         .map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;
     let jobs = keys.into_iter().zip(ids).enumerate().map(|(i, (key, id))| Job { key, id, input: i }).collect();
     Ok((jobs, objects, grouped))
@@ -415,29 +414,6 @@ fn keyed_jobs(
     jobs
 }
 
-/// Read a stored payload and check it is what fetch recorded.
-fn read_checked(store: &RawStore, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
-    let path = store.root().join(&rec.path);
-    let bytes = fs_err::read(&path).map_err(|e| {
-        UserError::failure(format!("raw payload {} recorded by fetch cannot be read: {e}", path.display()))
-            .with_hint("run `etd fetch` again; it fetches what is missing")
-    })?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
-        return Err(UserError::failure(format!(
-            "raw payload {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
-            path.display(),
-            rec.size,
-            bytes.len(),
-            &rec.sha256[..rec.sha256.len().min(12)],
-            &sha[..12]
-        ))
-        .with_hint("raw payloads are never modified by etd; restore it or delete the workdir and fetch again")
-        .into());
-    }
-    Ok(bytes)
-}
-
 /// Jobs for the local source: keys from unit ids, checked for collisions and field clashes. Reads
 /// each unit's journal line once here (streaming) and again when its sample is made.
 fn local_jobs(
@@ -446,15 +422,16 @@ fn local_jobs(
     journals: &JournalSet,
 ) -> anyhow::Result<Vec<Job<JournalPos>>> {
     let image_fields: Vec<&str> = recipe.image.outputs.iter().map(|o| o.field()).collect();
-    // Every sample may get generated fields (a json even without an image).
-    let mut longest = image_fields.iter().map(|f| f.len()).max().unwrap_or(0);
+    let mut input_fields = std::collections::BTreeSet::new();
     for (unit, pos) in &index {
         let inputs = journals.inputs(*pos)?;
         let has_fits = inputs.iter().any(|i| i.field == "fits");
         for input in &inputs {
-            longest = longest.max(input.field.len());
             if let Some(problem) = keys::field_problem(&input.field) {
                 return Err(UserError::usage(format!("{}: {problem}", input.path)).into());
+            }
+            if !input_fields.contains(&input.field) {
+                input_fields.insert(input.field.clone());
             }
             let produced = has_fits && input.field != "fits" && image_fields.contains(&input.field.as_str());
             if produced {
@@ -467,6 +444,7 @@ fn local_jobs(
             }
         }
     }
+    let longest = local::longest_field(&recipe.image, input_fields.iter().map(String::as_str));
     let keys = keys::assign_keys(index.keys().map(String::as_str), longest).map_err(|e| {
         UserError::failure(format!("sample keys: {e}"))
             .with_hint("keys keep only [A-Za-z0-9_-]; rename the files so their stems differ")
@@ -484,7 +462,7 @@ fn local_sample(
     let mut fields = Fields::new();
     let provenance: Vec<(String, String)> = inputs.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
     for input in inputs {
-        let bytes = local::read_checked(cfg, input)?;
+        let bytes = read_checked(&cfg.dir, input, Recorded::LocalInput)?;
         if input.field == "fits" {
             let prov = Provenance { id: unit, inputs: &provenance };
             match fits_fields(&bytes, &recipe.image, &prov) {

@@ -105,6 +105,16 @@ impl RecipeSource<'_> {
         e.hint = Some(hint.into());
         e
     }
+
+    /// `error_hint` about a whole section, pointing at its key rather than its content.
+    pub fn section_error(&self, key: &str, message: impl Into<String>, hint: impl Into<String>) -> RecipeError {
+        let mut e = self.error_hint(key, message, hint);
+        if let Some(loc) = self.locator.key(&parse_path(key)) {
+            e.line = Some(loc.line);
+            e.column = Some(loc.column);
+        }
+        e
+    }
 }
 
 /// Read, parse and resolve a recipe file, refusing politeness above an archive's stated limits.

@@ -15,6 +15,7 @@ use crate::shard::{Compression, ShardConfig};
 use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
 use crate::transform::image::{ImageOutput, ImageTransform};
 use crate::transform::lightcurve::LightCurveTransform;
+use crate::transform::Section;
 use crate::units::Size;
 
 /// A checked recipe with every default filled in. Commands see only this.
@@ -109,6 +110,7 @@ pub(super) fn resolve(
         }
     }
     let transform = file.transform.unwrap_or_default();
+    check_transforms(&source, &transform, src)?;
     let image = resolve_image(transform.image.unwrap_or_default(), src)?;
     let lightcurve = resolve_lightcurve(transform.lightcurve.unwrap_or_default(), src)?;
     if let SourceConfig::Ps1(p) = &source {
@@ -161,6 +163,25 @@ fn resolve_source(raw: SourceFile, dir: &Path, src: &RecipeSource) -> Result<Sou
         SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir).map_err(|e| src.upgrade(e))?),
         SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a).map_err(|e| src.upgrade(e))?),
     })
+}
+
+/// Every `transform` section the recipe sets must be one the source makes its samples with.
+fn check_transforms(source: &SourceConfig, raw: &raw::TransformFile, src: &RecipeSource) -> Result<(), RecipeError> {
+    let used = source.transforms();
+    let given = [(Section::Image, raw.image.is_some()), (Section::LightCurve, raw.lightcurve.is_some())];
+    let Some(section) = given.into_iter().find(|(s, set)| *set && !used.contains(s)).map(|(s, _)| s) else {
+        return Ok(());
+    };
+    let kind = source.kind();
+    let uses = match used {
+        [] => format!("the {kind} source uses no transform section: its samples' fields are fixed"),
+        _ => format!("the {kind} source uses {}", used.iter().map(|s| s.key()).collect::<Vec<_>>().join(" and ")),
+    };
+    Err(src.section_error(
+        section.key(),
+        format!("the {kind} source makes no use of {}", section.key()),
+        format!("{uses}; remove `{}`", section.key()),
+    ))
 }
 
 /// Parse a URL for key `key`, accepting only the given schemes.

@@ -40,13 +40,35 @@ pub struct ShardConfig {
     pub mtime: u64,
 }
 
-/// Shard compression.
+/// Shard compression: what a recipe asks for (`shard.compression`) and how a shard file is
+/// stored, told by its name (`.tar` or `.tar.zst`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
     None,
     Zstd,
+}
+
+impl Compression {
+    /// `.tar.zst` is zstd, `.tar` is none, anything else is not a shard name.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        if name.ends_with(".tar.zst") {
+            Some(Compression::Zstd)
+        } else if name.ends_with(".tar") {
+            Some(Compression::None)
+        } else {
+            None
+        }
+    }
+
+    /// The manifest spelling: `none` or `zstd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
@@ -158,7 +180,7 @@ where
         etd_version: crate::VERSION.into(),
         name: info.name.into(),
         recipe_sha256: info.recipe_sha256.into(),
-        compression: if zstd { "zstd" } else { "none" }.into(),
+        compression: cfg.compression.as_str().into(),
         samples: shards.iter().map(|s| s.samples).sum(),
         splits,
         shards,

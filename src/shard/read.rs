@@ -19,6 +19,7 @@ use fs_err as fs;
 use serde::Serialize;
 
 use super::verify::ProblemKind;
+use super::Compression;
 use crate::keys::{field_problem, key_problem, MAX_MEMBER_NAME};
 
 /// Size of one tar block.
@@ -108,35 +109,6 @@ impl ProblemSink {
 pub enum ReadError {
     #[error("`{0}` is not a shard file name (expected `.tar` or `.tar.zst`)")]
     UnknownExtension(String),
-}
-
-/// How a shard file is stored, decided by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    None,
-    Zstd,
-}
-
-impl Compression {
-    /// `.tar.zst` is zstd, `.tar` is none, anything else is not a shard name.
-    pub fn from_file_name(name: &str) -> Option<Self> {
-        if name.ends_with(".tar.zst") {
-            Some(Compression::Zstd)
-        } else if name.ends_with(".tar") {
-            Some(Compression::None)
-        } else {
-            None
-        }
-    }
-
-    /// The manifest spelling: `none` or `zstd`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Zstd => "zstd",
-        }
-    }
 }
 
 /// One regular member handed to the callback.

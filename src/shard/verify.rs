@@ -22,7 +22,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{shard_file_name, split_url, Manifest, ShardEntry, FORMAT, MANIFEST_NAME};
-use super::read::{display_file_name, scan_stream, Compression, Problem, ProblemSink};
+use super::read::{display_file_name, scan_stream, Problem, ProblemSink};
+use super::Compression;
 use crate::report::plural;
 
 /// Buffer size for reading shard files.

@@ -10,9 +10,19 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use fs_err as fs;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::FetchPlan;
+use crate::transform::image::ImageTransform;
+use crate::transform::Section;
+
+/// The `transform` sections local samples are made with (for their FITS files).
+pub const TRANSFORMS: &[Section] = &[Section::Image];
+
+/// The key-length budget: the longest field name a sample can have, from the image transform's
+/// outputs (every sample may get a generated `json`) and the fields of the recorded files `inputs`.
+pub fn longest_field<'a>(image: &ImageTransform, inputs: impl IntoIterator<Item = &'a str>) -> usize {
+    crate::keys::longest(image.outputs.iter().map(|o| o.field()).chain(inputs))
+}
 use crate::digest::hash_file;
 use crate::error::UserError;
 use crate::net::Politeness;
@@ -244,33 +254,6 @@ fn record_unit(
         records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime, url: None });
     }
     Ok(Some(records))
-}
-
-/// Read an input for sharding and check it is what fetch recorded.
-pub fn read_checked(cfg: &LocalConfig, rec: &InputRecord) -> anyhow::Result<Vec<u8>> {
-    let path = cfg.dir.join(&rec.path);
-    let bytes = fs::read(&path).map_err(|e| {
-        UserError::failure(format!("input {} recorded by fetch cannot be read: {e}", path.display()))
-            .with_hint("run `etd fetch` again to record the current files")
-    })?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
-        return Err(UserError::failure(format!(
-            "input {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
-            path.display(),
-            rec.size,
-            bytes.len(),
-            short(&rec.sha256),
-            short(&sha)
-        ))
-        .with_hint("run `etd fetch` again to record the current files, then `etd shard`")
-        .into());
-    }
-    Ok(bytes)
-}
-
-fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
 }
 
 #[cfg(test)]

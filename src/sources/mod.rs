@@ -102,6 +102,16 @@ impl SourceConfig {
         matches!(self, SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_))
     }
 
+    /// The `transform` sections this source makes its samples with; a recipe may set no other.
+    pub fn transforms(&self) -> &'static [crate::transform::Section] {
+        match self {
+            SourceConfig::Ps1(_) => ps1::TRANSFORMS,
+            SourceConfig::AtlasFp(_) => atlas_fp::TRANSFORMS,
+            SourceConfig::AtlasVar(_) => atlas_var::TRANSFORMS,
+            SourceConfig::Local(_) => local::TRANSFORMS,
+        }
+    }
+
     /// Politeness when the recipe does not say otherwise: inside the archive's published limits.
     pub fn default_politeness(&self) -> Politeness {
         match self {

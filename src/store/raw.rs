@@ -6,6 +6,62 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::InputRecord;
+use crate::error::UserError;
+
+/// What a recorded file is, for the words and the hint when it is gone or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A file of the local source, in the user's folder: fetch recorded it, never copied it.
+    LocalInput,
+    /// A payload a networked source fetched into the workdir.
+    RawPayload,
+}
+
+impl Recorded {
+    fn noun(self) -> &'static str {
+        match self {
+            Recorded::LocalInput => "input",
+            Recorded::RawPayload => "raw payload",
+        }
+    }
+}
+
+/// Read the file `rec` recorded below `root` and check it is what fetch recorded (size and
+/// sha256), for sharding.
+pub fn read_checked(root: &Path, rec: &InputRecord, what: Recorded) -> anyhow::Result<Vec<u8>> {
+    let path = root.join(&rec.path);
+    let noun = what.noun();
+    let bytes = fs_err::read(&path).map_err(|e| {
+        let hint = match what {
+            Recorded::LocalInput => "run `etd fetch` again to record the current files",
+            Recorded::RawPayload => "run `etd fetch` again; it fetches what is missing",
+        };
+        UserError::failure(format!("{noun} {} recorded by fetch cannot be read: {e}", path.display())).with_hint(hint)
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if bytes.len() as u64 != rec.size || sha != rec.sha256 {
+        let short = |hex: &str| hex[..hex.len().min(12)].to_string();
+        let hint = match what {
+            Recorded::LocalInput => "run `etd fetch` again to record the current files, then `etd shard`",
+            Recorded::RawPayload => {
+                "raw payloads are never modified by etd; restore it or delete the workdir and fetch again"
+            }
+        };
+        return Err(UserError::failure(format!(
+            "{noun} {} changed since it was fetched (size {} -> {}, sha256 {} -> {})",
+            path.display(),
+            rec.size,
+            bytes.len(),
+            short(&rec.sha256),
+            short(&sha)
+        ))
+        .with_hint(hint)
+        .into());
+    }
+    Ok(bytes)
+}
+
 /// `<workdir>/raw/<source>/`, and `<workdir>/rejected/<source>/` for refused answers.
 #[derive(Debug, Clone)]
 pub struct RawStore {
@@ -108,5 +164,40 @@ mod tests {
         assert!(store.reject("../up", "a.txt", b"x").is_err());
         let names: Vec<_> = fs_err::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn recorded_files_are_read_only_while_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
+        let stored = store.write("t1", "g.fits", b"SIMPLE").unwrap();
+        let rec = InputRecord {
+            path: stored.path.clone(),
+            field: "g".into(),
+            size: stored.size,
+            sha256: stored.sha256.clone(),
+            mtime_ns: 0,
+            url: None,
+        };
+        for what in [Recorded::RawPayload, Recorded::LocalInput] {
+            assert_eq!(read_checked(store.root(), &rec, what).unwrap(), b"SIMPLE");
+        }
+        let user = |e: anyhow::Error| e.downcast::<UserError>().unwrap();
+        fs_err::write(store.root().join(&stored.path), b"SIMPLF").unwrap();
+        let e = user(read_checked(store.root(), &rec, Recorded::RawPayload).unwrap_err());
+        assert!(
+            e.message.starts_with("raw payload ")
+                && e.message.contains("t1/g.fits changed since it was fetched (size 6 -> 6, sha256 "),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.as_deref().unwrap_or_default().contains("never modified by etd"), "{:?}", e.hint);
+        let e = user(read_checked(store.root(), &rec, Recorded::LocalInput).unwrap_err());
+        assert!(e.message.starts_with("input ") && e.message.contains("changed since it was fetched"), "{}", e.message);
+        assert!(e.hint.as_deref().unwrap_or_default().contains("record the current files, then `etd shard`"));
+        fs_err::remove_file(store.root().join(&stored.path)).unwrap();
+        let e = user(read_checked(store.root(), &rec, Recorded::LocalInput).unwrap_err());
+        assert!(e.message.contains("t1/g.fits recorded by fetch cannot be read"), "{}", e.message);
+        assert_eq!(e.hint.as_deref(), Some("run `etd fetch` again to record the current files"));
     }
 }

@@ -241,6 +241,17 @@ pub struct LightCurveOutputs {
     pub txt: bool,
 }
 
+impl LightCurveOutputs {
+    /// The fields these outputs make: `npy`, `json`, `txt` in that order.
+    pub fn fields(self) -> Vec<&'static str> {
+        [("npy", self.npy), ("json", self.json), ("txt", self.txt)]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect()
+    }
+}
+
 /// Make a sample's fields from a result file's bytes.
 pub fn lightcurve_fields(
     bytes: &[u8],

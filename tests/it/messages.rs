@@ -246,3 +246,51 @@ fn publish_names_the_missing_permission() {
     ");
     assert!(!s.join("open/ns").exists());
 }
+
+#[test]
+fn a_transform_section_the_source_does_not_use_is_refused_at_its_key() {
+    let var = "version: 1\nname: v\nsource:\n  atlas-var:\n    catalog_url: https://x/c.fits\n    lightcurves_url: file:///d\n";
+    let out = check(&format!("{var}transform:\n  lightcurve: {{quality: faq-cuts}}\n"));
+    assert_eq!(code(&out), Some(2));
+    assert_text!(stderr(&out), @r"
+    error: r.yaml:8:3: transform.lightcurve: the atlas-var source makes no use of transform.lightcurve
+      hint: the atlas-var source uses no transform section: its samples' fields are fixed; remove `transform.lightcurve`
+    ");
+    let out = check(&format!("{var}transform:\n  image: {{}}\n"));
+    assert_eq!(code(&out), Some(2));
+    assert_text!(stderr(&out), @r"
+    error: r.yaml:8:3: transform.image: the atlas-var source makes no use of transform.image
+      hint: the atlas-var source uses no transform section: its samples' fields are fixed; remove `transform.image`
+    ");
+    // Refused before the section's own content is checked.
+    let out = check(&local_recipe("t", "transform:\n  image: {nan: zero}\n  lightcurve: {outputs: []}\n"));
+    assert_eq!(code(&out), Some(2));
+    assert_text!(stderr(&out), @r"
+    error: r.yaml:8:3: transform.lightcurve: the local source makes no use of transform.lightcurve
+      hint: the local source uses transform.image; remove `transform.lightcurve`
+    ");
+    let fp = "version: 1\nname: f\ntargets: {list: [{id: a, ra: 1, dec: 2}]}\nsource:\n  atlas-fp: {}\n";
+    let out = check(&format!("{fp}transform: {{lightcurve: {{quality: all}}, image: {{outputs: [npy]}}}}\n"));
+    assert_eq!(code(&out), Some(2));
+    assert_text!(stderr(&out), @r"
+    error: r.yaml:6:41: transform.image: the atlas-fp source makes no use of transform.image
+      hint: the atlas-fp source uses transform.lightcurve; remove `transform.image`
+    ");
+    let ps1 = "version: 1\nname: p\ntargets: {list: [{id: a, ra: 1, dec: 2}]}\nsource:\n  ps1-cutouts: {}\n";
+    let out = check(&format!("{ps1}transform:\n  lightcurve:\n    outputs: [npy]\n"));
+    assert_eq!(code(&out), Some(2));
+    assert_text!(stderr(&out), @r"
+    error: r.yaml:7:3: transform.lightcurve: the ps1-cutouts source makes no use of transform.lightcurve
+      hint: the ps1-cutouts source uses transform.image; remove `transform.lightcurve`
+    ");
+    // The sections a source does use, and an empty `transform`, pass.
+    for text in [
+        format!("{var}transform: {{}}\n"),
+        format!("{fp}transform:\n  lightcurve: {{quality: faq-cuts}}\n"),
+        format!("{ps1}transform:\n  image: {{outputs: [npy]}}\n"),
+        local_recipe("t", "transform:\n  image: {nan: zero}\n"),
+    ] {
+        let out = check(&text);
+        assert_eq!(code(&out), Some(0), "{text}\n{}", stderr(&out));
+    }
+}

@@ -15,6 +15,11 @@ use crate::net::Politeness;
 use crate::spec::KeyError;
 
 use super::FetchPlan;
+use crate::transform::lightcurve::LightCurveOutputs;
+use crate::transform::Section;
+
+/// The `transform` sections ATLAS forced-photometry samples are made with.
+pub const TRANSFORMS: &[Section] = &[Section::LightCurve];
 
 /// `source.atlas-fp` as written.
 #[derive(Debug, Deserialize)]
@@ -222,9 +227,18 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
     }
 }
 
+/// The key-length budget: the longest field name a sample can have with these outputs (`cls`
+/// included: labelled targets get one).
+pub fn longest_field(outputs: LightCurveOutputs) -> usize {
+    crate::keys::longest(outputs.fields().into_iter().chain(["cls"]))
+}
+
 /// Sample keys of all targets (in target order), from every target's id (see `ps1::target_keys`).
-pub fn target_keys(targets: &[crate::target::Target]) -> Result<Vec<String>, crate::error::UserError> {
-    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), 4).map_err(|e| {
+pub fn target_keys(
+    targets: &[crate::target::Target],
+    outputs: LightCurveOutputs,
+) -> Result<Vec<String>, crate::error::UserError> {
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest_field(outputs)).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })

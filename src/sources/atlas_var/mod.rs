@@ -17,6 +17,18 @@ use crate::net::Politeness;
 use crate::spec::KeyError;
 
 use super::FetchPlan;
+use crate::transform::Section;
+
+/// The `transform` sections ATLAS-VAR samples are made with: none, their fields are fixed.
+pub const TRANSFORMS: &[Section] = &[];
+
+/// The fields of every ATLAS-VAR sample (`cls` only for an object with a class in `CLASSES`).
+pub const FIELDS: [&str; 3] = ["npy", "json", "cls"];
+
+/// The key-length budget: the longest of `FIELDS`.
+pub fn longest_field() -> usize {
+    crate::keys::longest(FIELDS)
+}
 
 /// `source.atlas-var` as written.
 #[derive(Debug, Deserialize)]

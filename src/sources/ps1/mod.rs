@@ -14,6 +14,10 @@ use crate::net::Politeness;
 use crate::spec::KeyError;
 
 use super::FetchPlan;
+use crate::transform::Section;
+
+/// The `transform` sections PS1 samples are made with.
+pub const TRANSFORMS: &[Section] = &[Section::Image];
 
 /// `source.ps1-cutouts` as written.
 #[derive(Debug, Deserialize)]
@@ -174,6 +178,12 @@ pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
     }
 }
 
+/// The key-length budget: the longest field name a sample can have with these settings (per-filter
+/// ones such as `g.fits` included).
+pub fn longest_field(cfg: &Ps1Config, image: &crate::transform::image::ImageTransform) -> usize {
+    crate::keys::longest(sample::field_names(cfg, image))
+}
+
 /// Sample keys of all targets (in target order): from every target's id, so a target's key (and
 /// raw folder) never depends on which targets a task or a run fetches.
 pub fn target_keys(
@@ -181,8 +191,7 @@ pub fn target_keys(
     image: &crate::transform::image::ImageTransform,
     targets: &[crate::target::Target],
 ) -> Result<Vec<String>, crate::error::UserError> {
-    let longest = sample::field_names(cfg, image).iter().map(|f| f.len()).max().unwrap_or(0);
-    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
+    crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest_field(cfg, image)).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
             .with_hint("sample keys keep only [A-Za-z0-9_-]; make the ids differ in those characters")
     })
