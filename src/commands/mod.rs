@@ -62,13 +62,16 @@ pub fn load_recipe(path: &std::path::Path, exceed_archive_limits: bool) -> anyho
     Ok(recipe)
 }
 
-/// One line per group of units a scan found fetched with other settings or at another endpoint
-/// than `wanted`, each ending in `then` (what happens to them now).
-pub fn stale_notes(scan: &crate::store::journal::JournalScan, wanted: &str, then: &str) -> Vec<String> {
-    scan.stale_from
-        .iter()
-        .map(|(recorded, n)| crate::sources::stale_note(*n, recorded.as_deref(), wanted, then))
-        .collect()
+/// The parts of the recipe a source works with.
+pub fn source_inputs(recipe: &Recipe) -> crate::sources::Inputs<'_> {
+    crate::sources::Inputs {
+        name: &recipe.name,
+        targets: recipe.targets.as_ref().map(|t| t.rows.as_slice()).unwrap_or_default(),
+        classes: recipe.targets.as_ref().map(|t| t.classes()).unwrap_or_default(),
+        image: &recipe.image,
+        lightcurve: &recipe.lightcurve,
+        politeness: &recipe.politeness,
+    }
 }
 
 /// Write data for scripts to stdout.

@@ -8,12 +8,58 @@ pub mod engine;
 pub mod local;
 pub mod payload;
 pub mod ps1;
+pub mod run;
 
 use serde::Serialize;
 
-use crate::error::UserError;
+use crate::error::{Exit, UserError};
 use crate::hash::{unit_hash, HashDomain};
 use crate::net::Politeness;
+use crate::sample::{Fields, SampleError};
+use crate::shard::Job;
+use crate::store::journal::JournalScan;
+
+pub use run::{FetchRun, Inputs, ShardInput};
+
+/// One archive: how it fetches and how it makes samples. `SourceConfig::source` is the one
+/// match that picks it; `commands/fetch.rs` and `commands/shard.rs` hold no archive-specific code.
+pub trait Source: Sync {
+    /// The settings recorded with each fetched unit (`params`); None: units are compared by
+    /// their files instead (the local source).
+    fn fingerprint(&self) -> Option<String>;
+    /// Why this source refuses a batch work split (`--task-index/--num-tasks`); None: it splits.
+    fn whole_only(&self) -> Option<&'static str> {
+        None
+    }
+    /// Checks and notes before a fetch or its dry run.
+    fn preamble(&self, _run: &FetchRun<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// `--dry-run`: print what a fetch would do (through `run.print`), make no requests, write nothing.
+    fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit>;
+    /// Fetch what is missing, journal it, and log the summary; returns the exit code.
+    fn fetch(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit>;
+    /// The samples the fetched units make.
+    fn samples<'a>(&'a self, input: &'a ShardInput<'a>) -> anyhow::Result<Box<dyn Samples + 'a>>;
+    /// A hint for a dataset with no sample.
+    fn empty_hint(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The samples of one shard run: their keys, the manifest's class list, and how each is made
+/// (called in parallel; `shard::write_dataset` orders and packs them).
+pub trait Samples: Sync {
+    fn jobs(&self) -> anyhow::Result<Vec<Job<usize>>>;
+    fn classes(&self) -> Option<Vec<String>>;
+    fn make(&self, job: &Job<usize>) -> anyhow::Result<Result<Fields, SampleError>>;
+}
+
+/// One line per group of units a scan found fetched with other settings or at another endpoint
+/// than `wanted`, each ending in `then` (what happens to them now).
+pub fn stale_notes(scan: &JournalScan, wanted: &str, then: &str) -> Vec<String> {
+    scan.stale_from.iter().map(|(recorded, n)| stale_note(*n, recorded.as_deref(), wanted, then)).collect()
+}
 
 /// This process's part of a batch work split (`--task-index I --num-tasks N`): a deterministic,
 /// disjoint share of the units, chosen by a stable hash of each unit id, so the N tasks together
@@ -90,10 +136,20 @@ impl SourceConfig {
     /// The source's name as written in recipes.
     pub fn kind(&self) -> &'static str {
         match self {
-            SourceConfig::Ps1(_) => "ps1-cutouts",
-            SourceConfig::AtlasFp(_) => "atlas-fp",
-            SourceConfig::AtlasVar(_) => "atlas-var",
-            SourceConfig::Local(_) => "local",
+            SourceConfig::Ps1(_) => ps1::KIND,
+            SourceConfig::AtlasFp(_) => atlas_fp::KIND,
+            SourceConfig::AtlasVar(_) => atlas_var::KIND,
+            SourceConfig::Local(_) => local::KIND,
+        }
+    }
+
+    /// The source behind this section: the one match that picks an archive's fetch and samples.
+    pub fn source(&self) -> &dyn Source {
+        match self {
+            SourceConfig::Ps1(cfg) => cfg,
+            SourceConfig::AtlasFp(cfg) => cfg,
+            SourceConfig::AtlasVar(cfg) => cfg,
+            SourceConfig::Local(cfg) => cfg,
         }
     }
 

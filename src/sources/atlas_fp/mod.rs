@@ -5,6 +5,10 @@
 
 pub mod auth;
 pub mod fetch;
+pub mod source;
+
+/// The recipe key of this source and its `raw/` folder.
+pub const KIND: &str = "atlas-fp";
 
 use crate::units::Span;
 use serde::Deserialize;

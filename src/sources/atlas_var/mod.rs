@@ -7,6 +7,10 @@ pub mod catalog;
 pub mod fetch;
 pub mod group;
 pub mod partitions;
+pub mod source;
+
+/// The recipe key of this source and its `raw/` folder.
+pub const KIND: &str = "atlas-var";
 
 use crate::spec::SampleFile;
 use crate::units::Size;

@@ -4,8 +4,12 @@
 
 pub mod fetch;
 pub mod sample;
+pub mod source;
 pub mod table;
 pub mod urls;
+
+/// The recipe key of this source and its `raw/` folder.
+pub const KIND: &str = "ps1-cutouts";
 
 use serde::Deserialize;
 use std::time::Duration;

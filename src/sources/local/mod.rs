@@ -2,6 +2,11 @@
 //! a glob below `dir` and grouped into samples by file stem. Fetch copies nothing: it records each
 //! input's path, size and sha256 in the journal so `shard` can refuse inputs changed since.
 
+pub mod source;
+
+/// The recipe key of this source.
+pub const KIND: &str = "local";
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
