@@ -54,7 +54,8 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Exit> {
 
 pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
     let fetch = sources::plan(&recipe.source, recipe.targets.as_ref().map(|t| t.rows.len() as u64).unwrap_or(0))?;
-    let networked = !matches!(recipe.source, sources::SourceConfig::Local(_));
+    let source = recipe.source.source();
+    let networked = source.networked();
     let min = fetch.requests.filter(|_| networked).map(|r| recipe.politeness.min_duration(r).as_secs_f64());
     // Without sizes known in advance, shards are estimated from input bytes (local) or count only.
     let per_sample_bytes = fetch.input_bytes.map(|b| b / fetch.units.max(1));
@@ -87,11 +88,7 @@ pub fn make_plan(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Plan> {
         compression: recipe.shard.compression.as_str(),
         max_samples: recipe.shard.max_samples,
         max_bytes: recipe.shard.max_bytes,
-        outputs: match recipe.source {
-            sources::SourceConfig::AtlasFp(_) => recipe.lightcurve.outputs.fields(),
-            sources::SourceConfig::AtlasVar(_) => sources::atlas_var::FIELDS.to_vec(),
-            _ => recipe.image.outputs.iter().map(|o| o.field()).collect(),
-        },
+        outputs: source.outputs(&super::source_inputs(recipe)),
         publish: recipe.publish.as_ref().map(crate::publish::config::PublishConfig::destination),
         workdir: ctx.workdir(recipe).root.display().to_string(),
     })

@@ -27,6 +27,12 @@ pub trait Source: Sync {
     /// The settings recorded with each fetched unit (`params`); None: units are compared by
     /// their files instead (the local source).
     fn fingerprint(&self) -> Option<String>;
+    /// Whether fetching makes requests (politeness and a least fetch time apply).
+    fn networked(&self) -> bool {
+        true
+    }
+    /// The fields `etd check` lists as the samples' outputs.
+    fn outputs(&self, inputs: &Inputs<'_>) -> Vec<&'static str>;
     /// Why this source refuses a batch work split (`--task-index/--num-tasks`); None: it splits.
     fn whole_only(&self) -> Option<&'static str> {
         None

@@ -237,3 +237,24 @@ fn the_reference_scanner_sees_groups_and_skips_comments_and_strings() {
     let found: Vec<String> = referenced_modules(&code).into_iter().collect();
     assert_eq!(found, ["net", "report", "store"]);
 }
+
+/// docs/architecture.md, "The seams": commands hold no archive-specific code; each archive is
+/// reached through `SourceConfig::source()`, so a new source needs no change in src/commands/.
+#[test]
+fn commands_name_no_archive() {
+    let mut files = Vec::new();
+    sources(&repo().join("src/commands"), &mut files);
+    files.sort();
+    let archives = ["SourceConfig::", "ps1", "atlas_fp", "atlas_var", "sources::local"];
+    let mut problems = Vec::new();
+    for file in &files {
+        let code = code_of(&fs_err::read_to_string(file).unwrap());
+        for (n, line) in code.lines().enumerate() {
+            for name in archives.iter().filter(|a| line.contains(*a)) {
+                let shown = file.strip_prefix(repo()).unwrap().display();
+                problems.push(format!("{shown}:{}: names `{name}`; move it behind sources::Source", n + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "archive-specific code in src/commands/:\n{}", problems.join("\n"));
+}

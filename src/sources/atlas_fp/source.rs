@@ -35,6 +35,10 @@ impl Source for AtlasFpConfig {
         Some(self.params())
     }
 
+    fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        inputs.lightcurve.outputs.fields()
+    }
+
     fn preamble(&self, run: &FetchRun<'_>) -> anyhow::Result<()> {
         target_keys(run.inputs.targets, run.inputs.lightcurve.outputs)?;
         if self.mjd_min.is_none() {

@@ -32,6 +32,10 @@ impl Source for AtlasVarConfig {
         Some("ATLAS-VAR is a handful of large files; it is fetched by one task")
     }
 
+    fn outputs(&self, _inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        super::FIELDS.to_vec()
+    }
+
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
         let out = format!(
             "catalog\tGET {}\npartitions\tlisted from {}, then one download per partition that holds a selected object\n",

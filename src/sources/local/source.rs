@@ -32,6 +32,14 @@ impl Source for LocalConfig {
         Ok(())
     }
 
+    fn networked(&self) -> bool {
+        false
+    }
+
+    fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        inputs.image.outputs.iter().map(|o| o.field()).collect()
+    }
+
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
         let units = discover(self)?;
         let mut out = String::new();

@@ -31,6 +31,10 @@ impl Source for Ps1Config {
         Some(self.params())
     }
 
+    fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        inputs.image.outputs.iter().map(|o| o.field()).collect()
+    }
+
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
         let targets = run.inputs.targets;
         target_keys(self, run.inputs.image, targets)?;
