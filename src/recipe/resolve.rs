@@ -86,42 +86,15 @@ pub(super) fn resolve(
     };
     let has_politeness = file.politeness.is_some();
     let politeness = resolve_politeness(file.politeness.unwrap_or_default(), source.default_politeness(), src)?;
-    if has_politeness && matches!(source, SourceConfig::Local(_)) {
-        warnings.push("`politeness` has no effect with the local source: it makes no requests".into());
+    if has_politeness && !source.source().networked() {
+        warnings.push(format!("`politeness` has no effect with the {} source: it makes no requests", source.kind()));
     }
-    if let SourceConfig::Ps1(_) = source {
-        if politeness.concurrency > ps1::MAX_CONCURRENCY && exceed_archive_limits {
-            warnings.push(format!(
-                "politeness.concurrency {} is above PS1's stated maximum of {} (allowed by --exceed-archive-limits)",
-                politeness.concurrency,
-                ps1::MAX_CONCURRENCY
-            ));
-        } else if politeness.concurrency > ps1::MAX_CONCURRENCY {
-            return Err(src.error_hint(
-                "politeness.concurrency",
-                format!(
-                    "{} requests in flight is above PS1's stated maximum of {}",
-                    politeness.concurrency,
-                    ps1::MAX_CONCURRENCY
-                ),
-                "MAST asks for at most 10 simultaneous downloads and blocks clients that exceed it; \
-                 pass --exceed-archive-limits only for a mirror or with the archive's permission",
-            ));
-        }
-    }
+    warnings.extend(source.source().check_politeness(&politeness, exceed_archive_limits).map_err(|e| src.upgrade(e))?);
     let transform = file.transform.unwrap_or_default();
     check_transforms(&source, &transform, src)?;
     let image = resolve_image(transform.image.unwrap_or_default(), src)?;
     let lightcurve = resolve_lightcurve(transform.lightcurve.unwrap_or_default(), src)?;
-    if let SourceConfig::Ps1(p) = &source {
-        if p.format != ps1::CutoutFormat::Fits && image.outputs.contains(&ImageOutput::Fits) {
-            return Err(src.error_hint(
-                "transform.image.outputs",
-                "`fits` output needs FITS cutouts, but the source fetches jpg/png",
-                "set `source.ps1-cutouts.format: fits`, or drop `fits` from the outputs",
-            ));
-        }
-    }
+    source.source().check_image(&image).map_err(|e| src.upgrade(e))?;
     let shard = resolve_shard(file.shard.unwrap_or_default(), src)?;
     let publish = file.publish.map(|p| resolve_publish(p, &dir, src)).transpose()?;
     Ok(Recipe {

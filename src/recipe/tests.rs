@@ -262,3 +262,20 @@ fn targets_without_rows_are_an_error() {
     assert_eq!(e.key, "targets.list");
     assert!(e.message.contains("empty"), "{}", e.message);
 }
+
+#[test]
+fn source_specific_rules_come_from_the_source() {
+    // PS1: `fits` output needs FITS cutouts.
+    let e = err("version: 1\nname: t\ntargets: {file: targets.csv, columns: {id: objid}}\nsource:\n  ps1-cutouts:\n    format: jpg\n    filters: [g]\ntransform:\n  image: {outputs: [npy, fits]}\n");
+    assert_eq!(e.key, "transform.image.outputs");
+    assert!(e.message.contains("`fits` output needs FITS cutouts"), "{}", e.message);
+    assert!(e.hint.as_deref().unwrap().contains("format: fits"));
+    // PS1: at most 10 in flight unless the archive's limit may be exceeded.
+    let e = err("version: 1\nname: t\ntargets: {file: targets.csv, columns: {id: objid}}\nsource:\n  ps1-cutouts: {}\npoliteness: {concurrency: 11}\n");
+    assert_eq!(e.key, "politeness.concurrency");
+    assert!(e.message.contains("above PS1's stated maximum of 10"), "{}", e.message);
+    // Local: politeness has no effect, said as a warning.
+    let (_d, r) = load_text(&format!("{LOCAL}politeness: {{concurrency: 2}}\n"));
+    let warnings = r.unwrap().warnings;
+    assert_eq!(warnings, ["`politeness` has no effect with the local source: it makes no requests"]);
+}

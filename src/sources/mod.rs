@@ -24,6 +24,26 @@ pub use run::{FetchRun, Inputs, ShardInput};
 /// One archive: how it fetches and how it makes samples. `SourceConfig::source` is the one
 /// match that picks it; `commands/fetch.rs` and `commands/shard.rs` hold no archive-specific code.
 pub trait Source: Sync {
+    /// The source's name as written in recipes, and its `raw/<kind>/` folder.
+    fn kind(&self) -> &'static str;
+    /// Whether the recipe must have `targets`.
+    fn needs_targets(&self) -> bool;
+    /// The `transform` sections this source makes its samples with; a recipe may set no other.
+    fn transforms(&self) -> &'static [crate::transform::Section];
+    /// Politeness when the recipe does not say otherwise: inside the archive's published limits.
+    fn default_politeness(&self) -> Politeness;
+    /// What a fetch of `targets` targets would do, for `etd check`. Reads local files (a
+    /// directory listing) but never the network.
+    fn plan(&self, targets: u64) -> anyhow::Result<FetchPlan>;
+    /// Politeness past what the archive allows: an error, or with `--exceed-archive-limits`
+    /// (`exceed`) a warning to show.
+    fn check_politeness(&self, _politeness: &Politeness, _exceed: bool) -> Result<Vec<String>, crate::spec::KeyError> {
+        Ok(Vec::new())
+    }
+    /// An image transform this source cannot honour (e.g. `fits` output from jpg cutouts).
+    fn check_image(&self, _image: &crate::transform::image::ImageTransform) -> Result<(), crate::spec::KeyError> {
+        Ok(())
+    }
     /// The settings recorded with each fetched unit (`params`); None: units are compared by
     /// their files instead (the local source).
     fn fingerprint(&self) -> Option<String>;
@@ -139,17 +159,8 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
-    /// The source's name as written in recipes.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::Ps1(_) => ps1::KIND,
-            SourceConfig::AtlasFp(_) => atlas_fp::KIND,
-            SourceConfig::AtlasVar(_) => atlas_var::KIND,
-            SourceConfig::Local(_) => local::KIND,
-        }
-    }
-
-    /// The source behind this section: the one match that picks an archive's fetch and samples.
+    /// The source behind this section: the one match on the archives. Everything else about a
+    /// source is asked of it through [`Source`].
     pub fn source(&self) -> &dyn Source {
         match self {
             SourceConfig::Ps1(cfg) => cfg,
@@ -159,29 +170,24 @@ impl SourceConfig {
         }
     }
 
+    /// The source's name as written in recipes.
+    pub fn kind(&self) -> &'static str {
+        self.source().kind()
+    }
+
     /// Whether the recipe must have `targets`.
     pub fn needs_targets(&self) -> bool {
-        matches!(self, SourceConfig::Ps1(_) | SourceConfig::AtlasFp(_))
+        self.source().needs_targets()
     }
 
     /// The `transform` sections this source makes its samples with; a recipe may set no other.
     pub fn transforms(&self) -> &'static [crate::transform::Section] {
-        match self {
-            SourceConfig::Ps1(_) => ps1::TRANSFORMS,
-            SourceConfig::AtlasFp(_) => atlas_fp::TRANSFORMS,
-            SourceConfig::AtlasVar(_) => atlas_var::TRANSFORMS,
-            SourceConfig::Local(_) => local::TRANSFORMS,
-        }
+        self.source().transforms()
     }
 
     /// Politeness when the recipe does not say otherwise: inside the archive's published limits.
     pub fn default_politeness(&self) -> Politeness {
-        match self {
-            SourceConfig::Ps1(_) => ps1::default_politeness(),
-            SourceConfig::AtlasFp(_) => atlas_fp::default_politeness(),
-            SourceConfig::AtlasVar(_) => atlas_var::default_politeness(),
-            SourceConfig::Local(_) => local::default_politeness(),
-        }
+        self.source().default_politeness()
     }
 }
 
@@ -257,12 +263,7 @@ pub struct FetchPlan {
 
 /// Plan the fetch of a resolved source for `targets` targets. Reads local files (directory listing) but never the network.
 pub fn plan(source: &SourceConfig, targets: u64) -> anyhow::Result<FetchPlan> {
-    Ok(match source {
-        SourceConfig::Local(l) => local::plan(l)?,
-        SourceConfig::Ps1(p) => ps1::plan(p, targets),
-        SourceConfig::AtlasFp(a) => atlas_fp::plan(a, targets),
-        SourceConfig::AtlasVar(a) => atlas_var::plan(a),
-    })
+    source.source().plan(targets)
 }
 
 #[cfg(test)]

@@ -31,6 +31,26 @@ fn leave_foreign_tasks(scan: &mut JournalScan, cfg: &AtlasFpConfig) -> usize {
 }
 
 impl Source for AtlasFpConfig {
+    fn kind(&self) -> &'static str {
+        super::KIND
+    }
+
+    fn needs_targets(&self) -> bool {
+        true
+    }
+
+    fn transforms(&self) -> &'static [crate::transform::Section] {
+        super::TRANSFORMS
+    }
+
+    fn default_politeness(&self) -> crate::net::Politeness {
+        super::default_politeness()
+    }
+
+    fn plan(&self, targets: u64) -> anyhow::Result<crate::sources::FetchPlan> {
+        Ok(super::plan(self, targets))
+    }
+
     fn fingerprint(&self) -> Option<String> {
         Some(self.params())
     }

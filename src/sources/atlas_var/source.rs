@@ -24,6 +24,26 @@ use crate::store::journal::{JournalPos, JournalSet};
 use crate::store::{FetchJournal, InputRecord};
 
 impl Source for AtlasVarConfig {
+    fn kind(&self) -> &'static str {
+        super::KIND
+    }
+
+    fn needs_targets(&self) -> bool {
+        false
+    }
+
+    fn transforms(&self) -> &'static [crate::transform::Section] {
+        super::TRANSFORMS
+    }
+
+    fn default_politeness(&self) -> crate::net::Politeness {
+        super::default_politeness()
+    }
+
+    fn plan(&self, _targets: u64) -> anyhow::Result<crate::sources::FetchPlan> {
+        Ok(super::plan(self))
+    }
+
     fn fingerprint(&self) -> Option<String> {
         Some(self.params())
     }

@@ -17,6 +17,26 @@ use crate::store::{FetchJournal, InputRecord};
 use crate::transform::image::{fits_fields, ImageOutput, Provenance};
 
 impl Source for LocalConfig {
+    fn kind(&self) -> &'static str {
+        super::KIND
+    }
+
+    fn needs_targets(&self) -> bool {
+        false
+    }
+
+    fn transforms(&self) -> &'static [crate::transform::Section] {
+        super::TRANSFORMS
+    }
+
+    fn default_politeness(&self) -> crate::net::Politeness {
+        super::default_politeness()
+    }
+
+    fn plan(&self, _targets: u64) -> anyhow::Result<crate::sources::FetchPlan> {
+        super::plan(self)
+    }
+
     fn fingerprint(&self) -> Option<String> {
         None
     }

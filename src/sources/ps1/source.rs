@@ -27,6 +27,62 @@ impl Ps1Config {
 }
 
 impl Source for Ps1Config {
+    fn kind(&self) -> &'static str {
+        super::KIND
+    }
+
+    fn needs_targets(&self) -> bool {
+        true
+    }
+
+    fn transforms(&self) -> &'static [crate::transform::Section] {
+        super::TRANSFORMS
+    }
+
+    fn default_politeness(&self) -> crate::net::Politeness {
+        super::default_politeness()
+    }
+
+    fn plan(&self, targets: u64) -> anyhow::Result<crate::sources::FetchPlan> {
+        Ok(super::plan(self, targets))
+    }
+
+    fn check_politeness(
+        &self,
+        politeness: &crate::net::Politeness,
+        exceed: bool,
+    ) -> Result<Vec<String>, crate::spec::KeyError> {
+        let max = super::MAX_CONCURRENCY;
+        if politeness.concurrency <= max {
+            return Ok(Vec::new());
+        }
+        if exceed {
+            return Ok(vec![format!(
+                "politeness.concurrency {} is above PS1's stated maximum of {max} (allowed by --exceed-archive-limits)",
+                politeness.concurrency
+            )]);
+        }
+        Err(crate::spec::KeyError::with_hint(
+            "politeness.concurrency",
+            format!("{} requests in flight is above PS1's stated maximum of {max}", politeness.concurrency),
+            "MAST asks for at most 10 simultaneous downloads and blocks clients that exceed it; \
+             pass --exceed-archive-limits only for a mirror or with the archive's permission",
+        ))
+    }
+
+    fn check_image(&self, image: &crate::transform::image::ImageTransform) -> Result<(), crate::spec::KeyError> {
+        if self.format != super::CutoutFormat::Fits
+            && image.outputs.contains(&crate::transform::image::ImageOutput::Fits)
+        {
+            return Err(crate::spec::KeyError::with_hint(
+                "transform.image.outputs",
+                "`fits` output needs FITS cutouts, but the source fetches jpg/png",
+                "set `source.ps1-cutouts.format: fits`, or drop `fits` from the outputs",
+            ));
+        }
+        Ok(())
+    }
+
     fn fingerprint(&self) -> Option<String> {
         Some(self.params())
     }
