@@ -1,5 +1,5 @@
 //! The reporter: library code reports progress through `Reporter` and logs through `tracing`; only
-//! the edge (`term`) knows how it is shown (indicatif bars on a terminal, periodic one-line logs
+//! the edge (`commands::term`) knows how it is shown (indicatif bars on a terminal, periodic one-line logs
 //! otherwise, nothing with `-q`).
 
 mod plural;

@@ -1,7 +1,8 @@
 //! `shard`: samples -> WebDataset tar shards + manifest. Samples are assigned to splits by a stable
 //! hash of their key, ordered by key (or by a seeded hash), transformed in parallel in ordered
 //! chunks, and packed in order, so the output is byte-identical on any thread count. Each shard has
-//! one writer thread; several shards compress at once. The whole folder is written beside
+//! one writer thread, compressed with zstd's multi-threaded streaming mode (the same bytes for any
+//! worker count). The whole folder is written beside
 //! `shards/` and swapped in at the end, manifest last, so a failed run never damages the old one.
 
 pub mod inspect;

@@ -1,6 +1,8 @@
-//! Sources: one module per archive. Each turns its recipe section into units of work with stable
-//! keys, knows its archive's protocol and politeness defaults, and plans requests for `etd check`.
-//! No source writes files itself; the store does.
+//! Sources: one folder per archive behind the [`Source`] trait. Each owns its recipe section
+//! (raw and resolved), its politeness defaults, its plan for `etd check`, its fetch protocol and
+//! its sample making ([`Samples`]). `run` holds what every fetch shares (lock and journal for a
+//! task split, scan, summary, exit code), `engine` drives units concurrently, `payload` validates
+//! answers. Payloads are stored through `store::raw`, downloads go through `net`.
 
 pub mod atlas_fp;
 pub mod atlas_var;
