@@ -16,5 +16,6 @@ mod ps1;
 mod publish;
 mod shard;
 mod signals;
+mod split;
 mod verify;
 mod walkthrough;
