@@ -89,6 +89,9 @@ pub enum Command {
     Publish(PublishArgs),
 
     /// Fetch, shard and publish in turn
+    ///
+    /// As one task of a split (--task-index/--num-tasks), fetches its share and writes its shard
+    /// part; `etd shard --merge` and `etd publish` follow once every task has finished.
     Run(FetchArgs),
 
     /// Check shards against their manifest (PATH: a shard folder or manifest.json)

@@ -1,4 +1,5 @@
-//! `etd run RECIPE`: fetch, shard (and publish, once available) in turn.
+//! `etd run RECIPE`: fetch, shard and publish in turn; one task of a split fetches and writes its
+//! shard part.
 
 use crate::cli::FetchArgs;
 use crate::error::Exit;
@@ -20,6 +21,18 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
         // Shards of a partial fetch would be thrown away; exit 75 so the batch system retries.
         tracing::warn!("the fetch is incomplete (transient failures); not sharding until it is");
         return Ok(fetched);
+    }
+    let split = super::task_split(&args.split)?;
+    if !split.is_whole() {
+        // One task of a split: its part of the shards; the merge and publish come after all tasks.
+        let sharded = super::shard::shard_part(ctx, &recipe, split)?;
+        tracing::info!(
+            "task {} of {} done; when every task is, run `etd shard {} --merge`, then `etd publish`",
+            split.index,
+            split.count,
+            recipe.path.display()
+        );
+        return Ok(if fetched == Exit::SomeFailed { Exit::SomeFailed } else { sharded });
     }
     let sharded = super::shard::shard_recipe(ctx, &recipe)?;
     if let Some(cfg) = &recipe.publish {

@@ -60,7 +60,7 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let input = ShardInput { inputs: &inputs, workdir: &workdir, journals: &journals, done: scan.done };
     let written = write_shards(ctx, recipe, &input, &partial).and_then(|report| {
         // Stopped after the last sample: keep the previous shards all the same.
-        crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+        crate::stop::check(|| shard::STOPPED_SHARD.into())?;
         Ok(report)
     });
     finish(recipe, &workdir, written, scan.failed.len())
@@ -129,7 +129,7 @@ fn finish(
 
 /// `--task-index I --num-tasks N`: make the samples of the units this task owns and write them as
 /// `parts/shard-I-of-N/`, for `--merge`.
-fn shard_part(ctx: &Ctx, recipe: &Recipe, split: TaskSplit) -> anyhow::Result<Exit> {
+pub fn shard_part(ctx: &Ctx, recipe: &Recipe, split: TaskSplit) -> anyhow::Result<Exit> {
     let workdir = ctx.workdir(recipe);
     let _lock = workdir.lock_task(split.index, split.count)?;
     let source = recipe.source.source();
@@ -249,7 +249,7 @@ fn merge(ctx: &Ctx, recipe: &Recipe, dirs: &[std::path::PathBuf]) -> anyhow::Res
     let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: parts.classes() };
     let written = shard::write_dataset(jobs, |job| parts.make(job), &recipe.shard, &info, &partial, &ctx.reporter)
         .and_then(|report| {
-            crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+            crate::stop::check(|| shard::STOPPED_SHARD.into())?;
             Ok(report)
         });
     finish(recipe, &workdir, written, fetch_failed)

@@ -73,6 +73,9 @@ impl Compression {
     }
 }
 
+/// Why a stopped `etd shard` ends, and what it leaves.
+pub const STOPPED_SHARD: &str = "shard did not finish; the previous shards are intact";
+
 /// Seed of the split-assignment hash (fixed: a key's split never depends on anything else).
 const SPLIT_SEED: u64 = 0;
 
@@ -158,7 +161,8 @@ where
     let progress = reporter.start("shard", total);
     let packer = Packer::new(out, info.name, settings, cfg, threads);
     let ordered = order_jobs(jobs, cfg);
-    let (packer, failures, mut fields_seen) = run_pipeline(&ordered, &make, threads, packer, &progress)?;
+    let (packer, failures, mut fields_seen) =
+        run_pipeline(&ordered, &make, threads, packer, &progress, STOPPED_SHARD)?;
     drop(progress);
     let (shards, splits) = packer.finish()?;
     fields_seen.sort();
@@ -187,6 +191,7 @@ fn run_pipeline<S, T, F>(
     threads: usize,
     sink: S,
     progress: &crate::report::Progress,
+    stopped: &str,
 ) -> anyhow::Result<(S, Vec<Failed>, Vec<String>)>
 where
     S: Sink + Send,
@@ -199,7 +204,7 @@ where
             .name("pack".into())
             .spawn_scoped(scope, || pack(rx, sink, progress))
             .context("cannot start the packing thread")?;
-        let made = make_chunks(ordered, make, threads, &tx);
+        let made = make_chunks(ordered, make, threads, &tx, stopped);
         drop(tx);
         let packed = packing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // A packing error explains why making stopped early; report it first.
@@ -231,6 +236,7 @@ fn make_chunks<'j, T, F>(
     make: &F,
     threads: usize,
     tx: &std::sync::mpsc::SyncSender<Made<'j, T>>,
+    stopped: &str,
 ) -> anyhow::Result<()>
 where
     T: Sync,
@@ -246,7 +252,7 @@ where
         }
         let mut rest = &jobs[..];
         while !rest.is_empty() {
-            crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+            crate::stop::check(|| stopped.into())?;
             let (group, tail) = rest.split_at(chunk.min(rest.len()));
             rest = tail;
             let made: Vec<anyhow::Result<Result<Fields, SampleError>>> = group.par_iter().map(make).collect();

@@ -28,6 +28,9 @@ pub const PART_INDEX: &str = "part.json";
 /// The part's samples: a plain tar, each sample's members in a row.
 pub const PART_SAMPLES: &str = "samples.tar";
 
+/// Why a stopped shard task ends, and what it leaves.
+const STOPPED_PART: &str = "the shard task did not finish; it leaves no part";
+
 /// The folder name of part `index` of `count`.
 pub fn part_dir_name(index: u32, count: u32) -> String {
     format!("shard-{index}-of-{count}")
@@ -115,7 +118,7 @@ where
     }
     fs::create_dir_all(&partial)?;
     let written = make_part(jobs, &make, info, &partial, reporter).and_then(|index| {
-        crate::stop::check(|| "the shard task did not finish; it leaves no part".into())?;
+        crate::stop::check(|| STOPPED_PART.into())?;
         Ok(index)
     });
     let index = match written {
@@ -157,7 +160,7 @@ where
     let sink =
         PartSink { out: BufWriter::with_capacity(1 << 20, file), sha: Sha256::new(), offset: 0, samples: Vec::new() };
     let ordered = vec![(String::new(), jobs)];
-    let (sink, failed, _) = run_pipeline(&ordered, make, threads, sink, &progress)?;
+    let (sink, failed, _) = run_pipeline(&ordered, make, threads, sink, &progress, STOPPED_PART)?;
     drop(progress);
     let PartSink { mut out, mut sha, offset, samples } = sink;
     // The two zero blocks that end a tar, so the file is a tar GNU tar lists.

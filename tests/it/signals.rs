@@ -158,3 +158,45 @@ fn sigterm_during_shard_leaves_no_debris_and_the_old_shards_intact() {
         .collect();
     assert!(left.is_empty(), "debris: {left:?}");
 }
+
+#[test]
+fn sigterm_during_a_shard_part_or_a_merge_leaves_no_part_and_no_debris() {
+    let s = Scratch::new();
+    for i in 0..600 {
+        s.write(&format!("data/img{i:04}.fits"), fits_f32(96, 96, &noise(96 * 96, i), &[]));
+    }
+    let outputs = "transform:\n  image: {scale: zscale, outputs: [npy, json, png, fits]}\nshard: {max_samples: 50}\n";
+    s.write("r.yaml", local_recipe("sig", outputs));
+    assert_eq!(s.etd().args(["fetch", "r.yaml"]).output().unwrap().status.code(), Some(0));
+    // A part stopped half-way leaves neither the part nor its partial folder: the engine's retry
+    // starts the task over.
+    let split = ["shard", "r.yaml", "--task-index", "0", "--num-tasks", "2"];
+    let child = spawn(&s, &split, &[]);
+    wait_for("the part to start", || s.join("work/parts/shard-0-of-2.partial/samples.tar").exists());
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("error: stopped by SIGTERM: the shard task did not finish; it leaves no part"), "{err}");
+    let left: Vec<String> = fs_err::read_dir(s.join("work/parts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "debris: {left:?}");
+    // The retry and the other task make the parts; a merge stopped half-way keeps nothing either.
+    for i in ["0", "1"] {
+        let out = s.etd().args(["shard", "r.yaml", "--task-index", i, "--num-tasks", "2"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let child = spawn(&s, &["shard", "r.yaml", "--merge"], &[]);
+    wait_for("the merge to start writing", || s.join("work/shards.partial").exists());
+    kill(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(!s.join("work/shards.partial").exists() && !s.join("work/shards").exists());
+    // Run again: the shards of one process.
+    assert_eq!(s.etd().args(["shard", "r.yaml", "--merge"]).output().unwrap().status.code(), Some(0));
+    let merged = s.shard_files();
+    assert_eq!(s.etd().args(["shard", "r.yaml"]).output().unwrap().status.code(), Some(0));
+    assert_eq!(s.shard_files(), merged);
+}
