@@ -239,10 +239,14 @@ fn merge(ctx: &Ctx, recipe: &Recipe, dirs: &[std::path::PathBuf]) -> anyhow::Res
     let fetch_failed = fetch_failures.len();
     replace_failures(&workdir.failures(), Stage::Fetch, fetch_failures)?;
     let jobs = parts.jobs()?;
-    if parts.units_done() == 0 && fetch_failed == 0 {
-        return Err(UserError::usage(format!("the {} parts hold nothing fetched", dirs.len()))
-            .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
-            .into());
+    if parts.units_done() == 0 {
+        // As a single `etd shard` over the same journals would say.
+        let hint = if fetch_failed == 0 {
+            format!("run `etd fetch {}` first", recipe.path.display())
+        } else {
+            format!("all {fetch_failed} fetched units failed; see {}", workdir.failures().display())
+        };
+        return Err(UserError::usage(format!("the {} parts hold nothing fetched", dirs.len())).with_hint(hint).into());
     }
     tracing::info!("merging {} from {}", plural(jobs.len(), "sample"), plural(dirs.len(), "part"));
     let partial = workdir.shards_partial();
