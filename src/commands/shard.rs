@@ -158,7 +158,7 @@ pub fn shard_part(ctx: &Ctx, recipe: &Recipe, split: TaskSplit) -> anyhow::Resul
     let inputs = super::source_inputs(recipe);
     let input = ShardInput { inputs: &inputs, workdir: &workdir, journals: &journals, done: scan.done };
     let samples = source.samples(&input)?;
-    let jobs: Vec<_> = samples.jobs()?.into_iter().filter(|j| split.owns(&j.id)).collect();
+    let jobs: Vec<_> = samples.jobs()?.into_iter().filter(|j| split.owns(&samples.split_id(j))).collect();
     let dir = workdir.parts().join(part::part_dir_name(split.index, split.count));
     fs_err::create_dir_all(workdir.parts())?;
     let info = part::PartInfo {

@@ -82,6 +82,11 @@ pub trait Samples: Sync {
     fn jobs(&self) -> anyhow::Result<Vec<Job<usize>>>;
     fn classes(&self) -> Option<Vec<String>>;
     fn make(&self, job: &Job<usize>) -> anyhow::Result<Result<Fields, SampleError>>;
+    /// The id a batch split assigns the sample's shard task by: the fetch unit whose task holds
+    /// its data, so shard task I needs only fetch task I's workdir. The sample's id by default.
+    fn split_id(&self, job: &Job<usize>) -> String {
+        job.id.clone()
+    }
 }
 
 /// One line per group of units a scan found fetched with other settings or at another endpoint
