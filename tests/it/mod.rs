@@ -5,6 +5,7 @@ mod atlas_var;
 
 mod cli;
 mod endpoints;
+mod fuzz;
 mod generated;
 mod interop;
 mod layers;

@@ -50,6 +50,16 @@ pub struct Task {
     pub error_msg: Option<String>,
 }
 
+/// The tasks of a `queue/` answer: a list of task JSON objects, or one object; empty when the
+/// answer is neither.
+pub fn submitted_tasks(body: &[u8]) -> Vec<Task> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v @ serde_json::Value::Array(_)) => serde_json::from_value(v).unwrap_or_default(),
+        Ok(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).map(|t| vec![t]).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// What every job of one fetch shares.
 pub struct AtlasFetcher {
     pub client: Arc<NetClient>,
@@ -134,11 +144,7 @@ impl AtlasFetcher {
                 return Event::SubmitFailed { units, error: auth_error(e), queue_full };
             }
         };
-        let tasks: Vec<Task> = match serde_json::from_slice::<serde_json::Value>(&answer.body) {
-            Ok(v @ serde_json::Value::Array(_)) => serde_json::from_value(v).unwrap_or_default(),
-            Ok(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).map(|t| vec![t]).unwrap_or_default(),
-            _ => Vec::new(),
-        };
+        let tasks = submitted_tasks(&answer.body);
         if tasks.is_empty() {
             let reason = format!("POST {}: the answer is not task JSON", req.url);
             return Event::SubmitFailed { units, error: UnitError::Transient(reason), queue_full: false };

@@ -112,6 +112,82 @@ fn fits_err(path: &Path, e: fitsio::errors::Error) -> anyhow::Error {
     anyhow::anyhow!("{}: cannot read the ATLAS-VAR catalog: {e}", path.display())
 }
 
+/// The widest text column read (ATLAS-VAR's `ATO_ID` is 21 characters, `CLASS` at most 7).
+pub const MAX_TEXT_WIDTH: i64 = 1024;
+
+/// The values of text column `name` for the rows in `range` (0-based), trailing blanks removed.
+///
+/// Not fitsio's `read_col_range::<String>`: that gives cfitsio a buffer of the column's display
+/// width per value, and cfitsio writes the value and a terminating NUL, one byte past the buffer
+/// when a value fills its column (found by fuzzing; a heap overflow). Here each value has
+/// `width + 1` bytes, and a column that is not text, holds several strings per row or is wider
+/// than [`MAX_TEXT_WIDTH`] is refused.
+fn read_text_col(
+    fits: &mut FitsFile,
+    hdu: &fitsio::hdu::FitsHdu,
+    path: &Path,
+    names: &[String],
+    name: &str,
+    range: &std::ops::Range<usize>,
+) -> anyhow::Result<Vec<String>> {
+    let refuse =
+        |why: String| anyhow::anyhow!("{}: cannot read the ATLAS-VAR catalog: column `{name}` {why}", path.display());
+    let col = names.iter().position(|n| n == name).ok_or_else(|| refuse("is missing".into()))?;
+    let colnum = i32::try_from(col + 1).map_err(|_| refuse("is past the last column cfitsio reads".into()))?;
+    // Make the table current (the calls below go to cfitsio directly).
+    fits.hdu(hdu.number).map_err(|e| fits_err(path, e))?;
+    let (mut typecode, mut repeat, mut width, mut status) = (0i32, 0i64, 0i64, 0i32);
+    // SAFETY: the file is open; cfitsio writes the three integers passed by pointer.
+    unsafe {
+        fitsio::sys::ffgtclll(fits.as_raw(), colnum, &mut typecode, &mut repeat, &mut width, &mut status);
+    }
+    fitsio::errors::check_status(status).map_err(|e| fits_err(path, e))?;
+    if typecode != fitsio::sys::TSTRING as i32 {
+        return Err(refuse("is not a text column (TFORM `<n>A`)".into()));
+    }
+    if width < 1 || width != repeat || width > MAX_TEXT_WIDTH {
+        return Err(refuse(format!(
+            "must hold one text value of 1 to {MAX_TEXT_WIDTH} characters per row (it holds {repeat} characters in values of {width})"
+        )));
+    }
+    let rows = range.len();
+    if rows == 0 {
+        return Ok(Vec::new());
+    }
+    let stride = width as usize + 1;
+    let mut buf = vec![0u8; rows * stride];
+    let mut ptrs: Vec<*mut std::ffi::c_char> =
+        buf.chunks_exact_mut(stride).map(|c| c.as_mut_ptr() as *mut std::ffi::c_char).collect();
+    let mut nulval = [0 as std::ffi::c_char; 1];
+    let mut anynul = 0;
+    // SAFETY: the table is the current HDU and column `colnum` holds one string of `width`
+    // characters per row; cfitsio writes at most `width` characters and a NUL to each of the
+    // `rows` pointers, each the start of its own `width + 1` bytes of `buf`, which outlives the call.
+    unsafe {
+        fitsio::sys::ffgcvs(
+            fits.as_raw(),
+            colnum,
+            range.start as i64 + 1,
+            1,
+            rows as i64,
+            nulval.as_mut_ptr(),
+            ptrs.as_mut_ptr(),
+            &mut anynul,
+            &mut status,
+        );
+    }
+    fitsio::errors::check_status(status).map_err(|e| fits_err(path, e))?;
+    buf.chunks_exact(stride)
+        .enumerate()
+        .map(|(k, c)| {
+            let end = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+            let text = std::str::from_utf8(&c[..end])
+                .map_err(|_| refuse(format!("row {} is not UTF-8 text", range.start + k + 1)))?;
+            Ok(text.trim_end().to_string())
+        })
+        .collect()
+}
+
 /// Read the catalog's first binary table and keep the selected objects, sorted by `ATO_ID`, at
 /// most `limit` of them.
 pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
@@ -162,8 +238,8 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
         let col_f64 = |fits: &mut FitsFile, name: &str| -> anyhow::Result<Vec<f64>> {
             hdu.read_col_range::<f64>(fits, name, &range).map_err(|e| fits_err(path, e))
         };
-        let ids: Vec<String> = hdu.read_col_range(&mut fits, "ATO_ID", &range).map_err(|e| fits_err(path, e))?;
-        let classes: Vec<String> = hdu.read_col_range(&mut fits, "CLASS", &range).map_err(|e| fits_err(path, e))?;
+        let ids = read_text_col(&mut fits, &hdu, path, &names, "ATO_ID", &range)?;
+        let classes = read_text_col(&mut fits, &hdu, path, &names, "CLASS", &range)?;
         let ra = col_f64(&mut fits, "ra")?;
         let dec = col_f64(&mut fits, "dec")?;
         let mut probs = Vec::with_capacity(CLASSES.len());
@@ -239,6 +315,64 @@ mod tests {
             let v: Vec<f32> = rows.iter().map(|r| if r.3 == *c { r.4 } else { 0.01 }).collect();
             hdu.write_col(&mut f, format!("prob_{c}"), &v).unwrap();
         }
+    }
+
+    /// A table of `rows` objects whose ATO_ID is `width` characters wide; `fill` makes every id
+    /// fill the column.
+    fn write_wide_ids(path: &Path, width: usize, rows: usize, fill: bool, id_type: ColumnDataType) {
+        let mut f = FitsFile::create(path).open().unwrap();
+        let cols = [
+            ColumnDescription::new("ATO_ID").with_type(id_type).that_repeats(width).create().unwrap(),
+            ColumnDescription::new("ra").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("dec").with_type(ColumnDataType::Double).create().unwrap(),
+            ColumnDescription::new("CLASS").with_type(ColumnDataType::String).that_repeats(8).create().unwrap(),
+        ];
+        let hdu = f.create_table("OBJECT", &cols).unwrap();
+        let ids: Vec<String> = (0..rows)
+            .map(|i| {
+                let id = format!("ATO J{i:07}");
+                if fill {
+                    format!("{id:X<width$}")
+                } else {
+                    id
+                }
+            })
+            .collect();
+        if id_type == ColumnDataType::String {
+            hdu.write_col(&mut f, "ATO_ID", &ids).unwrap();
+        }
+        hdu.write_col(&mut f, "ra", &vec![1.0f64; rows]).unwrap();
+        hdu.write_col(&mut f, "dec", &vec![2.0f64; rows]).unwrap();
+        hdu.write_col(&mut f, "CLASS", &vec!["dubious1".to_string(); rows]).unwrap();
+    }
+
+    /// Fuzzing regression: ids that fill their column made fitsio's string reader overrun the
+    /// heap by one byte per value (glibc aborted with `free(): invalid pointer`).
+    #[test]
+    fn text_values_that_fill_their_column_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for width in [21, 24, 40, 56] {
+            let path = dir.path().join(format!("object-{width}.fits"));
+            write_wide_ids(&path, width, 3000, true, ColumnDataType::String);
+            let all = read(&path, &cfg()).unwrap();
+            assert_eq!(all.len(), 3000);
+            assert!(all.iter().all(|o| o.ato_id.len() == width && o.class == "dubious1"), "width {width}");
+            assert_eq!(all[5].ato_id, format!("{:X<width$}", "ATO J0000005"));
+        }
+    }
+
+    #[test]
+    fn an_id_column_that_is_not_text_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.fits");
+        write_wide_ids(&path, 1, 3, false, ColumnDataType::Double);
+        let e = read(&path, &cfg()).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "object.fits: cannot read the ATLAS-VAR catalog: column `ATO_ID` is not a text column (TFORM `<n>A`)"
+            ),
+            "{e}"
+        );
     }
 
     fn cfg() -> AtlasVarConfig {

@@ -1,0 +1,5 @@
+#![no_main]
+
+use etd_fuzz::entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::atlas_var_rows(data));
