@@ -98,10 +98,8 @@ impl TesscutFetcher {
     /// Look up the sectors that observed `target`; a target no sector observed fails as `no-coverage`.
     pub async fn lookup(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
         let url = self.cfg.sector_url();
-        let form = AstrocutConfig::sector_form(target.ra, target.dec)
-            .into_iter()
-            .map(|(k, v)| (k, Secret::new(v)))
-            .collect();
+        let form =
+            AstrocutConfig::sector_form(target.ra, target.dec).into_iter().map(|(k, v)| (k, Secret::new(v))).collect();
         let req = Request::new(reqwest::Method::POST, url.clone()).form(form);
         let fetched = fetch_checked(&self.client, &self.store, &key, SECTORS_FILE, &req, |f| {
             parse_sectors(&f.body).map(|_| ()).map_err(|e| format!("the sector look-up answer of {url} {e}"))
@@ -191,7 +189,10 @@ mod tests {
     fn sector_answers_parse_padded_or_not() {
         let docs = br#"{"results":[{"sectorName":"tess-s0006-1-2","sector":"0006","camera":"1","ccd":"2"}]}"#;
         let rows = parse_sectors(docs).unwrap();
-        assert_eq!(rows[0], SectorRow { name: "tess-s0006-1-2".into(), sector: 6, camera: "1".into(), ccd: "2".into() });
+        assert_eq!(
+            rows[0],
+            SectorRow { name: "tess-s0006-1-2".into(), sector: 6, camera: "1".into(), ccd: "2".into() }
+        );
         let astroquery = br#"{"results": [{"sectorName": "tess-s0001-1-3", "sector": "1", "camera": "1", "ccd": "3"},
             {"sectorName": "tess-s0001-1-4", "sector": 1, "camera": 1, "ccd": 4}]}"#;
         assert_eq!(sectors_of(&parse_sectors(astroquery).unwrap()), vec![1]);

@@ -225,7 +225,11 @@ fn resolve_size(v: Option<&serde_yaml::Value>) -> Result<CutoutSize, KeyError> {
         if n >= 1 && n <= i64::from(MAX_SIDE_PX) {
             return Ok(CutoutSize::Pixels(n as u32));
         }
-        return Err(KeyError::with_hint(&key, format!("expected a cutout side of 1 to {MAX_SIDE_PX} pixels, found {n}"), hint));
+        return Err(KeyError::with_hint(
+            &key,
+            format!("expected a cutout side of 1 to {MAX_SIDE_PX} pixels, found {n}"),
+            hint,
+        ));
     }
     let Some(text) = v.as_str() else {
         return Err(KeyError::with_hint(&key, "expected a number of pixels or an angle", hint));
@@ -309,18 +313,23 @@ pub fn plan(cfg: &AstrocutConfig, targets: u64) -> FetchPlan {
         ),
         Sectors::List(l) => (
             Some(targets * (1 + l.len() as u64)),
-            format!(
-                "per target: 1 sector look-up + at most {} astrocut (only sectors that observed it)",
-                l.len()
-            ),
+            format!("per target: 1 sector look-up + at most {} astrocut (only sectors that observed it)", l.len()),
         ),
     };
-    FetchPlan { units: targets, items: targets, items_kind: "targets", requests, requests_note: note, input_bytes: None }
+    FetchPlan {
+        units: targets,
+        items: targets,
+        items_kind: "targets",
+        requests,
+        requests_note: note,
+        input_bytes: None,
+    }
 }
 
 /// The fields a sample can have.
 pub fn field_names(cfg: &AstrocutConfig) -> Vec<&'static str> {
-    let mut f = vec!["aperture.npy", "bkg.npy", "cadence.npy", "cls", "fluxerr.npy", "json", "npy", "quality.npy", "time.npy"];
+    let mut f =
+        vec!["aperture.npy", "bkg.npy", "cadence.npy", "cls", "fluxerr.npy", "json", "npy", "quality.npy", "time.npy"];
     if cfg.fits {
         f.push("fits");
     }
@@ -329,7 +338,10 @@ pub fn field_names(cfg: &AstrocutConfig) -> Vec<&'static str> {
 }
 
 /// Keys of all targets (target order), leaving room for the `-sNNNN` suffix and the longest field.
-pub fn target_keys(cfg: &AstrocutConfig, targets: &[crate::target::Target]) -> Result<Vec<String>, crate::error::UserError> {
+pub fn target_keys(
+    cfg: &AstrocutConfig,
+    targets: &[crate::target::Target],
+) -> Result<Vec<String>, crate::error::UserError> {
     let longest = crate::keys::longest(field_names(cfg)) + sector_suffix(9999).len();
     crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
         crate::error::UserError::usage(format!("target ids: {e}"))
@@ -372,6 +384,8 @@ mod tests {
         );
         c.size = CutoutSize::Degrees(0.05);
         assert!(c.cutout_url(1.0, 2.0, 3).as_str().contains("y=0.05&x=0.05&units=d"));
-        assert!(c.params().starts_with("astrocut service=tesscut size=0.05d product=SPOC endpoint=http://127.0.0.1:9/"));
+        assert!(c
+            .params()
+            .starts_with("astrocut service=tesscut size=0.05d product=SPOC endpoint=http://127.0.0.1:9/"));
     }
 }

@@ -40,7 +40,8 @@ fn looked_up(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> 
         .find(|r| r.field == SECTORS_FIELD)
         .ok_or_else(|| anyhow::anyhow!("a sector look-up is recorded without its answer"))?;
     let bytes = read_checked(root, rec, Recorded::RawPayload)?;
-    parse_sectors(&bytes).map_err(|e| anyhow::anyhow!("{}: the stored sector look-up {e}", root.join(&rec.path).display()))
+    parse_sectors(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: the stored sector look-up {e}", root.join(&rec.path).display()))
 }
 
 /// Whether every raw file of a done unit is still there with its recorded size.
@@ -141,7 +142,10 @@ impl Source for AstrocutConfig {
             ));
         }
         if exceed {
-            return Ok(over.into_iter().map(|(k, m)| format!("{k}: {m} (allowed by --exceed-archive-limits)")).collect());
+            return Ok(over
+                .into_iter()
+                .map(|(k, m)| format!("{k}: {m} (allowed by --exceed-archive-limits)"))
+                .collect());
         }
         match over.into_iter().next() {
             None => Ok(Vec::new()),
@@ -254,7 +258,7 @@ impl Source for AstrocutConfig {
                 p.failed,
                 if p.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" },
                 if p.none_wanted > 0 {
-                    format!("; {} observed in none of the recipe's sectors", plural(p.none_wanted, "target was", ))
+                    format!("; {} observed in none of the recipe's sectors", plural(p.none_wanted, "target was",))
                 } else {
                     String::new()
                 }

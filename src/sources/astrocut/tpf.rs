@@ -85,14 +85,15 @@ pub fn read(bytes: &[u8]) -> Result<Tpf, SampleError> {
     };
     let pixels = height * width;
     for name in ["FLUX", "FLUX_ERR", "FLUX_BKG"] {
-        let col = columns
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| err("PIXELS", format!("has no {name} column")))?;
+        let col =
+            columns.iter().find(|c| c.name == name).ok_or_else(|| err("PIXELS", format!("has no {name} column")))?;
         if col.data_type.repeat != pixels {
             return Err(err(
                 "PIXELS",
-                format!("{name} holds {} values per row, the {height}x{width} aperture needs {pixels}", col.data_type.repeat),
+                format!(
+                    "{name} holds {} values per row, the {height}x{width} aperture needs {pixels}",
+                    col.data_type.repeat
+                ),
             ));
         }
     }
@@ -155,7 +156,10 @@ pub fn fields(
     let range = if finite.is_empty() {
         Value::Null
     } else {
-        json!([finite.iter().copied().fold(f64::INFINITY, f64::min), finite.iter().copied().fold(f64::NEG_INFINITY, f64::max)])
+        json!([
+            finite.iter().copied().fold(f64::INFINITY, f64::min),
+            finite.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        ])
     };
     let mut meta = json!({
         "id": prov.target.id,

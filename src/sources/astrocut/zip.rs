@@ -117,7 +117,8 @@ pub fn members(bytes: &[u8]) -> Result<Vec<Member>, String> {
         if u32_at(bytes, e.offset)? != 0x0403_4b50 {
             return Err(format!("member `{name}`: no local header at byte {}", e.offset));
         }
-        let start = e.offset + 30 + usize::from(u16_at(bytes, e.offset + 26)?) + usize::from(u16_at(bytes, e.offset + 28)?);
+        let start =
+            e.offset + 30 + usize::from(u16_at(bytes, e.offset + 26)?) + usize::from(u16_at(bytes, e.offset + 28)?);
         let raw = bytes
             .get(start..start.saturating_add(e.compressed as usize))
             .ok_or_else(|| format!("member `{name}` is cut short (the zip holds {} bytes)", bytes.len()))?;

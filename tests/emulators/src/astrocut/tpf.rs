@@ -69,7 +69,11 @@ pub fn pixels_of(ra: f64, dec: f64, sector: u32, ny: usize, nx: usize, cadences:
     p
 }
 
-fn col(name: &str, typ: ColumnDataType, repeat: usize) -> fitsio::errors::Result<fitsio::tables::ConcreteColumnDescription> {
+fn col(
+    name: &str,
+    typ: ColumnDataType,
+    repeat: usize,
+) -> fitsio::errors::Result<fitsio::tables::ConcreteColumnDescription> {
     ColumnDescription::new(name).with_type(typ).that_repeats(repeat).create()
 }
 
@@ -88,7 +92,9 @@ pub fn write(
     {
         let mut f = FitsFile::create(&path).open()?;
         let primary = f.primary_hdu()?;
-        for (k, v) in [("ORIGIN", "STScI/MAST"), ("TELESCOP", "TESS"), ("INSTRUME", "TESS Photometer"), ("CREATOR", "astrocut")] {
+        for (k, v) in
+            [("ORIGIN", "STScI/MAST"), ("TELESCOP", "TESS"), ("INSTRUME", "TESS Photometer"), ("CREATOR", "astrocut")]
+        {
             primary.write_key(&mut f, k, v)?;
         }
         primary.write_key(&mut f, "SECTOR", i64::from(o.sector))?;
@@ -130,14 +136,25 @@ pub fn write(
         table.write_col(&mut f, "POS_CORR1", &vec![0.0f32; cadences])?;
         table.write_col(&mut f, "POS_CORR2", &vec![0.0f32; cadences])?;
         let ffi: Vec<String> = (0..cadences)
-            .map(|t| format!("tess{:013}-s{:04}-{}-{}-0120-s_ffic.fits", 2018206045859u64 + t as u64, o.sector, o.camera, o.ccd)[..38].to_string())
+            .map(|t| {
+                format!(
+                    "tess{:013}-s{:04}-{}-{}-0120-s_ffic.fits",
+                    2018206045859u64 + t as u64,
+                    o.sector,
+                    o.camera,
+                    o.ccd
+                )[..38]
+                    .to_string()
+            })
             .collect();
         table.write_col(&mut f, "FFI_FILE", &ffi)?;
         let desc = ImageDescription { data_type: ImageType::Long, dimensions: &[ny, nx] };
         let ap = f.create_image("APERTURE", &desc)?;
         ap.write_image(&mut f, &p.aperture)?;
         let scale = 21.0 / 3600.0;
-        for (k, v) in [("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CUNIT1", "deg"), ("CUNIT2", "deg"), ("RADESYS", "ICRS")] {
+        for (k, v) in
+            [("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CUNIT1", "deg"), ("CUNIT2", "deg"), ("RADESYS", "ICRS")]
+        {
             ap.write_key(&mut f, k, v)?;
         }
         ap.write_key(&mut f, "WCSAXES", 2i64)?;
