@@ -413,3 +413,25 @@ print(n)
     let want = expected_samples(&targets(3), &[]).len();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.to_string());
 }
+
+#[test]
+fn the_repository_recipe_checks_and_runs_against_the_emulator() {
+    let path = super::common::repo().join("recipes/tess-variable-stars.yaml");
+    let s = Scratch::new();
+    let out = s.etd().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("source       astrocut"), "{}", stdout(&out));
+
+    let emu = AstrocutEmulator::start(Faults { cadences: 4, ..Faults::default() }).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
+    assert!(text.contains("  astrocut:\n"));
+    let text = text.replace("  astrocut:\n", &format!("  astrocut:\n    base_url: \"{}\"\n", emu.tesscut_url()));
+    s.write("r.yaml", text);
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest = s.manifest();
+    assert_eq!(manifest["samples"], 10, "five stars, two sectors each in the emulator's sky");
+    assert_eq!(manifest["classes"], serde_json::json!(["alpha2-cvn", "cepheid", "gamma-dor", "lbv", "semiregular"]));
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}

@@ -427,7 +427,7 @@ fn sector(p: &Params) -> Answer {
         let r = r.trim();
         let num = r.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         let unit = &r[num.len()..];
-        if !matches!(unit, "" | "d" | "s" | "m" | "px") || num.parse::<f64>().map_or(true, |x| !(x >= 0.0)) {
+        if !matches!(unit, "" | "d" | "s" | "m" | "px") || !num.parse::<f64>().is_ok_and(|x| x >= 0.0) {
             return Err(format!("Invalid radius: {r}"));
         }
     }
@@ -452,7 +452,7 @@ fn side(p: &Params, name: &str, units: &str) -> Result<u32, String> {
         "px" => v.round(),
         _ => (v * 3600.0 / 21.0).ceil(),
     };
-    if !(px >= 1.0 && px <= MAX_SIDE as f64) {
+    if !(1.0..=MAX_SIDE as f64).contains(&px) {
         return Err(format!("Invalid {name}: {v} {units} (1 to {MAX_SIDE} pixels)"));
     }
     Ok(px as u32)
