@@ -20,8 +20,8 @@
 //!   `TDIMn = '(nx,ny)'`), and the `APERTURE` int32 image holding the cutout's WCS.
 //!
 //! # Invented (no public source says how the real server does it)
-//! - Which sectors observed a position: two per position (one per year of the mission, 13 sectors
-//!   apart), chosen by right ascension and hemisphere; nothing within 6 degrees of the equator
+//! - Which sectors observed a position: two per position (sector n and, two years later, n + 26),
+//!   chosen by right ascension and hemisphere; nothing within 6 degrees of the equator
 //!   (an empty `results` list). Camera and CCD follow the declination and right ascension.
 //! - Pixel values: a star at the cutout centre varying sinusoidally (period and amplitude from the
 //!   position) on a flat background, one NaN cadence with quality 32 at the start of each sector.
