@@ -435,3 +435,34 @@ fn the_repository_recipe_checks_and_runs_against_the_emulator() {
     let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn big_cutouts_wait_for_the_slow_server_and_damaged_zips_are_kept_and_refused() {
+    let emu = AstrocutEmulator::start(Faults {
+        big_cutout_delay: Duration::from_millis(2500),
+        cadences: 3,
+        ..Faults::default()
+    })
+    .unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nTIC 1,3.1,-70,rrlyr\n");
+    s.write("r.yaml", recipe(&emu.tesscut_url(), ", sectors: [1]", QUICK).replace("size: 5", "size: 31"));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = emu.meter();
+    assert_eq!(m.requests, 2, "a slow answer is waited for, not retried: {m:?}");
+    let (shape, _) = npy::<f32>(&members(&s.shards())["TIC_1-s0001.npy"]);
+    assert_eq!(shape, [3, 31, 31]);
+
+    emu.set_faults(Faults { damaged_zips: true, cadences: 3, ..Faults::default() });
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nTIC 1,3.1,-70,rrlyr\n");
+    s.write("r.yaml", recipe(&emu.tesscut_url(), ", sectors: [1]", QUICK));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    let line = clean(failures.trim(), &s).replace(&emu.tesscut_url(), "[BASE]");
+    insta::assert_snapshot!(line, @r#"{"unit":"TIC 1 sector 1","stage":"fetch","kind":"invalid-answer","reason":"the astrocut answer of [BASE]/astrocut?ra=3.1&dec=-70&y=5&x=5&units=px&sector=1&product=SPOC is not a whole zip of FITS files (nor a {\"msg\"} answer): member `tess-s0001-4-1_3.1_-70_5x5_astrocut.fits` does not inflate: corrupt deflate stream (after 2 tries; the answer is kept in [TMP]/work/rejected/astrocut/TIC_1/astrocut_3.1_-70_5x5.zip)"}"#);
+    let kept = s.join("work/rejected/astrocut/TIC_1/astrocut_3.1_-70_5x5.zip");
+    assert!(kept.is_file(), "the refused answer is kept as the server named it");
+}

@@ -142,7 +142,7 @@ impl TesscutFetcher {
                 return Ok(());
             }
             zip::fits_members(&f.body).map(|_| ()).map_err(|e| {
-                format!("the astrocut answer of {url} is neither a zip of FITS files nor a {{\"msg\"}} JSON: {e}")
+                format!("the astrocut answer of {url} is not a whole zip of FITS files (nor a {{\"msg\"}} answer): {e}")
             })
         })
         .await?;

@@ -162,8 +162,9 @@ impl Source for AstrocutConfig {
         Some(self.params())
     }
 
-    fn outputs(&self, _inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
-        super::field_names(self)
+    fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        let labelled = !inputs.classes.is_empty();
+        super::field_names(self).into_iter().filter(|f| labelled || *f != "cls").collect()
     }
 
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {

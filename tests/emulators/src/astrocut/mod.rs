@@ -69,6 +69,9 @@ pub struct Faults {
     pub big_cutout_delay: Duration,
     /// Cadences per sector in the target-pixel files.
     pub cadences: usize,
+    /// Every cutout zip arrives whole but damaged (a byte of the deflated member flipped, so its
+    /// CRC-32 fails), on every attempt: a server that sends the wrong thing, not a network fault.
+    pub damaged_zips: bool,
 }
 
 impl Default for Faults {
@@ -81,6 +84,7 @@ impl Default for Faults {
             no_data_sectors: Vec::new(),
             big_cutout_delay: Duration::ZERO,
             cadences: 40,
+            damaged_zips: false,
         }
     }
 }
@@ -490,7 +494,12 @@ fn astrocut(p: &Params, faults: &Faults) -> Answer {
         let bytes = tpf::write(ra, dec, *o, ny as usize, nx as usize, faults.cadences).map_err(|e| format!("{e}"))?;
         files.push((name, bytes));
     }
-    let zip = tpf::zip(&files);
+    let mut zip = tpf::zip(&files);
+    if faults.damaged_zips {
+        // The first member's data starts after its 30-byte local header and its name.
+        let at = 30 + files[0].0.len() + 8;
+        zip[at] ^= 0x55;
+    }
     Ok(Response::new(200, "application/zip", zip)
         .with_header("Content-Disposition", format!("attachment; filename=astrocut_{ra}_{dec}_{ny}x{nx}.zip")))
 }
