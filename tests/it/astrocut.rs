@@ -310,6 +310,10 @@ fn limits_and_withdrawn_products_are_refused_with_the_reason() {
     error: r.yaml:6:27: politeness.concurrency: 11 requests in flight is above MAST's limit of 10 for TESScut
       hint: TESScut answers 503 above 5 requests per second or 10 simultaneous calls, and MAST blocks heavy clients; pass --exceed-archive-limits only for a mirror or with the archive's permission
     ");
+    s.write("r.yaml", recipe(fixed, "", "politeness: {read_rate: 6/s}\n"));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("politeness.read_rate: 6/s is above MAST's limit of 5"), "{}", stderr(&out));
     s.write("r.yaml", recipe(fixed, ", product: TICA", ""));
     let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -465,4 +469,28 @@ fn big_cutouts_wait_for_the_slow_server_and_damaged_zips_are_kept_and_refused() 
     insta::assert_snapshot!(line, @r#"{"unit":"TIC 1 sector 1","stage":"fetch","kind":"invalid-answer","reason":"the astrocut answer of [BASE]/astrocut?ra=3.1&dec=-70&y=5&x=5&units=px&sector=1&product=SPOC is not a whole zip of FITS files (nor a {\"msg\"} answer): member `tess-s0001-4-1_3.1_-70_5x5_astrocut.fits` does not inflate: corrupt deflate stream (after 2 tries; the answer is kept in [TMP]/work/rejected/astrocut/TIC_1/astrocut_3.1_-70_5x5.zip)"}"#);
     let kept = s.join("work/rejected/astrocut/TIC_1/astrocut_3.1_-70_5x5.zip");
     assert!(kept.is_file(), "the refused answer is kept as the server named it");
+}
+
+#[test]
+fn the_workdir_stays_locked_while_the_cutouts_are_fetched() {
+    let emu = AstrocutEmulator::start(Faults { latency: Duration::from_millis(400), cadences: 3, ..Faults::default() })
+        .unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", targets_csv(2));
+    s.write("r.yaml", recipe(&emu.tesscut_url(), "", QUICK));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+        .current_dir(s.path())
+        .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
+        .spawn()
+        .unwrap();
+    // Wait until both look-ups are journaled: the cutouts are under way then.
+    let journal = s.join("work/journal.jsonl");
+    let started = std::time::Instant::now();
+    while fs_err::read_to_string(&journal).map_or(0, |j| j.lines().count()) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the look-ups never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("another etd process is using the workdir"), "{}", stderr(&out));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::fetch::{cutout_file, parse_sectors, sectors_of, SectorRow, TesscutFetcher, CUTOUT_FIELD, SECTORS_FIELD};
+use super::fetch::{parse_sectors, sectors_of, SectorRow, TesscutFetcher, CUTOUT_FIELD, SECTORS_FIELD};
 use super::{cutout_unit, sector_suffix, target_keys, AstrocutConfig, KIND};
 use crate::error::Exit;
 use crate::human::human_duration;
@@ -141,6 +141,12 @@ impl Source for AstrocutConfig {
                 format!("{} is above MAST's limit of {max_r} requests per second for TESScut", politeness.rate),
             ));
         }
+        if let Some(read) = politeness.read_rate.filter(|r| r.per_second() > max_r + 1e-9) {
+            over.push((
+                "politeness.read_rate",
+                format!("{read} is above MAST's limit of {max_r} requests per second for TESScut"),
+            ));
+        }
         if exceed {
             return Ok(over
                 .into_iter()
@@ -213,8 +219,10 @@ impl Source for AstrocutConfig {
         let keys = target_keys(self, targets)?;
         let task = run.task_label();
         let params = self.params();
+        // The lock is held until the end of both phases.
         let started = run.start(KIND, &params)?;
-        let lookups = &started.pending;
+        let (_lock, journal_path, lookups) = (started._lock, started.journal_path, started.pending);
+        drop(started.scan);
         tracing::info!(
             "fetch{task}: {} to look up at {} ({} owned, {} already looked up, {} failed earlier{})",
             plural(lookups.todo.len(), "target"),
@@ -224,7 +232,7 @@ impl Source for AstrocutConfig {
             lookups.failed,
             if lookups.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" }
         );
-        let mut journal = FetchJournal::open_append(&started.journal_path)?;
+        let mut journal = FetchJournal::open_append(&journal_path)?;
         let store = RawStore::new(run.workdir, KIND);
         let owned: Vec<usize> = (0..targets.len()).filter(|&i| run.split.owns(&targets[i].id)).collect();
         run.clean_partials(&store, &keys, &owned)?;
@@ -245,7 +253,6 @@ impl Source for AstrocutConfig {
         let progress = run.reporter.start("look up", lookups.todo.len() as u64);
         let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
         drop(progress);
-        drop(started);
 
         let tally = if tally.interrupted.is_some() || tally.stopped.is_some() {
             tally
@@ -374,7 +381,6 @@ impl Samples for TesscutSamples<'_> {
             Ok(t) => t,
             Err(e) => return Ok(Err(SampleError(format!("{} member `{}`: {}", file.display(), first.name, e.0)))),
         };
-        debug_assert_eq!(cutout_file(unit.sector), rec.path.rsplit('/').next().unwrap_or_default());
         let prov = super::tpf::Provenance {
             target,
             sector: unit.sector,
