@@ -141,12 +141,6 @@ impl Source for AstrocutConfig {
                 format!("{} is above MAST's limit of {max_r} requests per second for TESScut", politeness.rate),
             ));
         }
-        if let Some(read) = politeness.read_rate.filter(|r| r.per_second() > max_r + 1e-9) {
-            over.push((
-                "politeness.read_rate",
-                format!("{read} is above MAST's limit of {max_r} requests per second for TESScut"),
-            ));
-        }
         if exceed {
             return Ok(over
                 .into_iter()
