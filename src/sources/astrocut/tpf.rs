@@ -209,3 +209,30 @@ pub fn fields(
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etd_emulators::astrocut::{pixels_of, target_pixel_file, zip_of, Observation};
+
+    #[test]
+    fn a_target_pixel_file_reads_back_as_written_and_a_damaged_one_is_named() {
+        let o = Observation { sector: 6, camera: 1, ccd: 2 };
+        let bytes = target_pixel_file(107.27, -70.0, o, 4, 3, 7).unwrap();
+        let tpf = read(&bytes).unwrap();
+        let want = pixels_of(107.27, -70.0, 6, 4, 3, 7);
+        assert_eq!((tpf.height, tpf.width, tpf.cadences()), (4, 3, 7));
+        assert_eq!(tpf.time, want.time);
+        assert_eq!(tpf.quality, want.quality);
+        assert_eq!(tpf.aperture, want.aperture);
+        assert!(tpf.flux.iter().zip(&want.flux).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(tpf.camera, Some(json!(1.0)));
+        assert_eq!(tpf.wcs["CTYPE2"], json!("DEC--TAN"));
+        // The whole file travels in a zip the source reads back.
+        let z = zip_of(&[("a.fits".to_string(), bytes.clone())]);
+        assert_eq!(crate::sources::astrocut::zip::fits_members(&z).unwrap()[0].data, bytes);
+        // Cut short: named as not a whole FITS file.
+        let e = read(&bytes[..bytes.len() - 2880]).unwrap_err();
+        assert!(e.0.contains("FITS") || e.0.contains("target-pixel"), "{}", e.0);
+    }
+}

@@ -40,7 +40,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-pub use tpf::{pixels_of, Pixels};
+pub use tpf::{pixels_of, write as target_pixel_file, zip as zip_of, Pixels};
 
 /// The API root below the server.
 pub const API: &str = "/tesscut/api/v0.1";
