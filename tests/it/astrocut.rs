@@ -139,6 +139,7 @@ fn fetch_shard_verify_under_faults_within_both_limits() {
     let manifest = s.manifest();
     assert_eq!(manifest["samples"], want.len());
     assert_eq!(manifest["classes"], serde_json::json!(["eclipsing", "rrlyr"]));
+    assert_eq!(manifest["fields"]["time.npy"], "numpy float64 (T,): mid-cadence times, BTJD (BJD - 2457000)");
     let all = members(&s.shards());
     for (key, i, sector) in &want {
         let (id, ra, dec) = &t[*i];
