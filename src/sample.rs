@@ -12,6 +12,12 @@ pub struct SampleError(pub String);
 pub fn field_meaning(field: &str) -> String {
     match field {
         "npy" => "numpy array: image float32 (C,H,W) or (H,W), or a light curve as a structured array",
+        "fluxerr.npy" => "numpy float32 (T,H,W): 1-sigma errors of the TESS flux cube",
+        "bkg.npy" => "numpy float32 (T,H,W): background subtracted from the TESS flux cube",
+        "time.npy" => "numpy float64 (T,): mid-cadence times, BTJD (BJD - 2457000)",
+        "cadence.npy" => "numpy int32 (T,): cadence numbers",
+        "quality.npy" => "numpy int32 (T,): quality flags per cadence (0 = good)",
+        "aperture.npy" => "numpy int32 (H,W): the target-pixel file's APERTURE image",
         "json" => "metadata: id, source inputs and sha256, header keywords (WCS, EXPTIME, MJD-OBS, filter, zero point)",
         "cls" => "integer class index as ASCII digits (into the manifest's classes)",
         "fits" => "original FITS bytes",

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 pub use crate::shard::Compression;
+pub use crate::sources::astrocut::AstrocutFile;
 pub use crate::sources::atlas_fp::{AtlasFpFile, PollFile};
 pub use crate::sources::atlas_var::{AtlasVarFile, RegionFile};
 pub use crate::sources::local::LocalFile;
@@ -75,6 +76,8 @@ pub enum SourceFile {
     AtlasVar(AtlasVarFile),
     #[serde(rename = "local")]
     Local(LocalFile),
+    #[serde(rename = "astrocut")]
+    Astrocut(AstrocutFile),
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use crate::env_vars;
 use crate::net::Politeness;
 use crate::publish::config::{Origin, PublishConfig};
 use crate::shard::{Compression, ShardConfig};
-use crate::sources::{atlas_fp, atlas_var, local, ps1, SourceConfig};
+use crate::sources::{astrocut, atlas_fp, atlas_var, local, ps1, SourceConfig};
 use crate::transform::image::{ImageOutput, ImageTransform};
 use crate::transform::lightcurve::LightCurveTransform;
 use crate::transform::Section;
@@ -135,6 +135,7 @@ fn resolve_source(raw: SourceFile, dir: &Path, src: &RecipeSource) -> Result<Sou
         SourceFile::Ps1Cutouts(p) => SourceConfig::Ps1(ps1::resolve(p).map_err(|e| src.upgrade(e))?),
         SourceFile::AtlasFp(a) => SourceConfig::AtlasFp(atlas_fp::resolve(a, dir).map_err(|e| src.upgrade(e))?),
         SourceFile::AtlasVar(a) => SourceConfig::AtlasVar(atlas_var::resolve(a).map_err(|e| src.upgrade(e))?),
+        SourceFile::Astrocut(a) => SourceConfig::Astrocut(astrocut::resolve(a).map_err(|e| src.upgrade(e))?),
     })
 }
 

@@ -4,6 +4,7 @@
 //! task split, scan, summary, exit code), `engine` drives units concurrently, `payload` validates
 //! answers. Payloads are stored through `store::raw`, downloads go through `net`.
 
+pub mod astrocut;
 pub mod atlas_fp;
 pub mod atlas_var;
 pub mod engine;
@@ -219,6 +220,7 @@ pub enum SourceConfig {
     AtlasFp(atlas_fp::AtlasFpConfig),
     AtlasVar(atlas_var::AtlasVarConfig),
     Local(local::LocalConfig),
+    Astrocut(astrocut::AstrocutConfig),
 }
 
 impl SourceConfig {
@@ -230,6 +232,7 @@ impl SourceConfig {
             SourceConfig::AtlasFp(cfg) => cfg,
             SourceConfig::AtlasVar(cfg) => cfg,
             SourceConfig::Local(cfg) => cfg,
+            SourceConfig::Astrocut(cfg) => cfg,
         }
     }
 

@@ -1,5 +1,6 @@
 mod common;
 
+mod astrocut;
 mod atlas_fp;
 mod atlas_var;
 

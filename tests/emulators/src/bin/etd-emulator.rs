@@ -3,6 +3,7 @@
 //!                        [--latency-ms N] [--meter-file PATH]`
 //! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
 //!                         [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]`
+//! `etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]`
 //! Every emulator also takes `--exit-on-stdin-eof`.
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
@@ -12,6 +13,7 @@
 //! a pipe open), then writes the meter as JSON to `--meter-file` (if given) and exits 0. It keeps
 //! serving when started in the background (`etd-emulator ps1 &`), where stdin is closed at once.
 
+use etd_emulators::astrocut::{self, AstrocutEmulator};
 use etd_emulators::atlas_fp::{self, AtlasEmulator};
 use etd_emulators::atlas_var::{self, AtlasVarEmulator};
 use etd_emulators::ps1::{Faults, Ps1Emulator};
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
        etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
+       etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]
        etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]
 Each serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then writes the meter file and exits 0.
   --exit-on-stdin-eof   also stop when stdin reaches end of file (for scripts that hold a pipe open)";
@@ -93,7 +96,7 @@ fn run() -> Result<(), String> {
             println!("{USAGE}");
             return Ok(());
         }
-        Some(w @ ("ps1" | "atlas-fp" | "atlas-var")) => w.to_string(),
+        Some(w @ ("ps1" | "atlas-fp" | "atlas-var" | "astrocut")) => w.to_string(),
         Some(other) => return Err(format!("unknown emulator {other:?}")),
         None => return Err("missing emulator name".into()),
     };
@@ -101,7 +104,7 @@ fn run() -> Result<(), String> {
         println!("{USAGE}");
         return Ok(());
     };
-    if which != "atlas-var" {
+    if which != "atlas-var" && which != "astrocut" {
         synthetic_where_missing(&which);
     }
     let mut addr = "127.0.0.1:0".to_string();
@@ -119,6 +122,20 @@ fn run() -> Result<(), String> {
         }
         let emu = Ps1Emulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         return serve(&[emu.base_url()], stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()));
+    }
+    if which == "astrocut" {
+        let mut faults = astrocut::Faults::default();
+        for (name, v) in &opts {
+            match name.as_str() {
+                "--addr" => addr = v.clone(),
+                "--latency-ms" => faults.latency = Duration::from_millis(number(name, v)?),
+                "--cadences" => faults.cadences = number(name, v)?,
+                "--meter-file" => meter_file = Some(v.clone()),
+                _ => return Err(format!("unknown option {name:?}")),
+            }
+        }
+        let emu = AstrocutEmulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        return serve(&[emu.tesscut_url()], stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()));
     }
     if which == "atlas-var" {
         let mut cfg = atlas_var::Config::default();

@@ -1,0 +1,390 @@
+//! TESScut as a `Source`: the sector look-ups of the targets a task owns, then the cutouts of
+//! their sectors, each phase driven through `sources::engine`; samples one per (target, sector).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::fetch::{parse_sectors, sectors_of, SectorRow, TesscutFetcher, CUTOUT_FIELD, SECTORS_FIELD};
+use super::{cutout_unit, sector_suffix, target_keys, AstrocutConfig, KIND};
+use crate::error::Exit;
+use crate::human::human_duration;
+use crate::net::client::NetClient;
+use crate::report::plural;
+use crate::sample::{Fields, SampleError};
+use crate::shard::Job;
+use crate::sources::engine::{self, Outcome, Tally};
+use crate::sources::{FetchRun, Samples, ShardInput, Source};
+use crate::store::journal::{JournalPos, JournalScan, JournalSet};
+use crate::store::raw::{read_checked, RawStore, Recorded};
+use crate::store::{FetchJournal, InputRecord};
+
+/// What the journals say about the cutouts of the targets a task owns.
+#[derive(Debug, Default)]
+struct CutoutsPending {
+    /// (target index, sector), in target then sector order.
+    todo: Vec<(usize, u32)>,
+    done: usize,
+    failed: usize,
+    /// Owned targets whose look-up is not done yet (their sectors are unknown).
+    not_looked_up: usize,
+    /// Looked-up targets none of whose sectors the recipe wants.
+    none_wanted: usize,
+}
+
+/// The sectors a done look-up recorded.
+fn looked_up(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> anyhow::Result<Vec<SectorRow>> {
+    let inputs = journals.inputs(pos)?;
+    let rec = inputs
+        .iter()
+        .find(|r| r.field == SECTORS_FIELD)
+        .ok_or_else(|| anyhow::anyhow!("a sector look-up is recorded without its answer"))?;
+    let bytes = read_checked(root, rec, Recorded::RawPayload)?;
+    parse_sectors(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: the stored sector look-up {e}", root.join(&rec.path).display()))
+}
+
+/// Whether every raw file of a done unit is still there with its recorded size.
+fn raw_whole(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> anyhow::Result<bool> {
+    Ok(journals.inputs(pos)?.iter().all(|i| fs_err::metadata(root.join(&i.path)).is_ok_and(|m| m.len() == i.size)))
+}
+
+impl AstrocutConfig {
+    fn cutouts_pending(&self, run: &FetchRun<'_>, scan: &JournalScan) -> anyhow::Result<CutoutsPending> {
+        let mut p = CutoutsPending::default();
+        if !run.workdir.root.is_dir() {
+            p.not_looked_up = run.inputs.targets.iter().filter(|t| run.split.owns(&t.id)).count();
+            return Ok(p);
+        }
+        let journals = JournalSet::open(run.workdir.journals()?)?;
+        let root = run.workdir.raw(KIND);
+        for (i, t) in run.inputs.targets.iter().enumerate() {
+            if !run.split.owns(&t.id) {
+                continue;
+            }
+            let Some(&pos) = scan.done.get(&t.id) else {
+                p.not_looked_up += 1;
+                continue;
+            };
+            let wanted: Vec<u32> =
+                sectors_of(&looked_up(&journals, &root, pos)?).into_iter().filter(|s| self.sectors.wants(*s)).collect();
+            if wanted.is_empty() {
+                p.none_wanted += 1;
+            }
+            for s in wanted {
+                let unit = cutout_unit(&t.id, s);
+                match scan.done.get(&unit) {
+                    Some(&pos) if raw_whole(&journals, &root, pos)? => p.done += 1,
+                    _ if scan.failed.contains_key(&unit) && !run.retry_failed => p.failed += 1,
+                    _ => p.todo.push((i, s)),
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn merge(mut a: Tally, b: Tally) -> Tally {
+    a.done += b.done;
+    a.bytes += b.bytes;
+    for (k, v) in b.failed {
+        *a.failed.entry(k).or_default() += v;
+    }
+    a.transient += b.transient;
+    a.not_attempted += b.not_attempted;
+    a.stopped = a.stopped.or(b.stopped);
+    a.undeleted += b.undeleted;
+    a.interrupted = a.interrupted.or(b.interrupted);
+    a.abandoned += b.abandoned;
+    a.elapsed += b.elapsed;
+    a
+}
+
+impl Source for AstrocutConfig {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn needs_targets(&self) -> bool {
+        true
+    }
+
+    fn transforms(&self) -> &'static [crate::transform::Section] {
+        &[]
+    }
+
+    fn default_politeness(&self) -> crate::net::Politeness {
+        super::default_politeness()
+    }
+
+    fn plan(&self, targets: u64) -> anyhow::Result<crate::sources::FetchPlan> {
+        Ok(super::plan(self, targets))
+    }
+
+    fn check_politeness(
+        &self,
+        politeness: &crate::net::Politeness,
+        exceed: bool,
+    ) -> Result<Vec<String>, crate::spec::KeyError> {
+        let (max_c, max_r) = (super::MAX_CONCURRENCY, super::MAX_RATE);
+        let rate = politeness.rate.per_second();
+        let mut over = Vec::new();
+        if politeness.concurrency > max_c {
+            over.push((
+                "politeness.concurrency",
+                format!("{} requests in flight is above MAST's limit of {max_c} for TESScut", politeness.concurrency),
+            ));
+        }
+        if rate > max_r + 1e-9 {
+            over.push((
+                "politeness.rate",
+                format!("{} is above MAST's limit of {max_r} requests per second for TESScut", politeness.rate),
+            ));
+        }
+        if exceed {
+            return Ok(over
+                .into_iter()
+                .map(|(k, m)| format!("{k}: {m} (allowed by --exceed-archive-limits)"))
+                .collect());
+        }
+        match over.into_iter().next() {
+            None => Ok(Vec::new()),
+            Some((key, message)) => Err(crate::spec::KeyError::with_hint(
+                key,
+                message,
+                "TESScut answers 503 above 5 requests per second or 10 simultaneous calls, and MAST blocks heavy \
+                 clients; pass --exceed-archive-limits only for a mirror or with the archive's permission",
+            )),
+        }
+    }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.params())
+    }
+
+    fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
+        let labelled = !inputs.classes.is_empty();
+        super::field_names(self).into_iter().filter(|f| labelled || *f != "cls").collect()
+    }
+
+    fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
+        let targets = run.inputs.targets;
+        target_keys(self, targets)?;
+        let task = run.task_label();
+        let scan = run.scan_read_only(&self.params())?;
+        let lookups = run.pending(&scan);
+        let cutouts = self.cutouts_pending(run, &scan)?;
+        let sector_url = self.sector_url();
+        let mut out = String::new();
+        for &i in &lookups.todo {
+            let t = &targets[i];
+            let form: Vec<String> =
+                AstrocutConfig::sector_form(t.ra, t.dec).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("{}\tPOST {sector_url} ({})\tthen 1 astrocut per sector\n", t.id, form.join("&")));
+        }
+        for &(i, s) in &cutouts.todo {
+            let t = &targets[i];
+            out.push_str(&format!("{}\tGET {}\n", cutout_unit(&t.id, s), self.cutout_url(t.ra, t.dec, s)));
+        }
+        (run.print)(&out)?;
+        let requests = (lookups.todo.len() + cutouts.todo.len()) as u64;
+        let share = run.task_share();
+        tracing::info!(
+            "dry run{task}: {} and {} to fetch ({} done, {} failed earlier){}; at least {}, at least {} at {} \
+             per task; 0 requests made",
+            plural(lookups.todo.len(), "sector look-up"),
+            plural(cutouts.todo.len(), "cutout"),
+            cutouts.done,
+            lookups.failed + cutouts.failed,
+            if lookups.todo.is_empty() {
+                String::new()
+            } else {
+                format!(", plus 1 cutout per sector of the {} not looked up yet", plural(lookups.todo.len(), "target"))
+            },
+            plural(requests, "request"),
+            human_duration(share.min_duration(requests)),
+            share.rate
+        );
+        Ok(Exit::Success)
+    }
+
+    fn fetch(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
+        let targets = run.inputs.targets;
+        let keys = target_keys(self, targets)?;
+        let task = run.task_label();
+        let params = self.params();
+        // The lock is held until the end of both phases.
+        let started = run.start(KIND, &params)?;
+        let (_lock, journal_path, lookups) = (started._lock, started.journal_path, started.pending);
+        drop(started.scan);
+        tracing::info!(
+            "fetch{task}: {} to look up at {} ({} owned, {} already looked up, {} failed earlier{})",
+            plural(lookups.todo.len(), "target"),
+            self.base_url,
+            lookups.owned,
+            lookups.done,
+            lookups.failed,
+            if lookups.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" }
+        );
+        let mut journal = FetchJournal::open_append(&journal_path)?;
+        let store = RawStore::new(run.workdir, KIND);
+        let owned: Vec<usize> = (0..targets.len()).filter(|&i| run.split.owns(&targets[i].id)).collect();
+        run.clean_partials(&store, &keys, &owned)?;
+        let client = Arc::new(NetClient::new(run.inputs.politeness.clone(), run.split.count)?);
+        let limiter = client.host(&self.base_url);
+        let fetcher = Arc::new(TesscutFetcher { client: Arc::clone(&client), cfg: self.clone(), store });
+        // Each unit is one request; twice the in-flight limit keeps the limiter busy.
+        let parallel = (limiter.concurrency() as usize * 2).max(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+
+        let jobs = lookups.todo.iter().map(|&i| {
+            let (f, key, target) = (Arc::clone(&fetcher), keys[i].clone(), targets[i].clone());
+            async move {
+                let unit = target.id.clone();
+                Outcome { unit, result: f.lookup(key, target).await }
+            }
+        });
+        let progress = run.reporter.start("look up", lookups.todo.len() as u64);
+        let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
+        drop(progress);
+
+        let tally = if tally.interrupted.is_some() || tally.stopped.is_some() {
+            tally
+        } else {
+            let scan = run.scan(&params)?;
+            let p = self.cutouts_pending(run, &scan)?;
+            tracing::info!(
+                "fetch{task}: {} to fetch ({} already done, {} failed earlier{}){}",
+                plural(p.todo.len(), "cutout"),
+                p.done,
+                p.failed,
+                if p.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" },
+                if p.none_wanted > 0 {
+                    format!("; {} observed in none of the recipe's sectors", plural(p.none_wanted, "target was",))
+                } else {
+                    String::new()
+                }
+            );
+            let jobs = p.todo.iter().map(|&(i, sector)| {
+                let (f, key, target) = (Arc::clone(&fetcher), keys[i].clone(), targets[i].clone());
+                async move {
+                    let unit = cutout_unit(&target.id, sector);
+                    Outcome { unit, result: f.cutout(key, target, sector).await }
+                }
+            });
+            let progress = run.reporter.start("fetch", p.todo.len() as u64);
+            let second = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
+            drop(progress);
+            merge(tally, second)
+        };
+        let failed_targets = run.finish(&params, &tally, &client)?;
+        let scan = run.scan(&params)?;
+        let failed_cutouts = targets
+            .iter()
+            .filter(|t| run.split.owns(&t.id))
+            .map(|t| {
+                let prefix = format!("{} sector ", t.id);
+                scan.failed.range(prefix.clone()..).take_while(|(u, _)| u.starts_with(&prefix)).count()
+            })
+            .sum::<usize>();
+        if failed_cutouts > 0 {
+            tracing::warn!(
+                "{} failed permanently (no data for the sector, or refused); see {}",
+                plural(failed_cutouts, "cutout"),
+                run.workdir.failures().display()
+            );
+        }
+        Ok(crate::sources::run::exit_code(&tally, failed_targets + failed_cutouts, false))
+    }
+
+    fn samples<'a>(&'a self, input: &'a ShardInput<'a>) -> anyhow::Result<Box<dyn Samples + 'a>> {
+        let targets = input.inputs.targets;
+        let keys = target_keys(self, targets)?;
+        let root = input.workdir.raw(KIND);
+        let mut units = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, (t, key)) in targets.iter().zip(&keys).enumerate() {
+            let Some(&pos) = input.done.get(&t.id) else { continue };
+            let rows = looked_up(input.journals, &root, pos)?;
+            for s in sectors_of(&rows).into_iter().filter(|s| self.sectors.wants(*s)) {
+                let unit = cutout_unit(&t.id, s);
+                let Some(&pos) = input.done.get(&unit) else { continue };
+                let look_up: Vec<Value> = rows
+                    .iter()
+                    .filter(|r| r.sector == s)
+                    .map(|r| json!({"sectorName": r.name, "camera": r.camera, "ccd": r.ccd}))
+                    .collect();
+                jobs.push((format!("{key}{}", sector_suffix(s)), unit, units.len()));
+                units.push(Unit { target: i, sector: s, pos, look_up: Value::Array(look_up) });
+            }
+        }
+        Ok(Box::new(TesscutSamples { cfg: self, input, store: RawStore::new(input.workdir, KIND), units, jobs }))
+    }
+
+    fn empty_hint(&self) -> Option<&'static str> {
+        Some("run `etd fetch` first; a target TESS never observed, or none of whose sectors the recipe lists, makes no sample")
+    }
+}
+
+struct Unit {
+    target: usize,
+    sector: u32,
+    pos: JournalPos,
+    look_up: Value,
+}
+
+/// One sample per fetched (target, sector).
+struct TesscutSamples<'a> {
+    cfg: &'a AstrocutConfig,
+    input: &'a ShardInput<'a>,
+    store: RawStore,
+    units: Vec<Unit>,
+    /// (key, unit id, index into `units`).
+    jobs: Vec<(String, String, usize)>,
+}
+
+impl Samples for TesscutSamples<'_> {
+    fn jobs(&self) -> anyhow::Result<Vec<Job<usize>>> {
+        Ok(self.jobs.iter().map(|(key, id, input)| Job { key: key.clone(), id: id.clone(), input: *input }).collect())
+    }
+
+    fn classes(&self) -> Option<Vec<String>> {
+        self.input.target_classes()
+    }
+
+    fn make(&self, job: &Job<usize>) -> anyhow::Result<Result<Fields, SampleError>> {
+        let unit = &self.units[job.input];
+        let target = &self.input.inputs.targets[unit.target];
+        let inputs: Vec<InputRecord> = self.input.journals.inputs(unit.pos)?;
+        let rec = inputs
+            .iter()
+            .find(|r| r.field == CUTOUT_FIELD)
+            .ok_or_else(|| anyhow::anyhow!("{}: recorded without its cutout", job.id))?;
+        let bytes = read_checked(self.store.root(), rec, Recorded::RawPayload)?;
+        let file = self.store.root().join(&rec.path);
+        let members = match super::zip::fits_members(&bytes) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(SampleError(format!("{}: {e}", file.display())))),
+        };
+        let mut names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+        names.sort();
+        let Some(first) = members.iter().find(|m| m.name == names[0]) else {
+            return Ok(Err(SampleError(format!("{}: no member", file.display()))));
+        };
+        let tpf = match super::tpf::read(&first.data) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(SampleError(format!("{} member `{}`: {}", file.display(), first.name, e.0)))),
+        };
+        let prov = super::tpf::Provenance {
+            target,
+            sector: unit.sector,
+            url: rec.url.as_deref().unwrap_or_default(),
+            raw_sha256: &rec.sha256,
+            member: &first.name,
+            members: names.clone(),
+            look_up: Some(unit.look_up.clone()),
+        };
+        let class = self.input.class_of(target);
+        Ok(super::tpf::fields(&tpf, self.cfg.fits.then_some(first.data.as_slice()), &prov, class))
+    }
+}
