@@ -161,8 +161,7 @@ where
     let progress = reporter.start("shard", total);
     let packer = Packer::new(out, info.name, settings, cfg, threads);
     let ordered = order_jobs(jobs, cfg);
-    let (packer, failures, mut fields_seen) =
-        run_pipeline(&ordered, &make, threads, packer, &progress, STOPPED_SHARD)?;
+    let (packer, failures, mut fields_seen) = run_pipeline(&ordered, &make, threads, packer, &progress, STOPPED_SHARD)?;
     drop(progress);
     let (shards, splits) = packer.finish()?;
     fields_seen.sort();

@@ -282,6 +282,33 @@ fn a_task_split_gives_the_same_shards_as_one_run() {
     assert_eq!(m.by_endpoint["sector"], 8, "each target is looked up by one task: {m:?}");
     assert_eq!(split.etd().args(["shard", "r.yaml"]).output().unwrap().status.code(), Some(3));
     assert!(split.shard_files() == whole.shard_files(), "the split run's shards differ");
+    // No shared filesystem: each task fetches and writes its shard part in a workdir of its own
+    // (a cutout's part is its target's task), and the merge gets only the parts.
+    let etd_in = |workdir: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"));
+        for var in etd::env_vars::ALL {
+            cmd.env_remove(var);
+        }
+        cmd.current_dir(split.path()).arg("--workdir").arg(split.join(workdir)).args(args).output().unwrap()
+    };
+    for i in ["0", "1"] {
+        let out = etd_in(&format!("task{i}"), &["run", "r.yaml", "--task-index", i, "--num-tasks", "2"]);
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+    }
+    let parts: Vec<String> =
+        ["0", "1"].iter().map(|i| split.join(&format!("task{i}/parts/shard-{i}-of-2")).display().to_string()).collect();
+    let out = etd_in("merged", &["shard", "r.yaml", "--merge", &parts[0], &parts[1]]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let merged = split.join("merged/shards");
+    let mut files: Vec<(String, Vec<u8>)> = fs_err::read_dir(&merged)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), fs_err::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    assert!(files == whole.shard_files(), "the merged parts' shards differ");
 }
 
 /// Paths and ports out of a message.

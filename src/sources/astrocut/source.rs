@@ -352,6 +352,11 @@ impl Samples for TesscutSamples<'_> {
         self.input.target_classes()
     }
 
+    /// A cutout's shard task is its target's fetch task (which looked it up and fetched it).
+    fn split_id(&self, job: &Job<usize>) -> String {
+        self.input.inputs.targets[self.units[job.input].target].id.clone()
+    }
+
     fn make(&self, job: &Job<usize>) -> anyhow::Result<Result<Fields, SampleError>> {
         let unit = &self.units[job.input];
         let target = &self.input.inputs.targets[unit.target];
