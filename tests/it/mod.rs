@@ -6,6 +6,7 @@ mod atlas_var;
 mod cli;
 mod endpoints;
 mod generated;
+mod hostile;
 mod interop;
 mod layers;
 mod logging;

@@ -13,6 +13,7 @@
 pub mod atlas_fp;
 pub mod atlas_var;
 pub mod fixtures;
+pub mod hostile;
 mod http;
 pub mod ps1;
 pub mod synthetic;

@@ -1,0 +1,224 @@
+//! Hostile and broken servers (`etd_emulators::hostile`): each fault ends with a clear error for
+//! the unit it hits, the other units of the run finish, nothing is buffered past the request's
+//! bound, and a redirect to another host never carries a token there.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etd_emulators::hostile::{Hostile, HostileFault};
+use etd_emulators::ps1::{Faults, Ps1Emulator};
+
+use super::common::{stderr, Scratch};
+use super::ps1::recipe;
+
+/// Two targets; the fault hits the first (`ra=10.5&`) only.
+const TARGETS: &str = "objid,ra,dec,class\ng0,10.5,20.25,spiral\ng1,11.5,21.25,elliptical\n";
+const HIT: &str = "ra=10.5&";
+const POLITENESS: &str = "{rate: 100/s, retries: 1, timeout: 1s}";
+
+/// What a fetch left: exit code, stderr, `failures.jsonl` entries.
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    failures: Vec<serde_json::Value>,
+}
+
+fn fetch(emu: &Ps1Emulator, s: &Scratch) -> Run {
+    s.write("targets.csv", TARGETS);
+    s.write("r.yaml", recipe(&emu.base_url(), "r", POLITENESS, ""));
+    let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Run { code: out.status.code(), stderr: stderr(&out), failures }
+}
+
+fn hostile_ps1(kind: Hostile) -> (Ps1Emulator, Run, Scratch) {
+    let fault = HostileFault { kind, matching: HIT.into() };
+    let emu = Ps1Emulator::start(Faults { hostile: Some(fault), ..Faults::default() }).unwrap();
+    let s = Scratch::new();
+    let run = fetch(&emu, &s);
+    (emu, run, s)
+}
+
+/// The unit hit failed for good with `kind` and a reason containing `says`; the other finished.
+fn failed_for_good(run: &Run, kind: &str, says: &str) {
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(run.failures.len(), 1, "{:?}", run.failures);
+    let f = &run.failures[0];
+    assert_eq!(f["kind"], kind, "{f}");
+    let reason = f["reason"].as_str().unwrap();
+    assert!(reason.contains(says), "{reason}");
+    assert!(run.stderr.contains("1 done"), "{}", run.stderr);
+}
+
+/// The unit hit was left for a later run (transient), the other finished; exit 75.
+fn left_for_later(run: &Run, says: &str) {
+    assert_eq!(run.code, Some(75), "{}", run.stderr);
+    assert!(run.failures.is_empty(), "{:?}", run.failures);
+    assert!(run.stderr.contains(says), "{}", run.stderr);
+    assert!(run.stderr.contains("1 done"), "{}", run.stderr);
+}
+
+#[test]
+fn an_endless_body_is_cut_at_the_cutouts_bound_and_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let (emu, run, s) = hostile_ps1(Hostile::EndlessBody);
+    // size 24, fits: 65,536 + 24 * 24 * 8 bytes.
+    failed_for_good(&run, "invalid-answer", "the answer is longer than 70144 bytes, more than the 70144 bytes");
+    assert_eq!(emu.meter().by_endpoint["fitscut"], 3, "one try and one retry for g0, one for g1");
+    let kept = s.join("work/rejected/ps1-cutouts/g0/r.fits");
+    assert_eq!(fs_err::metadata(&kept).unwrap().len(), 70144, "what is kept is the bound, no more");
+}
+
+#[test]
+fn a_slow_drip_hits_the_request_deadline_and_the_target_is_left_for_a_later_run() {
+    etd_emulators::require_fixtures!();
+    let started = Instant::now();
+    let (_emu, run, _s) = hostile_ps1(Hostile::SlowDrip);
+    // Deadline: 2 x 1 s timeout + 70,144 / 65,536 s = 3 s per attempt, two attempts.
+    left_for_later(
+        &run,
+        "no complete answer within 3.0s (the deadline of a request whose answer is at most 70144 bytes)",
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[test]
+fn enormous_headers_fail_the_target_and_the_run_goes_on() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::HugeHeaders);
+    failed_for_good(&run, "invalid-answer", "an answer that is not valid HTTP (message head is too large)");
+}
+
+#[test]
+fn a_redirect_loop_is_refused() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::RedirectLoop);
+    failed_for_good(&run, "refused", "HTTP 302: more than 5 redirects (a redirect loop?)");
+}
+
+/// A listener that records the head of every request it gets and answers 200 with nothing.
+fn recorder() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = vec![0u8; 65536];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            seen.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, heads)
+}
+
+#[test]
+fn a_redirect_to_another_host_is_not_followed() {
+    etd_emulators::require_fixtures!();
+    let (other, heads) = recorder();
+    let (_emu, run, _s) = hostile_ps1(Hostile::RedirectOtherHost(other.clone()));
+    failed_for_good(
+        &run,
+        "refused",
+        &format!("HTTP 302: a redirect to another host, not followed (the archive's credentials never leave it): {other}/cgi-bin/fitscut.cgi?"),
+    );
+    assert!(heads.lock().unwrap().is_empty(), "the other host was contacted: {:?}", heads.lock().unwrap());
+}
+
+#[test]
+fn an_html_page_with_status_200_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::Html200);
+    failed_for_good(&run, "invalid-answer", "expected fits data, got text/html; charset=utf-8: <html>");
+}
+
+#[test]
+fn a_content_length_shorter_than_the_body_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::LengthShort);
+    failed_for_good(&run, "invalid-answer", "fitscut.cgi answer");
+}
+
+#[test]
+fn a_content_length_longer_than_the_body_leaves_the_target_for_a_later_run() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::LengthLong);
+    left_for_later(&run, "failed after 1 retry");
+}
+
+#[test]
+fn a_table_that_is_not_utf8_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::BadUtf8Json);
+    failed_for_good(&run, "invalid-answer", "ps1filenames.py answer");
+    assert!(run.failures[0]["reason"].as_str().unwrap().contains("not UTF-8"), "{:?}", run.failures);
+}
+
+#[test]
+fn a_fits_file_shorter_than_its_header_declares_fails_the_target() {
+    etd_emulators::require_fixtures!();
+    let (_emu, run, _s) = hostile_ps1(Hostile::TruncatedFits);
+    failed_for_good(&run, "invalid-answer", "fitscut.cgi answer");
+}
+
+/// Peak resident memory of `etd fetch` while every cutout is an endless body, four at a time.
+#[test]
+fn memory_stays_bounded_against_endless_bodies() {
+    etd_emulators::require_fixtures!();
+    let fault = HostileFault::all(Hostile::EndlessBody);
+    let emu = Ps1Emulator::start(Faults { hostile: Some(fault), ..Faults::default() }).unwrap();
+    let s = Scratch::new();
+    let mut csv = String::from("objid,ra,dec,class\n");
+    for i in 0..6 {
+        csv.push_str(&format!("g{i},{},{},spiral\n", 10.0 + i as f64, 20.0 + i as f64 * 0.5));
+    }
+    s.write("targets.csv", csv);
+    // A cutout of 1000 pixels: a bound of 8 MB per answer, four answers in flight.
+    let r = recipe(&emu.base_url(), "r", "{rate: 100/s, retries: 1, timeout: 5s, concurrency: 4}", "")
+        .replace("size: 24", "size: 1000");
+    s.write("r.yaml", r);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"));
+    for var in etd::env_vars::ALL {
+        cmd.env_remove(var);
+    }
+    let child = cmd
+        .current_dir(s.path())
+        .arg("--workdir")
+        .arg(s.join("work"))
+        .args(["fetch", "r.yaml"])
+        .env("ETD_TEST_NO_RETRY_DELAY", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // VmHWM: the peak resident set of the process since its exec, read until it exits.
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut child = child;
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(text) = fs_err::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let peak_mb = peak_kb as f64 / 1024.0;
+    assert_eq!(status.code(), Some(3), "every target fails as an invalid answer");
+    // 4 x 8 MB bodies at most, plus etd itself.
+    assert!(peak_mb < 100.0, "peak RSS {peak_mb:.0} MB");
+    eprintln!("peak RSS of etd fetch against endless bodies: {peak_mb:.0} MB");
+}
