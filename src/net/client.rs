@@ -555,19 +555,22 @@ impl NetClient {
             };
             return (Err(Attempt::Refused { status, body: why }), None);
         }
-        let over = |what: String| {
-            format!("{what}, more than the {} this request can need; the rest was not read", human_bytes(req.max_body))
-        };
+        let over = |what: String| format!("{what}, the most this request can need; the rest was not read");
         if let (Some(dl), 200 | 206) = (&req.download, status) {
             let base = if status == 206 { have } else { 0 };
             if let Some(n) = announced.filter(|n| base.saturating_add(*n) > req.max_body) {
-                let reason = over(format!("the answer announces {} (Content-Length)", human_bytes(n)));
+                let reason = format!(
+                    "the answer announces {} (Content-Length), more than the {} this request can need; \
+                     nothing was read",
+                    human_bytes(n),
+                    human_bytes(req.max_body)
+                );
                 return (Err(Attempt::Unusable { status, reason, headers, body: Vec::new() }), None);
             }
             let outcome = self.stream_into(response, &dl.part, status, have, req.max_body).await;
             let outcome = match outcome {
                 Err(Attempt::Unusable { status, reason, body, .. }) => {
-                    Err(Attempt::Unusable { status, reason: over(reason), headers, body })
+                    Err(Attempt::Unusable { status, reason: format!("{reason}; the rest was not read"), headers, body })
                 }
                 other => other.map(|()| Fetched { status, headers, body: Vec::new(), whole: true }),
             };
@@ -575,7 +578,11 @@ impl NetClient {
         }
         let success = (200..300).contains(&status);
         if let Some(n) = announced.filter(|n| success && *n > req.max_body) {
-            let reason = over(format!("the answer announces {} (Content-Length)", human_bytes(n)));
+            let reason = format!(
+                "the answer announces {} (Content-Length), more than the {} this request can need; nothing was read",
+                human_bytes(n),
+                human_bytes(req.max_body)
+            );
             return (Err(Attempt::Unusable { status, reason, headers, body: Vec::new() }), None);
         }
         // An error answer is read for its message only.
@@ -584,7 +591,7 @@ impl NetClient {
             Ok(Bounded::Whole(b)) => b,
             Ok(Bounded::Over(b)) if success => {
                 self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                let reason = over(format!("the answer is longer than {}", human_bytes(req.max_body)));
+                let reason = over(format!("the answer goes on past {}", human_bytes(req.max_body)));
                 return (Err(Attempt::Unusable { status, reason, headers, body: b }), None);
             }
             Ok(Bounded::Over(b)) => b,
@@ -652,10 +659,13 @@ impl NetClient {
                     self.stats.bytes.fetch_add(take as u64, Ordering::Relaxed);
                     size += take as u64;
                     if take < bytes.len() {
-                        file.flush().await.map_err(fatal)?;
+                        // Bytes past the size the object had are not the object: none of this
+                        // answer can be trusted, so nothing of it is left to resume from.
+                        drop(file);
+                        tokio::fs::remove_file(part).await.map_err(fatal)?;
                         return Err(Attempt::Unusable {
                             status,
-                            reason: format!("the file grows past {} (its size when asked)", human_bytes(max_size)),
+                            reason: format!("the file goes on past {}, its size when asked", human_bytes(max_size)),
                             headers: HeaderMap::new(),
                             body: Vec::new(),
                         });

@@ -69,7 +69,11 @@ fn an_endless_body_is_cut_at_the_cutouts_bound_and_fails_the_target() {
     etd_emulators::require_fixtures!();
     let (emu, run, s) = hostile_ps1(Hostile::EndlessBody);
     // size 24, fits: 65,536 + 24 * 24 * 8 bytes.
-    failed_for_good(&run, "invalid-answer", "the answer is longer than 70144 bytes, more than the 70144 bytes");
+    failed_for_good(
+        &run,
+        "invalid-answer",
+        "&size=24&format=fits: the answer goes on past 70144 bytes, the most this request can need; the rest was not read (after 2 tries;",
+    );
     assert_eq!(emu.meter().by_endpoint["fitscut"], 3, "one try and one retry for g0, one for g1");
     let kept = s.join("work/rejected/ps1-cutouts/g0/r.fits");
     assert_eq!(fs_err::metadata(&kept).unwrap().len(), 70144, "what is kept is the bound, no more");
@@ -221,4 +225,144 @@ fn memory_stays_bounded_against_endless_bodies() {
     // 4 x 8 MB bodies at most, plus etd itself.
     assert!(peak_mb < 100.0, "peak RSS {peak_mb:.0} MB");
     eprintln!("peak RSS of etd fetch against endless bodies: {peak_mb:.0} MB");
+}
+
+mod atlas_fp {
+    use std::time::Duration;
+
+    use etd_emulators::atlas_fp::{AtlasEmulator, Config, FakeResult, Faults};
+    use etd_emulators::hostile::{Hostile, HostileFault};
+
+    use super::super::common::{stderr, Scratch};
+    use super::recorder;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// The fault hits the first target's task (job00001) only; the second finishes.
+    fn run(kind: Hostile, matching: &str) -> (AtlasEmulator, std::process::Output, Scratch) {
+        let faults = Faults { hostile: Some(HostileFault { kind, matching: matching.into() }), ..Faults::default() };
+        let cfg = Config {
+            time_scale: 60.0,
+            queue_time: Duration::from_millis(100),
+            run_time: Duration::from_millis(100),
+            faults,
+            ..Config::default()
+        };
+        let emu = AtlasEmulator::start(cfg).unwrap();
+        for (ra, dec) in [(3.0, -40.0), (4.1, -39.23)] {
+            emu.set_result_for(ra, dec, FakeResult::Fixture("job00128"));
+        }
+        let s = Scratch::new();
+        s.write("t.csv", "id,ra,dec,label\nsn0000,3.00000,-40.00000,Ia\nsn0001,4.10000,-39.23000,II\n");
+        s.write(
+            "r.yaml",
+            format!(
+                "version: 1\nname: fp-test\ntargets: {{file: t.csv}}\nsource:\n  atlas-fp:\n    base_url: \"{}\"\n    \
+                 mjd_min: 57000\n    mjd_max: 57010\n    batch: 40\n    poll: {{initial: 100ms, max: 300ms}}\n\
+                 politeness: {{rate: 50/s, read_rate: 300/s, concurrency: 8, retries: 1, timeout: 1s}}\n",
+                emu.base_url()
+            ),
+        );
+        let out = s
+            .etd()
+            .env("ATLAS_TOKEN", TOKEN)
+            .env("ETD_TEST_NO_RETRY_DELAY", "1")
+            .args(["fetch", "r.yaml"])
+            .output()
+            .unwrap();
+        (emu, out, s)
+    }
+
+    fn failures(s: &Scratch) -> String {
+        fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_result_redirected_to_another_host_never_carries_the_token_there() {
+        etd_emulators::require_fixtures!();
+        let (other, heads) = recorder();
+        let (_emu, out, s) = run(Hostile::RedirectOtherHost(other.clone()), "job00001");
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("1 done, 1 failed (1 refused)"), "{}", stderr(&out));
+        let f = failures(&s);
+        assert!(f.contains("HTTP 302: a redirect to another host, not followed"), "{f}");
+        let heads = heads.lock().unwrap();
+        assert!(heads.is_empty(), "the other host was contacted: {heads:?}");
+        assert!(!f.contains(TOKEN) && !stderr(&out).contains(TOKEN));
+    }
+
+    #[test]
+    fn an_endless_result_is_cut_at_the_bound_of_its_mjd_range() {
+        etd_emulators::require_fixtures!();
+        let (_emu, out, s) = run(Hostile::EndlessBody, "job00001");
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("1 done, 1 failed (1 invalid-answer)"), "{}", stderr(&out));
+        // 11 days (57000 to 57010) of 64 rows of 256 bytes, plus 64 KiB.
+        let f = failures(&s);
+        assert!(f.contains("/static/results/job00001.txt: the answer goes on past 245760 bytes"), "{f}");
+        let kept = fs_err::metadata(s.join("work/rejected/atlas-fp/sn0000/job00001.txt")).unwrap();
+        assert_eq!(kept.len(), 245_760);
+    }
+
+    #[test]
+    fn task_json_that_is_not_utf8_leaves_the_target_for_a_later_run() {
+        etd_emulators::require_fixtures!();
+        let (_emu, out, s) = run(Hostile::BadUtf8Json, "queue/1/");
+        assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("the answer is not task JSON"), "{err}");
+        assert!(err.contains("1 done"), "{err}");
+        assert!(failures(&s).is_empty());
+    }
+}
+
+mod atlas_var {
+    use etd_emulators::atlas_var::{AtlasVarEmulator, Config, Faults};
+    use etd_emulators::hostile::{Hostile, HostileFault};
+
+    use super::super::common::{stderr, Scratch};
+
+    /// Every partition GET is answered with `kind`; the catalogue is served as it is.
+    fn run(kind: Hostile) -> (AtlasVarEmulator, std::process::Output, Scratch) {
+        let faults = Faults { hostile: Some(HostileFault { kind, matching: ".csv".into() }), ..Faults::default() };
+        let emu = AtlasVarEmulator::start(Config { objects: 150, faults, ..Config::default() }).unwrap();
+        let s = Scratch::new();
+        let text = super::super::atlas_var::recipe(&emu.catalog_url(), &emu.lightcurves_url())
+            + "politeness: {retries: 1, rate: 50/s, timeout: 1s}\n";
+        s.write("r.yaml", text);
+        let out = s.etd().env("ETD_TEST_NO_RETRY_DELAY", "1").args(["fetch", "r.yaml"]).output().unwrap();
+        (emu, out, s)
+    }
+
+    fn parts(s: &Scratch) -> Vec<String> {
+        let dir = s.join("work/raw/atlas-var");
+        let mut found: Vec<String> = fs_err::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".csv.part") || n.ends_with(".csv"))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn an_endless_partition_stops_at_its_head_size_and_leaves_nothing_to_resume() {
+        let (_emu, out, s) = run(Hostile::EndlessBody);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("the file goes on past"), "{err}");
+        assert!(err.contains("its size when asked; the rest was not read"), "{err}");
+        assert!(parts(&s).is_empty(), "no partition nor part file kept: {:?}", parts(&s));
+    }
+
+    #[test]
+    fn a_partition_redirected_to_another_host_is_not_followed() {
+        let (other, heads) = super::recorder();
+        let (_emu, out, s) = run(Hostile::RedirectOtherHost(other));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("HTTP 302: a redirect to another host, not followed"), "{err}");
+        assert!(heads.lock().unwrap().is_empty());
+        assert!(parts(&s).iter().all(|p| p.ends_with(".part")), "{:?}", parts(&s));
+    }
 }
