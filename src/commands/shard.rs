@@ -57,7 +57,9 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         Err(e) => {
             // Nothing half-written stays behind (the next run would remove it anyway).
             let _ = fs_err::remove_dir_all(&partial);
-            return Err(e);
+            // Shards are about as large as the inputs they are made from.
+            let inputs = || Some(crate::fsx::tree_bytes(&workdir.root.join("raw"))).filter(|b| *b > 0);
+            return Err(super::diagnostics::DiskFull::wrap(e, "shard", &workdir.root, inputs));
         }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;

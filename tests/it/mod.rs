@@ -4,6 +4,7 @@ mod atlas_fp;
 mod atlas_var;
 
 mod cli;
+mod diskfull;
 mod endpoints;
 mod generated;
 mod hostile;

@@ -619,10 +619,7 @@ fn reset_mid_body_is_metered() {
 
 #[test]
 fn unavailable_on_first_attempt_only() {
-    let e = start(Config {
-        faults: Faults { every_nth_503: Some(1), ..Faults::default() },
-        ..Config::default()
-    });
+    let e = start(Config { faults: Faults { every_nth_503: Some(1), ..Faults::default() }, ..Config::default() });
     let url = format!("{}{}", e.lightcurves_url(), e.dataset().partitions[2].0);
     assert_eq!(fetch(&url).status, 503);
     assert_eq!(fetch(&url).status, 200);
