@@ -73,6 +73,16 @@ pub enum NetError {
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
+    /// The download could not be written on this side (a full disk, a read-only folder): the
+    /// I/O error stays in the chain, so a full disk is told as such (exit 75).
+    #[error("{method} {url}: cannot write {}", .path.display())]
+    Local {
+        method: String,
+        url: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Every connection to the origin was refused and nothing there has answered in this run:
     /// the server is not running or `base_url` names the wrong port (exit 75).
     #[error("nothing is listening at {origin} — is the server running?")]
@@ -392,6 +402,10 @@ impl NetClient {
                 Err(Attempt::Fatal(message)) => {
                     return Err(NetError::Fatal { method: req.method.to_string(), url: req.url.to_string(), message })
                 }
+                Err(Attempt::Local(path, source)) => {
+                    let (method, url) = (req.method.to_string(), req.url.to_string());
+                    return Err(NetError::Local { method, url, path, source });
+                }
                 Err(Attempt::Unusable { status, reason, headers, body }) => {
                     // The server's own answer, delimited by the bound: as good as whole.
                     whole_invalid += 1;
@@ -640,7 +654,7 @@ impl NetClient {
         if status == 206 && !continues {
             return Err(Attempt::Transient("the server answered a range that does not continue the file".into()));
         }
-        let fatal = |e: std::io::Error| Attempt::Fatal(format!("cannot write {}: {e}", part.display()));
+        let fatal = |e: std::io::Error| Attempt::Local(part.to_path_buf(), e);
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -736,6 +750,8 @@ fn human_bytes(n: u64) -> String {
 
 enum Attempt {
     Transient(String),
+    /// Writing the download failed on this side.
+    Local(std::path::PathBuf, std::io::Error),
     /// An answer the server sent whole but etd cannot use: a success answer past the request's
     /// body bound (see [`Request::max_body`]), or a head that is not valid HTTP. An invalid
     /// answer, not a network fault. `body`: what was read, at most the bound.

@@ -40,7 +40,9 @@ impl From<NetError> for UnitError {
                 UnitError::Permanent { kind: FailureKind::InvalidAnswer, reason: e.to_string() }
             }
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
-            NetError::Fatal { .. } | NetError::NothingListening { .. } => UnitError::Fatal(e.into()),
+            NetError::Fatal { .. } | NetError::Local { .. } | NetError::NothingListening { .. } => {
+                UnitError::Fatal(e.into())
+            }
         }
     }
 }

@@ -189,3 +189,29 @@ fn publish_to_a_full_origin_exits_75_leaves_no_staging_and_completes_on_rerun() 
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(tree(&origin.join("ns/full/v1")), tree(&s.shards()));
 }
+
+#[test]
+fn an_atlas_var_download_on_a_full_disk_exits_75_and_resumes_after_space_is_freed() {
+    use etd_emulators::atlas_var::{AtlasVarEmulator, Config};
+    let emu = AtlasVarEmulator::start(Config { objects: 300, ..Config::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", super::atlas_var::recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let work = s.join("work");
+    let Some(fs) = Tmpfs::mount(&work, 64) else { return };
+    let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains(&format!("error: fetch: the disk holding {} is full (", work.display())), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!work.join("failures.jsonl").exists());
+    fs.resize(16384);
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let raw = work.join("raw/atlas-var");
+    let name = "hlsp_atlas-var_atlas_ccd_all_cyan-orange_dr1_object.fits";
+    assert_eq!(fs_err::read(raw.join(name)).unwrap(), emu.dataset().catalog_fits());
+    for (file, _) in tree(&raw).iter().filter(|(n, _)| n.ends_with(".csv")) {
+        assert_eq!(fs_err::read(raw.join(file)).unwrap(), emu.dataset().partition_csv(file).unwrap(), "{file}");
+    }
+    assert!(temporaries(&work).is_empty(), "{:?}", temporaries(&work));
+}
