@@ -236,7 +236,7 @@ pub fn render_verify_text(r: &VerifyReport) -> String {
         plural(r.shards_checked, "shard"),
         plural(r.samples_checked, "sample")
     ));
-    out
+    super::inspect::printable(&out)
 }
 
 /// Where a key was first seen: manifest shard index and sample index within that shard.

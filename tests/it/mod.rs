@@ -13,6 +13,7 @@ mod layers;
 mod logging;
 mod messages;
 mod net;
+mod paths;
 mod provenance;
 mod ps1;
 mod publish;
