@@ -211,7 +211,8 @@ impl Request {
         self
     }
 
-    /// The total time one attempt may take, headers and body (see [`MIN_TRANSFER_RATE`]).
+    /// The total time one attempt may take to receive its answer, headers and body (see
+    /// [`MIN_TRANSFER_RATE`]); an upload adds the time to send its bytes at that rate.
     pub fn deadline(&self, timeout: Duration) -> Duration {
         timeout.saturating_mul(2).saturating_add(Duration::from_secs(self.max_body / MIN_TRANSFER_RATE))
     }
@@ -465,7 +466,13 @@ impl NetClient {
     async fn attempt(&self, host: &HostLimiter, req: &Request) -> (Result<Fetched, Attempt>, Option<Duration>) {
         let slot = host.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let deadline = req.deadline(self.politeness.timeout);
+        // An upload has its own bytes to send in the same time.
+        let sending = match &req.upload {
+            Some(path) => tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0),
+            None => req.body.as_ref().map_or(0, |(_, b)| b.len() as u64),
+        };
+        let deadline =
+            req.deadline(self.politeness.timeout).saturating_add(Duration::from_secs(sending / MIN_TRANSFER_RATE));
         let outcome = match tokio::time::timeout(deadline, self.exchange(req)).await {
             Ok(outcome) => outcome,
             Err(_) => (
@@ -785,5 +792,21 @@ fn transport(e: &reqwest::Error) -> Attempt {
         Verdict::Retry { .. } if refused => Attempt::NoListener(text),
         Verdict::Retry { .. } => Attempt::Transient(text),
         Verdict::Fail => Attempt::Fatal(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_with_the_body_bound() {
+        let url = url::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let t = Duration::from_secs(60);
+        assert_eq!(Request::get(url.clone()).max_body(0).deadline(t), Duration::from_secs(120));
+        // A 240-pixel cutout (524,288 bytes): 8 s more.
+        assert_eq!(Request::get(url.clone()).max_body(524_288).deadline(t), Duration::from_secs(128));
+        // The default bound of 16 MiB: 256 s more.
+        assert_eq!(Request::get(url).deadline(t), Duration::from_secs(376));
     }
 }

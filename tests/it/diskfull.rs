@@ -64,6 +64,24 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `text` with every run of digits replaced by `N` (free space and estimates vary by filesystem).
+fn regex_lite_digits(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Names of temporary files etd left below `dir`.
 fn temporaries(dir: &Path) -> Vec<String> {
     tree(dir)
@@ -113,6 +131,12 @@ fn fetch_on_a_full_disk_exits_75_and_a_rerun_after_freeing_space_gives_the_same_
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(75), "{err}");
     says_disk_full(&err, "fetch", &work);
+    let numbers = regex_lite_digits(&err.replace(&work.display().to_string(), "[WORK]"));
+    let shown: Vec<&str> = numbers.lines().filter(|l| !l.starts_with(" INFO") && !l.contains("caused by")).collect();
+    insta::assert_snapshot!(shown.join("\n"), @r"
+    error: fetch: the disk holding [WORK] is full (N bytes free); fetch needs about N bytes more
+      hint: free space on the filesystem holding [WORK] (or quota), then run the same command again: everything completed is kept and it continues from there
+    ");
     assert!(temporaries(&work).is_empty(), "{:?}", temporaries(&work));
     assert!(!work.join("failures.jsonl").exists(), "no unit failed for good");
     fs.resize(4096);

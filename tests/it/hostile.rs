@@ -77,6 +77,10 @@ fn an_endless_body_is_cut_at_the_cutouts_bound_and_fails_the_target() {
     assert_eq!(emu.meter().by_endpoint["fitscut"], 3, "one try and one retry for g0, one for g1");
     let kept = s.join("work/rejected/ps1-cutouts/g0/r.fits");
     assert_eq!(fs_err::metadata(&kept).unwrap().len(), 70144, "what is kept is the bound, no more");
+    let reason = run.failures[0]["reason"].as_str().unwrap().replace(&emu.base_url(), "[BASE]");
+    let reason = reason.replace(&s.path().display().to_string(), "[TMP]");
+    let reason = reason.split("fitscut.cgi?").map(|p| p.split_once("&ra=").map_or(p, |(_, r)| r)).collect::<Vec<_>>();
+    insta::assert_snapshot!(reason.join("fitscut.cgi?…&ra="), @"GET [BASE]/cgi-bin/fitscut.cgi?…&ra=10.5&dec=20.25&size=24&format=fits: the answer goes on past 70144 bytes, the most this request can need; the rest was not read (after 2 tries; the answer is kept in [TMP]/work/rejected/ps1-cutouts/g0/r.fits)");
 }
 
 #[test]
