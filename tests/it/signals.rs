@@ -252,3 +252,39 @@ fn a_second_signal_ends_a_stopping_fetch_at_once() {
     assert_eq!(status.code(), Some(130));
     journal_lines(&s.join("work/journal.jsonl"));
 }
+
+#[test]
+fn sigterm_during_an_atlas_var_download_keeps_whole_files_and_the_rerun_completes() {
+    use etd_emulators::atlas_var::{AtlasVarEmulator, Config};
+    let emu =
+        AtlasVarEmulator::start(Config { objects: 300, latency: Duration::from_millis(400), ..Config::default() })
+            .unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", super::atlas_var::recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let child = spawn(&s, &["fetch", "r.yaml"], &[]);
+    wait_for("the first requests", || emu.meter().requests > 1);
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    journal_lines(&s.join("work/journal.jsonl"));
+    let raw = s.join("work/raw/atlas-var");
+    let check = |final_only: bool| {
+        for e in fs_err::read_dir(&raw).into_iter().flatten() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let want = if name.ends_with(".csv") {
+                emu.dataset().partition_csv(&name).unwrap()
+            } else if name.ends_with(".fits") {
+                emu.dataset().catalog_fits()
+            } else {
+                assert!(!final_only || name.ends_with(".json"), "left behind: {name}");
+                continue;
+            };
+            assert_eq!(fs_err::read(raw.join(&name)).unwrap(), want, "{name} is whole under its final name");
+        }
+    };
+    check(false);
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    check(true);
+}
