@@ -370,3 +370,60 @@ mod atlas_var {
         assert!(parts(&s).iter().all(|p| p.ends_with(".part")), "{:?}", parts(&s));
     }
 }
+
+/// The request path itself: a bearer token (publish to an https origin) follows a redirect within
+/// its origin, and is never sent to another host.
+#[test]
+fn a_bearer_token_follows_redirects_within_the_origin_only() {
+    use etd::net::client::{Auth, NetClient, NetError, Request, Secret};
+    let (other, other_heads) = recorder();
+    // The origin: `/same` redirects to `/final` (same origin), `/away` to the other host.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let heads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = heads.clone();
+    let to_other = other.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = vec![0u8; 65536];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let answer = if head.starts_with("GET /same ") {
+                "HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+            } else if head.starts_with("GET /away ") {
+                format!("HTTP/1.1 302 Found\r\nLocation: {to_other}/stolen\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string()
+            };
+            seen.lock().unwrap().push(head);
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let politeness = etd::net::Politeness {
+        concurrency: 1,
+        rate: etd::units::Rate::parse("100/s").unwrap(),
+        retries: 0,
+        timeout: Duration::from_secs(5),
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(10),
+        read_rate: None,
+    };
+    let client = NetClient::new(politeness, 1).unwrap();
+    let token = "secret-bearer-token";
+    let get = |path: &str| {
+        Request::get(url::Url::parse(&format!("{base}{path}")).unwrap()).auth(Some(Auth::Bearer(Secret::new(token))))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let followed = rt.block_on(client.send(&get("/same"))).unwrap();
+    assert_eq!(followed.body, b"ok");
+    let finals: Vec<String> = heads.lock().unwrap().iter().filter(|h| h.starts_with("GET /final ")).cloned().collect();
+    assert_eq!(finals.len(), 1);
+    assert!(finals[0].contains(&format!("Bearer {token}")), "the token follows within the origin: {}", finals[0]);
+    match rt.block_on(client.send(&get("/away"))) {
+        Err(NetError::Refused { status: 302, body, .. }) => {
+            assert!(body.starts_with("a redirect to another host, not followed"), "{body}")
+        }
+        other => panic!("expected a refused redirect, got {other:?}"),
+    }
+    assert!(other_heads.lock().unwrap().is_empty(), "the other host was contacted");
+}
