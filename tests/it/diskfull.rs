@@ -149,28 +149,28 @@ fn fetch_on_a_full_disk_exits_75_and_a_rerun_after_freeing_space_gives_the_same_
 }
 
 #[test]
-fn shard_on_a_full_disk_leaves_no_partial_folder_and_reruns_to_the_same_shards() {
+fn shard_on_a_full_disk_keeps_the_old_shards_leaves_no_partial_folder_and_reruns_to_the_same_shards() {
     etd_emulators::require_fixtures!();
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let want = reference(&emu);
     let s = ps1_scratch(&emu);
     let work = s.join("work");
     let Some(fs) = Tmpfs::mount(&work, 4096) else { return };
-    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // Room for the raw files and a little more, not for the shards.
-    let used_kib = used_kib(&work);
-    fs.resize(used_kib + 48);
+    for cmd in ["fetch", "shard"] {
+        let out = s.etd().args([cmd, "r.yaml"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let before = s.shard_files();
+    // Room for what is there and a little more, not for a second set of shards beside the first.
+    fs.resize(used_kib(&work) + 48);
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(75), "{err}");
     says_disk_full(&err, "shard", &work);
     assert!(temporaries(&work).is_empty(), "{:?}", temporaries(&work));
-    assert!(!work.join("shards").exists(), "no shard folder from a failed run");
-    assert!(
-        !work.join("failures.jsonl").exists()
-            || fs_err::read_to_string(work.join("failures.jsonl")).unwrap().is_empty()
-    );
+    assert_eq!(s.shard_files(), before, "the old shards are intact");
+    let failures = fs_err::read_to_string(work.join("failures.jsonl")).unwrap_or_default();
+    assert!(!failures.contains("\"stage\":\"shard\""), "{failures}");
     fs.resize(8192);
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
