@@ -42,6 +42,16 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// Whether `err` happened because a disk (or the user's quota) is full: ENOSPC or EDQUOT anywhere
+/// in its chain.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|io| {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+        matches!(io.kind(), StorageFull | QuotaExceeded)
+            || io.raw_os_error().is_some_and(|n| n == libc::ENOSPC || n == libc::EDQUOT)
+    })
+}
+
 /// An error meant for the user: what went wrong, which exit code it warrants, and how to fix it.
 /// Wrap it in `anyhow` like any other error; `main` finds it in the chain.
 #[derive(Debug)]
@@ -75,3 +85,17 @@ impl fmt::Display for UserError {
 }
 
 impl std::error::Error for UserError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_recognised_through_contexts() {
+        for code in [libc::ENOSPC, libc::EDQUOT] {
+            let err = anyhow::Error::new(std::io::Error::from_raw_os_error(code)).context("cannot write /x/y");
+            assert!(is_disk_full(&err), "{code}");
+        }
+        assert!(!is_disk_full(&anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EACCES))));
+    }
+}

@@ -52,6 +52,18 @@ pub struct KeyCollision {
     pub second: String,
 }
 
+/// An id as messages show it: control characters escaped, and cut after 60 characters with its
+/// length (a 10,000-character id does not flood the terminal).
+pub fn shown_id(id: &str) -> String {
+    let escaped: String = id.escape_debug().collect();
+    let n = id.chars().count();
+    if escaped.chars().count() <= 60 {
+        escaped
+    } else {
+        format!("{}… ({n} characters)", escaped.chars().take(60).collect::<String>())
+    }
+}
+
 /// Build keys for `ids` (in order), failing on the first pair of ids that map to one key, on an id
 /// that maps to nothing, or on a key too long for `<key>.<longest field>`.
 pub fn assign_keys<'a, I>(ids: I, longest_field: usize) -> Result<Vec<String>, String>
@@ -61,16 +73,22 @@ where
     let mut seen: HashMap<String, &'a str> = HashMap::new();
     let mut keys = Vec::new();
     for id in ids {
-        let key =
-            sanitize_key(id).ok_or_else(|| format!("id `{id}` has no character usable in a key ([A-Za-z0-9-])"))?;
+        let key = sanitize_key(id)
+            .ok_or_else(|| format!("id `{}` has no character usable in a key ([A-Za-z0-9-])", shown_id(id)))?;
         if key.len() + 1 + longest_field > MAX_MEMBER_NAME {
             return Err(format!(
-                "id `{id}` gives a key of {} bytes; with a {longest_field}-byte field name it exceeds the {MAX_MEMBER_NAME}-byte member name limit",
+                "id `{}` gives a key of {} bytes; with a {longest_field}-byte field name it exceeds the {MAX_MEMBER_NAME}-byte member name limit",
+                shown_id(id),
                 key.len()
             ));
         }
         if let Some(first) = seen.insert(key.clone(), id) {
-            return Err(format!("ids `{first}` and `{id}` both map to key `{key}`"));
+            return Err(format!(
+                "ids `{}` and `{}` both map to key `{}`",
+                shown_id(first),
+                shown_id(id),
+                shown_id(&key)
+            ));
         }
         keys.push(key);
     }
@@ -104,5 +122,12 @@ mod tests {
         let long = "x".repeat(96);
         assert!(assign_keys([long.as_str()], 4).is_err());
         assert!(assign_keys([&long[..95]], 4).is_ok());
+        let huge = "x".repeat(10_000);
+        let err = assign_keys([huge.as_str()], 4).unwrap_err();
+        assert!(
+            err.starts_with(&format!("id `{}… (10000 characters)` gives a key of 10000 bytes", "x".repeat(60))),
+            "{err}"
+        );
+        assert_eq!(assign_keys(["a\0b", "a/b"], 4).unwrap_err(), "ids `a\\0b` and `a/b` both map to key `a_b`");
     }
 }

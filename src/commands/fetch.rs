@@ -30,10 +30,24 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
     check_task_count(recipe, split, args.limits.exceed_archive_limits)?;
     source.preamble(&run)?;
     if args.dry_run {
-        source.dry_run(&run)
-    } else {
-        source.fetch(&run)
+        return source.dry_run(&run);
     }
+    source.fetch(&run).map_err(|e| {
+        super::diagnostics::DiskFull::wrap(e, "fetch", &workdir.root, || {
+            fetch_still_needs(recipe, &workdir, inputs.targets.len())
+        })
+    })
+}
+
+/// About how many more bytes a fetch needs: the bytes per unit fetched so far (under `raw/`)
+/// times the units not yet done. `None` before any unit is done.
+fn fetch_still_needs(recipe: &Recipe, workdir: &crate::store::Workdir, targets: usize) -> Option<u64> {
+    let source = recipe.source.source();
+    let units = source.plan(targets as u64).ok()?.units;
+    let journals = crate::store::journal::JournalSet::open(workdir.journals().ok()?).ok()?;
+    let done = journals.scan_for(source.fingerprint().as_deref()).ok()?.done.len() as u64;
+    let fetched = crate::fsx::tree_bytes(&workdir.root.join("raw"));
+    (done > 0).then(|| fetched / done * units.saturating_sub(done))
 }
 
 /// Every task of a split keeps at least one request in flight, so more tasks than the requests in

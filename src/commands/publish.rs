@@ -26,6 +26,12 @@ pub fn publish_recipe(ctx: &Ctx, recipe: &Recipe, cfg: &PublishConfig, dry_run: 
     let mut dest = publish::open(cfg, &workdir.root.join("publish.jsonl"))?;
     let print = |text: &str| super::print_stdout(text);
     let mode = if dry_run { Mode::DryRun(&print) } else { Mode::Publish(&ctx.reporter) };
-    publish::run(dest.as_mut(), &items, mode)?;
+    publish::run(dest.as_mut(), &items, mode).map_err(|e| {
+        let path = match &cfg.origin {
+            publish::config::Origin::Folder(origin) => origin.join(&cfg.path),
+            publish::config::Origin::Url(_) => workdir.root.clone(),
+        };
+        super::diagnostics::DiskFull::wrap(e, "publish", &path, || Some(crate::fsx::tree_bytes(&workdir.shards())))
+    })?;
     Ok(Exit::Success)
 }

@@ -80,7 +80,9 @@ fn finish(
         Err(e) => {
             // Nothing half-written stays behind (the next run would remove it anyway).
             let _ = fs_err::remove_dir_all(&partial);
-            return Err(e);
+            // Shards are about as large as the inputs they are made from.
+            let inputs = || Some(crate::fsx::tree_bytes(&workdir.root.join("raw"))).filter(|b| *b > 0);
+            return Err(super::diagnostics::DiskFull::wrap(e, "shard", &workdir.root, inputs));
         }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
@@ -170,7 +172,11 @@ pub fn shard_part(ctx: &Ctx, recipe: &Recipe, split: TaskSplit) -> anyhow::Resul
         units_done,
         fetch_failures,
     };
-    let index = part::write_part(jobs, |job| samples.make(job), info, &dir, &ctx.reporter)?;
+    let index = part::write_part(jobs, |job| samples.make(job), info, &dir, &ctx.reporter).map_err(|e| {
+        // A part is about as large as the inputs its samples are made from.
+        let inputs = || Some(crate::fsx::tree_bytes(&workdir.root.join("raw"))).filter(|b| *b > 0);
+        super::diagnostics::DiskFull::wrap(e, "shard", &workdir.root, inputs)
+    })?;
     tracing::info!(
         "shard (task {} of {}): {} made, {} failed -> {}",
         split.index,

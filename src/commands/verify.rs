@@ -9,5 +9,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let text =
         if args.json { format!("{}\n", serde_json::to_string_pretty(&report)?) } else { render_verify_text(&report) };
     super::print_stdout(&text)?;
+    if let Some(signal) = report.stopped {
+        let what = format!(
+            "verify did not finish: {} of {} checked, {} found so far",
+            crate::report::plural(report.shards_checked, "shard"),
+            report.shards_listed,
+            crate::report::plural(report.problems.len(), "problem")
+        );
+        return Err(crate::stop::Stopped { signal, what }.into());
+    }
     Ok(if report.problems.is_empty() { Exit::Success } else { Exit::Failure })
 }

@@ -16,6 +16,22 @@ use super::Politeness;
 /// Connect timeout for every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The body bound of a request that does not set one ([`Request::max_body`]): JSON, listings,
+/// token answers and the like are far smaller.
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
+
+/// The most of an error answer's body (4xx/5xx) etd reads: enough for the message it shows.
+pub const ERROR_BODY_MAX: u64 = 64 << 10;
+
+/// Redirects followed within one origin before the answer counts as a redirect loop.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The slowest transfer a request's total deadline allows for its body bound, in bytes per
+/// second: the deadline is twice the idle timeout plus `max_body / MIN_TRANSFER_RATE`, so a
+/// server that drips a byte every few seconds (the idle timeout never fires) cannot hold a
+/// request for ever, and an honest large answer still has all the time it needs.
+pub const MIN_TRANSFER_RATE: u64 = 64 << 10;
+
 /// An answer with a success status and its whole body.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -57,6 +73,16 @@ pub enum NetError {
     /// Not a transient problem (bad URL, TLS configuration, ...).
     #[error("{method} {url} failed: {message}")]
     Fatal { method: String, url: String, message: String },
+    /// The download could not be written on this side (a full disk, a read-only folder): the
+    /// I/O error stays in the chain, so a full disk is told as such (exit 75).
+    #[error("{method} {url}: cannot write {}", .path.display())]
+    Local {
+        method: String,
+        url: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Every connection to the origin was refused and nothing there has answered in this run:
     /// the server is not running or `base_url` names the wrong port (exit 75).
     #[error("nothing is listening at {origin} — is the server running?")]
@@ -122,6 +148,11 @@ pub struct Request {
     pub body: Option<(&'static str, Vec<u8>)>,
     /// Stream the answer into a file instead of memory, resuming what is already there.
     pub download: Option<DownloadTarget>,
+    /// The largest body a success answer may have (for a download: the whole file), derived from
+    /// what the request asks for. A `Content-Length` above it is refused before the body is read,
+    /// and reading stops the moment the body passes it: the answer is invalid (one more try, then
+    /// the unit fails as `invalid-answer`), and never more than this is held or written.
+    pub max_body: u64,
 }
 
 /// Where a download goes. Each attempt asks for the bytes after what `part` already holds
@@ -154,6 +185,7 @@ impl std::fmt::Debug for Request {
             .field("upload", &self.upload)
             .field("body", &self.body.as_ref().map(|(t, b)| (t, b.len())))
             .field("download", &self.download)
+            .field("max_body", &self.max_body)
             .finish()
     }
 }
@@ -169,7 +201,20 @@ impl Request {
             upload: None,
             body: None,
             download: None,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// Bound the answer's body to `bytes` (see [`Request::max_body`]).
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The total time one attempt may take to receive its answer, headers and body (see
+    /// [`MIN_TRANSFER_RATE`]); an upload adds the time to send its bytes at that rate.
+    pub fn deadline(&self, timeout: Duration) -> Duration {
+        timeout.saturating_mul(2).saturating_add(Duration::from_secs(self.max_body / MIN_TRANSFER_RATE))
     }
 
     pub fn new(method: Method, url: url::Url) -> Self {
@@ -245,6 +290,17 @@ impl NetClient {
             // An idle timeout, not a total one: a large cutout may take minutes to arrive, but
             // a connection on which nothing arrives for this long has stalled.
             .read_timeout(politeness.timeout)
+            // Redirects are followed within the origin only, and a few of them: an answer that
+            // sends etd to another host (which must never see the archive's token) or round in
+            // circles reaches `attempt` as the 3xx it is, and fails the unit.
+            .redirect(reqwest::redirect::Policy::custom(|a| {
+                let first = a.previous().first().map(|u| u.origin());
+                if a.previous().len() > MAX_REDIRECTS || first.is_some_and(|o| o != a.url().origin()) {
+                    a.stop()
+                } else {
+                    a.follow()
+                }
+            }))
             .build()?;
         let backoff = Backoff {
             initial: politeness.backoff_initial,
@@ -347,6 +403,17 @@ impl NetClient {
                 Err(Attempt::Fatal(message)) => {
                     return Err(NetError::Fatal { method: req.method.to_string(), url: req.url.to_string(), message })
                 }
+                Err(Attempt::Local(path, source)) => {
+                    let (method, url) = (req.method.to_string(), req.url.to_string());
+                    return Err(NetError::Local { method, url, path, source });
+                }
+                Err(Attempt::Unusable { status, reason, headers, body }) => {
+                    // The server's own answer, delimited by the bound: as good as whole.
+                    whole_invalid += 1;
+                    let last = format!("invalid answer: {reason}");
+                    invalid = Some((reason, Fetched { status, headers, body, whole: true }));
+                    last
+                }
                 Err(Attempt::Transient(why)) => why,
                 Err(Attempt::NoListener(why)) => {
                     if retries >= NOTHING_LISTENING_RETRIES.min(self.politeness.retries) {
@@ -394,10 +461,35 @@ impl NetClient {
         self.origins.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One try: (result, how long the server asked us to wait).
+    /// One try: (result, how long the server asked us to wait). The request holds its host's
+    /// in-flight permit until its body is read, and all of it must end within its deadline.
     async fn attempt(&self, host: &HostLimiter, req: &Request) -> (Result<Fetched, Attempt>, Option<Duration>) {
         let slot = host.acquire().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        // An upload has its own bytes to send in the same time.
+        let sending = match &req.upload {
+            Some(path) => tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0),
+            None => req.body.as_ref().map_or(0, |(_, b)| b.len() as u64),
+        };
+        let deadline =
+            req.deadline(self.politeness.timeout).saturating_add(Duration::from_secs(sending / MIN_TRANSFER_RATE));
+        let outcome = match tokio::time::timeout(deadline, self.exchange(req)).await {
+            Ok(outcome) => outcome,
+            Err(_) => (
+                Err(Attempt::Transient(format!(
+                    "no complete answer within {} (the deadline of a request whose answer is at most {})",
+                    crate::human::human_duration(deadline),
+                    human_bytes(req.max_body)
+                ))),
+                None,
+            ),
+        };
+        drop(slot);
+        outcome
+    }
+
+    /// Send `req` and read its answer (see [`NetClient::attempt`]).
+    async fn exchange(&self, req: &Request) -> (Result<Fetched, Attempt>, Option<Duration>) {
         let mut builder = self.http.request(req.method.clone(), req.url.clone());
         for (k, v) in &req.headers {
             builder = builder.header(k, v);
@@ -445,7 +537,18 @@ impl NetClient {
         }
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return (Err(transport(&e)), None),
+            Err(e) => {
+                if let Some(what) = malformed(&e) {
+                    // The server answered, with something that is not HTTP: its answer, not a fault
+                    // of the network.
+                    let reason = format!("an answer that is not valid HTTP ({what})");
+                    return (
+                        Err(Attempt::Unusable { status: 0, reason, headers: HeaderMap::new(), body: Vec::new() }),
+                        None,
+                    );
+                }
+                return (Err(transport(&e)), None);
+            }
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -454,23 +557,69 @@ impl NetClient {
                 .get(reqwest::header::TRANSFER_ENCODING)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        // A HEAD answer's `Content-Length` is the size of what a GET would send, not of a body.
+        let bodiless = req.method == Method::HEAD || matches!(status, 204 | 304);
         let announced = headers
             .get(reqwest::header::CONTENT_LENGTH)
+            .filter(|_| !bodiless)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if let (Some(dl), 200 | 206) = (&req.download, status) {
-            let outcome = self.stream_into(response, &dl.part, status, have).await;
-            drop(slot);
-            return (outcome.map(|()| Fetched { status, headers, body: Vec::new(), whole: true }), None);
+        if (300..400).contains(&status) {
+            // Followed redirects end in their target's answer: this one was not followed.
+            let to = headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("nowhere");
+            let why = if response.url().origin() != req.url.origin() {
+                format!("redirected from {} to {to} after another host; not followed", response.url())
+            } else if to.starts_with('/') || url::Url::parse(to).is_ok_and(|u| u.origin() == req.url.origin()) {
+                format!("more than {MAX_REDIRECTS} redirects (a redirect loop?), the last to {to}")
+            } else {
+                format!("a redirect to another host, not followed (the archive's credentials never leave it): {to}")
+            };
+            return (Err(Attempt::Refused { status, body: why }), None);
         }
-        // The body is read while the in-flight permit is held: a download counts as in flight.
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
+        let over = |what: String| format!("{what}, the most this request can need; the rest was not read");
+        if let (Some(dl), 200 | 206) = (&req.download, status) {
+            let base = if status == 206 { have } else { 0 };
+            if let Some(n) = announced.filter(|n| base.saturating_add(*n) > req.max_body) {
+                let reason = format!(
+                    "the answer announces {} (Content-Length), more than the {} this request can need; \
+                     nothing was read",
+                    human_bytes(n),
+                    human_bytes(req.max_body)
+                );
+                return (Err(Attempt::Unusable { status, reason, headers, body: Vec::new() }), None);
+            }
+            let outcome = self.stream_into(response, &dl.part, status, have, req.max_body).await;
+            let outcome = match outcome {
+                Err(Attempt::Unusable { status, reason, body, .. }) => {
+                    Err(Attempt::Unusable { status, reason: format!("{reason}; the rest was not read"), headers, body })
+                }
+                other => other.map(|()| Fetched { status, headers, body: Vec::new(), whole: true }),
+            };
+            return (outcome, None);
+        }
+        let success = (200..300).contains(&status);
+        if let Some(n) = announced.filter(|n| success && *n > req.max_body) {
+            let reason = format!(
+                "the answer announces {} (Content-Length), more than the {} this request can need; nothing was read",
+                human_bytes(n),
+                human_bytes(req.max_body)
+            );
+            return (Err(Attempt::Unusable { status, reason, headers, body: Vec::new() }), None);
+        }
+        // An error answer is read for its message only.
+        let bound = if success { req.max_body } else { req.max_body.min(ERROR_BODY_MAX) };
+        let body = match read_bounded(response, bound).await {
+            Ok(Bounded::Whole(b)) => b,
+            Ok(Bounded::Over(b)) if success => {
+                self.stats.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                let reason = over(format!("the answer goes on past {}", human_bytes(req.max_body)));
+                return (Err(Attempt::Unusable { status, reason, headers, body: b }), None);
+            }
+            Ok(Bounded::Over(b)) => b,
             Err(e) => return (Err(transport(&e)), None),
         };
-        drop(slot);
         self.stats.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-        if (200..300).contains(&status) {
+        if success {
             let whole = framed || announced == Some(body.len() as u64);
             return (Ok(Fetched { status, headers, body, whole }), None);
         }
@@ -497,6 +646,7 @@ impl NetClient {
         part: &std::path::Path,
         status: u16,
         have: u64,
+        max_size: u64,
     ) -> Result<(), Attempt> {
         use tokio::io::AsyncWriteExt;
         let continues = status == 206
@@ -511,7 +661,7 @@ impl NetClient {
         if status == 206 && !continues {
             return Err(Attempt::Transient("the server answered a range that does not continue the file".into()));
         }
-        let fatal = |e: std::io::Error| Attempt::Fatal(format!("cannot write {}: {e}", part.display()));
+        let fatal = |e: std::io::Error| Attempt::Local(part.to_path_buf(), e);
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -520,11 +670,27 @@ impl NetClient {
             .open(part)
             .await
             .map_err(fatal)?;
+        let mut size = if continues { have } else { 0 };
         loop {
             match response.chunk().await {
                 Ok(Some(bytes)) => {
-                    file.write_all(&bytes).await.map_err(fatal)?;
-                    self.stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    let room = max_size.saturating_sub(size);
+                    let take = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                    file.write_all(&bytes[..take]).await.map_err(fatal)?;
+                    self.stats.bytes.fetch_add(take as u64, Ordering::Relaxed);
+                    size += take as u64;
+                    if take < bytes.len() {
+                        // Bytes past the size the object had are not the object: none of this
+                        // answer can be trusted, so nothing of it is left to resume from.
+                        drop(file);
+                        tokio::fs::remove_file(part).await.map_err(fatal)?;
+                        return Err(Attempt::Unusable {
+                            status,
+                            reason: format!("the file goes on past {}, its size when asked", human_bytes(max_size)),
+                            headers: HeaderMap::new(),
+                            body: Vec::new(),
+                        });
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -539,8 +705,69 @@ impl NetClient {
     }
 }
 
+/// What hyper says of a response head it could not parse (too large, a bad header or status
+/// line), if that is why `e` happened.
+fn malformed(e: &reqwest::Error) -> Option<String> {
+    const PARSE: [&str; 6] = [
+        "message head is too large",
+        "invalid HTTP header parsed",
+        "invalid HTTP status-code parsed",
+        "invalid HTTP version parsed",
+        "invalid content-length parsed",
+        "invalid transfer-encoding parsed",
+    ];
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source()).find_map(|c| {
+        let text = c.to_string();
+        PARSE.iter().find(|p| text.contains(*p)).map(|p| p.to_string())
+    })
+}
+
+/// A body read up to a bound.
+enum Bounded {
+    Whole(Vec<u8>),
+    /// The body went on past the bound: its first `bound` bytes; the rest was not read.
+    Over(Vec<u8>),
+}
+
+/// Read `response`'s body, at most `bound` bytes of it; never more is held in memory.
+async fn read_bounded(mut response: reqwest::Response, bound: u64) -> Result<Bounded, reqwest::Error> {
+    let cap = usize::try_from(bound).unwrap_or(usize::MAX);
+    let hint = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = Vec::with_capacity(hint.min(cap).min(1 << 20));
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - body.len();
+        if body.capacity() - body.len() < chunk.len().min(room) {
+            // Grow by doubling, but never past the bound.
+            let want = (body.capacity() * 2).max(body.len() + chunk.len()).min(cap);
+            body.reserve_exact(want - body.len());
+        }
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(Bounded::Over(body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bounded::Whole(body))
+}
+
+/// A size in messages: exact, as a `Content-Length` is.
+fn human_bytes(n: u64) -> String {
+    crate::report::plural(n, "byte")
+}
+
 enum Attempt {
     Transient(String),
+    /// Writing the download failed on this side.
+    Local(std::path::PathBuf, std::io::Error),
+    /// An answer the server sent whole but etd cannot use: a success answer past the request's
+    /// body bound (see [`Request::max_body`]), or a head that is not valid HTTP. An invalid
+    /// answer, not a network fault. `body`: what was read, at most the bound.
+    Unusable {
+        status: u16,
+        reason: String,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    },
     /// The connection was refused (nothing listens at the port): transient, unless the origin
     /// never answered.
     NoListener(String),
@@ -565,5 +792,21 @@ fn transport(e: &reqwest::Error) -> Attempt {
         Verdict::Retry { .. } if refused => Attempt::NoListener(text),
         Verdict::Retry { .. } => Attempt::Transient(text),
         Verdict::Fail => Attempt::Fatal(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_with_the_body_bound() {
+        let url = url::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let t = Duration::from_secs(60);
+        assert_eq!(Request::get(url.clone()).max_body(0).deadline(t), Duration::from_secs(120));
+        // A 240-pixel cutout (524,288 bytes): 8 s more.
+        assert_eq!(Request::get(url.clone()).max_body(524_288).deadline(t), Duration::from_secs(128));
+        // The default bound of 16 MiB: 256 s more.
+        assert_eq!(Request::get(url).deadline(t), Duration::from_secs(376));
     }
 }

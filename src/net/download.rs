@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{DownloadTarget, NetClient, Request};
 
+/// The bound of a download whose `HEAD` gave no size (see `Request::max_body`).
+pub const UNKNOWN_SIZE_MAX: u64 = 64 << 30;
+
 /// What the server says about an object (from `HEAD`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteObject {
@@ -88,7 +91,7 @@ pub async fn download(client: &NetClient, url: &url::Url, dest: &Path) -> anyhow
     let complete = remote.size.is_some_and(|s| s == resumed_from && s > 0);
     if !complete {
         let target = DownloadTarget { part: part.clone(), validator: remote.validator.clone() };
-        let mut req = Request::get(url.clone());
+        let mut req = Request::get(url.clone()).max_body(remote.size.unwrap_or(UNKNOWN_SIZE_MAX));
         req.download = Some(target);
         client.send(&req).await?;
     }

@@ -365,14 +365,21 @@ fn resolve_publish(raw: raw::PublishFile, dir: &Path, src: &RecipeSource) -> Res
     } else {
         Origin::Folder(relative_path(dir, &raw.origin))
     };
-    let path_ok = !raw.path.is_empty()
-        && !raw.path.starts_with('/')
-        && raw.path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    // Segments of letters, digits, `.`, `_`, `-` and `+` only: no `\` (a separator on Windows),
+    // `:` (a drive), control characters or NUL can make a path that leaves the origin.
+    let segment_ok = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+    };
+    let path_ok = !raw.path.starts_with('/') && raw.path.split('/').all(segment_ok);
     if !path_ok {
+        let shown: String = raw.path.escape_debug().take(200).collect();
         return Err(src.error_hint(
             "publish.path",
-            format!("expected a relative namespace path such as `ifa/ps1-galaxies`, found `{}`", raw.path),
-            "no leading `/`, no empty, `.` or `..` segments",
+            format!("expected a relative namespace path such as `ifa/ps1-galaxies`, found `{shown}`"),
+            "`/`-separated segments of letters, digits, `.`, `_`, `-` and `+`; no leading `/`, no empty, `.` or `..` segments",
         ));
     }
     let version_ok = !raw.version.is_empty()

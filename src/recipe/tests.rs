@@ -227,6 +227,10 @@ fn atlas_sources_resolve() {
 fn publish_section() {
     let e = err(&format!("{LOCAL}publish: {{origin: /export, path: /abs, version: v1}}\n"));
     assert_eq!(e.key, "publish.path");
+    for hostile in ["..", "ns/../..", "ns/./x", "ns//x", "..\\\\etc", "c:x", "a\\0b", "a\\nb", "ns/\\x1b[2J"] {
+        let e = err(&format!("{LOCAL}publish: {{origin: /export, path: \"{hostile}\", version: v1}}\n"));
+        assert_eq!(e.key, "publish.path", "{hostile}");
+    }
     let e = err(&format!("{LOCAL}publish: {{origin: /export, path: ns/ds, version: v1, token_file: t}}\n"));
     assert_eq!(e.key, "publish.token_file");
     let (_d, ok) =

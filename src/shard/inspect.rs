@@ -99,6 +99,20 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// `text` safe to print: control characters other than newlines (a member name may hold an
+/// escape sequence that would drive the terminal) are shown escaped, as `\u{1b}`.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn field_label(name: &str) -> &str {
     if name.is_empty() {
         "(no field)"
@@ -150,7 +164,7 @@ pub fn render_inspect_text(r: &InspectReport) -> String {
             out.push('\n');
         }
     }
-    out
+    printable(&out)
 }
 
 #[cfg(test)]
@@ -168,6 +182,11 @@ mod tests {
         let bytes = if name.ends_with(".zst") { zstd_of(tar) } else { tar.to_vec() };
         fs::write(&path, bytes).expect("write");
         path
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(printable("a\u{1b}[2Jb\tc\nd"), "a\\u{1b}[2Jb\\tc\nd");
     }
 
     #[test]

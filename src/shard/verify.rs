@@ -158,6 +158,12 @@ pub struct VerifyReport {
     pub samples_checked: u64,
     /// Everything wrong, in the order found (shards in manifest order, then totals and the folder).
     pub problems: Vec<Problem>,
+    /// Of the manifest's shards, how many there are.
+    #[serde(skip)]
+    pub shards_listed: u64,
+    /// A signal stopped the check between two shards (the totals and the folder were not checked).
+    #[serde(skip)]
+    pub stopped: Option<crate::stop::StopSignal>,
 }
 
 impl VerifyReport {
@@ -212,12 +218,23 @@ pub fn verify_path(path: &Path) -> anyhow::Result<VerifyReport> {
     };
     v.check_manifest_header();
     v.check_shards();
-    v.check_totals();
-    v.check_fields();
-    v.check_folder();
+    // Stopped midway, the totals would count the shards not read as missing samples.
+    let stopped = crate::stop::requested();
+    if stopped.is_none() {
+        v.check_totals();
+        v.check_fields();
+        v.check_folder();
+    }
 
     let Verifier { sink, shards_checked, samples_checked, .. } = v;
-    Ok(VerifyReport { manifest: manifest_path, shards_checked, samples_checked, problems: sink.finish() })
+    Ok(VerifyReport {
+        manifest: manifest_path,
+        shards_checked,
+        samples_checked,
+        problems: sink.finish(),
+        shards_listed: manifest.shards.len() as u64,
+        stopped,
+    })
 }
 
 /// One line per problem, then `verified N shards, M samples: OK` or `...: K problems`.
@@ -227,16 +244,25 @@ pub fn render_verify_text(r: &VerifyReport) -> String {
         out.push_str(&p.render());
         out.push('\n');
     }
-    let status = match r.problems.len() {
-        0 => "OK".to_string(),
-        n => plural(n, "problem"),
+    let status = match (r.problems.len(), r.stopped) {
+        (n, Some(signal)) => {
+            format!(
+                "stopped by {} after {} of {} shards, {} so far",
+                signal.name(),
+                r.shards_checked,
+                r.shards_listed,
+                plural(n, "problem")
+            )
+        }
+        (0, None) => "OK".to_string(),
+        (n, None) => plural(n, "problem"),
     };
     out.push_str(&format!(
         "verified {}, {}: {status}\n",
         plural(r.shards_checked, "shard"),
         plural(r.samples_checked, "sample")
     ));
-    out
+    super::inspect::printable(&out)
 }
 
 /// Where a key was first seen: manifest shard index and sample index within that shard.
@@ -321,6 +347,10 @@ impl Verifier<'_> {
         let mut names: HashSet<&str> = HashSet::new();
         let mut last_split_index = 0usize;
         for (i, entry) in m.shards.iter().enumerate() {
+            // SIGINT/SIGTERM: no new shard is read.
+            if crate::stop::requested().is_some() {
+                break;
+            }
             let name = entry.name.as_str();
             let file = Some(name);
             match m.splits.get_index_of(&entry.split) {

@@ -40,7 +40,9 @@ impl From<NetError> for UnitError {
                 UnitError::Permanent { kind: FailureKind::InvalidAnswer, reason: e.to_string() }
             }
             NetError::Exhausted { .. } => UnitError::Transient(e.to_string()),
-            NetError::Fatal { .. } | NetError::NothingListening { .. } => UnitError::Fatal(e.into()),
+            NetError::Fatal { .. } | NetError::Local { .. } | NetError::NothingListening { .. } => {
+                UnitError::Fatal(e.into())
+            }
         }
     }
 }
@@ -70,6 +72,13 @@ pub async fn fetch_checked(
                 .map_err(|e| UnitError::Fatal(anyhow::anyhow!("keeping a refused answer failed: {e}")))?
                 .map_err(UnitError::Fatal)?;
             let tries = if retries == 0 { "1 try".to_string() } else { format!("{} tries", retries + 1) };
+            // `valid`'s reasons name the URL; the client's own (an answer past its bound, a head
+            // that is not HTTP) do not.
+            let reason = if reason.contains(req.url.as_str()) {
+                reason
+            } else {
+                format!("{} {}: {reason}", req.method, req.url)
+            };
             Err(UnitError::Permanent {
                 kind: FailureKind::InvalidAnswer,
                 reason: format!("{reason} (after {tries}; the answer is kept in {})", kept.display()),

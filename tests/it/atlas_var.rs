@@ -19,7 +19,7 @@ use etd_emulators::atlas_var::{AtlasVarEmulator, Config, Dataset, Detection, Fau
 use super::common::{repo, stderr, stdout, Scratch};
 use etd::report::plural;
 
-fn recipe(catalog: &str, lightcurves: &str) -> String {
+pub(super) fn recipe(catalog: &str, lightcurves: &str) -> String {
     format!(
         "version: 1\nname: var-test\nsource:\n  atlas-var:\n    catalog_url: \"{catalog}\"\n    \
          lightcurves_url: \"{lightcurves}\"\n    classes: [dubious, CBF, PULSE]\n    \

@@ -5,14 +5,17 @@ mod atlas_fp;
 mod atlas_var;
 
 mod cli;
+mod diskfull;
 mod endpoints;
 mod fuzz;
 mod generated;
+mod hostile;
 mod interop;
 mod layers;
 mod logging;
 mod messages;
 mod net;
+mod paths;
 mod provenance;
 mod ps1;
 mod publish;

@@ -11,10 +11,10 @@ use etd_emulators::ps1::{Faults, Ps1Emulator};
 use super::common::{fits_f32, local_recipe, noise, stderr, Scratch};
 use super::ps1::{recipe, targets_csv};
 
-/// `etd --workdir work ARGS` in the scratch folder, stderr captured.
+/// `etd --workdir work ARGS` in the scratch folder, stdout and stderr captured.
 fn spawn(s: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("etd"));
-    cmd.current_dir(s.path()).args(["--workdir", "work"]).args(args).stderr(Stdio::piped());
+    cmd.current_dir(s.path()).args(["--workdir", "work"]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     for var in etd::env_vars::ALL {
         cmd.env_remove(var);
     }
@@ -157,6 +157,136 @@ fn sigterm_during_shard_leaves_no_debris_and_the_old_shards_intact() {
         .filter(|n| n.contains("partial") || n.contains("old") || n == "tmp")
         .collect();
     assert!(left.is_empty(), "debris: {left:?}");
+}
+
+/// A local dataset of `n` shards of about 1 MB each (one sample per shard), fetched and sharded.
+fn big_local_dataset(s: &Scratch, n: usize, extra: &str) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..n {
+        let mut text = String::with_capacity(1 << 20);
+        while text.len() < 1 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text.push_str(&format!("{x:016x}\n"));
+        }
+        s.write(&format!("data/f{i:03}.txt"), text);
+    }
+    s.write("r.yaml", local_recipe("big", &format!("shard: {{max_samples: 1}}\n{extra}")));
+    for cmd in ["fetch", "shard"] {
+        let out = s.etd().args([cmd, "r.yaml"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn sigint_during_verify_stops_between_shards_with_exit_130_and_says_how_far_it_got() {
+    let s = Scratch::new();
+    big_local_dataset(&s, 150, "");
+    let child = spawn(&s, &["verify", "work/shards"], &[]);
+    std::thread::sleep(Duration::from_millis(150));
+    kill(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(line.starts_with("error: stopped by SIGINT: verify did not finish: "), "{err}");
+    assert!(line.ends_with(" of 150 checked, 0 problems found so far"), "{err}");
+    assert!(!line.contains(": 150 shards of"), "stopped before the end: {err}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(": stopped by SIGINT after ") && !text.contains("OK"), "{text}");
+}
+
+#[test]
+fn sigterm_during_local_publish_leaves_whole_files_and_the_rerun_completes() {
+    let s = Scratch::new();
+    big_local_dataset(&s, 120, "publish: {origin: origin, path: ns/big, version: v1}\n");
+    let child = spawn(&s, &["publish", "r.yaml"], &[]);
+    let dest = s.join("origin/ns/big/v1");
+    wait_for("publish to start copying", || s.join("origin/ns/big").exists());
+    std::thread::sleep(Duration::from_millis(200));
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
+    // Every file under a final name is whole (equal to its shard); no temporary file remains.
+    let shards = s.shards();
+    for e in fs_err::read_dir(&dest).into_iter().flatten() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".etd-tmp"), "{name}");
+        if e.file_type().unwrap().is_file() {
+            assert_eq!(fs_err::read(e.path()).unwrap(), fs_err::read(shards.join(&name)).unwrap(), "{name}");
+        }
+    }
+    assert!(!dest.join("manifest.json").exists(), "the manifest is published last");
+    let out = s.etd().args(["publish", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names = |d: &Path| {
+        let mut v: Vec<String> =
+            fs_err::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&dest), names(&shards));
+}
+
+#[test]
+fn a_second_signal_ends_a_stopping_fetch_at_once() {
+    etd_emulators::require_fixtures!();
+    // Every answer takes 3 s: the first signal waits for the units under way (up to 5 s).
+    let emu = Ps1Emulator::start(Faults { latency: Duration::from_secs(3), ..Faults::default() }).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", targets_csv(8));
+    s.write("r.yaml", recipe(&emu.base_url(), "g", "{concurrency: 2, rate: 100/s}", ""));
+    let mut child = spawn(&s, &["fetch", "r.yaml"], &[]);
+    wait_for("the first requests", || emu.meter().requests > 0);
+    kill(&child, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "the first signal lets units under way finish");
+    let second = Instant::now();
+    kill(&child, "INT");
+    let status = child.wait().unwrap();
+    assert!(second.elapsed() < Duration::from_secs(1), "ended {:?} after the second signal", second.elapsed());
+    assert_eq!(status.code(), Some(130));
+    journal_lines(&s.join("work/journal.jsonl"));
+}
+
+#[test]
+fn sigterm_during_an_atlas_var_download_keeps_whole_files_and_the_rerun_completes() {
+    use etd_emulators::atlas_var::{AtlasVarEmulator, Config};
+    let emu =
+        AtlasVarEmulator::start(Config { objects: 300, latency: Duration::from_millis(400), ..Config::default() })
+            .unwrap();
+    let s = Scratch::new();
+    s.write("r.yaml", super::atlas_var::recipe(&emu.catalog_url(), &emu.lightcurves_url()));
+    let child = spawn(&s, &["fetch", "r.yaml"], &[]);
+    wait_for("the first requests", || emu.meter().requests > 1);
+    kill(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    journal_lines(&s.join("work/journal.jsonl"));
+    let raw = s.join("work/raw/atlas-var");
+    let check = |final_only: bool| {
+        for e in fs_err::read_dir(&raw).into_iter().flatten() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let want = if name.ends_with(".csv") {
+                emu.dataset().partition_csv(&name).unwrap()
+            } else if name.ends_with(".fits") {
+                emu.dataset().catalog_fits()
+            } else {
+                assert!(!final_only || name.ends_with(".json"), "left behind: {name}");
+                continue;
+            };
+            assert_eq!(fs_err::read(raw.join(&name)).unwrap(), want, "{name} is whole under its final name");
+        }
+    };
+    check(false);
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    check(true);
 }
 
 #[test]

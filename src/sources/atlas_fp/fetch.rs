@@ -109,6 +109,35 @@ fn auth_error(e: NetError) -> UnitError {
     }
 }
 
+/// Bytes of one task's JSON an answer may take (a task is about 1 kB).
+const TASK_JSON_MAX: u64 = 16 << 10;
+
+/// Room for the header line and slack in a result's bound.
+const RESULT_HEAD_ROOM: u64 = 64 << 10;
+
+/// Result rows per day a target can have: ATLAS's four units observe a field about four times a
+/// night each; 64 leaves room for twice as many units and reprocessed duplicates.
+const RESULT_ROWS_PER_DAY: u64 = 64;
+
+/// Bytes per result row (the rows are about 150 bytes).
+const RESULT_ROW_MAX: u64 = 256;
+
+/// The largest result a task can need: [`RESULT_ROWS_PER_DAY`] rows of at most
+/// [`RESULT_ROW_MAX`] bytes for every day of its MJD range (the server's default range is the
+/// last 30 days; no upper bound is today), plus a header. Ten years: 60 MB.
+pub fn result_max_body(mjd_min: Option<f64>, mjd_max: Option<f64>, now_mjd: f64) -> u64 {
+    let from = mjd_min.unwrap_or(now_mjd - 30.0);
+    let upto = mjd_max.unwrap_or(now_mjd).min(now_mjd + 1.0);
+    let days = (upto - from).ceil().clamp(1.0, 1e6) as u64 + 1;
+    RESULT_HEAD_ROOM + days * RESULT_ROWS_PER_DAY * RESULT_ROW_MAX
+}
+
+/// Today as a Modified Julian Date.
+fn now_mjd() -> f64 {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    40587.0 + unix.as_secs_f64() / 86400.0
+}
+
 impl AtlasFetcher {
     fn request(&self, method: Method, url: url::Url) -> Request {
         Request::new(method, url).header("Accept", "application/json").auth(Some(Auth::Token(self.token.clone())))
@@ -135,7 +164,10 @@ impl AtlasFetcher {
         field("use_reduced", cfg.use_reduced.to_string());
         field("send_email", "false".into());
         field("comment", self.comment.clone());
-        let req = self.request(Method::POST, endpoint(&cfg.base_url, "queue/")).form(form);
+        let req = self
+            .request(Method::POST, endpoint(&cfg.base_url, "queue/"))
+            .form(form)
+            .max_body(TASK_JSON_MAX * (units.len() as u64 + 1));
         let answer = match self.client.send(&req).await {
             Ok(a) => a,
             Err(e) => {
@@ -181,7 +213,8 @@ impl AtlasFetcher {
         let mut wait = self.cfg.poll_initial;
         loop {
             tokio::time::sleep(wait).await;
-            let answer = match self.client.send(&self.request(Method::GET, url.clone())).await {
+            let poll = self.request(Method::GET, url.clone()).max_body(TASK_JSON_MAX);
+            let answer = match self.client.send(&poll).await {
                 Ok(a) => a,
                 Err(NetError::Refused { status: 404, .. }) => return Ok(Polled::Gone),
                 Err(e) => return Err(auth_error(e)),
@@ -221,7 +254,8 @@ impl AtlasFetcher {
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
             .unwrap_or("result.txt")
             .to_string();
-        let req = self.request(Method::GET, url.clone());
+        let bound = result_max_body(self.cfg.mjd_min, self.cfg.mjd_max, now_mjd());
+        let req = self.request(Method::GET, url.clone()).max_body(bound);
         let answer = crate::sources::engine::fetch_checked(&self.client, &self.store, &unit.key, &name, &req, |f| {
             crate::transform::lightcurve::parse_bytes(&f.body).map(|_| ()).map_err(|e| format!("result {url} {e}"))
         })
@@ -249,7 +283,7 @@ impl AtlasFetcher {
                 kind: FailureKind::InvalidAnswer,
                 reason: format!("task URL `{task}`: {e}"),
             }),
-            Ok(url) => match self.client.send(&self.request(Method::DELETE, url)).await {
+            Ok(url) => match self.client.send(&self.request(Method::DELETE, url).max_body(TASK_JSON_MAX)).await {
                 Ok(_) | Err(NetError::Refused { status: 404, .. }) => Ok(()),
                 Err(e) => Err(auth_error(e)),
             },
@@ -572,6 +606,17 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_bound_grows_with_the_mjd_range() {
+        let now = 61000.0;
+        // The server's default: the last 30 days.
+        assert_eq!(result_max_body(None, None, now), 65536 + 31 * 64 * 256);
+        assert_eq!(result_max_body(Some(60000.0), Some(60000.5), now), 65536 + 2 * 64 * 256);
+        // Ten years: about 60 MB, however far in the future mjd_max is.
+        let ten = result_max_body(Some(now - 3650.0), Some(99999.0), now);
+        assert!((59_000_000..61_000_000).contains(&ten), "{ten}");
+    }
 
     #[test]
     fn endpoints_keep_the_base_path() {

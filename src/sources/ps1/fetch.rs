@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::table::{self, Ps1Image};
-use super::urls::{colour_order, filenames_url, fitscut_url};
+use super::urls::{colour_order, cutout_max_body, filenames_url, fitscut_url, table_max_body};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request};
@@ -47,7 +47,8 @@ impl Ps1Fetcher {
     pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
         let cfg = &self.cfg;
         let url = filenames_url(cfg, target.ra, target.dec);
-        let answer = fetch_checked(&self.client, &self.store, &key, TABLE_ANSWER, &Request::get(url.clone()), |f| {
+        let req = Request::get(url.clone()).max_body(table_max_body(cfg));
+        let answer = fetch_checked(&self.client, &self.store, &key, TABLE_ANSWER, &req, |f| {
             validate(PayloadKind::Text, &f.body, content_type(f))
                 .and_then(|()| table::parse(&String::from_utf8_lossy(&f.body)))
                 .map(|_| ())
@@ -78,7 +79,7 @@ impl Ps1Fetcher {
         };
         for cutout in cutouts {
             let url = fitscut_url(cfg, target.ra, target.dec, &cutout.images);
-            let req = Request::get(url.clone());
+            let req = Request::get(url.clone()).max_body(cutout_max_body(cfg));
             let fetched = fetch_checked(&self.client, &self.store, &key, &cutout.file, &req, |f| {
                 validate(kind, &f.body, content_type(f)).map_err(|e| format!("fitscut.cgi answer {url}: {e}"))
             })

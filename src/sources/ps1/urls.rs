@@ -44,6 +44,24 @@ pub fn fitscut_url(cfg: &Ps1Config, ra: f64, dec: f64, images: &[&Ps1Image]) -> 
     url
 }
 
+/// Room for headers and metadata in every body bound: a FITS header of 22 blocks, a JPEG's or
+/// PNG's chunks, a table's header line.
+const HEAD_ROOM: u64 = 64 << 10;
+
+/// The largest `ps1filenames.py` answer the request can need: the header and up to 4096 rows
+/// (of at most 256 bytes) per filter asked for. A stack position has one row per filter; warps
+/// a few hundred.
+pub fn table_max_body(cfg: &Ps1Config) -> u64 {
+    HEAD_ROOM + cfg.filters.len() as u64 * 4096 * 256
+}
+
+/// The largest `fitscut.cgi` answer a cutout can need: `size` x `size` pixels of at most 8 bytes
+/// (a 64-bit FITS image; a colour png's 4 channels of 8 bits, with room to spare for the
+/// encoder) plus [`HEAD_ROOM`]. A 240-pixel cutout: 524,288 bytes.
+pub fn cutout_max_body(cfg: &Ps1Config) -> u64 {
+    HEAD_ROOM + u64::from(cfg.size) * u64::from(cfg.size) * 8
+}
+
 /// Three filters for a colour image, reddest first, as MAST's own examples order them
 /// (`"yzirg".find`).
 pub fn colour_order(filters: &[char]) -> Vec<char> {
@@ -80,6 +98,15 @@ mod tests {
             shortname: short,
             badflag: Some(0),
         }
+    }
+
+    #[test]
+    fn body_bounds_follow_the_request() {
+        let c = cfg(CutoutFormat::Fits, &['g', 'r']);
+        assert_eq!(cutout_max_body(&c), 65536 + 120 * 120 * 8);
+        assert_eq!(table_max_body(&c), 65536 + 2 * 4096 * 256);
+        // The fixture cutout (240 pixels, BITPIX -32) is well inside its bound.
+        assert!(cutout_max_body(&Ps1Config { size: 240, ..c }) > 240 * 240 * 4 + 2880 * 2);
     }
 
     #[test]

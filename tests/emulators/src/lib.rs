@@ -15,6 +15,7 @@ pub mod astrocut;
 pub mod atlas_fp;
 pub mod atlas_var;
 pub mod fixtures;
+pub mod hostile;
 mod http;
 pub mod ps1;
 pub mod synthetic;

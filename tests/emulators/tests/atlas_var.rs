@@ -580,7 +580,7 @@ fn get_until_closed(url: &str, headers: &[(&str, &str)]) -> (u16, usize, Vec<u8>
 #[test]
 fn reset_mid_body_is_metered() {
     let e = start(Config {
-        faults: Faults { reset_mid_body_every_nth: Some(1), every_nth_503: None },
+        faults: Faults { reset_mid_body_every_nth: Some(1), ..Faults::default() },
         ..Config::default()
     });
     let name = e.dataset().partitions[5].0.clone();
@@ -619,10 +619,7 @@ fn reset_mid_body_is_metered() {
 
 #[test]
 fn unavailable_on_first_attempt_only() {
-    let e = start(Config {
-        faults: Faults { every_nth_503: Some(1), reset_mid_body_every_nth: None },
-        ..Config::default()
-    });
+    let e = start(Config { faults: Faults { every_nth_503: Some(1), ..Faults::default() }, ..Config::default() });
     let url = format!("{}{}", e.lightcurves_url(), e.dataset().partitions[2].0);
     assert_eq!(fetch(&url).status, 503);
     assert_eq!(fetch(&url).status, 200);

@@ -79,6 +79,7 @@ mod throttle;
 mod validate;
 mod views;
 
+use crate::hostile::{self, Hostile, HostileFault};
 use crate::http::{self, Conn, ReadOutcome, Request, Response};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -114,6 +115,9 @@ pub struct Faults {
     /// The first this many GETs of each result file announce the whole `Content-Length` but
     /// send only half the body, then close (counted per file in [`Meter::result_reads`]).
     pub truncate_result_reads: u64,
+    /// A hostile answer (see [`crate::hostile`]) to the result-file GETs it picks, on every
+    /// attempt; `bad-utf8-json` applies to task GETs (`/queue/<id>/`) instead.
+    pub hostile: Option<HostileFault>,
 }
 
 #[derive(Clone, Debug)]
@@ -537,6 +541,25 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let faults = shared.faults.read().unwrap().clone();
         if !shared.cfg.latency.is_zero() {
             std::thread::sleep(shared.cfg.latency);
+        }
+        let hostile_route = |h: &HostileFault| match (h.kind == Hostile::BadUtf8Json, views::route(&req.path)) {
+            (true, views::Route::Detail(_)) | (false, views::Route::Result(_)) => req.method == "GET",
+            _ => false,
+        };
+        if let Some(h) = faults.hostile.as_ref().filter(|h| hostile_route(h) && h.hits(&req.target)) {
+            let normal = views::respond(shared, &req, peer);
+            shared.record_status(normal.status);
+            if normal.status != 200 {
+                // Not there yet (a result before its task finished): answered as it is.
+                write_response(&mut conn.stream, &normal, false, false)?;
+            } else if h.kind == Hostile::BadUtf8Json {
+                let bad = Response::new(200, "application/json", hostile::BAD_UTF8_JSON.to_vec());
+                write_response(&mut conn.stream, &bad, false, false)?;
+            } else {
+                hostile::answer(&mut conn.stream, &h.kind, &req.target, &normal)?;
+            }
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            return Ok(());
         }
         let key = fnv1a(&[req.method.as_bytes(), req.target.as_bytes(), &req.body]);
         let fault = if shared.first_attempt(key) { choose_fault(&faults, &req) } else { None };

@@ -135,6 +135,9 @@ pub struct Faults {
     pub reset_mid_body_every_nth: Option<u64>,
     /// Answer 503 Service Unavailable.
     pub every_nth_503: Option<u64>,
+    /// A hostile answer (see [`crate::hostile`]) to the file GETs it picks (catalogue or
+    /// partition; not HEAD), on every attempt.
+    pub hostile: Option<crate::hostile::HostileFault>,
 }
 
 /// What the server saw.
@@ -401,6 +404,13 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             Some(FaultKind::Unavailable) => (Response::text(503, "Service Unavailable: please try again later"), None),
             _ => route(shared, &req),
         };
+        if let Some(h) =
+            faults.hostile.as_ref().filter(|h| req.method == "GET" && file.is_some() && h.hits(&req.target))
+        {
+            shared.record_status(resp.status);
+            drop(guard);
+            return crate::hostile::answer(&mut conn.stream, &h.kind, &req.target, &resp);
+        }
         shared.record_status(resp.status);
         // Only file contents count as file bytes (not 304s, 416 pages or 503s).
         let file = file.filter(|_| matches!(resp.status, 200 | 206));

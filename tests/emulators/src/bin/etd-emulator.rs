@@ -1,9 +1,14 @@
-//! `etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]`
+//! `etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--fault KIND[@TEXT]] [--meter-file PATH]`
 //! `etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N]
-//!                        [--latency-ms N] [--meter-file PATH]`
+//!                        [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]`
 //! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
+<<<<<<< HEAD
 //!                         [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]`
 //! `etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]`
+=======
+//!                         [--listing html|webdav|denied] [--latency-ms N] [--fault KIND[@TEXT]]
+//!                         [--meter-file PATH]`
+>>>>>>> reliab
 //! Every emulator also takes `--exit-on-stdin-eof`.
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
@@ -21,10 +26,20 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+<<<<<<< HEAD
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
        etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
        etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]
        etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]
+=======
+const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--fault KIND[@TEXT]] [--meter-file PATH]
+       etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]
+       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]
+--fault KIND[@TEXT]: a hostile answer to the cutouts (ps1), result files (atlas-fp) or file GETs (atlas-var)
+  whose URL contains TEXT:
+  endless-body, slow-drip, huge-headers, redirect-loop, redirect-other-host=URL, html-200,
+  length-short, length-long, bad-utf8-json (ps1: the table; atlas-fp: task JSON), truncated-fits
+>>>>>>> reliab
 Each serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then writes the meter file and exits 0.
   --exit-on-stdin-eof   also stop when stdin reaches end of file (for scripts that hold a pipe open)";
 
@@ -116,6 +131,7 @@ fn run() -> Result<(), String> {
                 "--addr" => addr = v.clone(),
                 "--latency-ms" => faults.latency = Duration::from_millis(number(name, v)?),
                 "--max-inflight" => faults.max_inflight = Some(number(name, v)?),
+                "--fault" => faults.hostile = Some(v.parse()?),
                 "--meter-file" => meter_file = Some(v.clone()),
                 _ => return Err(format!("unknown option {name:?}")),
             }
@@ -154,6 +170,7 @@ fn run() -> Result<(), String> {
                     }
                 }
                 "--latency-ms" => cfg.latency = Duration::from_millis(number(name, v)?),
+                "--fault" => cfg.faults.hostile = Some(v.parse()?),
                 "--meter-file" => meter_file = Some(v.clone()),
                 _ => return Err(format!("unknown option {name:?}")),
             }
@@ -171,6 +188,7 @@ fn run() -> Result<(), String> {
             "--queue-ms" => cfg.queue_time = Duration::from_millis(number(name, v)?),
             "--run-ms" => cfg.run_time = Duration::from_millis(number(name, v)?),
             "--latency-ms" => cfg.latency = Duration::from_millis(number(name, v)?),
+            "--fault" => cfg.faults.hostile = Some(v.parse()?),
             "--meter-file" => meter_file = Some(v.clone()),
             _ => return Err(format!("unknown option {name:?}")),
         }

@@ -38,6 +38,7 @@ mod fits;
 mod render;
 pub(crate) mod sky;
 
+use crate::hostile::{self, Hostile, HostileFault};
 use crate::http::{self, Conn, ReadOutcome, Request, Response};
 use serde::Serialize;
 use sky::{FileRef, Kind, Skycell};
@@ -83,6 +84,9 @@ pub struct Faults {
     /// Every `fitscut.cgi` answer is a whole `200 text/html` maintenance page instead of the
     /// cutout, on every attempt (a server that sends the wrong thing, not a network fault).
     pub html_instead_of_cutouts: bool,
+    /// A hostile answer (see [`crate::hostile`]) to the `fitscut.cgi` requests it picks, on every
+    /// attempt; `bad-utf8-json` applies to `ps1filenames.py` (a table that is not UTF-8).
+    pub hostile: Option<HostileFault>,
 }
 
 /// Politeness as the server saw it.
@@ -332,6 +336,23 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             continue;
         }
 
+        let hostile_endpoint = |h: &HostileFault| match h.kind {
+            Hostile::BadUtf8Json => req.path == "/cgi-bin/ps1filenames.py",
+            _ => req.path == "/cgi-bin/fitscut.cgi",
+        };
+        if let Some(h) = faults.hostile.as_ref().filter(|h| hostile_endpoint(h) && h.hits(&req.target)) {
+            let mut normal = route(&req);
+            if h.kind == Hostile::BadUtf8Json {
+                normal.body.extend_from_slice(b"\xff\xfe not UTF-8\n");
+            }
+            shared.record_status(normal.status);
+            drop(guard);
+            return if h.kind == Hostile::BadUtf8Json {
+                write_response(&mut conn.stream, &normal, head_only, false)
+            } else {
+                hostile::answer(&mut conn.stream, &h.kind, &req.target, &normal)
+            };
+        }
         let fault = if shared.attempt(&req.target) == 1 { choose_fault(&faults, &req.target) } else { None };
         let resp = match fault {
             Some(FaultKind::Reset) => {
