@@ -2,13 +2,9 @@
 //! `etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N]
 //!                        [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]`
 //! `etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X]
-<<<<<<< HEAD
-//!                         [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]`
-//! `etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]`
-=======
 //!                         [--listing html|webdav|denied] [--latency-ms N] [--fault KIND[@TEXT]]
 //!                         [--meter-file PATH]`
->>>>>>> reliab
+//! `etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]`
 //! Every emulator also takes `--exit-on-stdin-eof`.
 //!
 //! Starts an emulator, prints its base URL (one line; for `atlas-fp` a second line holds the API
@@ -26,20 +22,14 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-<<<<<<< HEAD
-const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--meter-file PATH]
-       etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--meter-file PATH]
-       etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]
-       etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--meter-file PATH]
-=======
 const USAGE: &str = "usage: etd-emulator ps1 [--addr 127.0.0.1:0] [--latency-ms N] [--max-inflight N] [--fault KIND[@TEXT]] [--meter-file PATH]
        etd-emulator atlas-fp [--addr 127.0.0.1:0] [--time-scale X] [--queue-ms N] [--run-ms N] [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]
        etd-emulator atlas-var [--addr 127.0.0.1:0] [--objects N] [--seed N] [--band-deg X] [--listing html|webdav|denied] [--latency-ms N] [--fault KIND[@TEXT]] [--meter-file PATH]
+       etd-emulator astrocut [--addr 127.0.0.1:0] [--latency-ms N] [--cadences N] [--meter-file PATH]
 --fault KIND[@TEXT]: a hostile answer to the cutouts (ps1), result files (atlas-fp) or file GETs (atlas-var)
   whose URL contains TEXT:
   endless-body, slow-drip, huge-headers, redirect-loop, redirect-other-host=URL, html-200,
   length-short, length-long, bad-utf8-json (ps1: the table; atlas-fp: task JSON), truncated-fits
->>>>>>> reliab
 Each serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then writes the meter file and exits 0.
   --exit-on-stdin-eof   also stop when stdin reaches end of file (for scripts that hold a pipe open)";
 
