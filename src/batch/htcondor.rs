@@ -119,8 +119,14 @@ fn submit(plan: &Plan, step: &str) -> String {
             return s;
         }
     };
+    let ensure = match step {
+        _ if plan.shared_fs => String::new(),
+        "shard" => format!("--ensure work/parts/{} ", plan.part("$(Process)")),
+        _ => "--ensure work ".to_string(),
+    };
     let mut s = header(&what);
-    let _ = write!(s, "universe = vanilla\nexecutable = {out}/etd-task.sh\narguments = \"{step} {etd} {args}\"\n");
+    let _ =
+        write!(s, "universe = vanilla\nexecutable = {out}/etd-task.sh\narguments = \"{ensure}{step} {etd} {args}\"\n");
     if plan.shared_fs {
         let _ = write!(s, "initialdir = {}\nshould_transfer_files = NO\n", plan.workdir.display());
     } else {
@@ -202,6 +208,8 @@ fn common(plan: &Plan, step: &str, s: &mut String) {
          # Exit 75 (retry later): run the task again, at most {retries} times; any other code is final.\n\
          max_retries = {retries}\n\
          retry_until = ExitCode =!= 75\n\
+         # A job held because a transfer failed is removed, so that DAGMan's RETRY takes over.\n\
+         periodic_remove = (JobStatus == 5) && (HoldReasonCode == 12 || HoldReasonCode == 13)\n\
          output = {out}/logs/{step}{per}.out\n\
          error = {out}/logs/{step}{per}.err\n\
          log = {out}/logs/{step}.log\n",

@@ -222,7 +222,7 @@ fn job(plan: &Plan, image: &str, step: &str) -> String {
          onExitCodes: {{operator: In, values: [75]}}\n      \
          # Evicted or preempted (SIGTERM first: the task journals and exits): not counted.\n      \
          - action: Ignore\n        \
-         onPodConditions: [{{type: DisruptionTarget}}]\n  \
+         onPodConditions: [{{type: DisruptionTarget, status: \"True\"}}]\n  \
          template:\n    \
          metadata:\n      \
          labels:\n{labels}    \

@@ -217,11 +217,19 @@ pub fn task_script() -> String {
     let mut s = String::new();
     s.push_str(
         r#"#!/bin/sh
-# One step of the etd pipeline as a batch engine runs it: etd-task.sh STEP ETD ARGS...
+# One step of the etd pipeline as a batch engine runs it:
+#   etd-task.sh [--ensure DIR] STEP ETD ARGS...
 # Written by `etd batch`. Runs `ETD ARGS...`, forwards SIGTERM and SIGINT to it (a vacated or
 # preempted task journals what it did and exits 143; the same command continues it), and exits
 # with etd's code, except that exit 3 of a fetch or a merge (finished; some items failed
-# permanently, listed in failures.jsonl) becomes 0 so that the next step runs.
+# permanently, listed in failures.jsonl) becomes 0 so that the next step runs. --ensure DIR
+# makes DIR exist when etd exits, for an engine that transfers it back (HTCondor holds a job
+# whose output is missing, where it should see the exit code).
+ensure=
+if [ "$1" = --ensure ]; then
+  ensure=$2
+  shift 2
+fi
 step=$1
 etd=$2
 shift 2
@@ -241,6 +249,9 @@ done
 if [ "$rc" = 3 ] && { [ "$step" = fetch ] || [ "$step" = merge ]; }; then
   echo "etd-task: $step: some items failed permanently (see failures.jsonl); the pipeline goes on" >&2
   rc=0
+fi
+if [ -n "$ensure" ]; then
+  mkdir -p "$ensure"
 fi
 exit "$rc"
 "#,

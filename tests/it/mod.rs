@@ -2,6 +2,7 @@ mod common;
 
 mod atlas_fp;
 mod atlas_var;
+mod batch;
 
 mod cli;
 mod endpoints;
