@@ -60,8 +60,8 @@ Register-ArgumentCompleter -Native -CommandName 'etd' -ScriptBlock {
             break
         }
         'etd;fetch' {
-            [CompletionResult]::new('--task-index', '--task-index', [CompletionResultType]::ParameterName, 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]')
-            [CompletionResult]::new('--num-tasks', '--num-tasks', [CompletionResultType]::ParameterName, 'Number of tasks the work is split across')
+            [CompletionResult]::new('--task-index', '--task-index', [CompletionResultType]::ParameterName, 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]')
+            [CompletionResult]::new('--num-tasks', '--num-tasks', [CompletionResultType]::ParameterName, 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Format of log lines on stderr')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the units and requests that would be made, then stop; makes no request')
@@ -79,8 +79,11 @@ Register-ArgumentCompleter -Native -CommandName 'etd' -ScriptBlock {
             break
         }
         'etd;shard' {
+            [CompletionResult]::new('--task-index', '--task-index', [CompletionResultType]::ParameterName, 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]')
+            [CompletionResult]::new('--num-tasks', '--num-tasks', [CompletionResultType]::ParameterName, 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Format of log lines on stderr')
+            [CompletionResult]::new('--merge', '--merge', [CompletionResultType]::ParameterName, 'Write the shards and manifest from the parts of a split shard run')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors: no progress, no informational logs')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors: no progress, no informational logs')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log detail (-v debug, -vv trace)')
@@ -108,8 +111,8 @@ Register-ArgumentCompleter -Native -CommandName 'etd' -ScriptBlock {
             break
         }
         'etd;run' {
-            [CompletionResult]::new('--task-index', '--task-index', [CompletionResultType]::ParameterName, 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]')
-            [CompletionResult]::new('--num-tasks', '--num-tasks', [CompletionResultType]::ParameterName, 'Number of tasks the work is split across')
+            [CompletionResult]::new('--task-index', '--task-index', [CompletionResultType]::ParameterName, 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]')
+            [CompletionResult]::new('--num-tasks', '--num-tasks', [CompletionResultType]::ParameterName, 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]')
             [CompletionResult]::new('--workdir', '--workdir', [CompletionResultType]::ParameterName, 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Format of log lines on stderr')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the units and requests that would be made, then stop; makes no request')

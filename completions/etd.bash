@@ -466,12 +466,20 @@ _etd() {
             return 0
             ;;
         etd__subcmd__shard)
-            opts="-q -v -h -V --workdir --quiet --verbose --no-progress --log-format --help --version"
+            opts="-q -v -h -V --merge --task-index --num-tasks --workdir --quiet --verbose --no-progress --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --task-index)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-tasks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --workdir)
                     COMPREPLY=()
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then

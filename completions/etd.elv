@@ -55,8 +55,8 @@ set edit:completion:arg-completer[etd] = {|@words|
             cand --version 'Print version'
         }
         &'etd;fetch'= {
-            cand --task-index 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]'
-            cand --num-tasks 'Number of tasks the work is split across'
+            cand --task-index 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]'
+            cand --num-tasks 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]'
             cand --workdir 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]'
             cand --log-format 'Format of log lines on stderr'
             cand --dry-run 'Print the units and requests that would be made, then stop; makes no request'
@@ -73,8 +73,11 @@ set edit:completion:arg-completer[etd] = {|@words|
             cand --version 'Print version'
         }
         &'etd;shard'= {
+            cand --task-index 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]'
+            cand --num-tasks 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]'
             cand --workdir 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]'
             cand --log-format 'Format of log lines on stderr'
+            cand --merge 'Write the shards and manifest from the parts of a split shard run'
             cand -q 'Print only errors: no progress, no informational logs'
             cand --quiet 'Print only errors: no progress, no informational logs'
             cand -v 'More log detail (-v debug, -vv trace)'
@@ -100,8 +103,8 @@ set edit:completion:arg-completer[etd] = {|@words|
             cand --version 'Print version'
         }
         &'etd;run'= {
-            cand --task-index 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]'
-            cand --num-tasks 'Number of tasks the work is split across'
+            cand --task-index 'This task''s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]'
+            cand --num-tasks 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]'
             cand --workdir 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]'
             cand --log-format 'Format of log lines on stderr'
             cand --dry-run 'Print the units and requests that would be made, then stop; makes no request'

@@ -51,8 +51,8 @@ complete -c etd -n "__fish_etd_using_subcommand check" -s v -l verbose -d 'More 
 complete -c etd -n "__fish_etd_using_subcommand check" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
 complete -c etd -n "__fish_etd_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c etd -n "__fish_etd_using_subcommand check" -s V -l version -d 'Print version'
-complete -c etd -n "__fish_etd_using_subcommand fetch" -l task-index -d 'This task\'s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]' -r
-complete -c etd -n "__fish_etd_using_subcommand fetch" -l num-tasks -d 'Number of tasks the work is split across' -r
+complete -c etd -n "__fish_etd_using_subcommand fetch" -l task-index -d 'This task\'s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]' -r
+complete -c etd -n "__fish_etd_using_subcommand fetch" -l num-tasks -d 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]' -r
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l workdir -d 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]' -r -f -a "(__fish_complete_directories)"
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
@@ -64,9 +64,12 @@ complete -c etd -n "__fish_etd_using_subcommand fetch" -s v -l verbose -d 'More 
 complete -c etd -n "__fish_etd_using_subcommand fetch" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c etd -n "__fish_etd_using_subcommand fetch" -s V -l version -d 'Print version'
+complete -c etd -n "__fish_etd_using_subcommand shard" -l task-index -d 'This task\'s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]' -r
+complete -c etd -n "__fish_etd_using_subcommand shard" -l num-tasks -d 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]' -r
 complete -c etd -n "__fish_etd_using_subcommand shard" -l workdir -d 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]' -r -f -a "(__fish_complete_directories)"
 complete -c etd -n "__fish_etd_using_subcommand shard" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"
+complete -c etd -n "__fish_etd_using_subcommand shard" -l merge -d 'Write the shards and manifest from the parts of a split shard run'
 complete -c etd -n "__fish_etd_using_subcommand shard" -s q -l quiet -d 'Print only errors: no progress, no informational logs'
 complete -c etd -n "__fish_etd_using_subcommand shard" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
 complete -c etd -n "__fish_etd_using_subcommand shard" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
@@ -81,8 +84,8 @@ complete -c etd -n "__fish_etd_using_subcommand publish" -s v -l verbose -d 'Mor
 complete -c etd -n "__fish_etd_using_subcommand publish" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
 complete -c etd -n "__fish_etd_using_subcommand publish" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c etd -n "__fish_etd_using_subcommand publish" -s V -l version -d 'Print version'
-complete -c etd -n "__fish_etd_using_subcommand run" -l task-index -d 'This task\'s index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]' -r
-complete -c etd -n "__fish_etd_using_subcommand run" -l num-tasks -d 'Number of tasks the work is split across' -r
+complete -c etd -n "__fish_etd_using_subcommand run" -l task-index -d 'This task\'s index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]' -r
+complete -c etd -n "__fish_etd_using_subcommand run" -l num-tasks -d 'Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]' -r
 complete -c etd -n "__fish_etd_using_subcommand run" -l workdir -d 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]' -r -f -a "(__fish_complete_directories)"
 complete -c etd -n "__fish_etd_using_subcommand run" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
 json\t'One JSON object per line'"

@@ -79,7 +79,11 @@ pub enum Command {
     ///
     /// Writes <workdir>/shards/ with <name>[-<split>]-NNNNNN.tar[.zst] and manifest.json (last).
     /// The same recipe and raw inputs give byte-identical shards on any machine and thread count.
-    Shard(RecipeArg),
+    ///
+    /// As N batch tasks: each `--task-index I --num-tasks N` makes the samples of its share and
+    /// writes <workdir>/parts/shard-I-of-N/; then `--merge` writes the shards and manifest from
+    /// all N parts, byte-identical to a single `etd shard` for any N.
+    Shard(ShardArgs),
 
     /// Distribute: copy shards and manifest into an OSDF/Pelican origin, verified
     Publish(PublishArgs),
@@ -157,14 +161,14 @@ pub struct FetchArgs {
     pub limits: LimitArgs,
 }
 
-/// Work split for batch systems (HTCondor, Kubernetes indexed jobs).
+/// Work split for batch systems (HTCondor, Slurm arrays, Kubernetes indexed jobs).
 #[derive(Debug, Args)]
 pub struct TaskSplitArgs {
-    /// This task's index, 0-based [default: $JOB_COMPLETION_INDEX, else 0]
+    /// This task's index, 0-based [default: $JOB_COMPLETION_INDEX, else $SLURM_ARRAY_TASK_ID, else 0]
     #[arg(long, value_name = "I", requires = "num_tasks")]
     pub task_index: Option<u32>,
 
-    /// Number of tasks the work is split across
+    /// Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub num_tasks: Option<u32>,
 }
@@ -247,6 +251,20 @@ pub struct BatchArgs {
 /// A size as in recipes (`2GiB`, `500MB`), in bytes.
 fn parse_size(s: &str) -> Result<u64, String> {
     crate::units::Size::parse(s).map(|v| v.0)
+}
+
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArg,
+    /// Write the shards and manifest from the parts of a split shard run
+    #[arg(long, conflicts_with_all = ["task_index", "num_tasks"])]
+    pub merge: bool,
+    /// With --merge: the part folders (shard-I-of-N) to merge [default: <workdir>/parts/shard-*-of-N]
+    #[arg(value_name = "PART", requires = "merge", value_hint = ValueHint::DirPath)]
+    pub parts: Vec<PathBuf>,
+    #[command(flatten)]
+    pub split: TaskSplitArgs,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,13 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const ETD_LOG: &str = "ETD_LOG";
 /// Kubernetes indexed-job index, used as `--task-index` when that flag is absent.
 pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+/// Slurm job arrays: this task's index, the array's lowest and highest index, its task count
+/// and step, used when `--task-index`/`--num-tasks` are absent.
+pub const SLURM_ARRAY_TASK_ID: &str = "SLURM_ARRAY_TASK_ID";
+pub const SLURM_ARRAY_TASK_MIN: &str = "SLURM_ARRAY_TASK_MIN";
+pub const SLURM_ARRAY_TASK_MAX: &str = "SLURM_ARRAY_TASK_MAX";
+pub const SLURM_ARRAY_TASK_COUNT: &str = "SLURM_ARRAY_TASK_COUNT";
+pub const SLURM_ARRAY_TASK_STEP: &str = "SLURM_ARRAY_TASK_STEP";
 /// Worker threads for transforms and compression (rayon's own variable).
 pub const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
 /// Seconds between progress lines when stderr is not a terminal (default 5).
@@ -31,6 +38,11 @@ pub const ALL: &[&str] = &[
     NO_COLOR,
     ETD_LOG,
     JOB_COMPLETION_INDEX,
+    SLURM_ARRAY_TASK_ID,
+    SLURM_ARRAY_TASK_MIN,
+    SLURM_ARRAY_TASK_MAX,
+    SLURM_ARRAY_TASK_COUNT,
+    SLURM_ARRAY_TASK_STEP,
     RAYON_NUM_THREADS,
     ETD_PROGRESS_INTERVAL,
     ETD_REGENERATE,

@@ -4,7 +4,7 @@
 use crate::cli::FetchArgs;
 use crate::error::Exit;
 use crate::recipe::Recipe;
-use crate::sources::{FetchRun, TaskSplit};
+use crate::sources::FetchRun;
 
 use super::Ctx;
 
@@ -15,8 +15,7 @@ pub fn run(ctx: &Ctx, args: &FetchArgs) -> anyhow::Result<Exit> {
 
 /// Fetch a loaded recipe (shared with `run`).
 pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exit> {
-    let env_index = std::env::var(crate::env_vars::JOB_COMPLETION_INDEX).ok();
-    let split = TaskSplit::new(args.split.task_index, args.split.num_tasks, env_index.as_deref())?;
+    let split = super::task_split(&args.split)?;
     let source = recipe.source.source();
     let inputs = super::source_inputs(recipe);
     let workdir = ctx.workdir(recipe);
@@ -28,13 +27,34 @@ pub fn fetch(ctx: &Ctx, recipe: &Recipe, args: &FetchArgs) -> anyhow::Result<Exi
         reporter: &ctx.reporter,
         print: &super::print_stdout,
     };
-    if let Some(why) = source.whole_only() {
-        run.whole_only(why)?;
-    }
+    check_task_count(recipe, split, args.limits.exceed_archive_limits)?;
     source.preamble(&run)?;
     if args.dry_run {
         source.dry_run(&run)
     } else {
         source.fetch(&run)
     }
+}
+
+/// Every task of a split keeps at least one request in flight, so more tasks than the requests in
+/// flight the politeness allows would exceed it together.
+fn check_task_count(recipe: &Recipe, split: crate::sources::TaskSplit, exceed: bool) -> anyhow::Result<()> {
+    let concurrency = recipe.politeness.concurrency;
+    if split.is_whole() || !recipe.source.source().networked() || split.count <= concurrency {
+        return Ok(());
+    }
+    let what = format!(
+        "--num-tasks {} is more than the {concurrency} requests in flight the politeness allows; every task \
+         keeps at least one in flight",
+        split.count
+    );
+    if exceed {
+        tracing::warn!("{what} (allowed by --exceed-archive-limits)");
+        return Ok(());
+    }
+    Err(crate::error::UserError::usage(what)
+        .with_hint(format!(
+            "use at most {concurrency} tasks (more tasks do not fetch faster: they share the archive's rate)"
+        ))
+        .into())
 }

@@ -45,7 +45,7 @@ pub fn dispatch(cli: &Cli, reporter: Reporter) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Check(a) => check::run(&ctx, a),
         Command::Fetch(a) => fetch::run(&ctx, a),
-        Command::Shard(a) => shard::run(&ctx, &a.recipe),
+        Command::Shard(a) => shard::run(&ctx, a),
         Command::Publish(a) => publish::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Verify(a) => verify::run(a),
@@ -74,6 +74,11 @@ pub fn source_inputs(recipe: &Recipe) -> crate::sources::Inputs<'_> {
         lightcurve: &recipe.lightcurve,
         politeness: &recipe.politeness,
     }
+}
+
+/// This process's share of a batch work split: the flags, else the batch system's environment.
+pub fn task_split(args: &crate::cli::TaskSplitArgs) -> Result<crate::sources::TaskSplit, crate::error::UserError> {
+    crate::sources::TaskSplit::from_env(args.task_index, args.num_tasks, &|name| std::env::var(name).ok())
 }
 
 /// Write data for scripts to stdout.

@@ -1,20 +1,31 @@
-//! `etd shard RECIPE`: raw data -> samples -> shards + manifest.
+//! `etd shard RECIPE`: raw data -> samples -> shards + manifest; as N batch tasks, each writes
+//! its part (`--task-index I --num-tasks N`) and `--merge` packs the parts into the shards.
 
 use std::path::Path;
 
+use crate::cli::ShardArgs;
 use crate::error::{Exit, UserError};
 use crate::failure::{FailureKind, Stage};
 use crate::recipe::Recipe;
 use crate::report::plural;
-use crate::shard::{self, DatasetInfo};
-use crate::sources::ShardInput;
+use crate::shard::{self, part, DatasetInfo};
+use crate::sources::{ShardInput, TaskSplit};
 use crate::store::journal::{replace_failures, FailureEntry, JournalSet};
+use crate::store::Workdir;
 
 use super::Ctx;
 
-pub fn run(ctx: &Ctx, recipe_path: &Path) -> anyhow::Result<Exit> {
-    let recipe = super::load_recipe(recipe_path, false)?;
-    shard_recipe(ctx, &recipe)
+pub fn run(ctx: &Ctx, args: &ShardArgs) -> anyhow::Result<Exit> {
+    let recipe = super::load_recipe(&args.recipe.recipe, false)?;
+    if args.merge {
+        return merge(ctx, &recipe, &args.parts);
+    }
+    let split = super::task_split(&args.split)?;
+    if split.is_whole() {
+        shard_recipe(ctx, &recipe)
+    } else {
+        shard_part(ctx, &recipe, split)
+    }
 }
 
 /// Shard a loaded recipe (shared with `run`).
@@ -52,6 +63,18 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
         Ok(report)
     });
+    finish(recipe, &workdir, written, scan.failed.len())
+}
+
+/// Put a written dataset in place of `shards/`, record its failed samples, log the summary and
+/// return the exit code (`fetch_failed`: units that failed to fetch, also missing from it).
+fn finish(
+    recipe: &Recipe,
+    workdir: &Workdir,
+    written: anyhow::Result<shard::DatasetReport>,
+    fetch_failed: usize,
+) -> anyhow::Result<Exit> {
+    let partial = workdir.shards_partial();
     let report = match written {
         Ok(report) => report,
         Err(e) => {
@@ -64,11 +87,11 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     let failures: Vec<FailureEntry> = report
         .failures
         .iter()
-        .map(|(id, e)| FailureEntry {
-            unit: id.clone(),
+        .map(|f| FailureEntry {
+            unit: f.id.clone(),
             stage: Stage::Shard.into(),
             kind: FailureKind::Sample.into(),
-            reason: e.0.clone(),
+            reason: f.error.0.clone(),
         })
         .collect();
     let failed = failures.len();
@@ -83,25 +106,153 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
     tracing::info!("manifest: {}", workdir.shards().join(shard::manifest::MANIFEST_NAME).display());
     if m.samples == 0 {
         tracing::warn!("the dataset is empty: no sample was made");
-        if let Some(hint) = source.empty_hint() {
+        if let Some(hint) = recipe.source.source().empty_hint() {
             tracing::warn!("hint: {hint}");
         }
     }
-    if !scan.failed.is_empty() {
+    if fetch_failed > 0 {
         tracing::warn!(
             "{} failed to fetch and {} not in the shards; see {}",
-            plural(scan.failed.len(), "target"),
-            if scan.failed.len() == 1 { "is" } else { "are" },
+            plural(fetch_failed, "target"),
+            if fetch_failed == 1 { "is" } else { "are" },
             workdir.failures().display()
         );
     }
     if failed > 0 {
         tracing::warn!("{} failed; see {}", plural(failed, "sample"), workdir.failures().display());
     }
-    if failed > 0 || !scan.failed.is_empty() {
+    if failed > 0 || fetch_failed > 0 {
         return Ok(Exit::SomeFailed);
     }
     Ok(Exit::Success)
+}
+
+/// `--task-index I --num-tasks N`: make the samples of the units this task owns and write them as
+/// `parts/shard-I-of-N/`, for `--merge`.
+fn shard_part(ctx: &Ctx, recipe: &Recipe, split: TaskSplit) -> anyhow::Result<Exit> {
+    let workdir = ctx.workdir(recipe);
+    let _lock = workdir.lock_task(split.index, split.count)?;
+    let source = recipe.source.source();
+    check_fetch_journals(&workdir, split, source.samples_span_units())?;
+    let journals = JournalSet::open(workdir.journals()?)?;
+    let params = source.fingerprint();
+    let scan = journals.scan_for(params.as_deref())?;
+    if let (true, Some(params)) = (scan.stale > 0, &params) {
+        for note in crate::sources::stale_notes(&scan, params, "leaving them out") {
+            tracing::warn!("{note}");
+        }
+    }
+    if scan.done.is_empty() && scan.failed.is_empty() {
+        return Err(UserError::usage(format!("nothing has been fetched into {}", workdir.root.display()))
+            .with_hint(format!(
+                "run `etd fetch {} --task-index {} --num-tasks {}` in this workdir first",
+                recipe.path.display(),
+                split.index,
+                split.count
+            ))
+            .into());
+    }
+    let fetch_failures: Vec<FailureEntry> =
+        scan.failure_entries().into_iter().filter(|f| split.owns(&f.unit)).collect();
+    let units_done = scan.done.keys().filter(|u| split.owns(u)).count() as u64;
+    let inputs = super::source_inputs(recipe);
+    let input = ShardInput { inputs: &inputs, workdir: &workdir, journals: &journals, done: scan.done };
+    let samples = source.samples(&input)?;
+    let jobs: Vec<_> = samples.jobs()?.into_iter().filter(|j| split.owns(&j.id)).collect();
+    let dir = workdir.parts().join(part::part_dir_name(split.index, split.count));
+    fs_err::create_dir_all(workdir.parts())?;
+    let info = part::PartInfo {
+        name: &recipe.name,
+        recipe_sha256: &recipe.sha256,
+        classes: samples.classes(),
+        index: split.index,
+        count: split.count,
+        units_done,
+        fetch_failures,
+    };
+    let index = part::write_part(jobs, |job| samples.make(job), info, &dir, &ctx.reporter)?;
+    tracing::info!(
+        "shard (task {} of {}): {} made, {} failed -> {}",
+        split.index,
+        split.count,
+        plural(index.samples.len(), "sample"),
+        index.failures.len(),
+        dir.display()
+    );
+    tracing::info!(
+        "when every task has its part, run `etd shard {} --merge` (with the part folders, if they are not in {})",
+        recipe.path.display(),
+        workdir.parts().display()
+    );
+    Ok(Exit::Success)
+}
+
+/// A shard task sees the fetch journals its workdir holds. All tasks' journals (a shared
+/// filesystem) or only its own of the same split (a workdir of its own, as on the OSPool) are
+/// both fine; any other mix would silently leave samples out. Samples that span units (ATLAS-VAR
+/// light curves gather rows from every partition) need all of them.
+fn check_fetch_journals(workdir: &Workdir, split: TaskSplit, span: bool) -> anyhow::Result<()> {
+    let mut by_count: std::collections::BTreeMap<u32, std::collections::BTreeSet<u32>> = Default::default();
+    for path in workdir.journals()? {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some((i, n)) = crate::store::parse_task_journal(&name) {
+            by_count.entry(n).or_default().insert(i);
+        }
+    }
+    for (count, seen) in by_count {
+        if seen.len() as u32 == count {
+            continue;
+        }
+        let own = count == split.count && seen.len() == 1 && seen.contains(&split.index);
+        let list: Vec<String> = seen.iter().map(|i| i.to_string()).collect();
+        let what = format!(
+            "{} holds the fetch journals of task{} {} of {count} only",
+            workdir.root.display(),
+            if seen.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        );
+        if span {
+            return Err(UserError::usage(format!("{what}, and this source's samples need every fetch task's data"))
+                .with_hint("shard it where all fetch tasks wrote (a shared filesystem), or as one task")
+                .into());
+        }
+        if !own {
+            tracing::warn!(
+                "{what}: samples of units fetched by the other tasks are left out of this part (task {} of {})",
+                split.index,
+                split.count
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--merge`: the shards and manifest from the parts of a split shard run, byte-identical to a
+/// single `etd shard`.
+fn merge(ctx: &Ctx, recipe: &Recipe, dirs: &[std::path::PathBuf]) -> anyhow::Result<Exit> {
+    let workdir = ctx.workdir(recipe);
+    let _lock = workdir.lock()?;
+    shard::recover_swap(&workdir.shards(), &workdir.shards_old())?;
+    let dirs = if dirs.is_empty() { part::PartSet::find(&workdir.parts())? } else { dirs.to_vec() };
+    let parts = part::PartSet::open(&dirs, &recipe.sha256)?;
+    let fetch_failures = parts.fetch_failures();
+    let fetch_failed = fetch_failures.len();
+    replace_failures(&workdir.failures(), Stage::Fetch, fetch_failures)?;
+    let jobs = parts.jobs()?;
+    if parts.units_done() == 0 && fetch_failed == 0 {
+        return Err(UserError::usage(format!("the {} parts hold nothing fetched", dirs.len()))
+            .with_hint(format!("run `etd fetch {}` first", recipe.path.display()))
+            .into());
+    }
+    tracing::info!("merging {} from {}", plural(jobs.len(), "sample"), plural(dirs.len(), "part"));
+    let partial = workdir.shards_partial();
+    let info = DatasetInfo { name: &recipe.name, recipe_sha256: &recipe.sha256, classes: parts.classes() };
+    let written = shard::write_dataset(jobs, |job| parts.make(job), &recipe.shard, &info, &partial, &ctx.reporter)
+        .and_then(|report| {
+            crate::stop::check(|| "shard did not finish; the previous shards are intact".into())?;
+            Ok(report)
+        });
+    finish(recipe, &workdir, written, fetch_failed)
 }
 
 /// Make the samples of the fetched units and write them into `partial` (shards + manifest).

@@ -7,6 +7,7 @@
 
 pub mod inspect;
 pub mod manifest;
+pub mod part;
 pub mod read;
 pub mod verify;
 pub mod writer;
@@ -92,8 +93,8 @@ pub struct DatasetInfo<'a> {
 /// The result of a shard run.
 pub struct DatasetReport {
     pub manifest: Manifest,
-    /// (original id, reason) of samples that could not be made.
-    pub failures: Vec<(String, SampleError)>,
+    /// The samples that could not be made, in sample order.
+    pub failures: Vec<Failed>,
 }
 
 /// The split a key belongs to: the first whose cumulative fraction exceeds the key's hash.
@@ -157,22 +158,7 @@ where
     let progress = reporter.start("shard", total);
     let packer = Packer::new(out, info.name, settings, cfg, threads);
     let ordered = order_jobs(jobs, cfg);
-    // Samples are made in parallel a chunk at a time, while another thread packs the previous
-    // chunk in order: making never waits for packing, and order does not depend on threads.
-    let (tx, rx) = sync_channel::<Made<'_, T>>(1);
-    let (packer, failures, mut fields_seen) = std::thread::scope(|scope| {
-        let packing = std::thread::Builder::new()
-            .name("pack".into())
-            .spawn_scoped(scope, || pack(rx, packer, &progress))
-            .context("cannot start the packing thread")?;
-        let made = make_chunks(&ordered, &make, threads, &tx);
-        drop(tx);
-        let packed = packing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // A packing error explains why making stopped early; report it first.
-        let packed = packed?;
-        made?;
-        Ok::<_, anyhow::Error>(packed)
-    })?;
+    let (packer, failures, mut fields_seen) = run_pipeline(&ordered, &make, threads, packer, &progress)?;
     drop(progress);
     let (shards, splits) = packer.finish()?;
     fields_seen.sort();
@@ -190,6 +176,37 @@ where
     };
     crate::fsx::write_atomic(&out.join(MANIFEST_NAME), &manifest.to_bytes())?;
     Ok(DatasetReport { manifest, failures })
+}
+
+/// Make the samples of `ordered` with `make` and hand them to `sink` in order. Samples are made
+/// in parallel a chunk at a time, while another thread packs the previous chunk in order: making
+/// never waits for packing, and the order does not depend on the thread count.
+fn run_pipeline<S, T, F>(
+    ordered: &[(String, Vec<Job<T>>)],
+    make: &F,
+    threads: usize,
+    sink: S,
+    progress: &crate::report::Progress,
+) -> anyhow::Result<(S, Vec<Failed>, Vec<String>)>
+where
+    S: Sink + Send,
+    T: Sync,
+    F: Fn(&Job<T>) -> anyhow::Result<Result<Fields, SampleError>> + Sync,
+{
+    let (tx, rx) = sync_channel::<Made<'_, T>>(1);
+    std::thread::scope(|scope| {
+        let packing = std::thread::Builder::new()
+            .name("pack".into())
+            .spawn_scoped(scope, || pack(rx, sink, progress))
+            .context("cannot start the packing thread")?;
+        let made = make_chunks(ordered, make, threads, &tx);
+        drop(tx);
+        let packed = packing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // A packing error explains why making stopped early; report it first.
+        let packed = packed?;
+        made?;
+        Ok(packed)
+    })
 }
 
 /// What the making side sends the packing side, in order.
@@ -258,13 +275,26 @@ where
     Ok(())
 }
 
-/// Pack made samples in order; returns the packer, the failed samples and the fields seen.
-#[allow(clippy::type_complexity)]
-fn pack<'a, T>(
+/// Where made samples go, in order: shards (`Packer`) or a part of a split run (`part::PartSink`).
+trait Sink {
+    fn start_split(&mut self, split: &str) -> anyhow::Result<()>;
+    fn push(&mut self, sample: PackedSample) -> anyhow::Result<()>;
+    fn end_split(&mut self) -> anyhow::Result<()>;
+}
+
+/// A sample that could not be made: its key, its original id and why.
+pub struct Failed {
+    pub key: String,
+    pub id: String,
+    pub error: SampleError,
+}
+
+/// Pack made samples in order; returns the sink, the failed samples and the fields seen.
+fn pack<S: Sink, T>(
     rx: std::sync::mpsc::Receiver<Made<'_, T>>,
-    mut packer: Packer<'a>,
+    mut packer: S,
     progress: &crate::report::Progress,
-) -> anyhow::Result<(Packer<'a>, Vec<(String, SampleError)>, Vec<String>)> {
+) -> anyhow::Result<(S, Vec<Failed>, Vec<String>)> {
     let mut failures = Vec::new();
     let mut fields_seen: Vec<String> = Vec::new();
     for m in rx {
@@ -281,12 +311,12 @@ fn pack<'a, T>(
                                     fields_seen.push(f.clone());
                                 }
                             }
-                            packer.push(PackedSample { key: job.key.clone(), fields })?;
+                            packer.push(PackedSample { key: job.key.clone(), id: job.id.clone(), fields })?;
                             progress.advance(1, bytes);
                         }
                         Err(e) => {
                             tracing::warn!("{}: {e}", job.key);
-                            failures.push((job.id.clone(), e));
+                            failures.push(Failed { key: job.key.clone(), id: job.id.clone(), error: e });
                             progress.advance(1, 0);
                         }
                     }
@@ -332,6 +362,29 @@ impl<'a> Packer<'a> {
         }
     }
 
+    fn finish(self) -> anyhow::Result<(Vec<ShardEntry>, IndexMap<String, SplitEntry>)> {
+        Ok((self.done, self.splits))
+    }
+
+    fn close_current(&mut self) -> anyhow::Result<()> {
+        if let Some((writer, _, _)) = self.current.take() {
+            self.finishing.push_back(writer);
+            while self.finishing.len() >= self.max_writers {
+                self.join_oldest()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn join_oldest(&mut self) -> anyhow::Result<()> {
+        if let Some(w) = self.finishing.pop_front() {
+            self.done.push(w.finish()?);
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Packer<'_> {
     fn start_split(&mut self, split: &str) -> anyhow::Result<()> {
         self.split = split.to_string();
         self.index = 0;
@@ -360,23 +413,6 @@ impl<'a> Packer<'a> {
         Ok(())
     }
 
-    fn close_current(&mut self) -> anyhow::Result<()> {
-        if let Some((writer, _, _)) = self.current.take() {
-            self.finishing.push_back(writer);
-            while self.finishing.len() >= self.max_writers {
-                self.join_oldest()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn join_oldest(&mut self) -> anyhow::Result<()> {
-        if let Some(w) = self.finishing.pop_front() {
-            self.done.push(w.finish()?);
-        }
-        Ok(())
-    }
-
     fn end_split(&mut self) -> anyhow::Result<()> {
         self.close_current()?;
         while !self.finishing.is_empty() {
@@ -393,10 +429,6 @@ impl<'a> Packer<'a> {
             },
         );
         Ok(())
-    }
-
-    fn finish(self) -> anyhow::Result<(Vec<ShardEntry>, IndexMap<String, SplitEntry>)> {
-        Ok((self.done, self.splits))
     }
 }
 

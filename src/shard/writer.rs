@@ -27,6 +27,8 @@ pub fn tar_bytes(fields: &Fields) -> u64 {
 /// A sample ready to pack.
 pub struct PackedSample {
     pub key: String,
+    /// The original id (recorded by parts; shards do not hold it).
+    pub id: String,
     pub fields: Fields,
 }
 
@@ -197,7 +199,7 @@ mod tests {
         let fields = vec![("a".to_string(), vec![0u8; 1]), ("b".to_string(), vec![0u8; 512])];
         assert_eq!(tar_bytes(&fields), 512 + 512 + 512 + 512);
         let mut out = Vec::new();
-        write_tar(&mut out, vec![PackedSample { key: "k".into(), fields }].into_iter(), 0).unwrap();
+        write_tar(&mut out, vec![PackedSample { key: "k".into(), id: "k".into(), fields }].into_iter(), 0).unwrap();
         assert_eq!(out.len() as u64, 2048 + 1024);
     }
 }

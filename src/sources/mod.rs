@@ -55,9 +55,10 @@ pub trait Source: Sync {
     }
     /// The fields `etd check` lists as the samples' outputs.
     fn outputs(&self, inputs: &Inputs<'_>) -> Vec<&'static str>;
-    /// Why this source refuses a batch work split (`--task-index/--num-tasks`); None: it splits.
-    fn whole_only(&self) -> Option<&'static str> {
-        None
+    /// Whether a sample gathers data from several fetched units (ATLAS-VAR: rows from every
+    /// partition), so a shard task needs every fetch task's data, not only its own units'.
+    fn samples_span_units(&self) -> bool {
+        false
     }
     /// Checks and notes before a fetch or its dry run.
     fn preamble(&self, _run: &FetchRun<'_>) -> anyhow::Result<()> {
@@ -102,11 +103,66 @@ impl TaskSplit {
     /// The whole job in one task.
     pub const WHOLE: TaskSplit = TaskSplit { index: 0, count: 1 };
 
-    /// From `--task-index`/`--num-tasks`, with `env_index` ($JOB_COMPLETION_INDEX) standing in
-    /// for a missing `--task-index`.
-    pub fn new(task_index: Option<u32>, num_tasks: Option<u32>, env_index: Option<&str>) -> Result<Self, UserError> {
-        let env = crate::env_vars::JOB_COMPLETION_INDEX;
-        let env_index = match env_index.map(str::trim).filter(|v| !v.is_empty()) {
+    /// From `--task-index`/`--num-tasks`, with the batch system's environment standing in for
+    /// missing flags: `$JOB_COMPLETION_INDEX` (Kubernetes Indexed Job) for the index, or Slurm's
+    /// `$SLURM_ARRAY_TASK_ID` (counted from `$SLURM_ARRAY_TASK_MIN`) for the index and
+    /// `$SLURM_ARRAY_TASK_COUNT` for the count. `get` reads one variable.
+    pub fn from_env(
+        task_index: Option<u32>,
+        num_tasks: Option<u32>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, UserError> {
+        use crate::env_vars::{
+            JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MAX,
+            SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_STEP,
+        };
+        let var = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if let Some(v) = var(JOB_COMPLETION_INDEX) {
+            return Self::new(task_index, num_tasks, Some((JOB_COMPLETION_INDEX, &v)));
+        }
+        let Some(id) = var(SLURM_ARRAY_TASK_ID) else {
+            return Self::new(task_index, num_tasks, None);
+        };
+        let number = |name: &str| -> Result<Option<u32>, UserError> {
+            var(name)
+                .map(|v| {
+                    v.parse::<u32>().map_err(|_| {
+                        UserError::usage(format!("${name} is `{v}`, not a number"))
+                            .with_hint("Slurm sets it for array jobs (sbatch --array=0-N)")
+                    })
+                })
+                .transpose()
+        };
+        if let Some(step) = number(SLURM_ARRAY_TASK_STEP)?.filter(|s| *s != 1) {
+            return Err(UserError::usage(format!("the Slurm job array steps by {step} (${SLURM_ARRAY_TASK_STEP})"))
+                .with_hint(
+                    "submit a contiguous array, e.g. sbatch --array=0-N, or pass --task-index and --num-tasks",
+                ));
+        }
+        let min = number(SLURM_ARRAY_TASK_MIN)?.unwrap_or(0);
+        let count = number(SLURM_ARRAY_TASK_COUNT)?;
+        if let (Some(max), Some(count)) = (number(SLURM_ARRAY_TASK_MAX)?, count) {
+            if max.checked_sub(min).map(|d| d + 1) != Some(count) {
+                return Err(UserError::usage(format!(
+                    "the Slurm job array {min}-{max} has {count} tasks, not one per index"
+                ))
+                .with_hint(
+                    "submit a contiguous array, e.g. sbatch --array=0-N, or pass --task-index and --num-tasks",
+                ));
+            }
+        }
+        let index = id.parse::<u32>().ok().and_then(|i| i.checked_sub(min)).ok_or_else(|| {
+            UserError::usage(format!("${SLURM_ARRAY_TASK_ID} is `{id}`, not an index from {min} on"))
+                .with_hint("Slurm sets it for array jobs (sbatch --array=0-N)")
+        })?;
+        Self::new(task_index, num_tasks.or(count), Some((SLURM_ARRAY_TASK_ID, &index.to_string())))
+    }
+
+    /// From `--task-index`/`--num-tasks`, with `env` (a variable's name and value, the index
+    /// counted from 0) standing in for a missing `--task-index`.
+    pub fn new(task_index: Option<u32>, num_tasks: Option<u32>, env: Option<(&str, &str)>) -> Result<Self, UserError> {
+        let (env, env_value) = env.unwrap_or((crate::env_vars::JOB_COMPLETION_INDEX, ""));
+        let env_index = match Some(env_value.trim()).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => Some(v.parse::<u32>().map_err(|_| {
                 UserError::usage(format!("${env} is `{v}`, not a task index"))
@@ -311,18 +367,56 @@ mod tests {
     #[test]
     fn task_index_from_flags_or_job_completion_index() {
         assert_eq!(TaskSplit::new(None, None, None).unwrap(), TaskSplit::WHOLE);
-        assert_eq!(TaskSplit::new(None, None, Some("0")).unwrap(), TaskSplit::WHOLE);
-        assert_eq!(TaskSplit::new(None, Some(4), Some("3")).unwrap(), TaskSplit { index: 3, count: 4 });
+        let kube = |v: &'static str| Some((crate::env_vars::JOB_COMPLETION_INDEX, v));
+        assert_eq!(TaskSplit::new(None, None, kube("0")).unwrap(), TaskSplit::WHOLE);
+        assert_eq!(TaskSplit::new(None, Some(4), kube("3")).unwrap(), TaskSplit { index: 3, count: 4 });
         // The flag wins over the environment.
-        assert_eq!(TaskSplit::new(Some(1), Some(4), Some("3")).unwrap(), TaskSplit { index: 1, count: 4 });
-        assert!(TaskSplit::new(None, None, Some("2")).unwrap_err().message.contains("--num-tasks is not given"));
+        assert_eq!(TaskSplit::new(Some(1), Some(4), kube("3")).unwrap(), TaskSplit { index: 1, count: 4 });
+        assert!(TaskSplit::new(None, None, kube("2")).unwrap_err().message.contains("--num-tasks is not given"));
         assert!(TaskSplit::new(Some(4), Some(4), None).unwrap_err().message.contains("not below"));
-        let e = TaskSplit::new(None, Some(2), Some("3")).unwrap_err();
+        let e = TaskSplit::new(None, Some(2), kube("3")).unwrap_err();
         assert!(
             e.message.starts_with("task index 3 from $JOB_COMPLETION_INDEX is not below --num-tasks 2"),
             "{}",
             e.message
         );
-        assert!(TaskSplit::new(None, Some(2), Some("x")).unwrap_err().message.contains("not a task index"));
+        assert!(TaskSplit::new(None, Some(2), kube("x")).unwrap_err().message.contains("not a task index"));
+    }
+
+    #[test]
+    fn task_index_and_count_from_a_slurm_array() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        assert_eq!(TaskSplit::from_env(None, None, &slurm).unwrap(), TaskSplit { index: 2, count: 3 });
+        // Flags win; an array counted from 1 is counted from its minimum.
+        assert_eq!(TaskSplit::from_env(Some(0), Some(3), &slurm).unwrap(), TaskSplit { index: 0, count: 3 });
+        let from_one = env(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ]);
+        assert_eq!(TaskSplit::from_env(None, None, &from_one).unwrap(), TaskSplit { index: 0, count: 4 });
+        let gaps = env(&[
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "8"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        let e = TaskSplit::from_env(None, None, &gaps).unwrap_err();
+        assert!(e.message.contains("has 3 tasks, not one per index"), "{}", e.message);
+        let stepped = env(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_STEP", "2")]);
+        assert!(TaskSplit::from_env(None, None, &stepped).unwrap_err().message.contains("steps by 2"));
+        // Kubernetes' index wins over Slurm's (a Slurm job never sets it).
+        let both = env(&[("JOB_COMPLETION_INDEX", "1"), ("SLURM_ARRAY_TASK_ID", "0")]);
+        assert_eq!(TaskSplit::from_env(None, Some(2), &both).unwrap(), TaskSplit { index: 1, count: 2 });
+        assert_eq!(TaskSplit::from_env(None, None, &env(&[])).unwrap(), TaskSplit::WHOLE);
     }
 }

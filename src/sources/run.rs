@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use crate::error::{Exit, UserError};
+use crate::error::Exit;
 use crate::failure::Stage;
 use crate::human::human_duration;
 use crate::net::client::NetClient;
@@ -73,14 +73,6 @@ impl FetchRun<'_> {
         } else {
             format!(" (task {} of {})", self.split.index, self.split.count)
         }
-    }
-
-    /// Refuse a batch work split for a source that has nothing to split.
-    pub fn whole_only(&self, why: &str) -> anyhow::Result<()> {
-        if self.split.is_whole() {
-            return Ok(());
-        }
-        Err(UserError::usage(why).with_hint("run `etd fetch` once, without --task-index/--num-tasks").into())
     }
 
     /// The journals' state for `params`, read-only (no lock, nothing created; empty without a workdir).

@@ -56,6 +56,10 @@ impl Workdir {
         all.extend(tasks);
         Ok(all)
     }
+    /// The parts of a split shard run (`shard-I-of-N/`), for `etd shard --merge`.
+    pub fn parts(&self) -> PathBuf {
+        self.root.join("parts")
+    }
     pub fn failures(&self) -> PathBuf {
         self.root.join("failures.jsonl")
     }
@@ -106,6 +110,13 @@ impl Workdir {
             Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
+}
+
+/// `journal.task-I-of-N.jsonl` -> (I, N).
+pub fn parse_task_journal(name: &str) -> Option<(u32, u32)> {
+    let (i, n) = name.strip_prefix("journal.task-")?.strip_suffix(".jsonl")?.split_once("-of-")?;
+    let (i, n) = (i.parse::<u32>().ok()?, n.parse::<u32>().ok()?);
+    (i < n).then_some((i, n))
 }
 
 /// Held while a command writes to a workdir; released on drop (also when the process dies).

@@ -430,3 +430,54 @@ fn tasks_submitted_to_another_endpoint_are_neither_followed_nor_deleted_from_the
     assert_eq!(b.tasks().len(), 6);
     assert!(b.tasks().iter().all(|t| t.deleted));
 }
+
+#[test]
+fn three_tasks_share_the_write_budget_and_the_queue_and_shard_as_parts() {
+    etd_emulators::require_fixtures!();
+    let emu = AtlasEmulator::start(fast_server()).unwrap();
+    let s = Scratch::new();
+    let n = 90;
+    s.write("t.csv", targets_csv(n));
+    s.write("r.yaml", recipe(&emu.base_url(), "    max_in_flight: 12\n", POLITE).replace("batch: 40", "batch: 4"));
+    // Three tasks at once in one workdir: each queues at most 12 / 3 = 4 tasks and writes at a
+    // third of the rate, so together they stay inside both of the server's limits.
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"));
+            for var in etd::env_vars::ALL {
+                cmd.env_remove(var);
+            }
+            cmd.current_dir(s.path()).env("ATLAS_TOKEN", TOKEN);
+            cmd.args(["--workdir", "work", "fetch", "r.yaml", "--num-tasks", "3", "--task-index", &i.to_string()]);
+            cmd.stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let m = emu.meter();
+    assert!(m.max_queued_seen <= 12, "queued at once: {}", m.max_queued_seen);
+    assert!(m.max_writes_in_any_window <= 60, "writes in one window: {}", m.max_writes_in_any_window);
+    let tasks = emu.tasks();
+    assert_eq!(tasks.len(), n, "one task per target over all three");
+    assert!(tasks.iter().all(|t| t.deleted), "tasks left on the server");
+    // Shard as one process, then as three parts and a merge: the same bytes.
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let single = s.shard_files();
+    fs_err::remove_dir_all(s.shards()).unwrap();
+    for i in 0..3 {
+        let out =
+            s.etd().args(["shard", "r.yaml", "--num-tasks", "3", "--task-index", &i.to_string()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = s.etd().args(["shard", "r.yaml", "--merge"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.shard_files(), single);
+    // More tasks than the queue allows are refused.
+    s.write("q.yaml", recipe(&emu.base_url(), "    max_in_flight: 2\n", POLITE).replace("batch: 40", "batch: 2"));
+    let out = etd_fp(&s).args(["fetch", "q.yaml", "--num-tasks", "3", "--task-index", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--num-tasks 3 is more than source.atlas-fp.max_in_flight (2)"), "{}", stderr(&out));
+}

@@ -85,9 +85,11 @@ fn dry_runs_and_refusals_do_nothing() {
     assert!(stdout(&out).starts_with("catalog\tGET https://x/c.fits"), "{}", stdout(&out));
     s.write("data/a.txt", "x");
     s.write("pub.yaml", local_recipe("t", "publish: {origin: out, path: ns/t, version: v1}\n"));
-    let out = s.etd().args(["fetch", "pub.yaml", "--task-index", "1", "--num-tasks", "2"]).output().unwrap();
+    // A merge needs the parts of a split shard run.
+    let out = s.etd().args(["shard", "pub.yaml", "--merge"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no work to split"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no shard part in"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--task-index I --num-tasks N"), "{}", stderr(&out));
     // Publishing needs a finished dataset.
     let out = s.etd().args(["publish", "pub.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -17,5 +17,6 @@ mod ps1;
 mod publish;
 mod shard;
 mod signals;
+mod split;
 mod verify;
 mod walkthrough;

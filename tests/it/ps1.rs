@@ -250,6 +250,16 @@ fn tasks_split_the_units_disjointly_and_shard_merges_them() {
     one.write("r.yaml", recipe(&emu.base_url(), "r", "{concurrency: 6, rate: 300/s}", ""));
     assert_eq!(one.etd().args(["run", "r.yaml"]).output().unwrap().status.code(), Some(3));
     assert_eq!(one.shard_files(), s.shard_files());
+    // Shard as three tasks too, then merge: the same bytes again.
+    fs_err::remove_dir_all(s.shards()).unwrap();
+    for i in 0..3 {
+        let out =
+            s.etd().args(["shard", "r.yaml", "--num-tasks", "3", "--task-index", &i.to_string()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = s.etd().args(["shard", "r.yaml", "--merge"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(one.shard_files(), s.shard_files());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::common::*;
 
-fn synthetic_dataset(s: &Scratch, n: usize) {
+pub fn synthetic_dataset(s: &Scratch, n: usize) {
     for i in 0..n {
         let data = noise(16 * 12, i as u64 + 1);
         s.write(&format!("data/img{i:03}.fits"), fits_f32(16, 12, &data, &["EXPTIME =                 30.0"]));

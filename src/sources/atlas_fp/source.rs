@@ -61,6 +61,16 @@ impl Source for AtlasFpConfig {
 
     fn preamble(&self, run: &FetchRun<'_>) -> anyhow::Result<()> {
         target_keys(run.inputs.targets, run.inputs.lightcurve.outputs)?;
+        // The tasks of a split share the queue: each keeps at most its share of it.
+        if run.split.count > self.max_in_flight {
+            return Err(crate::error::UserError::usage(format!(
+                "--num-tasks {} is more than source.atlas-fp.max_in_flight ({}): every task keeps at least one task \
+                 queued on the server, so together they would queue more than allowed",
+                run.split.count, self.max_in_flight
+            ))
+            .with_hint(format!("use at most {} tasks", self.max_in_flight))
+            .into());
+        }
         if self.mjd_min.is_none() {
             tracing::warn!(
                 "source.atlas-fp.mjd_min is not set: the server then starts 30 days before each submission, so the \
@@ -166,7 +176,7 @@ impl Source for AtlasFpConfig {
         };
         let fetcher = Arc::new(AtlasFetcher {
             client: Arc::clone(&client),
-            cfg: self.clone(),
+            cfg: AtlasFpConfig { max_in_flight: self.max_in_flight / run.split.count, ..self.clone() },
             token,
             store,
             comment: format!("etd:{}", run.inputs.name),

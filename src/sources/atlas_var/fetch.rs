@@ -35,6 +35,8 @@ pub struct VarTally {
     pub objects: usize,
     pub partitions_total: usize,
     pub partitions_needed: usize,
+    /// Of those, the ones this task of a split fetches (all of them without a split).
+    pub partitions_owned: usize,
     pub downloaded_bytes: u64,
     pub resumed_bytes: u64,
     pub reused: usize,
@@ -181,13 +183,23 @@ pub async fn run(
     params: &str,
     journal: &mut FetchJournal,
     reporter: &Reporter,
+    split: crate::sources::TaskSplit,
 ) -> anyhow::Result<(VarTally, Vec<Object>)> {
     let mut tally = VarTally::default();
     fs_err::create_dir_all(&raw)?;
-    let (catalog_rec, d) = match unless_stopped(get_file(&client, &cfg.catalog_url, &raw, "catalog")).await {
+    // Every task of a split reads the catalog to know its partitions; each keeps its own copy,
+    // so tasks sharing a workdir never write one file at once.
+    let catalog_sub = if split.is_whole() { String::new() } else { format!("task-{}-of-{}", split.index, split.count) };
+    let catalog_dir = raw.join(&catalog_sub);
+    fs_err::create_dir_all(&catalog_dir)?;
+    let (mut catalog_rec, d) = match unless_stopped(get_file(&client, &cfg.catalog_url, &catalog_dir, "catalog")).await
+    {
         Ok(got) => got?,
         Err(signal) => return Ok((VarTally { interrupted: Some(signal), ..tally }, Vec::new())),
     };
+    if !catalog_sub.is_empty() && !catalog_rec.url.as_deref().is_some_and(|u| u.starts_with("file:")) {
+        catalog_rec.path = format!("{catalog_sub}/{}", catalog_rec.path);
+    }
     count(&mut tally, &d);
     let catalog_path = stored_path(&raw, &catalog_rec);
     journal.append(JournalEntry::Done {
@@ -210,6 +222,9 @@ pub async fn run(
     tally.partitions_total = all.len();
     let needed: Vec<Partition> = partitions::needed(&all, objects.iter().map(|o| o.dec)).into_iter().cloned().collect();
     tally.partitions_needed = needed.len();
+    // A split fetches its share of the partitions (the catalog's look-up is the same in every task).
+    let needed: Vec<Partition> = needed.into_iter().filter(|p| split.owns(&partition_unit(&p.name))).collect();
+    tally.partitions_owned = needed.len();
     let missing = objects.iter().filter(|o| !all.iter().any(|p| p.holds(o.dec))).count();
     if missing > 0 {
         tracing::warn!("{missing} selected objects lie in no partition of {}", cfg.lightcurves_url);

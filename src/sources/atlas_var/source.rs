@@ -48,8 +48,8 @@ impl Source for AtlasVarConfig {
         Some(self.params())
     }
 
-    fn whole_only(&self) -> Option<&'static str> {
-        Some("ATLAS-VAR is a handful of large files; it is fetched by one task")
+    fn samples_span_units(&self) -> bool {
+        true
     }
 
     fn outputs(&self, _inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
@@ -68,9 +68,14 @@ impl Source for AtlasVarConfig {
 
     fn fetch(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
         let workdir = run.workdir;
-        let _lock = workdir.lock()?;
-        let mut journal = FetchJournal::open_append(&workdir.journal())?;
-        let client = Arc::new(NetClient::new(run.inputs.politeness.clone(), 1)?);
+        let split = run.split;
+        let (_lock, journal_path) = if split.is_whole() {
+            (workdir.lock()?, workdir.journal())
+        } else {
+            (workdir.lock_task(split.index, split.count)?, workdir.task_journal(split.index, split.count))
+        };
+        let mut journal = FetchJournal::open_append(&journal_path)?;
+        let client = Arc::new(NetClient::new(run.inputs.politeness.clone(), split.count)?);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let raw = workdir.raw(KIND);
         let (tally, _) = runtime.block_on(super::fetch::run(
@@ -80,9 +85,15 @@ impl Source for AtlasVarConfig {
             &self.params(),
             &mut journal,
             run.reporter,
+            split,
         ))?;
+        let share = if split.is_whole() {
+            String::new()
+        } else {
+            format!(" (task {} of {}: {} of them)", split.index, split.count, tally.partitions_owned)
+        };
         tracing::info!(
-            "fetch: {} selected; {} of {} needed; {:.1} MB downloaded, {:.1} MB resumed from \
+            "fetch: {} selected; {} of {} needed{share}; {:.1} MB downloaded, {:.1} MB resumed from \
              earlier runs, {} complete already; {}, {}",
             plural(tally.objects, "object"),
             tally.partitions_needed,

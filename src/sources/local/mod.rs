@@ -193,8 +193,15 @@ pub struct LocalFetchSummary {
 
 /// Record every unit's inputs in the journal; units whose files have the same size and mtime as
 /// recorded are skipped. Units are hashed in parallel and journaled in id order.
-pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter) -> anyhow::Result<LocalFetchSummary> {
-    let units = discover(cfg)?;
+pub fn fetch(
+    cfg: &LocalConfig,
+    journal: &mut FetchJournal,
+    reporter: &Reporter,
+    split: crate::sources::TaskSplit,
+) -> anyhow::Result<LocalFetchSummary> {
+    let mut units = discover(cfg)?;
+    // A task of a split records its share of the units (in its own journal).
+    units.retain(|u| split.owns(&u.id));
     let progress = reporter.start("fetch", units.len() as u64);
     let mut summary = LocalFetchSummary::default();
     let chunk = rayon::current_num_threads().max(1) * 4;
@@ -222,7 +229,8 @@ pub fn fetch(cfg: &LocalConfig, journal: &mut FetchJournal, reporter: &Reporter)
         }
     }
     let present: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
-    let gone: Vec<String> = journal.done_units().filter(|u| !present.contains(u)).map(str::to_string).collect();
+    let gone: Vec<String> =
+        journal.done_units().filter(|u| split.owns(u) && !present.contains(u)).map(str::to_string).collect();
     for unit in gone {
         tracing::info!("{unit}: its files are gone from {}; dropping it", cfg.dir.display());
         journal.append(JournalEntry::Removed { unit })?;

@@ -41,10 +41,6 @@ impl Source for LocalConfig {
         None
     }
 
-    fn whole_only(&self) -> Option<&'static str> {
-        Some("the local source makes no requests, so there is no work to split")
-    }
-
     fn preamble(&self, run: &FetchRun<'_>) -> anyhow::Result<()> {
         if run.retry_failed {
             tracing::info!("--retry-failed: the local source records no fetch failures");
@@ -61,7 +57,8 @@ impl Source for LocalConfig {
     }
 
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
-        let units = discover(self)?;
+        let mut units = discover(self)?;
+        units.retain(|u| run.split.owns(&u.id));
         let mut out = String::new();
         for u in &units {
             let files: Vec<&str> = u.files.iter().map(|(p, _)| p.as_str()).collect();
@@ -78,15 +75,21 @@ impl Source for LocalConfig {
 
     fn fetch(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
         let workdir = run.workdir;
-        let _lock = workdir.lock()?;
-        let mut journal = FetchJournal::open(&workdir.journal())?;
-        let summary = super::fetch(self, &mut journal, run.reporter)?;
+        let split = run.split;
+        let (_lock, journal_path) = if split.is_whole() {
+            (workdir.lock()?, workdir.journal())
+        } else {
+            (workdir.lock_task(split.index, split.count)?, workdir.task_journal(split.index, split.count))
+        };
+        let mut journal = FetchJournal::open(&journal_path)?;
+        let summary = super::fetch(self, &mut journal, run.reporter, split)?;
         tracing::info!(
-            "fetch: {} recorded, {} unchanged, {} removed; journal {}",
+            "fetch{}: {} recorded, {} unchanged, {} removed; journal {}",
+            run.task_label(),
             plural(summary.recorded, "unit"),
             summary.unchanged,
             summary.removed,
-            workdir.journal().display()
+            journal_path.display()
         );
         if let Some(signal) = summary.interrupted {
             tracing::warn!("stopped by {}: run the same command again to record the rest", signal.name());
