@@ -161,7 +161,7 @@ Register-ArgumentCompleter -Native -CommandName 'etd' -ScriptBlock {
         }
         'etd;batch' {
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The batch engine')
-            [CompletionResult]::new('--tasks', '--tasks', [CompletionResultType]::ParameterName, 'Number of fetch tasks and of shard tasks')
+            [CompletionResult]::new('--tasks', '--tasks', [CompletionResultType]::ParameterName, 'Number of fetch tasks and of shard tasks (2 or more)')
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Folder to write the files into (created if missing)')
             [CompletionResult]::new('--etd', '--etd', [CompletionResultType]::ParameterName, 'The etd the jobs run [default: this etd''s absolute path; Kubernetes: `etd` in the image]')
             [CompletionResult]::new('--pass-env', '--pass-env', [CompletionResultType]::ParameterName, 'An environment variable the tasks need from you, by name (e.g. ATLAS_TOKEN); repeatable. Its value is taken at submit time and never written into the files')

@@ -150,7 +150,7 @@ set edit:completion:arg-completer[etd] = {|@words|
         }
         &'etd;batch'= {
             cand --engine 'The batch engine'
-            cand --tasks 'Number of fetch tasks and of shard tasks'
+            cand --tasks 'Number of fetch tasks and of shard tasks (2 or more)'
             cand --out 'Folder to write the files into (created if missing)'
             cand --etd 'The etd the jobs run [default: this etd''s absolute path; Kubernetes: `etd` in the image]'
             cand --pass-env 'An environment variable the tasks need from you, by name (e.g. ATLAS_TOKEN); repeatable. Its value is taken at submit time and never written into the files'

@@ -118,7 +118,7 @@ complete -c etd -n "__fish_etd_using_subcommand inspect" -s V -l version -d 'Pri
 complete -c etd -n "__fish_etd_using_subcommand batch" -l engine -d 'The batch engine' -r -f -a "htcondor\t'HTCondor (OSPool, campus pools): a DAGMan DAG'
 slurm\t'Slurm (campus HPC): array jobs chained with dependencies'
 kubernetes\t'Kubernetes (National Research Platform): Indexed Jobs'"
-complete -c etd -n "__fish_etd_using_subcommand batch" -l tasks -d 'Number of fetch tasks and of shard tasks' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l tasks -d 'Number of fetch tasks and of shard tasks (2 or more)' -r
 complete -c etd -n "__fish_etd_using_subcommand batch" -l out -d 'Folder to write the files into (created if missing)' -r -f -a "(__fish_complete_directories)"
 complete -c etd -n "__fish_etd_using_subcommand batch" -l etd -d 'The etd the jobs run [default: this etd\'s absolute path; Kubernetes: `etd` in the image]' -r -F
 complete -c etd -n "__fish_etd_using_subcommand batch" -l pass-env -d 'An environment variable the tasks need from you, by name (e.g. ATLAS_TOKEN); repeatable. Its value is taken at submit time and never written into the files' -r

@@ -193,7 +193,7 @@ pub struct BatchArgs {
     #[arg(long, value_enum, value_name = "ENGINE")]
     pub engine: EngineArg,
 
-    /// Number of fetch tasks and of shard tasks
+    /// Number of fetch tasks and of shard tasks (2 or more)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub tasks: u32,
 

@@ -126,8 +126,10 @@ fn plain_path(p: &str) -> bool {
 }
 
 fn check(plan: &Plan) -> Result<(), UserError> {
-    if plan.tasks == 0 {
-        return Err(UserError::usage("--tasks must be at least 1"));
+    if plan.tasks < 2 {
+        // One task shards the whole dataset itself and leaves no part to merge.
+        return Err(UserError::usage(format!("--tasks {} splits nothing", plan.tasks))
+            .with_hint("give --tasks 2 or more, or submit `etd run RECIPE` as one job"));
     }
     let mut paths = vec![
         ("the recipe", plan.recipe.display().to_string()),
@@ -398,6 +400,13 @@ mod tests {
         insta::assert_snapshot!(format!("{}\nhint: {}", e.message, e.hint.unwrap_or_default()), @r"
         --pass-env `ATLAS_TOKEN=abc` is not an environment variable name
         hint: give the name only (e.g. `--pass-env ATLAS_TOKEN`), never the value
+        ");
+        let mut p = plan(Engine::Htcondor, false);
+        p.tasks = 1;
+        let e = generate(&p).unwrap_err();
+        insta::assert_snapshot!(format!("{}\nhint: {}", e.message, e.hint.unwrap_or_default()), @r"
+        --tasks 1 splits nothing
+        hint: give --tasks 2 or more, or submit `etd run RECIPE` as one job
         ");
         let mut p = plan(Engine::Kubernetes, true);
         p.image = None;

@@ -432,3 +432,27 @@ fn kubernetes_index_contract_with_n_processes() {
     emu.reset_meter();
     assert_eq!(shard_files(&mount.join("work/shards")), reference(&emu.base_url()));
 }
+
+#[test]
+fn batch_refuses_what_an_engine_cannot_do_with_exit_2() {
+    let s = Scratch::new();
+    let recipe = write_recipe(s.path(), "http://127.0.0.1:9");
+    let r = recipe.to_str().unwrap();
+    let out_dir = s.join("out");
+    let o = out_dir.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--engine", "slurm", "--no-shared-fs"], "--no-shared-fs is for HTCondor, not slurm"),
+        (&["--engine", "kubernetes"], "--engine kubernetes needs --image"),
+        (&["--engine", "htcondor", "--image", "x"], "--image is for Kubernetes, not htcondor"),
+    ];
+    for (extra, message) in cases {
+        let out = s.etd().args(["batch", r, "--tasks", "3", "--out", o]).args(extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{extra:?}: {}", stderr(&out));
+    }
+    // `Scratch::etd` gives --workdir: with file transfer each task has its own.
+    let out = s.etd().args(["batch", r, "--engine", "htcondor", "--tasks", "3", "--out", o]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with file transfer each task has its own"), "{}", stderr(&out));
+    assert!(!out_dir.exists(), "nothing is written when the options are refused");
+}
