@@ -361,6 +361,33 @@ fn kubernetes_manifests_are_valid_jobs_with_the_retry_rules() {
         .unwrap();
     assert!(out.status.success(), "kubernetes-validate:\n{}{}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).matches(" passed ").count(), files.len(), "{}", stdout(&out));
+    // A recipe that publishes: the merge Job merges in an init container, then publishes.
+    let p = Scratch::new();
+    let recipe = write_recipe(p.path(), "http://127.0.0.1:9");
+    let text = fs_err::read_to_string(&recipe).unwrap();
+    fs_err::write(
+        &recipe,
+        format!("{text}publish: {{origin: {}, path: ns/ds, version: v1}}\n", p.join("origin").display()),
+    )
+    .unwrap();
+    let pub_dir = p.join("k8s");
+    etd_batch(&[
+        recipe.to_str().unwrap(),
+        "--engine",
+        "kubernetes",
+        "--tasks",
+        "3",
+        "--out",
+        pub_dir.to_str().unwrap(),
+        "--image",
+        "registry.example.org/etd:1",
+    ]);
+    let merge = pub_dir.join("merge-job.yaml");
+    let out =
+        Command::new(&py).args(["-m", "kubernetes_validate", "--strict", "-k", "1.33.0"]).arg(&merge).output().unwrap();
+    assert!(out.status.success(), "kubernetes-validate:\n{}{}", stdout(&out), stderr(&out));
+    assert_eq!(pod_command(&merge, true)[4..7], ["merge", "etd", "shard"]);
+    assert_eq!(pod_command(&merge, false)[4..7], ["publish", "etd", "publish"]);
     for step in ["fetch", "shard"] {
         let job = yaml(&out_dir.join(format!("{step}-job.yaml")));
         let spec = &job["spec"];
