@@ -237,7 +237,13 @@ etd=$2
 shift 2
 # A binary transferred by the engine may arrive without its executable bit.
 case $etd in */*) [ -x "$etd" ] || chmod +x "$etd" 2>/dev/null ;; esac
-"$etd" "$@" &
+# etd runs in a process group of its own (setsid, where there is one), so that a signal the engine
+# sends to the whole group reaches it once, from here: etd ends at once on a second signal.
+if command -v setsid >/dev/null 2>&1; then
+  setsid "$etd" "$@" &
+else
+  "$etd" "$@" &
+fi
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null' TERM
 trap 'kill -INT "$pid" 2>/dev/null' INT

@@ -226,9 +226,22 @@ fn as_job_user(script: &str) -> std::process::Output {
     Command::new("chroot").arg(condor_root()).args(["su", "etduser", "-c", script]).output().unwrap()
 }
 
-fn htcondor_pipeline(shared_fs: bool) {
+/// How a fetch task is made to run twice.
+#[derive(Clone, Copy, PartialEq)]
+enum Trouble {
+    /// The archive is down at first: every fetch task exits 75 and HTCondor runs it again.
+    Exit75,
+    /// One fetch task is vacated mid-way (SIGTERM, as when a slot is reclaimed) and runs again.
+    Vacate,
+}
+
+fn htcondor_pipeline(shared_fs: bool, trouble: Trouble) {
     etd_emulators::require_fixtures!();
-    let test = if shared_fs { "batch::htcondor_shared_fs" } else { "batch::htcondor_file_transfer" };
+    let test = match (shared_fs, trouble) {
+        (true, _) => "batch::htcondor_shared_fs",
+        (false, Trouble::Exit75) => "batch::htcondor_file_transfer",
+        (false, Trouble::Vacate) => "batch::htcondor_vacate",
+    };
     if !engine_up(test, "no HTCondor pool is running (start one with .ci/condor-up)", condor_up()) {
         return;
     }
@@ -266,13 +279,35 @@ fn htcondor_pipeline(shared_fs: bool) {
     let sub = as_job_user(&format!("cd {} && condor_submit_dag -batch-name etd-test etd.dag", out_dir.display()));
     assert!(sub.status.success(), "{}\n{}", stdout(&sub), stderr(&sub));
     let logs_dir = out_dir.join("logs");
-    wait_for(
-        "a fetch task to exit 75",
-        Duration::from_secs(180),
-        || logs(&logs_dir, "fetch").contains("nothing is listening"),
-        || logs(&logs_dir, "") + &logs(&out_dir, "etd.dag.dagman.out"),
-    );
-    let emu = Ps1Emulator::start_on(&addr, Faults { latency: Duration::from_millis(2), ..Faults::default() }).unwrap();
+    let mut vacated = None;
+    let emu = if trouble == Trouble::Exit75 {
+        wait_for(
+            "a fetch task to exit 75",
+            Duration::from_secs(180),
+            || logs(&logs_dir, "fetch").contains("nothing is listening"),
+            || logs(&logs_dir, "") + &logs(&out_dir, "etd.dag.dagman.out"),
+        );
+        Ps1Emulator::start_on(&addr, Faults { latency: Duration::from_millis(2), ..Faults::default() }).unwrap()
+    } else {
+        // A slow archive, so that a task is still fetching when it is vacated.
+        let emu =
+            Ps1Emulator::start_on(&addr, Faults { latency: Duration::from_millis(1500), ..Faults::default() }).unwrap();
+        let running = "condor_q -constraint 'JobStatus == 2 && DAGNodeName == \"fetch\" && time() - EnteredCurrentStatus >= 6' -af ClusterId ProcId";
+        let mut job = String::new();
+        wait_for(
+            "a fetch task running for 6 s",
+            Duration::from_secs(180),
+            || {
+                job = stdout(&as_job_user(running)).lines().next().unwrap_or_default().replace(' ', ".");
+                !job.is_empty()
+            },
+            || logs(&logs_dir, "fetch.log"),
+        );
+        let out = as_job_user(&format!("condor_vacate_job {job}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        vacated = Some(job.split('.').nth(1).unwrap().to_string());
+        emu
+    };
     let dagman_out = out_dir.join("etd.dag.dagman.out");
     wait_for(
         "DAGMan to exit",
@@ -282,6 +317,16 @@ fn htcondor_pipeline(shared_fs: bool) {
     );
     let text = fs_err::read_to_string(&dagman_out).unwrap();
     assert!(text.contains("EXITING WITH STATUS 0"), "{}\n{text}", logs(&logs_dir, ""));
+    if let Some(proc_id) = vacated {
+        let events = fs_err::read_to_string(logs_dir.join("fetch.log")).unwrap();
+        assert!(events.contains("Job was evicted"), "{events}");
+        // The task's second run started from what the first one had journaled, brought back on
+        // eviction (file transfer) or left in the shared workdir.
+        let err = fs_err::read_to_string(logs_dir.join(format!("fetch-{proc_id}.err"))).unwrap();
+        let task = format!("INFO fetch (task {proc_id} of 3)");
+        let start = err.lines().filter(|l| l.contains(&task) && l.contains(" owned, ")).last().unwrap_or_default();
+        assert!(start.contains(" already done") && !start.contains(", 0 already done"), "{err}");
+    }
     check_meter(&emu);
     emu.reset_meter();
     let final_work = if shared_fs { work } else { out_dir.join("work") };
@@ -294,12 +339,17 @@ fn htcondor_pipeline(shared_fs: bool) {
 
 #[test]
 fn htcondor_file_transfer_runs_the_generated_dag_and_retries_exit_75() {
-    htcondor_pipeline(false);
+    htcondor_pipeline(false, Trouble::Exit75);
+}
+
+#[test]
+fn htcondor_file_transfer_vacated_task_continues_where_it_stopped() {
+    htcondor_pipeline(false, Trouble::Vacate);
 }
 
 #[test]
 fn htcondor_shared_fs_runs_the_generated_dag_and_retries_exit_75() {
-    htcondor_pipeline(true);
+    htcondor_pipeline(true, Trouble::Exit75);
 }
 
 // ---------------------------------------------------------------------------------------------
