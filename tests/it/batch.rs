@@ -324,7 +324,7 @@ fn htcondor_pipeline(shared_fs: bool, trouble: Trouble) {
         // eviction (file transfer) or left in the shared workdir.
         let err = fs_err::read_to_string(logs_dir.join(format!("fetch-{proc_id}.err"))).unwrap();
         let task = format!("INFO fetch (task {proc_id} of 3)");
-        let start = err.lines().filter(|l| l.contains(&task) && l.contains(" owned, ")).last().unwrap_or_default();
+        let start = err.lines().rfind(|l| l.contains(&task) && l.contains(" owned, ")).unwrap_or_default();
         assert!(start.contains(" already done") && !start.contains(", 0 already done"), "{err}");
     }
     check_meter(&emu);
