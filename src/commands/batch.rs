@@ -40,6 +40,21 @@ pub fn run(ctx: &Ctx, args: &BatchArgs) -> anyhow::Result<Exit> {
             .with_hint("leave out --image")
             .into());
     }
+    if engine == Engine::Htcondor && !shared_fs {
+        // With file transfer a job gets the recipe's folder and nothing else.
+        if let Some(file) = recipe.targets.as_ref().and_then(|t| t.file.as_ref()) {
+            let file = lexical(&absolute(file));
+            if !file.starts_with(lexical(&recipe.dir)) {
+                return Err(UserError::usage(format!(
+                    "the targets file {} is outside the recipe's folder {}, which is all a job gets with file transfer",
+                    file.display(),
+                    recipe.dir.display()
+                ))
+                .with_hint("move the targets file into the recipe's folder, or add --shared-fs")
+                .into());
+            }
+        }
+    }
     let out = absolute(&args.out);
     let workdir = match engine {
         Engine::Htcondor if !shared_fs => {
@@ -114,6 +129,21 @@ pub fn run(ctx: &Ctx, args: &BatchArgs) -> anyhow::Result<Exit> {
         out.display()
     ))?;
     Ok(Exit::Success)
+}
+
+/// `p` with `.` and `..` components resolved by name (no file system access).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -532,4 +532,14 @@ fn batch_refuses_what_an_engine_cannot_do_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("with file transfer each task has its own"), "{}", stderr(&out));
     assert!(!out_dir.exists(), "nothing is written when the options are refused");
+    // With file transfer a job gets the recipe's folder only: a targets file outside it is refused.
+    let text = fs_err::read_to_string(&recipe).unwrap().replace("file: targets.csv", "file: ../targets.csv");
+    fs_err::write(&recipe, text).unwrap();
+    fs_err::copy(s.join("recipe/targets.csv"), s.join("targets.csv")).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"));
+    let out = cmd.args(["batch", r, "--engine", "htcondor", "--tasks", "3", "--out", o]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is outside the recipe's folder"), "{}", stderr(&out));
+    let out = cmd.args(["--shared-fs", "--workdir", s.join("work").to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
