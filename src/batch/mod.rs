@@ -245,8 +245,13 @@ else
   "$etd" "$@" &
 fi
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' TERM
-trap 'kill -INT "$pid" 2>/dev/null' INT
+# Slurm signals every process of the job itself: there the wrapper must not send a second one.
+if [ "${ETD_TASK_FORWARD:-1}" = 1 ]; then
+  trap 'kill -TERM "$pid" 2>/dev/null' TERM
+  trap 'kill -INT "$pid" 2>/dev/null' INT
+else
+  trap : TERM INT
+fi
 wait "$pid"
 rc=$?
 # `wait` returns early when a trapped signal arrives: wait again for etd's own exit code.

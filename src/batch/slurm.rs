@@ -79,6 +79,9 @@ fn job(plan: &Plan, step: &str) -> String {
          #SBATCH --requeue\n\
          # sbatch passes the submitter's environment (tokens such as ATLAS_TOKEN) to the task.\n\
          #SBATCH --export=ALL\n\
+         # Slurm sends SIGTERM (preemption, time limit, scancel) to every process of the job, etd\n\
+         # included: the wrapper must not forward a second one (etd would end at once).\n\
+         export ETD_TASK_FORWARD=0\n\
          {out}/etd-task.sh {step} {etd} {args}\n\
          rc=$?\n\
          # Exit 75 (retry later): requeue this task; Slurm starts it again after its requeue delay and\n\
