@@ -39,6 +39,7 @@ complete -c etd -n "__fish_etd_needs_command" -f -a "publish" -d 'Distribute: co
 complete -c etd -n "__fish_etd_needs_command" -f -a "run" -d 'Fetch, shard and publish in turn'
 complete -c etd -n "__fish_etd_needs_command" -f -a "verify" -d 'Check shards against their manifest (PATH: a shard folder or manifest.json)'
 complete -c etd -n "__fish_etd_needs_command" -f -a "inspect" -d 'List a shard\'s samples and fields (.tar or .tar.zst)'
+complete -c etd -n "__fish_etd_needs_command" -f -a "batch" -d 'Write what to submit to run the pipeline on HTCondor, Slurm or Kubernetes'
 complete -c etd -n "__fish_etd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c etd -n "__fish_etd_using_subcommand check" -l workdir -d 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]' -r -f -a "(__fish_complete_directories)"
 complete -c etd -n "__fish_etd_using_subcommand check" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
@@ -114,11 +115,36 @@ complete -c etd -n "__fish_etd_using_subcommand inspect" -s v -l verbose -d 'Mor
 complete -c etd -n "__fish_etd_using_subcommand inspect" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
 complete -c etd -n "__fish_etd_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c etd -n "__fish_etd_using_subcommand inspect" -s V -l version -d 'Print version'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "check" -d 'Validate a recipe and print the plan; never touches the network'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "fetch" -d 'Extract: pull raw data into the workdir (resumable)'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "shard" -d 'Transform and pack: raw data -> samples -> shards + manifest'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "publish" -d 'Distribute: copy shards and manifest into an OSDF/Pelican origin, verified'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "run" -d 'Fetch, shard and publish in turn'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "verify" -d 'Check shards against their manifest (PATH: a shard folder or manifest.json)'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "inspect" -d 'List a shard\'s samples and fields (.tar or .tar.zst)'
-complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c etd -n "__fish_etd_using_subcommand batch" -l engine -d 'The batch engine' -r -f -a "htcondor\t'HTCondor (OSPool, campus pools): a DAGMan DAG'
+slurm\t'Slurm (campus HPC): array jobs chained with dependencies'
+kubernetes\t'Kubernetes (National Research Platform): Indexed Jobs'"
+complete -c etd -n "__fish_etd_using_subcommand batch" -l tasks -d 'Number of fetch tasks and of shard tasks (2 or more)' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l out -d 'Folder to write the files into (created if missing)' -r -f -a "(__fish_complete_directories)"
+complete -c etd -n "__fish_etd_using_subcommand batch" -l etd -d 'The etd the jobs run [default: this etd\'s absolute path; Kubernetes: `etd` in the image]' -r -F
+complete -c etd -n "__fish_etd_using_subcommand batch" -l pass-env -d 'An environment variable the tasks need from you, by name (e.g. ATLAS_TOKEN); repeatable. Its value is taken at submit time and never written into the files' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l cpus -d 'CPUs each task asks for' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l memory -d 'Memory each task asks for' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l disk -d 'Scratch disk each HTCondor task asks for; Kubernetes: the shared volume\'s size' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l retries -d 'How many times the engine runs a task again after exit 75 (retry later) or a lost node' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l image -d 'Kubernetes: the container image the pods run (with etd, /bin/sh and tar)' -r
+complete -c etd -n "__fish_etd_using_subcommand batch" -l mount-path -d 'Kubernetes: where the shared volume is mounted in the pods' -r -F
+complete -c etd -n "__fish_etd_using_subcommand batch" -l workdir -d 'Working directory for raw data, journal and shards [default: ./etd-work/<recipe name>]' -r -f -a "(__fish_complete_directories)"
+complete -c etd -n "__fish_etd_using_subcommand batch" -l log-format -d 'Format of log lines on stderr' -r -f -a "text\t'Human-readable lines'
+json\t'One JSON object per line'"
+complete -c etd -n "__fish_etd_using_subcommand batch" -l shared-fs -d 'Tasks share a file system: all use the one workdir (Slurm and Kubernetes always do; HTCondor\'s default is file transfer)'
+complete -c etd -n "__fish_etd_using_subcommand batch" -l no-shared-fs -d 'HTCondor: no shared file system (the OSPool case): each task works in its own scratch folder and the engine transfers its part back (the default for HTCondor)'
+complete -c etd -n "__fish_etd_using_subcommand batch" -l exceed-archive-limits -d 'Allow politeness above the archive\'s stated limits (PS1: 10 requests in flight); only for a mirror, or with the archive\'s permission'
+complete -c etd -n "__fish_etd_using_subcommand batch" -s q -l quiet -d 'Print only errors: no progress, no informational logs'
+complete -c etd -n "__fish_etd_using_subcommand batch" -s v -l verbose -d 'More log detail (-v debug, -vv trace)'
+complete -c etd -n "__fish_etd_using_subcommand batch" -l no-progress -d 'Never draw progress bars (periodic progress lines are still logged without a terminal)'
+complete -c etd -n "__fish_etd_using_subcommand batch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c etd -n "__fish_etd_using_subcommand batch" -s V -l version -d 'Print version'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "check" -d 'Validate a recipe and print the plan; never touches the network'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "fetch" -d 'Extract: pull raw data into the workdir (resumable)'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "shard" -d 'Transform and pack: raw data -> samples -> shards + manifest'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "publish" -d 'Distribute: copy shards and manifest into an OSDF/Pelican origin, verified'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "run" -d 'Fetch, shard and publish in turn'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "verify" -d 'Check shards against their manifest (PATH: a shard folder or manifest.json)'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "inspect" -d 'List a shard\'s samples and fields (.tar or .tar.zst)'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "batch" -d 'Write what to submit to run the pipeline on HTCondor, Slurm or Kubernetes'
+complete -c etd -n "__fish_etd_using_subcommand help; and not __fish_seen_subcommand_from check fetch shard publish run verify inspect batch help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

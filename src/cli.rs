@@ -103,6 +103,15 @@ pub enum Command {
 
     /// List a shard's samples and fields (.tar or .tar.zst)
     Inspect(InspectArgs),
+
+    /// Write what to submit to run the pipeline on HTCondor, Slurm or Kubernetes
+    ///
+    /// Writes into DIR the files that run fetch as N tasks, shard as N tasks, the merge of their
+    /// parts and publish (when the recipe has a publish section) on a batch engine, and DIR/README
+    /// saying how to submit, watch and resume. HTCondor: a DAGMan DAG (etd.dag); Slurm: array
+    /// jobs chained with --dependency=afterok (submit.sh); Kubernetes: Indexed Jobs on a shared
+    /// volume (submit.sh). Exit 75 is retried by the engine, exit 2 never.
+    Batch(BatchArgs),
 }
 
 /// A recipe file.
@@ -165,6 +174,86 @@ pub struct TaskSplitArgs {
     /// Number of tasks the work is split across [default: $SLURM_ARRAY_TASK_COUNT, else 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub num_tasks: Option<u32>,
+}
+
+/// The batch engines `etd batch` writes files for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// HTCondor (OSPool, campus pools): a DAGMan DAG
+    Htcondor,
+    /// Slurm (campus HPC): array jobs chained with dependencies
+    Slurm,
+    /// Kubernetes (National Research Platform): Indexed Jobs
+    Kubernetes,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    #[command(flatten)]
+    pub recipe: RecipeArg,
+
+    /// The batch engine
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: EngineArg,
+
+    /// Number of fetch tasks and of shard tasks (2 or more)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: u32,
+
+    /// Folder to write the files into (created if missing)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub out: PathBuf,
+
+    /// Tasks share a file system: all use the one workdir (Slurm and Kubernetes always do;
+    /// HTCondor's default is file transfer)
+    #[arg(long, conflicts_with = "no_shared_fs")]
+    pub shared_fs: bool,
+
+    /// HTCondor: no shared file system (the OSPool case): each task works in its own scratch
+    /// folder and the engine transfers its part back (the default for HTCondor)
+    #[arg(long)]
+    pub no_shared_fs: bool,
+
+    /// The etd the jobs run [default: this etd's absolute path; Kubernetes: `etd` in the image]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub etd: Option<PathBuf>,
+
+    /// An environment variable the tasks need from you, by name (e.g. ATLAS_TOKEN); repeatable.
+    /// Its value is taken at submit time and never written into the files
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<String>,
+
+    /// CPUs each task asks for
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: u32,
+
+    /// Memory each task asks for
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_size)]
+    pub memory: u64,
+
+    /// Scratch disk each HTCondor task asks for; Kubernetes: the shared volume's size
+    #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = parse_size)]
+    pub disk: u64,
+
+    /// How many times the engine runs a task again after exit 75 (retry later) or a lost node
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Kubernetes: the container image the pods run (with etd, /bin/sh and tar)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Kubernetes: where the shared volume is mounted in the pods
+    #[arg(long, value_name = "PATH", default_value = "/etd")]
+    pub mount_path: PathBuf,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// A size as in recipes (`2GiB`, `500MB`), in bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::units::Size::parse(s).map(|v| v.0)
 }
 
 #[derive(Debug, Args)]

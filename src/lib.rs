@@ -6,6 +6,7 @@
 // `report`, diagnostics through `tracing`; only main.rs prints the final error.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod digest;

@@ -1,5 +1,6 @@
 //! One file per subcommand: glue between the CLI, the recipe and the library.
 
+pub mod batch;
 pub mod check;
 pub mod diagnostics;
 pub mod fetch;
@@ -49,6 +50,7 @@ pub fn dispatch(cli: &Cli, reporter: Reporter) -> anyhow::Result<Exit> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Batch(a) => batch::run(&ctx, a),
     }
 }
 

@@ -3,6 +3,7 @@ mod common;
 mod astrocut;
 mod atlas_fp;
 mod atlas_var;
+mod batch;
 
 mod cli;
 mod diskfull;
