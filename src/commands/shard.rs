@@ -21,7 +21,9 @@ pub fn run(ctx: &Ctx, args: &ShardArgs) -> anyhow::Result<Exit> {
         return merge(ctx, &recipe, &args.parts);
     }
     let split = super::task_split(&args.split)?;
-    if split.is_whole() {
+    // `--num-tasks 1` given on purpose still writes a part, so a pipeline of N tasks and a merge
+    // works for N = 1 too.
+    if split.is_whole() && args.split.num_tasks.is_none() {
         shard_recipe(ctx, &recipe)
     } else {
         shard_part(ctx, &recipe, split)

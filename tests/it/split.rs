@@ -52,7 +52,7 @@ fn local_single() -> (Scratch, Vec<(String, Vec<u8>)>) {
 #[test]
 fn shared_workdir_parts_merge_to_the_single_process_shards_for_any_n() {
     let (s, single) = local_single();
-    for n in [2u32, 3, 7] {
+    for n in [1u32, 2, 3, 7] {
         let w = format!("shared-{n}");
         let n_text = n.to_string();
         for i in 0..n {
