@@ -42,15 +42,17 @@ pub fn run(ctx: &Ctx, args: &BatchArgs) -> anyhow::Result<Exit> {
     }
     if engine == Engine::Htcondor && !shared_fs {
         // With file transfer a job gets the recipe's folder and nothing else.
-        if let Some(file) = recipe.targets.as_ref().and_then(|t| t.file.as_ref()) {
-            let file = lexical(&absolute(file));
-            if !file.starts_with(lexical(&recipe.dir)) {
+        let targets = recipe.targets.as_ref().and_then(|t| t.file.clone()).map(|f| ("targets file", f));
+        let inputs = recipe.source.source().local_inputs().into_iter().map(|p| ("input", p));
+        for (what, path) in targets.into_iter().chain(inputs) {
+            let path = lexical(&absolute(&path));
+            if !path.starts_with(lexical(&recipe.dir)) {
                 return Err(UserError::usage(format!(
-                    "the targets file {} is outside the recipe's folder {}, which is all a job gets with file transfer",
-                    file.display(),
+                    "the {what} {} is outside the recipe's folder {}, which is all a job gets with file transfer",
+                    path.display(),
                     recipe.dir.display()
                 ))
-                .with_hint("move the targets file into the recipe's folder, or add --shared-fs")
+                .with_hint(format!("move the {what} into the recipe's folder, or add --shared-fs"))
                 .into());
             }
         }

@@ -56,6 +56,11 @@ pub trait Source: Sync {
     }
     /// The fields `etd check` lists as the samples' outputs.
     fn outputs(&self, inputs: &Inputs<'_>) -> Vec<&'static str>;
+    /// Files and folders on this machine that a fetch reads (the local source's folder, `file://`
+    /// inputs), for `etd batch` to check that jobs without a shared filesystem get them.
+    fn local_inputs(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
     /// Whether a sample gathers data from several fetched units (ATLAS-VAR: rows from every
     /// partition), so a shard task needs every fetch task's data, not only its own units'.
     fn samples_span_units(&self) -> bool {

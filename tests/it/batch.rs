@@ -542,4 +542,18 @@ fn batch_refuses_what_an_engine_cannot_do_with_exit_2() {
     assert!(stderr(&out).contains("is outside the recipe's folder"), "{}", stderr(&out));
     let out = cmd.args(["--shared-fs", "--workdir", s.join("work").to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // So is a local source's folder outside it (the quickstart reads ../examples/data).
+    let quickstart = super::common::repo().join("recipes/quickstart.yaml");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+        .args(["batch", quickstart.to_str().unwrap(), "--engine", "htcondor", "--tasks", "3", "--out"])
+        .arg(s.join("quick"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the input ") && stderr(&out).contains("examples/data is outside"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!s.join("quick").exists());
 }

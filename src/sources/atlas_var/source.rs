@@ -52,6 +52,10 @@ impl Source for AtlasVarConfig {
         true
     }
 
+    fn local_inputs(&self) -> Vec<std::path::PathBuf> {
+        [&self.catalog_url, &self.lightcurves_url].into_iter().filter_map(|u| u.to_file_path().ok()).collect()
+    }
+
     fn outputs(&self, _inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
         super::FIELDS.to_vec()
     }

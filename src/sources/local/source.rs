@@ -41,6 +41,10 @@ impl Source for LocalConfig {
         None
     }
 
+    fn local_inputs(&self) -> Vec<std::path::PathBuf> {
+        vec![self.dir.clone()]
+    }
+
     fn preamble(&self, run: &FetchRun<'_>) -> anyhow::Result<()> {
         if run.retry_failed {
             tracing::info!("--retry-failed: the local source records no fetch failures");
