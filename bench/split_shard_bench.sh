@@ -90,17 +90,11 @@ for n in $TASKS; do
     done
     for p in "${pids[@]}"; do wait "$p" || die "a shard task of N=$n failed"; done
     parts=$(echo "$(date +%s.%N) - $start" | bc)
-    if ((n == 1)); then
-        # One task is the whole run: it writes the shards itself, there is nothing to merge.
-        mwall=0
-        mcpu=0
-        mrss=0
-    else
-        timed "$SPLIT/merge-$n.time" env RAYON_NUM_THREADS=1 "$ETD" -q --workdir "$W" shard "$RECIPE" --merge ||
-            die "the merge of N=$n failed"
-        read -r mwall mu ms mrss <"$SPLIT/merge-$n.time"
-        mcpu=$(echo "$mu + $ms" | bc)
-    fi
+    # `--num-tasks 1` writes one part too, so every N has a merge.
+    timed "$SPLIT/merge-$n.time" env RAYON_NUM_THREADS=1 "$ETD" -q --workdir "$W" shard "$RECIPE" --merge ||
+        die "the merge of N=$n failed"
+    read -r mwall mu ms mrss <"$SPLIT/merge-$n.time"
+    mcpu=$(echo "$mu + $ms" | bc)
     cpus=""
     mem=0
     for i in $(seq 0 $((n - 1))); do
