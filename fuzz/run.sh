@@ -27,9 +27,14 @@ echo "== build"
 nice -n 19 cargo fuzz build "${flags[@]}"
 
 echo "== seeds (written by fuzz/src/entries.rs; real fixtures read from \$ETD_FIXTURES or ../shared/fixtures)"
-rm -rf seeds && mkdir -p seeds corpus artifacts logs
-(cd .. && ETD_FUZZ_CORPUS="$fuzz_dir/seeds" CARGO_TARGET_DIR="${ETD_TEST_TARGET_DIR:-target}" \
-  nice -n 19 cargo test --locked --test tests fuzz::write_seed_corpus -- --ignored --quiet >/dev/null)
+# Kept from an earlier run unless ETD_FUZZ_RESEED=1. Written by the normal test build, without
+# RUSTC_BOOTSTRAP (which would make cargo rebuild that build from scratch).
+mkdir -p corpus artifacts logs
+if [ -n "${ETD_FUZZ_RESEED:-}" ] || [ -z "$(ls -A seeds 2>/dev/null)" ]; then
+  rm -rf seeds && mkdir -p seeds
+  (cd .. && env -u RUSTC_BOOTSTRAP ETD_FUZZ_CORPUS="$fuzz_dir/seeds" CARGO_TARGET_DIR="${ETD_TEST_TARGET_DIR:-target}" \
+    nice -n 19 cargo test --locked --test tests fuzz::write_seed_corpus -- --ignored --quiet >/dev/null)
+fi
 
 status=0
 printf '%-20s %12s %8s %10s %s\n' target inputs seconds peak_rss result > logs/summary.txt

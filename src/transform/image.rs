@@ -156,14 +156,75 @@ pub fn decode(bytes: &[u8]) -> Result<Image, SampleError> {
     let fits = mem.file()?;
     let n = fits.num_hdus().map_err(fits_err)?;
     for index in 0..n {
-        let hdu = fits.hdu(index).map_err(fits_err)?;
+        // Tables are skipped before fitsio describes them (it panics on some column types).
+        if !is_image_hdu(fits, index).map_err(|e| SampleError(format!("not a readable FITS image: {e}")))? {
+            continue;
+        }
+        let hdu = fitsio_hdu(fits, index).map_err(|e| SampleError(format!("not a readable FITS image: {e}")))?;
         let shape = match &hdu.info {
             HduInfo::ImageInfo { shape, .. } if !shape.is_empty() && shape.iter().all(|&d| d > 0) => shape.clone(),
             _ => continue,
         };
+        // cfitsio sizes a file in memory by what its last header declares and would read past
+        // the buffer (check_structure reads the header its own way; cfitsio's is the one that counts).
+        let (mut head, mut data, mut end, mut status) = (0i64, 0i64, 0i64, 0);
+        // SAFETY: the file is open and HDU `index` is current (fitsio_hdu moved to it); cfitsio
+        // writes the three offsets passed by pointer.
+        unsafe { fitsio::sys::ffghadll(fits.as_raw(), &mut head, &mut data, &mut end, &mut status) };
+        if status != 0 || end < 0 || end as u64 > bytes.len() as u64 {
+            return Err(SampleError(format!(
+                "truncated FITS: HDU {index} declares data up to byte {end}; the file has {} bytes",
+                bytes.len()
+            )));
+        }
         return read_image(fits, &hdu, index, shape);
     }
     Err(SampleError("no image HDU with data in the file".into()))
+}
+
+/// Move to HDU `index` (0-based) with cfitsio alone; whether it is an image.
+fn is_image_hdu(fits: &mut FitsFile, index: usize) -> Result<bool, String> {
+    let hdunum = i32::try_from(index + 1).map_err(|_| format!("HDU {index} is past the last one cfitsio reads"))?;
+    let (mut hdutype, mut status) = (0, 0);
+    // SAFETY: the file is open; cfitsio writes the two integers passed by pointer.
+    unsafe { fitsio::sys::ffmahd(fits.as_raw(), hdunum, &mut hdutype, &mut status) };
+    if status != 0 {
+        return Err(format!("cannot read HDU {index} (cfitsio status {status})"));
+    }
+    Ok(hdutype == fitsio::sys::IMAGE_HDU as i32)
+}
+
+/// The TFORM type letters fitsio's column parser knows; it panics on any other (found by fuzzing).
+const FITSIO_TFORMS: &[u8] = b"LXBSEJDIKAUVW";
+
+/// Move to HDU `index` (0-based) and describe it, as `FitsFile::hdu` does, but with an error
+/// instead of fitsio's panic for a table column whose TFORM it cannot parse (an ASCII table's
+/// `F8.3`, complex `C`/`M`, variable-length `P`/`Q`): those TFORMs are read with cfitsio first.
+pub(crate) fn fitsio_hdu(fits: &mut FitsFile, index: usize) -> Result<FitsHdu, String> {
+    if !is_image_hdu(fits, index)? {
+        let (mut ncols, mut status) = (0, 0);
+        // SAFETY: as above; HDU `index` is current.
+        unsafe { fitsio::sys::ffgncl(fits.as_raw(), &mut ncols, &mut status) };
+        for col in 1..=ncols.max(0) {
+            let key = CString::new(format!("TFORM{col}")).map_err(|e| e.to_string())?;
+            let mut value = [0 as std::ffi::c_char; 2 * fitsio::sys::FLEN_VALUE as usize];
+            let mut comment = [0 as std::ffi::c_char; 2 * fitsio::sys::FLEN_COMMENT as usize];
+            // SAFETY: `key` is NUL-terminated; `value` and `comment` are twice the sizes cfitsio
+            // writes at most (FLEN_VALUE, FLEN_COMMENT, NUL included).
+            unsafe {
+                fitsio::sys::ffgkys(fits.as_raw(), key.as_ptr(), value.as_mut_ptr(), comment.as_mut_ptr(), &mut status)
+            };
+            let bytes: Vec<u8> = value.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+            let tform = String::from_utf8_lossy(&bytes).trim().to_string();
+            let letter = tform.bytes().find(|b| !b.is_ascii_digit());
+            if status != 0 || !letter.is_some_and(|l| FITSIO_TFORMS.contains(&l)) {
+                return Err(format!(
+                    "HDU {index} column {col} has TFORM `{tform}`, which etd cannot read (cfitsio status {status})"
+                ));
+            }
+        }
+    }
+    fits.hdu(index).map_err(|e| format!("cannot read HDU {index}: {e}"))
 }
 
 fn read_image(fits: &mut FitsFile, hdu: &FitsHdu, index: usize, shape: Vec<usize>) -> Result<Image, SampleError> {
@@ -435,6 +496,69 @@ mod tests {
 
     fn cfg(outputs: &[ImageOutput]) -> ImageTransform {
         ImageTransform { stack_filters: true, nan: NanPolicy::Keep, scale: Scale::None, outputs: outputs.to_vec() }
+    }
+
+    /// Fuzzing regression: a header that says NAXIS twice passed `check_structure` (which took
+    /// the last, 0: no data) while cfitsio took the first (700x700) and, sizing the in-memory
+    /// file by it, read 1.96 MB past a 8 KB buffer (SIGSEGV).
+    #[test]
+    fn a_header_cfitsio_reads_as_larger_than_the_file_is_refused() {
+        let bytes = fits(-32, &[700, 700], &[], &["NAXIS   =                    0".to_string()]);
+        assert!(check_structure(&bytes).is_ok(), "check_structure reads the header its own way");
+        let e = decode(&bytes).unwrap_err().0;
+        assert!(
+            e.starts_with("truncated FITS: HDU 0 declares data up to byte 1964160; the file has 2880 bytes"),
+            "{e}"
+        );
+    }
+
+    /// A primary HDU without data, then a binary table of a column type fitsio cannot describe
+    /// (complex, `C`), then the image.
+    fn fits_with_table(tform: &str) -> Vec<u8> {
+        let mut out = fits(8, &[], &[], &["EXTEND  =                    T".to_string()]);
+        let table: Vec<String> = [
+            "XTENSION= 'BINTABLE'",
+            "BITPIX  =                    8",
+            "NAXIS   =                    2",
+            "NAXIS1  =                    8",
+            "NAXIS2  =                    1",
+            "PCOUNT  =                    0",
+            "GCOUNT  =                    1",
+            "TFIELDS =                    1",
+            "TTYPE1  = 'Z       '",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .chain([format!("TFORM1  = '{tform:<8}'"), "END".into()])
+        .collect();
+        out.extend(table.iter().flat_map(|c| format!("{c:<80}").into_bytes()));
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, b' ');
+        out.extend_from_slice(&[0u8; BLOCK]);
+        let image = [
+            "XTENSION= 'IMAGE   '",
+            "BITPIX  =                  -32",
+            "NAXIS   =                    2",
+            "NAXIS1  =                    2",
+            "NAXIS2  =                    1",
+            "PCOUNT  =                    0",
+            "GCOUNT  =                    1",
+            "END",
+        ];
+        out.extend(image.iter().flat_map(|c| format!("{c:<80}").into_bytes()));
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, b' ');
+        let image: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+        out.resize(out.len() + BLOCK, 0);
+        let at = out.len() - BLOCK;
+        out[at..at + 8].copy_from_slice(&image);
+        out
+    }
+
+    /// Fuzzing regression: fitsio panicked (`Have not implemented str -> ColumnDataType for C`)
+    /// describing a table before the image.
+    #[test]
+    fn a_table_fitsio_cannot_describe_is_skipped_on_the_way_to_the_image() {
+        let image = decode(&fits_with_table("1C")).unwrap();
+        assert_eq!((image.hdu, image.shape.clone(), image.data.clone()), (2, vec![1, 2], vec![1.0, 2.0]));
     }
 
     #[test]

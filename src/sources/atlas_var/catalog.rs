@@ -195,7 +195,8 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
     let n_hdus = fits.num_hdus().map_err(|e| fits_err(path, e))?;
     let mut table = None;
     for i in 0..n_hdus {
-        let hdu = fits.hdu(i).map_err(|e| fits_err(path, e))?;
+        let hdu = crate::transform::image::fitsio_hdu(&mut fits, i)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the ATLAS-VAR catalog: {e}", path.display()))?;
         let found = match &hdu.info {
             HduInfo::TableInfo { column_descriptions, num_rows } => {
                 let float32: Vec<String> = column_descriptions
@@ -359,6 +360,53 @@ mod tests {
             assert!(all.iter().all(|o| o.ato_id.len() == width && o.class == "dubious1"), "width {width}");
             assert_eq!(all[5].ato_id, format!("{:X<width$}", "ATO J0000005"));
         }
+    }
+
+    /// Fuzzing regression: fitsio panicked (`Have not implemented str -> ColumnDataType for C`)
+    /// describing a table with a complex column; now an error names the column.
+    #[test]
+    fn a_column_type_fitsio_cannot_describe_is_an_error() {
+        let card = |c: &str| format!("{c:<80}").into_bytes();
+        let block = |mut v: Vec<u8>, fill: u8| {
+            v.resize(v.len().div_ceil(2880) * 2880, fill);
+            v
+        };
+        let primary: Vec<u8> = [
+            "SIMPLE  =                    T",
+            "BITPIX  =                    8",
+            "NAXIS   =                    0",
+            "END",
+        ]
+        .iter()
+        .flat_map(|c| card(c))
+        .collect();
+        let table: Vec<u8> = [
+            "XTENSION= 'BINTABLE'",
+            "BITPIX  =                    8",
+            "NAXIS   =                    2",
+            "NAXIS1  =                    8",
+            "NAXIS2  =                    1",
+            "PCOUNT  =                    0",
+            "GCOUNT  =                    1",
+            "TFIELDS =                    1",
+            "TTYPE1  = 'ATO_ID  '",
+            "TFORM1  = '1C      '",
+            "END",
+        ]
+        .iter()
+        .flat_map(|c| card(c))
+        .collect();
+        let bytes = [block(primary, b' '), block(table, b' '), vec![0u8; 2880]].concat();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object.fits");
+        fs_err::write(&path, bytes).unwrap();
+        let e = read(&path, &cfg()).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "object.fits: cannot read the ATLAS-VAR catalog: HDU 1 column 1 has TFORM `1C`, which etd cannot read"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
