@@ -93,6 +93,11 @@ def main():
             (e_rps, e_cpu), (p_rps, p_cpu) = summary[("etd", lat)], summary[("python", lat)]
             print(f"latency {lat:>3} ms: etd req/s / python req/s = {e_rps:.1f} / {p_rps:.1f} = {e_rps / p_rps:.2f}x;  "
                   f"python CPU/req / etd CPU/req = {p_cpu:.3f} / {e_cpu:.3f} ms = {p_cpu / e_cpu:.2f}x")
+    for lat in lats:
+        if ("etd", lat) in summary:
+            e_cpu = summary[("etd", lat)][1]
+            print(f"etd CPU per request at latency {lat:>3} ms = {e_cpu:.3f} ms  "
+                  f"(target <= 0.3 ms: {'MEETS' if e_cpu <= 0.3 else 'MISSES'} target)")
 
     rate_runs = [r for r in runs if r["label"] == "etd-rate"]
     for r in rate_runs:
@@ -118,6 +123,8 @@ def main():
               f"deviation from {rate_limit:g}/s: {dev:+.2f}%")
         print(f"  gaps between starts: min {min(gaps):.1f} ms, median {med(gaps):.1f} ms, max {max(gaps):.1f} ms; "
               f"max starts in any 1 s: {win} (meter: {m['max_starts_in_any_1s']})")
+        print(f"  achieved rate within 1% of the allowed {rate_limit:g}/s: {dev:+.2f}%  "
+              f"(target: {'MEETS' if abs(dev) <= 1.0 else 'MISSES'} target)")
         print(f"  {'PASS' if ok else 'FAIL'}: within 2% of {rate_limit:g}/s: {'yes' if ok_rate else 'no'} "
               f"({dev:+.2f}%); no burst above the limit (<= {limit_1s} starts in any 1 s): "
               f"{'yes' if ok_burst else 'no'} ({max(win, m['max_starts_in_any_1s'])})")

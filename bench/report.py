@@ -23,10 +23,14 @@ def main():
 
     rows = [
         ("etd-fetch", n, "etd fetch: hash inputs (separate step, not in shard)"),
-        ("etd-none", n, "etd shard, compression: none"),
+        ("etd-none", n, "etd shard, compression: none, pass-through fits"),
+        ("tar-plain", n, "tar --sort=name -cf; sync"),
         ("etd-zstd", n, "etd shard, compression: zstd level 3"),
         ("tar-zstd", n, "tar --sort=name | zstd -3 -T<threads>; sync"),
+        ("etd-run", n, "etd run (fetch + shard zstd) from an empty workdir"),
         ("wds-shardw", n, "webdataset.ShardWriter, plain .tar; fsync"),
+        ("etd-npy", n, "etd shard, fits -> npy (nan zero, no scaling), plain .tar"),
+        ("py-npy", n, "astropy -> float32 npy (NaN -> 0) -> ShardWriter; fsync"),
         ("etd-fetch", n4, "etd fetch at 4N"),
         ("etd-zstd", n4, "etd shard zstd level 3 at 4N"),
     ]
@@ -52,15 +56,31 @@ def main():
 
     ez, en = med("etd-zstd", n, 0), med("etd-none", n, 0)
     tz, ws = med("tar-zstd", n, 0), med("wds-shardw", n, 0)
-    r1 = ez / tz
-    print(f"etd-zstd time / tar|zstd time    = {ez:.2f} / {tz:.2f} = {r1:.2f}  (target <= 1.0: {verdict(r1 <= 1.0)})")
-    r2 = ws / ez
-    print(f"ShardWriter time / etd-zstd time = {ws:.2f} / {ez:.2f} = {r2:.2f}  (target >= 5: {verdict(r2 >= 5)})")
-    print(f"  (for reference, both uncompressed: ShardWriter / etd-none = {ws:.2f} / {en:.2f} = {ws / en:.2f})")
+    tp, er = med("tar-plain", n, 0), med("etd-run", n, 0)
+    enp, pnp = med("etd-npy", n, 0), med("py-npy", n, 0)
+
+    def ratio(what, a, b, op, goal):
+        if a is None or b is None:
+            print(f"{what:<34} = (not measured)")
+            return
+        r = a / b
+        ok = r <= goal if op == "<=" else r >= goal
+        print(f"{what:<34} = {a:.2f} / {b:.2f} = {r:.2f}  (target {op} {goal}: {verdict(ok)})")
+
+    ratio("etd-zstd time / tar|zstd time", ez, tz, "<=", 1.0)
+    ratio("etd-none time / tar time", en, tp, "<=", 1.1)
+    ratio("etd-run time / tar|zstd time", er, tz, "<=", 1.25)
+    ratio("py-npy time / etd-npy time", pnp, enp, ">=", 10)
+    if ws is not None and ez is not None and en is not None:
+        print(f"  (reference, no target: ShardWriter / etd-zstd = {ws:.2f} / {ez:.2f} = {ws / ez:.2f};"
+              f" ShardWriter / etd-none = {ws / en:.2f})")
     rss_n = med("etd-zstd", n, 1) / 1024
     rss_none = med("etd-none", n, 1) / 1024
-    print(f"etd shard peak RSS at N={n}: zstd {rss_n:.1f} MB, none {rss_none:.1f} MB"
-          f"  (target < 200 MB: {verdict(max(rss_n, rss_none) < 200)})")
+    others = [(lbl, med(lbl, n, 1) / 1024) for lbl in ("etd-npy", "etd-run") if (lbl, n) in runs]
+    rss_all = [rss_n, rss_none] + [r for _, r in others]
+    more = "".join(f", {lbl[4:]} {r:.1f} MB" for lbl, r in others)
+    print(f"etd shard peak RSS at N={n}: zstd {rss_n:.1f} MB, none {rss_none:.1f} MB{more}"
+          f"  (target < 200 MB: {verdict(max(rss_all) < 200)})")
     if ("etd-zstd", n4) in runs:
         rss_4 = med("etd-zstd", n4, 1) / 1024
         r4 = rss_4 / rss_n

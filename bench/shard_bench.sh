@@ -85,8 +85,12 @@ make_data() { # n -> data dir path
     echo "$dir"
 }
 
-write_recipe() { # n compression -> recipe path
-    local n=$1 comp=$2 f=$WORK/recipe_n$1_$2.yaml level=""
+write_recipe() { # n label -> recipe path; label: none | zstd (pass-through fits) | npy (fits -> npy)
+    local n=$1 label=$2 f=$WORK/recipe_n$1_$2.yaml comp=$2 image="{outputs: [fits]}" level=""
+    if [[ $label == npy ]]; then
+        comp=none
+        image="{outputs: [npy], nan: zero, scale: none}"
+    fi
     # etd rejects `level` without zstd
     [[ $comp == zstd ]] && level="
   level: 3"
@@ -96,7 +100,7 @@ name: bench
 source:
   local: {dir: data/n$n, pattern: "*.fits"}
 transform:
-  image: {outputs: [fits]}
+  image: $image
 shard:
   max_samples: 10000
   max_bytes: 1GiB
@@ -147,17 +151,31 @@ measure() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The four contenders on N files
-etd_fetch_timed() { # n comp rep
+# The contenders on N files
+etd_fetch_timed() { # n label rep
     local w=$WORK/etd/n$1_$2
     rm -rf "$w"
     measure "etd-fetch" "$1" "$3" env RAYON_NUM_THREADS="$THREADS" "$ETD" -q --workdir "$w" fetch "$WORK/recipe_n$1_$2.yaml"
 }
 
-etd_shard() { # n comp rep
+etd_shard() { # n label rep  (label: none | zstd | npy; the workdir was fetched before)
     local w=$WORK/etd/n$1_$2
     rm -rf "$w/shards" "$w/shards.partial" "$w/shards.old"
     measure "etd-$2" "$1" "$3" env RAYON_NUM_THREADS="$THREADS" "$ETD" -q --workdir "$w" shard "$WORK/recipe_n$1_$2.yaml"
+}
+
+etd_run() { # n rep: the whole job from an empty workdir (fetch hashes every input, then zstd shards)
+    local w=$WORK/etd/n$1_run
+    rm -rf "$w"
+    measure "etd-run" "$1" "$2" env RAYON_NUM_THREADS="$THREADS" "$ETD" -q --workdir "$w" run "$WORK/recipe_n$1_zstd.yaml"
+}
+
+tar_plain() { # n rep
+    local out=$WORK/out/tar && rm -rf "$out" && mkdir -p "$out"
+    measure "tar-plain" "$1" "$2" bash -c '
+        set -euo pipefail
+        tar --sort=name -C "$1" -cf "$3" -T "$2"
+        sync "$3"' _ "$DATA" "$LIST" "$out/bench.tar"
 }
 
 tar_zstd() { # n rep
@@ -178,6 +196,11 @@ wds() { # n rep
     measure "wds-shardw" "$1" "$2" "$PY" "$HERE/wds_shard.py" "$DATA" "$out"
 }
 
+py_npy() { # n rep
+    local out=$WORK/out/pynpy && rm -rf "$out"
+    measure "py-npy" "$1" "$2" "$PY" "$HERE/astropy_npy_shard.py" "$DATA" "$out"
+}
+
 BYTES4=0
 DATA=$(make_data "$N")
 BYTES=$(input_bytes "$DATA")
@@ -185,32 +208,40 @@ LIST=$WORK/data/n$N.list
 (cd "$DATA" && find . -maxdepth 1 -name '*.fits' -printf '%f\n' | LC_ALL=C sort) >"$LIST"
 write_recipe "$N" none >/dev/null
 write_recipe "$N" zstd >/dev/null
+write_recipe "$N" npy >/dev/null
 echo "input:       $N files, $BYTES bytes ($(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b/1e6}'))" | tee -a "$RES_DIR/machine.txt"
 
 log "warm-up: reading the $N input files once before the timed runs (and again, untimed, before each run)"
 warm_cache "$DATA"
 log "etd fetch (hashing pass, timed separately), $REPS runs"
 for rep in $(seq 1 "$REPS"); do etd_fetch_timed "$N" zstd "$rep"; done
-rm -rf "$WORK/etd/n${N}_none"
-"$ETD" -q --workdir "$WORK/etd/n${N}_none" fetch "$WORK/recipe_n${N}_none.yaml"
+for label in none npy; do
+    rm -rf "$WORK/etd/n${N}_$label"
+    "$ETD" -q --workdir "$WORK/etd/n${N}_$label" fetch "$WORK/recipe_n${N}_$label.yaml"
+done
 
 log "shard benchmark on $N files, $REPS rounds (tools interleaved within each round)"
 for rep in $(seq 1 "$REPS"); do
     etd_shard "$N" none "$rep"
+    tar_plain "$N" "$rep"
     etd_shard "$N" zstd "$rep"
     tar_zstd "$N" "$rep"
+    etd_run "$N" "$rep"
     wds "$N" "$rep"
+    etd_shard "$N" npy "$rep"
+    py_npy "$N" "$rep"
 done
 
 # Sanity: every tool wrote N members and the same bytes.
 log "checking outputs"
-count_members() { # archives... (.tar or .tar.zst); counts .fits members over all of them
-    local n=0 f
+count_members() { # EXT archives... (.tar or .tar.zst); counts .EXT members over all of them
+    local ext=$1 n=0 f
+    shift
     for f in "$@"; do
         if [[ $f == *.zst ]]; then
-            n=$((n + $(zstd -dc "$f" | tar -tf - | grep -c '\.fits$')))
+            n=$((n + $(zstd -dc "$f" | tar -tf - | grep -c "\.$ext\$")))
         else
-            n=$((n + $(tar -tf "$f" | grep -c '\.fits$')))
+            n=$((n + $(tar -tf "$f" | grep -c "\.$ext\$")))
         fi
     done
     echo $n
@@ -218,21 +249,52 @@ count_members() { # archives... (.tar or .tar.zst); counts .fits members over al
 sizes() { du -cb "$@" | tail -1 | cut -f1; }
 ETD_NONE_SHARDS=("$WORK/etd/n${N}_none/shards/"*.tar)
 ETD_ZSTD_SHARDS=("$WORK/etd/n${N}_zstd/shards/"*.tar.zst)
+ETD_RUN_SHARDS=("$WORK/etd/n${N}_run/shards/"*.tar.zst)
+ETD_NPY_SHARDS=("$WORK/etd/n${N}_npy/shards/"*.tar)
 WDS_SHARDS=("$WORK/out/wds/"*.tar)
+PYNPY_SHARDS=("$WORK/out/pynpy/"*.tar)
+output_line() { # label ext archives...
+    local label=$1 ext=$2
+    shift 2
+    printf 'output: %-10s %3d files %12d bytes  %6d .%s members\n' "$label" $# "$(sizes "$@")" "$(count_members "$ext" "$@")" "$ext"
+}
 {
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-none ${#ETD_NONE_SHARDS[@]} "$(sizes "${ETD_NONE_SHARDS[@]}")" "$(count_members "${ETD_NONE_SHARDS[@]}")"
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' etd-zstd ${#ETD_ZSTD_SHARDS[@]} "$(sizes "${ETD_ZSTD_SHARDS[@]}")" "$(count_members "${ETD_ZSTD_SHARDS[@]}")"
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' tar-zstd 1 "$(sizes "$WORK/out/tarzstd/bench.tar.zst")" "$(count_members "$WORK/out/tarzstd/bench.tar.zst")"
-    printf 'output: %-10s %3d files %12d bytes  %6d .fits members\n' wds-shardw ${#WDS_SHARDS[@]} "$(sizes "${WDS_SHARDS[@]}")" "$(count_members "${WDS_SHARDS[@]}")"
+    output_line etd-none fits "${ETD_NONE_SHARDS[@]}"
+    output_line tar-plain fits "$WORK/out/tar/bench.tar"
+    output_line etd-zstd fits "${ETD_ZSTD_SHARDS[@]}"
+    output_line tar-zstd fits "$WORK/out/tarzstd/bench.tar.zst"
+    output_line etd-run fits "${ETD_RUN_SHARDS[@]}"
+    output_line wds-shardw fits "${WDS_SHARDS[@]}"
+    output_line etd-npy npy "${ETD_NPY_SHARDS[@]}"
+    output_line py-npy npy "${PYNPY_SHARDS[@]}"
 } | tee "$RES_DIR/outputs.txt"
 # Byte-level check on one sample: the first file comes out of every archive unchanged.
 FIRST=$(head -1 "$LIST")
 STEM=${FIRST%.fits}
 cmp -s "$DATA/$FIRST" <(tar -xOf "${ETD_NONE_SHARDS[0]}" "$STEM.fits") || die "etd-none: $FIRST differs from its input"
+cmp -s "$DATA/$FIRST" <(tar -xOf "$WORK/out/tar/bench.tar" "$FIRST") || die "tar-plain: $FIRST differs"
 cmp -s "$DATA/$FIRST" <(zstd -dc "${ETD_ZSTD_SHARDS[0]}" | tar -xOf - "$STEM.fits") || die "etd-zstd: $FIRST differs from its input"
 cmp -s "$DATA/$FIRST" <(zstd -dc "$WORK/out/tarzstd/bench.tar.zst" | tar -xOf - "$FIRST") || die "tar-zstd: $FIRST differs"
+cmp -s "$DATA/$FIRST" <(zstd -dc "${ETD_RUN_SHARDS[0]}" | tar -xOf - "$STEM.fits") || die "etd-run: $FIRST differs from its input"
 cmp -s "$DATA/$FIRST" <(tar -xOf "${WDS_SHARDS[0]}" "$STEM.fits") || die "wds: $FIRST differs"
-echo "output: $FIRST is byte-identical to its input in all four archives" | tee -a "$RES_DIR/outputs.txt"
+cmp -s "${ETD_ZSTD_SHARDS[0]}" "${ETD_RUN_SHARDS[0]}" || die "etd-run and etd-zstd wrote different shards"
+echo "output: $FIRST is byte-identical to its input in all six pass-through archives" | tee -a "$RES_DIR/outputs.txt"
+# The npy routes: the first sample's array from etd and from astropy holds the same float32 values.
+"$PY" - "$DATA/$FIRST" "${ETD_NPY_SHARDS[0]}" "${PYNPY_SHARDS[0]}" "$STEM.npy" <<'EOF' | tee -a "$RES_DIR/outputs.txt" || die "npy check failed"
+import io, sys, tarfile
+import numpy as np
+from astropy.io import fits
+src, etd_tar, py_tar, member = sys.argv[1:]
+want = np.nan_to_num(np.asarray(fits.getdata(src), dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+for label, path in (("etd-npy", etd_tar), ("py-npy", py_tar)):
+    with tarfile.open(path) as t:
+        arr = np.load(io.BytesIO(t.extractfile(member).read()))
+    assert arr.dtype == np.dtype("<f4") and arr.shape == want.shape, (label, arr.dtype, arr.shape)
+    assert np.array_equal(arr, want), f"{label}: pixels differ from astropy's"
+print(f"output: {member} holds astropy's float32 pixels (NaN -> 0) in etd-npy and py-npy")
+EOF
+# sha256 of etd's shards: byte-identity across etd versions is checked by comparing these files.
+(cd "$WORK/etd" && sha256sum "n${N}_none/shards/"*.tar "n${N}_zstd/shards/"*.tar.zst "n${N}_npy/shards/"*.tar) >"$RES_DIR/shards.sha256"
 
 # ---------------------------------------------------------------------------------------------
 # Memory flatness: etd zstd at 4N

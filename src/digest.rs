@@ -1,5 +1,6 @@
 //! Digests of bytes as they are written or read: size, sha256, md5 and crc32c.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -41,13 +42,17 @@ const DIGEST_CHUNK: usize = 1 << 20;
 /// Chunks queued per digest thread (bounds memory to a few MiB per shard).
 const DIGEST_QUEUE: usize = 4;
 
-/// Passes bytes through while computing size, sha256, md5 and crc32c. The digests run on two
-/// threads of their own (md5; sha256 + crc32c), fed 1 MiB chunks over bounded channels, so they
-/// stay off the writer's critical path.
+/// Passes bytes through while computing size, sha256, md5 and crc32c. Bytes are gathered into
+/// 1 MiB chunks; each full chunk is written to the inner writer in one call (so the inner writer
+/// needs no buffer of its own) and handed to the digest threads (md5; sha256 + crc32c) over
+/// bounded channels, so the digests stay off the writer's critical path. Chunk buffers are
+/// reused once both threads are done with them (no fresh allocation, no page faults, per MiB).
 pub struct HashingWriter<W> {
     inner: W,
     size: u64,
     pending: Vec<u8>,
+    /// Chunks handed to the digest threads, oldest first; reused when no thread holds them.
+    sent: VecDeque<Arc<Vec<u8>>>,
     md5: Option<DigestThread>,
     sha: Option<DigestThread>,
 }
@@ -98,21 +103,34 @@ impl<W> HashingWriter<W> {
             }
             vec![hex::encode(h.finalize()), format!("{crc:08x}")]
         });
-        HashingWriter { inner, size: 0, pending: Vec::with_capacity(DIGEST_CHUNK), md5: Some(md5), sha: Some(sha) }
-    }
-
-    fn flush_pending(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let chunk = Arc::new(std::mem::replace(&mut self.pending, Vec::with_capacity(DIGEST_CHUNK)));
-        for t in [&self.md5, &self.sha].into_iter().flatten() {
-            t.send(&chunk);
+        HashingWriter {
+            inner,
+            size: 0,
+            pending: Vec::with_capacity(DIGEST_CHUNK),
+            sent: VecDeque::new(),
+            md5: Some(md5),
+            sha: Some(sha),
         }
     }
 
+    /// An empty chunk buffer: the oldest sent one if both threads are done with it, else a new one.
+    fn next_buffer(&mut self) -> Vec<u8> {
+        if self.sent.len() > 2 * DIGEST_QUEUE + 2 {
+            self.sent.pop_front();
+        }
+        if self.sent.front().is_some_and(|c| Arc::strong_count(c) == 1) {
+            if let Some(Ok(mut buf)) = self.sent.pop_front().map(Arc::try_unwrap) {
+                buf.clear();
+                return buf;
+            }
+        }
+        Vec::with_capacity(DIGEST_CHUNK)
+    }
+}
+
+impl<W: Write> HashingWriter<W> {
     pub fn finish(mut self) -> io::Result<(W, Digests)> {
-        self.flush_pending();
+        self.flush_pending()?;
         let md5 = self.md5.take().map(DigestThread::finish).unwrap_or_default();
         let sha = self.sha.take().map(DigestThread::finish).unwrap_or_default();
         match (md5.as_slice(), sha.as_slice()) {
@@ -123,25 +141,39 @@ impl<W> HashingWriter<W> {
             _ => Err(io::Error::other("a digest thread failed")),
         }
     }
+
+    /// Write the gathered bytes to the inner writer and hand them to the digest threads.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.inner.write_all(&self.pending)?;
+        let next = self.next_buffer();
+        let chunk = Arc::new(std::mem::replace(&mut self.pending, next));
+        for t in [&self.md5, &self.sha].into_iter().flatten() {
+            t.send(&chunk);
+        }
+        self.sent.push_back(chunk);
+        Ok(())
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let done = &buf[..n];
-        self.size += n as u64;
-        let mut rest = done;
+        let mut rest = buf;
         while !rest.is_empty() {
             let take = rest.len().min(DIGEST_CHUNK - self.pending.len());
             self.pending.extend_from_slice(&rest[..take]);
+            self.size += take as u64;
             rest = &rest[take..];
             if self.pending.len() == DIGEST_CHUNK {
-                self.flush_pending();
+                self.flush_pending()?;
             }
         }
-        Ok(n)
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.flush_pending()?;
         self.inner.flush()
     }
 }
@@ -163,6 +195,38 @@ mod tests {
         assert_eq!(d.md5, hex::encode(Md5::digest(&data)));
         assert_eq!(d.crc32c, format!("{:08x}", crc32c::crc32c(&data)));
         assert_eq!(d.size, data.len() as u64);
+    }
+
+    #[test]
+    fn reused_chunk_buffers_hold_only_their_own_bytes() {
+        // 20 chunks, each a different byte pattern: a reused buffer with stale bytes would show.
+        let data: Vec<u8> = (0..(20 * DIGEST_CHUNK + 7)).map(|i| ((i / DIGEST_CHUNK) * 31 + i % 13) as u8).collect();
+        let mut w = HashingWriter::new(Vec::new());
+        for piece in data.chunks(DIGEST_CHUNK / 3 + 1) {
+            w.write_all(piece).unwrap();
+        }
+        let (out, d) = w.finish().unwrap();
+        assert!(out == data);
+        assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(d.md5, hex::encode(Md5::digest(&data)));
+    }
+
+    #[test]
+    fn errors_of_the_inner_writer_are_reported() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashingWriter::new(Full);
+        w.write_all(b"abc").unwrap(); // gathered, not yet written
+        assert_eq!(w.finish().err().unwrap().to_string(), "disk full");
+        let mut w = HashingWriter::new(Full);
+        assert!(w.write_all(&vec![0u8; DIGEST_CHUNK]).is_err());
     }
 
     #[test]

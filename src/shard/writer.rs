@@ -1,7 +1,7 @@
 //! `ShardWriter`: one thread per shard that owns its tar (and zstd) stream. Samples arrive over a
 //! bounded channel; the file's size, sha256, md5 and crc32c are computed while it is written.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
@@ -104,7 +104,8 @@ fn write_shard(
     samples: impl Iterator<Item = PackedSample>,
 ) -> anyhow::Result<ShardEntry> {
     let file = fs::File::create(path)?;
-    let mut hashing = crate::digest::HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    // HashingWriter writes whole 1 MiB chunks: no BufWriter (and no copy into one) is needed.
+    let mut hashing = crate::digest::HashingWriter::new(file);
     let count = match settings.zstd_level {
         None => write_tar(&mut hashing, samples, settings.mtime)?,
         Some(level) => {
@@ -119,8 +120,7 @@ fn write_shard(
             n
         }
     };
-    let (bufw, digests) = hashing.finish()?;
-    let file = bufw.into_inner().map_err(|e| e.into_error())?;
+    let (file, digests) = hashing.finish()?;
     file.sync_all()?;
     Ok(ShardEntry {
         name,

@@ -86,9 +86,14 @@ pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Res
         check_structure(bytes)?;
         return Ok(vec![("fits".to_string(), bytes.to_vec())]);
     }
-    let image = decode(bytes)?;
+    let json = cfg.outputs.contains(&ImageOutput::Json);
+    let png = cfg.outputs.contains(&ImageOutput::Png);
+    // Only the json field needs the header keywords; without it a plain float32 image is read
+    // without cfitsio (the same pixels, see `decode_plain_f32`).
+    let mut image = if json { decode(bytes)? } else { decode_pixels(bytes)? };
     let mut fields = Fields::new();
-    let mut pixels = image.data.clone();
+    // The png preview is made from the unscaled pixels; without it they are scaled in place.
+    let mut pixels = if png { image.data.clone() } else { std::mem::take(&mut image.data) };
     let plane = image.shape[image.shape.len() - 2..].iter().product::<usize>();
     let nan_pixels = pixels.iter().filter(|v| !v.is_finite()).count();
     for chunk in pixels.chunks_mut(plane.max(1)) {
@@ -138,15 +143,93 @@ pub fn npy_f32(data: &[f32], shape: &[usize]) -> Result<Vec<u8>, SampleError> {
     let mut out = Vec::with_capacity(data.len() * 4 + 128);
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let err = |e: std::io::Error| SampleError(format!("npy: {e}"));
-    let mut writer = npyz::WriteOptions::new()
+    npyz::WriteOptions::<f32>::new()
         .dtype(npyz::DType::new_scalar("<f4".parse().map_err(|e| SampleError(format!("npy dtype: {e:?}")))?))
         .shape(&shape)
         .writer(&mut out)
-        .begin_nd()
+        .write_header_only()
         .map_err(err)?;
-    writer.extend(data.iter().copied()).map_err(err)?;
-    writer.finish().map_err(err)?;
+    // The data in one pass (npyz's element-by-element writer costs more than the rest of the
+    // sample); C order, little-endian, as the header says.
+    out.reserve(data.len() * 4);
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
     Ok(out)
+}
+
+/// Decode the pixels of the first image HDU; `header` is left empty (it is only for the json
+/// field). Plain float32 images are read directly, anything else by `decode`.
+pub fn decode_pixels(bytes: &[u8]) -> Result<Image, SampleError> {
+    check_structure(bytes)?;
+    match decode_plain_f32(bytes) {
+        Some(image) => Ok(image),
+        None => decode(bytes),
+    }
+}
+
+/// A primary HDU holding a float32 image (`BITPIX = -32`, 2 or 3 axes) with no keyword that
+/// changes its pixels (BSCALE, BZERO, BLANK, BSOFTEN, BOFFSET) and a header of printable ASCII
+/// cards in the standard order, read without cfitsio: what cfitsio's `ffgpv` with a NaN null
+/// value returns, bit for bit. Big-endian values become native; a value with an all-ones
+/// exponent (NaN or +-inf) becomes `f32::NAN`, and one with an all-zero exponent (+-0 or
+/// subnormal) becomes +0.0, as cfitsio's null check does. None for any other file (the caller
+/// reads it with cfitsio, which also reports what is wrong with it). `check_structure` must
+/// have passed.
+fn decode_plain_f32(bytes: &[u8]) -> Option<Image> {
+    let cards = bytes.chunks_exact(80);
+    let mut naxis = 0usize;
+    let mut dims: Vec<usize> = Vec::with_capacity(3);
+    let mut end = None;
+    for (i, card) in cards.enumerate() {
+        if !card.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return None;
+        }
+        let name = std::str::from_utf8(&card[..8]).ok()?.trim_end();
+        let value = || std::str::from_utf8(&card[10..]).ok().and_then(|v| v.split('/').next()).map(str::trim);
+        let int = || value()?.parse::<i64>().ok();
+        let has_value = card[8] == b'=' && card[9] == b' ';
+        match i {
+            0 if name == "SIMPLE" && has_value && value() == Some("T") => {}
+            1 if name == "BITPIX" && has_value && int() == Some(-32) => {}
+            2 if name == "NAXIS" && has_value => {
+                naxis = usize::try_from(int()?).ok().filter(|n| (2..=3).contains(n))?;
+            }
+            i if (3..3 + naxis).contains(&i) => {
+                if name != format!("NAXIS{}", i - 2) || !has_value {
+                    return None;
+                }
+                dims.push(usize::try_from(int()?).ok().filter(|&d| d > 0)?);
+            }
+            0..=2 => return None,
+            _ => match name {
+                "END" => {
+                    end = Some(i);
+                    break;
+                }
+                "BSCALE" | "BZERO" | "BLANK" | "BSOFTEN" | "BOFFSET" | "PCOUNT" | "GCOUNT" | "GROUPS" | "SIMPLE"
+                | "BITPIX" | "XTENSION" => return None,
+                n if n.starts_with("NAXIS") => return None,
+                _ => {}
+            },
+        }
+    }
+    let header = ((end? + 1) * 80).div_ceil(BLOCK) * BLOCK;
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+    let raw = bytes.get(header..header.checked_add(count.checked_mul(4)?)?)?;
+    let data = raw
+        .chunks_exact(4)
+        .map(|b| {
+            let bits = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            match bits & 0x7f80_0000 {
+                0x7f80_0000 => f32::NAN,
+                0 => 0.0,
+                _ => f32::from_bits(bits),
+            }
+        })
+        .collect();
+    dims.reverse();
+    Some(Image { data, shape: dims, hdu: 0, header: Map::new(), asinh_undone: false })
 }
 
 /// Decode the first image HDU of a FITS file held in memory.
@@ -561,6 +644,122 @@ mod tests {
         assert_eq!((image.hdu, image.shape.clone(), image.data.clone()), (2, vec![1, 2], vec![1.0, 2.0]));
     }
 
+    /// The old element-by-element npyz writer, to check `npy_f32` writes the same bytes.
+    fn npy_by_npyz(data: &[f32], shape: &[usize]) -> Vec<u8> {
+        use npyz::WriterBuilder;
+        let mut out = Vec::new();
+        let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let mut w = npyz::WriteOptions::new()
+            .dtype(npyz::DType::new_scalar("<f4".parse().unwrap()))
+            .shape(&shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        w.extend(data.iter().copied()).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    #[test]
+    fn npy_bytes_are_npyz_bytes() {
+        for shape in [vec![1, 1], vec![2, 3], vec![64, 64], vec![3, 4, 5], vec![1, 1000, 7]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> =
+                (0..n).map(|i| i as f32 * -0.37 + 1e-3).chain([f32::NAN, f32::INFINITY]).take(n).collect();
+            assert_eq!(npy_f32(&data, &shape).unwrap(), npy_by_npyz(&data, &shape), "{shape:?}");
+        }
+    }
+
+    /// Bit patterns cfitsio treats specially: zeros, subnormals, infinities, NaNs with payloads.
+    fn special_pixels() -> Vec<u32> {
+        let mut v = vec![
+            0x0000_0000,
+            0x8000_0000,
+            0x0000_0001,
+            0x807f_ffff,
+            0x0040_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7fc0_0000,
+            0xffc0_0000,
+            0x7f80_0001,
+            0xffbf_ffff,
+            0x7f7f_ffff,
+            0xff7f_ffff,
+            0x0080_0000,
+            0x8080_0000,
+            0x3f80_0000,
+        ];
+        let mut x = 0x2545_f491u32;
+        v.extend((0..1000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        }));
+        v
+    }
+
+    fn be(bits: &[u32]) -> Vec<u8> {
+        bits.iter().flat_map(|b| b.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn plain_float_images_read_without_cfitsio_match_cfitsio_bit_for_bit() {
+        let bits = special_pixels();
+        let extra = ["OBJECT  = 'synth'              / name".to_string(), "EXTEND  =                    T".into()];
+        for dims in [vec![bits.len(), 1], vec![8, 127, 1], vec![1, 1]] {
+            let n: usize = dims.iter().product();
+            let f = fits(-32, &dims, &be(&bits[..n]), &extra);
+            let fast = decode_plain_f32(&f).expect("a plain float32 image takes the direct path");
+            let slow = decode(&f).unwrap();
+            assert_eq!(fast.shape, slow.shape, "{dims:?}");
+            let fb: Vec<u32> = fast.data.iter().map(|v| v.to_bits()).collect();
+            let sb: Vec<u32> = slow.data.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(fb, sb, "{dims:?}");
+            for outputs in [vec![ImageOutput::Npy], vec![ImageOutput::Npy, ImageOutput::Png]] {
+                for nan in [NanPolicy::Keep, NanPolicy::Zero] {
+                    let mut c = cfg(&outputs);
+                    c.nan = nan;
+                    let got = fits_fields(&f, &c, &Provenance { id: "p", inputs: &[] }).unwrap();
+                    // With json in the outputs the image is read by cfitsio: the npy must not change.
+                    c.outputs.push(ImageOutput::Json);
+                    c.outputs.sort();
+                    let mut want = fits_fields(&f, &c, &Provenance { id: "p", inputs: &[] }).unwrap();
+                    want.retain(|(name, _)| name != "json");
+                    assert_eq!(got, want, "{dims:?} {outputs:?} {nan:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_images_are_left_to_cfitsio() {
+        let px = be(&[0x3f80_0000; 4]);
+        let plain = |extra: &[String]| fits(-32, &[2, 2], &px, extra);
+        assert!(decode_plain_f32(&plain(&[])).is_some());
+        for key in
+            ["BSCALE  =                  2.0", "BZERO   =                  1.0", "BSOFTEN =                  1.0"]
+        {
+            let f = plain(&[key.to_string()]);
+            assert!(decode_plain_f32(&f).is_none(), "{key}");
+            assert_eq!(decode_pixels(&f).unwrap().data, decode(&f).unwrap().data, "{key}");
+        }
+        assert_eq!(decode_pixels(&plain(&["BSCALE  =                  2.0".into()])).unwrap().data, vec![2.0; 4]);
+        assert!(decode_plain_f32(&fits(16, &[2, 2], &px[..8], &[])).is_none());
+        assert!(decode_plain_f32(&fits(-32, &[4], &px, &[])).is_none());
+        assert!(decode_plain_f32(&fits(-32, &[1, 1, 2, 2], &px, &[])).is_none());
+        let mut odd = plain(&["COMMENT cafe".into()]);
+        let at = odd.windows(4).position(|w| w == b"cafe").unwrap();
+        odd[at + 3] = 0xe9;
+        assert!(decode_plain_f32(&odd).is_none(), "non-ASCII header");
+        odd = plain(&[]);
+        odd[8] = b' '; // SIMPLE without its value indicator
+        assert!(decode_plain_f32(&odd).is_none());
+        let short = plain(&[]);
+        assert!(decode_pixels(&short[..2880]).is_err());
+    }
+
     #[test]
     fn bscale_bzero_are_applied() {
         let raw: [i16; 4] = [-2, 0, 1, 300];
@@ -679,6 +878,9 @@ mod tests {
         let bytes = etd_emulators::fixtures::bytes(etd_emulators::fixtures::PS1_CUTOUT).unwrap();
         let img = decode(bytes).unwrap();
         assert_eq!(img.shape, vec![700, 700]);
+        let pixels = decode_pixels(bytes).unwrap();
+        assert_eq!(pixels.shape, img.shape);
+        assert!(pixels.data.iter().zip(&img.data).all(|(a, b)| a.to_bits() == b.to_bits()));
         assert_eq!(img.data.iter().filter(|v| v.is_nan()).count(), 822);
         assert_eq!(img.header["CTYPE1"], "RA---TAN");
         assert_eq!(img.header["PC001001"], -1.0);

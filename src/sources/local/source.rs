@@ -14,7 +14,7 @@ use crate::sources::{FetchRun, Samples, ShardInput, Source};
 use crate::store::journal::read_failures;
 use crate::store::raw::{read_checked, Recorded};
 use crate::store::{FetchJournal, InputRecord};
-use crate::transform::image::{fits_fields, ImageOutput, Provenance};
+use crate::transform::image::{check_structure, fits_fields, ImageOutput, Provenance};
 
 impl Source for LocalConfig {
     fn kind(&self) -> &'static str {
@@ -182,7 +182,14 @@ fn local_sample(
     let provenance: Vec<(String, String)> = inputs.iter().map(|i| (i.path.clone(), i.sha256.clone())).collect();
     for input in inputs {
         let bytes = read_checked(&cfg.dir, input, Recorded::LocalInput)?;
-        if input.field == "fits" {
+        if input.field == "fits" && image.outputs == [ImageOutput::Fits] {
+            // Pass-through: the same check as `fits_fields`, and the bytes move into the sample
+            // instead of being copied.
+            if let Err(e) = check_structure(&bytes) {
+                return Ok(Err(SampleError(format!("{}: {e}", input.path))));
+            }
+            fields.push(("fits".into(), bytes));
+        } else if input.field == "fits" {
             let prov = Provenance { id: unit, inputs: &provenance };
             match fits_fields(&bytes, image, &prov) {
                 Ok(f) => fields.extend(f),
