@@ -42,6 +42,16 @@ pub fn run(ctx: &Ctx, args: &BatchArgs) -> anyhow::Result<Exit> {
     }
     if engine == Engine::Htcondor && !shared_fs {
         // With file transfer a job gets the recipe's folder and nothing else.
+        let source = recipe.source.source();
+        if source.samples_span_units() {
+            return Err(UserError::usage(format!(
+                "the {} source's samples gather data from every fetch task, and with file transfer each shard task \
+                 has only its own",
+                source.kind()
+            ))
+            .with_hint("add --shared-fs (a shared workdir for all tasks)")
+            .into());
+        }
         let targets = recipe.targets.as_ref().and_then(|t| t.file.clone()).map(|f| ("targets file", f));
         let inputs = recipe.source.source().local_inputs().into_iter().map(|p| ("input", p));
         for (what, path) in targets.into_iter().chain(inputs) {

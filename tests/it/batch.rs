@@ -556,4 +556,19 @@ fn batch_refuses_what_an_engine_cannot_do_with_exit_2() {
         stderr(&out)
     );
     assert!(!s.join("quick").exists());
+    // ATLAS-VAR shard tasks need every fetch task's data: file transfer cannot give it.
+    let var = super::common::repo().join("recipes/atlas-var-pulsators.yaml");
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+        .args(["batch", var.to_str().unwrap(), "--engine", "htcondor", "--tasks", "3", "--out"])
+        .arg(s.join("var"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the atlas-var source's samples gather data from every fetch task"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint: add --shared-fs"), "{}", stderr(&out));
+    assert!(!s.join("var").exists());
 }
