@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarise the runs recorded by shard_bench.sh: medians, table, ratios against the targets.
 
-Usage: report.py RUNS_TSV N INPUT_BYTES N4 INPUT_BYTES_4N
+Usage: report.py RUNS_TSV N INPUT_BYTES N4 INPUT_BYTES_4N [THREADS]
 RUNS_TSV lines: label, n, rep, wall_s, peak_rss_kib, user_s, sys_s, input_cached_pct (tab separated).
 """
 
@@ -11,11 +11,13 @@ import sys
 
 def main():
     path, n, nbytes, n4, nbytes4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    threads = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     runs = {}
     for line in open(path):
         label, rn, _rep, wall, rss, user, sys_, cached = line.rstrip("\n").split("\t")
         cached = float(cached) if cached != "NA" else float("nan")
-        runs.setdefault((label, int(rn)), []).append((float(wall), int(rss), float(user) + float(sys_), cached))
+        runs.setdefault((label, int(rn)), []).append(
+            (float(wall), int(rss), float(user) + float(sys_), cached, float(user)))
 
     def med(label, rn, i):
         v = runs.get((label, rn))
@@ -31,6 +33,10 @@ def main():
         ("wds-shardw", n, "webdataset.ShardWriter, plain .tar; fsync"),
         ("etd-npy", n, "etd shard, fits -> npy (nan zero, no scaling), plain .tar"),
         ("py-npy", n, "astropy -> float32 npy (NaN -> 0) -> ShardWriter; fsync"),
+        ("zstd-alone", n, "floor: zstd -3 -T<threads> of tar-plain's archive, to /dev/null"),
+        ("sha256-in", n, "floor: openssl sha256 of every input file"),
+        ("digest-zstd", n, "floor: openssl sha256 + md5 of etd's .tar.zst shards"),
+        ("digest-none", n, "floor: openssl sha256 + md5 of etd's .tar shards"),
         ("etd-fetch", n4, "etd fetch at 4N"),
         ("etd-zstd", n4, "etd shard zstd level 3 at 4N"),
     ]
@@ -71,6 +77,7 @@ def main():
     ratio("etd-none time / tar time", en, tp, "<=", 1.1)
     ratio("etd-run time / tar|zstd time", er, tz, "<=", 1.25)
     ratio("py-npy time / etd-npy time", pnp, enp, ">=", 10)
+    floors(runs, med, n, threads, tz, tp)
     if ws is not None and ez is not None and en is not None:
         print(f"  (reference, no target: ShardWriter / etd-zstd = {ws:.2f} / {ez:.2f} = {ws / ez:.2f};"
               f" ShardWriter / etd-none = {ws / en:.2f})")
@@ -90,6 +97,30 @@ def main():
               f"  (target ~1, counted as met if <= 1.25: {verdict(r4 <= 1.25)}); {slope:.2f} KiB more per extra file")
         t4 = med("etd-zstd", n4, 0)
         print(f"etd-zstd time(4N)/time(N) = {t4:.2f} / {ez:.2f} = {t4 / ez:.2f}  (4.0 = linear)")
+
+
+def floors(runs, med, n, threads, tz, tp):
+    """Lower bounds of the etd routes on this machine, from the user CPU of the work etd cannot skip
+    (zstd itself, sha256 of every input, sha256 + md5 of every shard) spread perfectly over the
+    threads; reads, writes, fsyncs and tar framing are left out, so the real floor is higher."""
+    need = ("zstd-alone", "sha256-in", "digest-zstd", "digest-none")
+    if any((lbl, n) not in runs for lbl in need) or tz is None or tp is None:
+        return
+    z, si, dz, dn = (med(lbl, n, 4) for lbl in need)
+    tar_cpu = med("tar-plain", n, 2)
+    print(f"floor (user CPU; {threads} threads): zstd {z:.2f} s, sha256 of inputs {si:.2f} s, "
+          f"sha256 + md5 of zstd shards {dz:.2f} s, of plain shards {dn:.2f} s; tar -cf {tar_cpu:.2f} s CPU")
+    rows = [
+        ("etd-zstd", (z + si + dz) / threads, tz, 1.0, "tar|zstd", "zstd + sha256(inputs) + digests(shards)"),
+        ("etd-none", (tar_cpu + si + dn) / threads, tp, 1.1, "tar", "tar's own CPU + sha256(inputs) + digests(shards)"),
+        ("etd-run", (z + si + dz) / threads, tz, 1.25, "tar|zstd",
+         "as etd-zstd, with the inputs hashed once for fetch and shard together"),
+    ]
+    for label, floor, base, goal, base_name, what in rows:
+        r = floor / base
+        reach = "within reach" if r <= goal else "OUT OF REACH on this machine"
+        print(f"  {label} floor = ({what}) / {threads} = {floor:.2f} s = {r:.2f}x {base_name}"
+              f"  (target <= {goal}: {reach})")
 
 
 if __name__ == "__main__":

@@ -204,7 +204,10 @@ pub fn fetch(
     units.retain(|u| split.owns(&u.id));
     let progress = reporter.start("fetch", units.len() as u64);
     let mut summary = LocalFetchSummary::default();
-    let chunk = rayon::current_num_threads().max(1) * 4;
+    // Groups of 32 units per thread: small enough to stop soon after a signal, large enough
+    // that the workers are not woken and parked for every few files (at 4 per thread, rayon's
+    // sleep and wake-up was a tenth of a fetch's CPU on 20 KB files).
+    let chunk = rayon::current_num_threads().max(1) * 32;
     for group in units.chunks(chunk) {
         if let Some(signal) = crate::stop::requested() {
             summary.interrupted = Some(signal);
