@@ -183,9 +183,20 @@ for lat in "${LATS[@]}"; do
     fi
 done
 
+# The floor of CPU per request: the kernel's work of storing the same files as durably as etd's raw
+# store does (folder per target, temp file, write, fsync, rename, folder fsync), with no HTTP at all.
+log "floor: the kernel CPU of storing etd's files durably, without HTTP, $REPS runs"
+FLOOR=$RES/floor.txt
+: >"$FLOOR"
+for rep in $(seq 1 "$REPS"); do
+    rm -rf "$WORK/floor"
+    "$PY" "$HERE/durable_floor.py" "$WORK/run/etd-0-1/wd/raw/ps1-cutouts" "$WORK/floor" | tee -a "$FLOOR" >&2
+done
+rm -rf "$WORK/floor"
+
 log "(b) rate accuracy: etd at $RATE/s, $RATE_N targets x g, latency ${LAT} ms"
 run_one etd-rate "$LAT" 1 "$WORK/targets_n$RATE_N.csv" g "$RATE/s"
 
 echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) at end" | tee -a "$RES/machine.txt"
-"$PY" "$HERE/fetch_report.py" "$RUNS" "$N" "$FILTERS" "$RATE_N" "$RATE" | tee "$RES/report.txt"
+"$PY" "$HERE/fetch_report.py" "$RUNS" "$N" "$FILTERS" "$RATE_N" "$RATE" "$FLOOR" | tee "$RES/report.txt"
 echo "(all runs: $RUNS)"

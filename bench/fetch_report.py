@@ -30,6 +30,8 @@ def load(path):
                     "exit": int(c[3]),
                     "wall": float(c[4]),
                     "cpu": float(c[5]) + float(c[6]),
+                    "user": float(c[5]),
+                    "sys": float(c[6]),
                     "srv_cpu": float(c[7]) + float(c[8]),
                     "files": int(c[9]),
                     "expected": int(c[10]),
@@ -53,8 +55,29 @@ def max_in_window(arrivals, width_ms=1000.0):
     return best
 
 
+def floor(path, runs, med):
+    """The kernel CPU of storing the same files as durably as etd, per request of the 0 ms runs."""
+    if not path:
+        return
+    rows = [dict(zip(line.split()[::2], line.split()[1::2])) for line in open(path) if line.strip()]
+    etd0 = [r for r in runs if r["label"] == "etd" and r["lat"] == 0]
+    if not rows or not etd0:
+        return
+    requests = etd0[0]["meter"]["requests"]
+    kernel = med([float(r["kernel_s"]) for r in rows])
+    per = 1000 * kernel / requests
+    sys_ms = med([1000 * r["sys"] / r["meter"]["requests"] for r in etd0])
+    user_ms = med([1000 * r["user"] / r["meter"]["requests"] for r in etd0])
+    print(f"floor: storing etd's {rows[0]['files']} files durably (folder per target, temp file, write, fsync, rename, "
+          f"folder fsync), no HTTP: kernel CPU {kernel:.2f} s = {per:.3f} ms per request "
+          f"(target <= 0.3 ms: {'within reach' if per <= 0.3 else 'OUT OF REACH on this machine'})")
+    print(f"  etd at 0 ms: user {user_ms:.3f} ms + kernel {sys_ms:.3f} ms per request; "
+          f"kernel beyond the floor {sys_ms - per:.3f} ms")
+
+
 def main():
     runs_tsv, n_targets, filters, rate_targets, rate_limit = sys.argv[1:6]
+    floor_txt = sys.argv[6] if len(sys.argv) > 6 else None
     rate_limit = float(rate_limit)
     runs = load(runs_tsv)
     med = statistics.median
@@ -98,6 +121,7 @@ def main():
             e_cpu = summary[("etd", lat)][1]
             print(f"etd CPU per request at latency {lat:>3} ms = {e_cpu:.3f} ms  "
                   f"(target <= 0.3 ms: {'MEETS' if e_cpu <= 0.3 else 'MISSES'} target)")
+    floor(floor_txt, runs, med)
 
     rate_runs = [r for r in runs if r["label"] == "etd-rate"]
     for r in rate_runs:
