@@ -367,18 +367,23 @@ fn limits_and_withdrawn_products_are_refused_with_the_reason() {
     assert_eq!(emu.meter().requests, 0);
 }
 
+/// `curl` of `base/q` with `args`: the body, then a line with the status and content type; empty
+/// without curl. Paced inside 5 requests per second.
+fn curl(base: &str, args: &[&str], q: &str) -> String {
+    std::thread::sleep(Duration::from_millis(250));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code} %{content_type}"])
+        .args(args)
+        .arg(format!("{base}/{q}"))
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
 #[test]
 fn the_emulator_refuses_what_the_service_refuses() {
     let emu = AstrocutEmulator::start(Faults { cadences: 2, ..Faults::default() }).unwrap();
     let base = emu.tesscut_url();
-    let get = |q: &str| {
-        std::thread::sleep(Duration::from_millis(250)); // inside 5 requests per second
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code} %{content_type}"])
-            .arg(format!("{base}/{q}"))
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-    };
+    let get = |q: &str| curl(&base, &[], q);
     if get("sector?ra=1&dec=-70").is_empty() {
         eprintln!("skipped: curl is not installed");
         return;
@@ -776,17 +781,8 @@ fn zcut_dry_run_limits_and_truncated_zips() {
 fn the_zcut_emulator_refuses_what_the_service_refuses() {
     let emu = AstrocutEmulator::start(Faults::default()).unwrap();
     let base = emu.zcut_url();
-    let call = |args: &[&str], q: &str| {
-        std::thread::sleep(Duration::from_millis(250)); // inside 5 requests per second
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code} %{content_type}"])
-            .args(args)
-            .arg(format!("{base}/{q}"))
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-    };
-    let get = |q: &str| call(&[], q);
-    let post = |form: &str, q: &str| call(&["--data", form], q);
+    let get = |q: &str| curl(&base, &[], q);
+    let post = |form: &str, q: &str| curl(&base, &["--data", form], q);
     if get("survey?ra=189.2&dec=62.2").is_empty() {
         eprintln!("skipped: curl is not installed");
         return;
@@ -805,6 +801,20 @@ fn the_zcut_emulator_refuses_what_the_service_refuses() {
     assert!(get("astrocut?ra=189.2283&dec=62.238&x=5&y=5&survey=goods_north").ends_with("200 application/zip"));
 }
 
+/// Run `per_sample` (Python, with `s` the sample dict, `np`, `json`, `io`, `fits` imported) over
+/// every sample of the shards of `scratch`; the number of samples.
+fn python_over_samples(python: &Path, scratch: &Scratch, per_sample: &str) -> usize {
+    let indented: String = per_sample.lines().map(|l| format!("        {l}\n")).collect();
+    let script = format!(
+        "import glob, io, json, sys\nimport numpy as np, webdataset as wds\nfrom astropy.io import fits\nn = 0\n\
+         for path in sorted(glob.glob(sys.argv[1] + \"/*.tar\")):\n    for s in wds.WebDataset(path, shardshuffle=False):\n\
+         {indented}        n += 1\nprint(n)\n"
+    );
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(scratch.shards()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 #[test]
 fn zcut_numpy_reads_every_array_and_astropy_reads_the_fits_field() {
     let Some(python) = interop_python() else { return };
@@ -814,27 +824,18 @@ fn zcut_numpy_reads_every_array_and_astropy_reads_the_fits_field() {
     s.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
     let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let script = r#"
-import glob, io, json, sys
-import numpy as np, webdataset as wds
-from astropy.io import fits
-n = 0
-for path in sorted(glob.glob(sys.argv[1] + "/*.tar")):
-    for s in wds.WebDataset(path, shardshuffle=False):
-        a = np.load(io.BytesIO(s["npy"]))
-        meta = json.loads(s["json"])
-        assert a.dtype == np.float32 and list(a.shape) == meta["shape"], (a.shape, meta["shape"])
-        with fits.open(io.BytesIO(s["fits"])) as hdul:
-            images = [h for h in hdul[1:] if h.data is not None]
-            assert [h.header["ORIG_FLE"] for h in images] == [c["orig_file"] for c in meta["channels"]]
-            stacked = np.stack([h.data for h in images]) if len(images) > 1 else images[0].data
-            assert np.array_equal(stacked.astype(np.float32), a, equal_nan=True)
-        n += 1
-print(n)
+    let per_sample = r#"
+a = np.load(io.BytesIO(s["npy"]))
+meta = json.loads(s["json"])
+assert a.dtype == np.float32 and list(a.shape) == meta["shape"], (a.shape, meta["shape"])
+with fits.open(io.BytesIO(s["fits"])) as hdul:
+    images = [h for h in hdul[1:] if h.data is not None]
+    assert [h.header["ORIG_FLE"] for h in images] == [c["orig_file"] for c in meta["channels"]]
+    stacked = np.stack([h.data for h in images]) if len(images) > 1 else images[0].data
+    assert np.array_equal(stacked.astype(np.float32), a, equal_nan=True)
 "#;
-    let out = std::process::Command::new(python).arg("-c").arg(script).arg(s.shards()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), zcut_expected(&[]).len().to_string());
+    let n = python_over_samples(&python, &s, per_sample);
+    assert_eq!(n, zcut_expected(&[]).len());
 }
 
 #[test]
@@ -862,6 +863,214 @@ fn the_repository_zcut_recipe_checks_and_runs_against_the_emulator() {
     assert_eq!(shape, [3, 100, 100], "6 arcsec of 0.06 arcsec pixels, three filters");
     let (shape, _) = npy::<f32>(&all["GN20-goods_north.npy"]);
     assert_eq!(shape, [200, 200]);
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+// ---- HAPcut: Hubble Advanced Products ----
+
+use etd_emulators::astrocut::hapcut;
+
+/// Two positions in the skycell with three products, one in the GOODS-North cell (one product),
+/// one no product covers.
+const HAPCUT_TARGETS: &str = "name,ra,dec,class\n\
+    A 1,351.3478,-28.4978,cluster\n\
+    A 2,351.3500,-28.4900,cluster\n\
+    HDF,189.2058,62.2161,field\n\
+    Nowhere,10.0,10.0,field\n";
+
+fn hapcut_recipe(base: &str, source: &str, rest: &str) -> String {
+    format!(
+        "version: 1\nname: hapcut-test\ntargets: {{file: targets.csv, columns: {{id: name, label: class}}}}\n\
+         source:\n  astrocut: {{service: hapcut, base_url: \"{base}\", size: 20{source}}}\n{rest}"
+    )
+}
+
+/// (key, target index, product index, member name) of every sample the emulator's sky gives.
+fn hapcut_expected() -> Vec<(String, usize, usize, String)> {
+    let mut out = Vec::new();
+    for (i, l) in HAPCUT_TARGETS.lines().skip(1).enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        let (ra, dec): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        for cell in hapcut::skycells_at(ra, dec) {
+            for (p, &product) in cell.products.iter().enumerate() {
+                let (ins, det, filter) = product;
+                let key = format!("{}-{}-{ins}_{det}_{filter}", f[0].replace(' ', "_"), cell.name);
+                out.push((key, i, p, hapcut::file_name(cell, product, ra, dec)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hapcut_fetch_shard_verify_under_faults_within_both_limits() {
+    let faults = Faults {
+        every_nth_503: Some((2, Some(1))),
+        every_nth_slow: Some((3, Duration::from_millis(800))),
+        ..Faults::default()
+    };
+    let emu = AstrocutEmulator::start(faults).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", HAPCUT_TARGETS);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", ZCUT_IMAGE));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("3 done, 1 failed (1 no-data)"), "{err}");
+    let m = emu.meter();
+    assert_inside_limits_and_throttled(&m);
+    assert_eq!(m.by_endpoint.keys().collect::<Vec<_>>(), ["hapcut-astrocut"], "no look-up: {m:?}");
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"Nowhere\",\"stage\":\"fetch\",\"kind\":\"no-data\""), "{failures}");
+    rerun_asks_nothing_then_shard(&s, &emu);
+
+    let want = hapcut_expected();
+    assert_eq!(want.len(), 7);
+    assert_eq!(s.manifest()["samples"], 7);
+    let all = members(&s.shards());
+    let lines: Vec<&str> = HAPCUT_TARGETS.lines().skip(1).collect();
+    for (key, i, p, member) in &want {
+        let f: Vec<&str> = lines[*i].split(',').collect();
+        let (ra, dec): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        let (sci, wht) = hapcut::pixels_of(*p, ra, dec, 20, 20);
+        let (shape, px) = npy::<f32>(&all[&format!("{key}.npy")]);
+        assert_eq!(shape, [20, 20], "{key}");
+        assert!(same_f32(&px, &sci), "{key}: SCI as the server sent it");
+        let (shape, w) = npy::<f32>(&all[&format!("{key}.wht.npy")]);
+        assert_eq!(shape, [20, 20], "{key}");
+        assert!(same_f32(&w, &wht), "{key}: WHT as the server sent it");
+        let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
+        assert_eq!(json["service"], "hapcut");
+        assert_eq!(json["member"], member.as_str());
+        let product = json["product"].as_str().unwrap();
+        assert!(product.starts_with("p") && key.ends_with(&format!("-{product}")), "{key}: {product}");
+        assert_eq!(json["filter"], member.rsplit('_').next().unwrap().trim_end_matches(".fits"));
+        assert_eq!(json["header"]["CTYPE2"], "DEC--TAN");
+        assert!(json["url"].as_str().unwrap().ends_with("&y=20&x=20&units=px"));
+        assert_eq!(json["label"], f[3]);
+        assert!(all[&format!("{key}.fits")].starts_with(b"SIMPLE  ="));
+    }
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // FITS only: another format is a recipe error.
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), ", format: png", ""));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("source.astrocut.format: HAPcut serves FITS only, not `png`"), "{}", stderr(&out));
+}
+
+#[test]
+fn hapcut_kill_9_resume_dry_run_and_truncated_zips() {
+    let targets: String = std::iter::once("name,ra,dec,class\n".to_string())
+        .chain((0..8).map(|i| format!("A {i},{:.4},-28.4978,cluster\n", 351.3400 + i as f64 * 0.002)))
+        .collect();
+    let emu = AstrocutEmulator::start(Faults { latency: Duration::from_millis(400), ..Faults::default() }).unwrap();
+    let reference = Scratch::new();
+    reference.write("targets.csv", &targets);
+    reference.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = reference.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let s = Scratch::new();
+    s.write("targets.csv", &targets);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = s.etd().args(["fetch", "--dry-run", "r.yaml"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 8, "{text}");
+    let base = emu.hapcut_url();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("A 0\tGET {base}/astrocut?ra=351.34&dec=-28.4978&y=20&x=20&units=px")
+    );
+    assert!(
+        stderr(&out).contains("dry run: 8 cutouts to fetch (0 done, 0 failed earlier); at least 8 requests"),
+        "{}",
+        stderr(&out)
+    );
+    emu.reset_meter();
+    kill_9_fetches(&s, &[900]);
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    let done = journal.lines().count() as u64;
+    assert!(done > 0 && done < 8, "the killed run fetched part of the work: {done}");
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(emu.meter().requests <= 8 - done + 4, "at most what was in flight is fetched again: {:?}", emu.meter());
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(s.shard_files() == reference.shard_files(), "the resumed run's shards differ");
+
+    emu.set_faults(Faults { truncated_zips: true, ..Faults::default() });
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nA 1,351.3478,-28.4978,cluster\n");
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", QUICK));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"A 1\",\"stage\":\"fetch\",\"kind\":\"invalid-answer\""), "{failures}");
+    assert!(failures.contains("is not a whole zip of HAPcut FITS files"), "{failures}");
+}
+
+#[test]
+fn the_hapcut_emulator_refuses_what_the_service_refuses() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let base = emu.hapcut_url();
+    let get = |args: &[&str], q: &str| curl(&base, args, q);
+    if get(&[], "astrocut?ra=10&dec=10&x=5&y=5").is_empty() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    assert!(get(&[], "astrocut?ra=10&dec=10&x=5&y=5").starts_with("{\"msg\":"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5&y=5&units=furlong").ends_with("400 application/json"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5").ends_with("400 application/json"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-98&x=5&y=5").ends_with("400 application/json"));
+    assert!(get(&["--data", "ra=1"], "astrocut").starts_with("method not allowed"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5&y=5").ends_with("200 application/zip"));
+}
+
+#[test]
+fn hapcut_numpy_reads_every_array_and_astropy_reads_the_fits_field() {
+    let Some(python) = interop_python() else { return };
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", HAPCUT_TARGETS);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let per_sample = r#"
+sci, wht = np.load(io.BytesIO(s["npy"])), np.load(io.BytesIO(s["wht.npy"]))
+meta = json.loads(s["json"])
+assert sci.dtype == np.float32 and list(sci.shape) == meta["shape"] and wht.shape == sci.shape
+with fits.open(io.BytesIO(s["fits"])) as hdul:
+    assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT"], [h.name for h in hdul]
+    assert np.array_equal(hdul["SCI"].data, sci, equal_nan=True)
+    assert np.array_equal(hdul["WHT"].data, wht, equal_nan=True)
+    assert hdul[0].header["FILTER"].lower() == meta["filter"]
+"#;
+    let n = python_over_samples(&python, &s, per_sample);
+    assert_eq!(n, hapcut_expected().len());
+}
+
+#[test]
+fn the_repository_hapcut_recipe_checks_and_runs_against_the_emulator() {
+    let path = super::common::repo().join("recipes/hst-hapcut.yaml");
+    let s = Scratch::new();
+    let out = s.etd().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("requests     2 (per target: 1 astrocut"), "{}", stdout(&out));
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
+    let text = text.replace("  astrocut:\n", &format!("  astrocut:\n    base_url: \"{}\"\n", emu.hapcut_url()));
+    s.write("r.yaml", text.replace("compression: zstd", "compression: none"));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.manifest()["samples"], 4, "three products at the documented position, one in the HDF-N");
+    let all = members(&s.shards());
+    let (shape, _) = npy::<f32>(&all["HDF-N-p1889x07y19-acs_wfc_f435w.wht.npy"]);
+    assert_eq!(shape, [100, 100], "4 arcsec of 0.04 arcsec pixels");
     let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }

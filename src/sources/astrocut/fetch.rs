@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::zip;
-use super::{survey_name_ok, AstrocutConfig, Part, Service, ZcutFormat, MAX_SURVEY_NAME};
+use super::{product_key, survey_name_ok, AstrocutConfig, Part, Service, ZcutFormat, HAPCUT_FILE, MAX_SURVEY_NAME};
 use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request, Secret};
 use crate::sources::engine::{fetch_checked, UnitError};
@@ -102,6 +102,18 @@ pub fn sectors_of(rows: &[SectorRow]) -> Vec<u32> {
     s
 }
 
+/// The members of a HAPcut zip with their product keys, in name order: whole FITS files named
+/// as products, no two with the same key.
+pub fn hap_members(body: &[u8]) -> Result<Vec<(String, zip::Member)>, String> {
+    let mut out: Vec<(String, zip::Member)> =
+        zip::fits_members(body)?.into_iter().map(|m| Ok((product_key(&m.name)?, m))).collect::<Result<_, String>>()?;
+    out.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("members `{}` and `{}` give the same product key `{}`", w[0].1.name, w[1].1.name, w[0].0));
+    }
+    Ok(out)
+}
+
 /// The message of a `{"msg": ...}` answer.
 pub fn no_data_message(body: &[u8]) -> Option<String> {
     if body.starts_with(zip::MAGIC) {
@@ -129,13 +141,18 @@ impl CutoutFetcher {
     fn lookup_answer(&self) -> (&'static str, &'static str, CountParts) {
         match self.cfg.service {
             Service::Tesscut => (SECTORS_FILE, SECTORS_FIELD, |b| parse_sectors(b).map(|r| r.len())),
-            Service::Zcut { .. } => (SURVEYS_FILE, SURVEYS_FIELD, |b| parse_surveys(b).map(|r| r.len())),
+            Service::Zcut { .. } | Service::Hapcut => {
+                (SURVEYS_FILE, SURVEYS_FIELD, |b| parse_surveys(b).map(|r| r.len()))
+            }
         }
     }
 
     /// Look up the sectors that observed `target` (or the surveys that cover it); a target none
     /// did fails as `no-coverage`.
     pub async fn lookup(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
+        if self.cfg.service == Service::Hapcut {
+            return self.hapcut(key, target).await;
+        }
         let url = self.cfg.lookup_url();
         let (file, field, parse) = self.lookup_answer();
         let noun = self.cfg.part_noun();
@@ -157,7 +174,7 @@ impl CutoutFetcher {
                      --retry-failed asks again after new sectors",
                     target.ra, target.dec
                 ),
-                Service::Zcut { .. } => format!(
+                Service::Zcut { .. } | Service::Hapcut => format!(
                     "no Zcut survey covers ra {} dec {} (the survey look-up at {url} listed none); Zcut serves \
                      a few deep fields only",
                     target.ra, target.dec
@@ -171,6 +188,28 @@ impl CutoutFetcher {
             u
         };
         Ok(vec![self.store(&key, file, field, fetched, &form_url).await?])
+    }
+
+    /// HAPcut's one request for a target: a zip of every Hubble product that covers it, each
+    /// member a whole FITS file named as a product; `{"msg": ...}` fails the target as `no-data`.
+    async fn hapcut(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
+        let url = self.cfg.hapcut_url(target.ra, target.dec);
+        let fetched = fetch_checked(&self.client, &self.store, &key, HAPCUT_FILE, &Request::get(url.clone()), |f| {
+            if no_data_message(&f.body).is_some() {
+                return Ok(());
+            }
+            hap_members(&f.body).map(|_| ()).map_err(|e| {
+                format!("the astrocut answer of {url} is not a whole zip of HAPcut FITS files (nor a {{\"msg\"}} answer): {e}")
+            })
+        })
+        .await?;
+        if let Some(msg) = no_data_message(&fetched.body) {
+            return Err(UnitError::Permanent {
+                kind: FailureKind::NoData,
+                reason: format!("HAPcut has no cutout at ra {} dec {} ({url}): {msg}", target.ra, target.dec),
+            });
+        }
+        Ok(vec![self.store(&key, HAPCUT_FILE, CUTOUT_FIELD, fetched, &url).await?])
     }
 
     /// The cutout of one sector or survey; `{"msg": ...}` fails the unit as `no-data`.
@@ -203,6 +242,7 @@ impl CutoutFetcher {
             let what = match &part {
                 Part::Sector(s) => format!("sector {s}"),
                 Part::Survey(s) => format!("survey {s}"),
+                Part::Product { key, .. } => format!("product {key}"),
             };
             return Err(UnitError::Permanent {
                 kind: FailureKind::NoData,

@@ -17,6 +17,7 @@
 //! over the target id.
 
 pub mod fetch;
+pub mod hapcut;
 pub mod source;
 pub mod tpf;
 pub mod zcut;
@@ -34,6 +35,9 @@ pub const KIND: &str = "astrocut";
 
 pub const DEFAULT_TESSCUT_URL: &str = "https://mast.stsci.edu/tesscut/api/v0.1";
 pub const DEFAULT_ZCUT_URL: &str = "https://mast.stsci.edu/zcut/api/v0.1";
+pub const DEFAULT_HAPCUT_URL: &str = "https://mast.stsci.edu/hapcut/api/v0.1";
+/// Longest HAPcut product key (`<skycell>-<instrument>_<detector>_<filter>`, about 27 characters).
+pub const MAX_PRODUCT_KEY: usize = 48;
 /// Largest Zcut cutout side in mosaic pixels, and as an angle (an etd bound: deep-field mosaics
 /// have 0.03-0.1 arcsec pixels, so a few arcminutes are already thousands of pixels).
 pub const MAX_ZCUT_SIDE_PX: u32 = 2000;
@@ -76,7 +80,12 @@ pub struct AstrocutFile {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Service {
     Tesscut,
-    Zcut { surveys: Surveys, format: ZcutFormat },
+    Zcut {
+        surveys: Surveys,
+        format: ZcutFormat,
+    },
+    /// Hubble Advanced Products: one request per target, FITS only.
+    Hapcut,
 }
 
 /// Which Zcut surveys to cut: every survey the look-up lists, or those of them in the list.
@@ -127,6 +136,11 @@ impl ZcutFormat {
 pub enum Part {
     Sector(u32),
     Survey(String),
+    /// A HAPcut product file of a target's answer: its name in the zip, and its key.
+    Product {
+        member: String,
+        key: String,
+    },
 }
 
 impl Part {
@@ -135,6 +149,7 @@ impl Part {
         match self {
             Part::Sector(s) => cutout_unit(target_id, *s),
             Part::Survey(s) => format!("{target_id} survey {s}"),
+            Part::Product { key, .. } => format!("{target_id} product {key}"),
         }
     }
 
@@ -142,7 +157,7 @@ impl Part {
     pub fn suffix(&self) -> String {
         match self {
             Part::Sector(s) => sector_suffix(*s),
-            Part::Survey(s) => format!("-{s}"),
+            Part::Survey(s) | Part::Product { key: s, .. } => format!("-{s}"),
         }
     }
 
@@ -151,8 +166,38 @@ impl Part {
         match self {
             Part::Sector(s) => format!("s{s:04}.zip"),
             Part::Survey(s) => format!("{s}.zip"),
+            Part::Product { .. } => HAPCUT_FILE.to_string(),
         }
     }
+}
+
+/// The raw file of a target's HAPcut answer.
+pub const HAPCUT_FILE: &str = "hapcut.zip";
+
+/// The key of a HAPcut product file, `<skycell>-<instrument>_<detector>_<filter>`, from its name
+/// in the zip (`hst_cutout_skycell-p2007x09y05-ra351d3478-decn28d4978_wfc3_uvis_f606w.fits`);
+/// an error for any other name.
+pub fn product_key(name: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "member `{name}` {why} (expected `hst_cutout_skycell-<cell>-ra<ra>-dec<dec>_<instrument>_<detector>_<filter>.fits`)"
+        )
+    };
+    let rest = name
+        .strip_prefix("hst_cutout_skycell-")
+        .and_then(|r| r.strip_suffix(".fits"))
+        .ok_or_else(|| bad("is not named as a HAPcut product"))?;
+    let (cell, rest) = rest.split_once('-').ok_or_else(|| bad("names no skycell"))?;
+    let (_, product) = rest.split_once('_').ok_or_else(|| bad("names no product"))?;
+    let key = format!("{cell}-{product}");
+    let ok = key.len() <= MAX_PRODUCT_KEY
+        && !cell.is_empty()
+        && !product.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(bad(&format!("gives the key `{key}`, not [A-Za-z0-9_-] of at most {MAX_PRODUCT_KEY}")));
+    }
+    Ok(key)
 }
 
 /// Whether `name` is a survey name etd uses in keys and file names.
@@ -228,6 +273,7 @@ impl AstrocutConfig {
         let settings = match &self.service {
             Service::Tesscut => format!("{KIND} service=tesscut size={side}{units} product={PRODUCT}"),
             Service::Zcut { format, .. } => format!("{KIND} service=zcut size={side}{units} format={}", format.name()),
+            Service::Hapcut => format!("{KIND} service=hapcut size={side}{units}"),
         };
         super::params_at(settings, &self.base_url)
     }
@@ -237,6 +283,7 @@ impl AstrocutConfig {
         match self.service {
             Service::Tesscut => "TESScut",
             Service::Zcut { .. } => "Zcut",
+            Service::Hapcut => "HAPcut",
         }
     }
 
@@ -245,6 +292,7 @@ impl AstrocutConfig {
         match self.service {
             Service::Tesscut => "sector",
             Service::Zcut { .. } => "survey",
+            Service::Hapcut => "product",
         }
     }
 
@@ -253,6 +301,8 @@ impl AstrocutConfig {
         match self.service {
             Service::Tesscut => self.sector_url(),
             Service::Zcut { .. } => self.endpoint("survey"),
+            // HAPcut looks nothing up: its one request is the cutout (`hapcut_url`).
+            Service::Hapcut => self.endpoint("astrocut"),
         }
     }
 
@@ -260,13 +310,20 @@ impl AstrocutConfig {
         match self.service {
             Service::Tesscut => Self::sector_form(ra, dec),
             Service::Zcut { .. } => vec![("ra".into(), format!("{ra}")), ("dec".into(), format!("{dec}"))],
+            Service::Hapcut => Vec::new(),
         }
+    }
+
+    /// HAPcut's one request per target: every product that covers the position.
+    pub fn hapcut_url(&self, ra: f64, dec: f64) -> url::Url {
+        self.astrocut_url(ra, dec)
     }
 
     /// The cutout request of one part.
     pub fn part_url(&self, ra: f64, dec: f64, part: &Part) -> url::Url {
         let survey = match part {
             Part::Sector(s) => return self.cutout_url(ra, dec, *s),
+            Part::Product { .. } => return self.hapcut_url(ra, dec),
             Part::Survey(survey) => survey,
         };
         let mut url = self.astrocut_url(ra, dec);
@@ -278,7 +335,7 @@ impl AstrocutConfig {
     pub fn zcut_format(&self) -> ZcutFormat {
         match self.service {
             Service::Zcut { format, .. } => format,
-            Service::Tesscut => ZcutFormat::Fits,
+            Service::Tesscut | Service::Hapcut => ZcutFormat::Fits,
         }
     }
 
@@ -377,21 +434,25 @@ pub(crate) fn resolve(raw: AstrocutFile) -> Result<AstrocutConfig, KeyError> {
         }
         Ok(())
     };
+    // Zcut and HAPcut samples are images: no sectors, products, or `fits` switch.
+    let no_tesscut_keys = |service: &str| -> Result<(), KeyError> {
+        let hint = "a TESScut key: use `service: tesscut`, or drop the key";
+        only("sectors", raw.sectors.is_some(), service, hint)?;
+        only("product", raw.product.is_some(), service, hint)?;
+        only(
+            "fits",
+            raw.fits.is_some(),
+            service,
+            "the sample fields follow `transform.image.outputs` (add `fits` there)",
+        )
+    };
     match raw.service.as_deref().unwrap_or("tesscut") {
         "tesscut" => {
             only("survey", raw.survey.is_some(), "tesscut", "`survey` is a Zcut key (`service: zcut`)")?;
             only("format", raw.format.is_some(), "tesscut", "TESScut answers target-pixel files (FITS) only")?;
         }
         "zcut" => {
-            let hint = "TESScut keys: use `service: tesscut`, or drop the key";
-            only("sectors", raw.sectors.is_some(), "zcut", hint)?;
-            only("product", raw.product.is_some(), "zcut", hint)?;
-            only(
-                "fits",
-                raw.fits.is_some(),
-                "zcut",
-                "the Zcut sample fields follow `transform.image.outputs` (add `fits` there)",
-            )?;
+            no_tesscut_keys("zcut")?;
             let base_url =
                 crate::spec::base_url(raw.base_url.as_deref(), DEFAULT_ZCUT_URL, &format!("{KEY}.base_url"))?;
             let format = match raw.format.as_deref().unwrap_or("fits") {
@@ -416,18 +477,26 @@ pub(crate) fn resolve(raw: AstrocutFile) -> Result<AstrocutConfig, KeyError> {
                 service: Service::Zcut { surveys, format },
             });
         }
-        s @ "hapcut" => {
-            return Err(KeyError::with_hint(
-                &format!("{KEY}.service"),
-                format!("service `{s}` is not supported by this version of etd"),
-                "`tesscut` (TESS full-frame-image cutouts) and `zcut` (deep-field mosaics) are",
-            ))
+        "hapcut" => {
+            no_tesscut_keys("hapcut")?;
+            only("survey", raw.survey.is_some(), "hapcut", "a Zcut key: HAPcut takes `base_url` and `size`")?;
+            if let Some(f) = raw.format.as_deref().filter(|f| *f != "fits") {
+                return Err(KeyError::with_hint(
+                    &format!("{KEY}.format"),
+                    format!("HAPcut serves FITS only, not `{f}`"),
+                    "drop `format` (or write `format: fits`); `transform.image.outputs: [png]` adds a preview",
+                ));
+            }
+            let base_url =
+                crate::spec::base_url(raw.base_url.as_deref(), DEFAULT_HAPCUT_URL, &format!("{KEY}.base_url"))?;
+            let size = resolve_size(raw.size.as_ref(), Scale::Mosaic)?;
+            return Ok(AstrocutConfig { base_url, size, sectors: Sectors::All, fits: false, service: Service::Hapcut });
         }
         other => {
             return Err(KeyError::with_hint(
                 &format!("{KEY}.service"),
                 format!("unknown astrocut service `{other}`"),
-                "the service is `tesscut` or `zcut`",
+                "the service is `tesscut`, `zcut` or `hapcut`",
             ))
         }
     }
@@ -557,8 +626,8 @@ fn resolve_size(v: Option<&serde_yaml::Value>, scale: Scale) -> Result<CutoutSiz
         if deg * 3600.0 > MAX_ZCUT_SIDE_ARCSEC + 1e-9 {
             return Err(KeyError::with_hint(
                 &key,
-                format!("`{text}` is above the {MAX_ZCUT_SIDE_ARCSEC}-arcsec limit for Zcut cutouts"),
-                "deep-field mosaics have pixels of a few hundredths of an arcsecond; ask for less",
+                format!("`{text}` is above the {MAX_ZCUT_SIDE_ARCSEC}-arcsec limit for Zcut and HAPcut cutouts"),
+                "Zcut and HAPcut mosaics have pixels of a few hundredths of an arcsecond; ask for less",
             ));
         }
         return Ok(size);
@@ -624,6 +693,9 @@ pub fn plan(cfg: &AstrocutConfig, targets: u64) -> FetchPlan {
             Some(targets * (1 + l.len() as u64)),
             format!("per target: 1 survey look-up + at most {} astrocut (only surveys that cover it)", l.len()),
         ),
+        (Service::Hapcut, _) => {
+            (Some(targets), "per target: 1 astrocut (a zip of every Hubble product that covers it)".to_string())
+        }
         (Service::Tesscut, Sectors::All) => (
             None,
             "per target: 1 sector look-up + 1 astrocut per sector that observed it (the look-up decides)".to_string(),
@@ -645,8 +717,10 @@ pub fn plan(cfg: &AstrocutConfig, targets: u64) -> FetchPlan {
 
 /// The fields a sample can have (Zcut: those `transform.image.outputs` may ask for).
 pub fn field_names(cfg: &AstrocutConfig) -> Vec<&'static str> {
-    if let Service::Zcut { .. } = cfg.service {
-        return vec!["cls", "fits", "json", "npy", "png"];
+    match cfg.service {
+        Service::Zcut { .. } => return vec!["cls", "fits", "json", "npy", "png"],
+        Service::Hapcut => return vec!["cls", "fits", "json", "npy", "png", "wht.npy"],
+        Service::Tesscut => {}
     }
     let mut f =
         vec!["aperture.npy", "bkg.npy", "cadence.npy", "cls", "fluxerr.npy", "json", "npy", "quality.npy", "time.npy"];
@@ -666,6 +740,7 @@ pub fn target_keys(
     let suffix = match cfg.service {
         Service::Tesscut => sector_suffix(9999).len(),
         Service::Zcut { .. } => 1 + MAX_SURVEY_NAME,
+        Service::Hapcut => 1 + MAX_PRODUCT_KEY,
     };
     let longest = crate::keys::longest(field_names(cfg)) + suffix;
     crate::keys::assign_keys(targets.iter().map(|t| t.id.as_str()), longest).map_err(|e| {
@@ -696,7 +771,7 @@ mod tests {
         assert!(resolve(raw("{size: 2deg}")).unwrap_err().message.contains("above the 100-pixel limit"));
         assert!(resolve(raw("{sectors: [1, 1]}")).unwrap_err().message.contains("twice"));
         assert_eq!(resolve(raw("{sectors: [1, x]}")).unwrap_err().key, "source.astrocut.sectors[1]");
-        assert!(resolve(raw("{service: hapcut}")).is_err());
+        assert!(resolve(raw("{service: hubble}")).unwrap_err().message.contains("unknown astrocut service"));
         assert_eq!(resolve(raw("{service: zcut, sectors: [1]}")).unwrap_err().key, "source.astrocut.sectors");
         assert_eq!(resolve(raw("{survey: goods_north}")).unwrap_err().key, "source.astrocut.survey");
     }
@@ -737,6 +812,32 @@ mod tests {
         );
         assert!(c.params().starts_with("astrocut service=zcut size=40px format=jpg endpoint=http://127.0.0.1:9/"));
         assert_eq!(Part::Survey("goods_north".into()).unit("g 1"), "g 1 survey goods_north");
+    }
+
+    #[test]
+    fn hapcut_takes_fits_only_and_names_products_by_skycell_and_filter() {
+        let c = resolve(raw("{service: hapcut, size: 50}")).unwrap();
+        assert_eq!((c.service.clone(), c.size), (Service::Hapcut, CutoutSize::Pixels(50)));
+        assert_eq!(c.base_url.as_str(), "https://mast.stsci.edu/hapcut/api/v0.1");
+        assert_eq!(
+            c.hapcut_url(351.3478, -28.4978).as_str(),
+            "https://mast.stsci.edu/hapcut/api/v0.1/astrocut?ra=351.3478&dec=-28.4978&y=50&x=50&units=px"
+        );
+        assert!(c.params().starts_with("astrocut service=hapcut size=50px endpoint="));
+        assert!(resolve(raw("{service: hapcut, format: fits}")).is_ok());
+        let e = resolve(raw("{service: hapcut, format: png}")).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            ("source.astrocut.format", "HAPcut serves FITS only, not `png`")
+        );
+        assert_eq!(resolve(raw("{service: hapcut, survey: x}")).unwrap_err().key, "source.astrocut.survey");
+        assert_eq!(resolve(raw("{service: hapcut, sectors: [1]}")).unwrap_err().key, "source.astrocut.sectors");
+        assert_eq!(
+            product_key("hst_cutout_skycell-p2007x09y05-ra351d3478-decn28d4978_wfc3_uvis_f606w.fits").unwrap(),
+            "p2007x09y05-wfc3_uvis_f606w"
+        );
+        assert!(product_key("../../etc/passwd.fits").unwrap_err().contains("not named as a HAPcut product"));
+        assert!(product_key("hst_cutout_skycell-p1-ra1-dec2_a b.fits").unwrap_err().contains("`p1-a b`"));
     }
 
     #[test]

@@ -47,6 +47,8 @@ impl AstrocutConfig {
         let field = match self.service {
             Service::Tesscut => SECTORS_FIELD,
             Service::Zcut { .. } => SURVEYS_FIELD,
+            // HAPcut looks nothing up.
+            Service::Hapcut => return Ok(Vec::new()),
         };
         let noun = self.part_noun();
         let inputs = journals.inputs(pos)?;
@@ -76,6 +78,7 @@ impl AstrocutConfig {
                 let all = parse_surveys(&bytes).map_err(bad)?;
                 all.iter().filter(|s| surveys.wants(s)).map(|s| (Part::Survey(s.clone()), json!(all))).collect()
             }
+            Service::Hapcut => Vec::new(),
         })
     }
 }
@@ -88,6 +91,10 @@ fn raw_whole(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> 
 impl AstrocutConfig {
     fn cutouts_pending(&self, run: &FetchRun<'_>, scan: &JournalScan) -> anyhow::Result<CutoutsPending> {
         let mut p = CutoutsPending::default();
+        if self.service == Service::Hapcut {
+            // Its one request per target is the unit `run.pending` counts.
+            return Ok(p);
+        }
         if !run.workdir.root.is_dir() {
             p.not_looked_up = run.inputs.targets.iter().filter(|t| run.split.owns(&t.id)).count();
             return Ok(p);
@@ -147,7 +154,7 @@ impl Source for AstrocutConfig {
     fn transforms(&self) -> &'static [crate::transform::Section] {
         match self.service {
             Service::Tesscut => &[],
-            Service::Zcut { .. } => &[crate::transform::Section::Image],
+            Service::Zcut { .. } | Service::Hapcut => &[crate::transform::Section::Image],
         }
     }
 
@@ -232,6 +239,11 @@ impl Source for AstrocutConfig {
         let mut fields: Vec<&'static str> = match self.service {
             Service::Tesscut => super::field_names(self),
             Service::Zcut { .. } => inputs.image.outputs.iter().map(|o| o.field()).chain(["cls"]).collect(),
+            Service::Hapcut => {
+                let wht =
+                    inputs.image.outputs.contains(&crate::transform::image::ImageOutput::Npy).then_some("wht.npy");
+                inputs.image.outputs.iter().map(|o| o.field()).chain(["cls"]).chain(wht).collect()
+            }
         };
         fields.sort_unstable();
         fields.into_iter().filter(|f| labelled || *f != "cls").collect()
@@ -244,6 +256,27 @@ impl Source for AstrocutConfig {
         let scan = run.scan_read_only(&self.params())?;
         let lookups = run.pending(&scan);
         let cutouts = self.cutouts_pending(run, &scan)?;
+        if self.service == Service::Hapcut {
+            let mut out = String::new();
+            for &i in &lookups.todo {
+                let t = &targets[i];
+                out.push_str(&format!("{}\tGET {}\n", t.id, self.hapcut_url(t.ra, t.dec)));
+            }
+            (run.print)(&out)?;
+            let requests = lookups.todo.len() as u64;
+            let share = run.task_share();
+            tracing::info!(
+                "dry run{task}: {} to fetch ({} done, {} failed earlier); at least {}, at least {} at {} per task; \
+                 0 requests made",
+                plural(lookups.todo.len(), "cutout"),
+                lookups.done,
+                lookups.failed,
+                plural(requests, "request"),
+                human_duration(share.min_duration(requests)),
+                share.rate
+            );
+            return Ok(Exit::Success);
+        }
         let lookup_url = self.lookup_url();
         let noun = self.part_noun();
         let mut out = String::new();
@@ -288,12 +321,15 @@ impl Source for AstrocutConfig {
         let started = run.start(KIND, &params)?;
         let (_lock, journal_path, lookups) = (started._lock, started.journal_path, started.pending);
         drop(started.scan);
+        let hapcut = self.service == Service::Hapcut;
         tracing::info!(
-            "fetch{task}: {} to look up at {} ({} owned, {} already looked up, {} failed earlier{})",
+            "fetch{task}: {} to {} at {} ({} owned, {} already {}, {} failed earlier{})",
             plural(lookups.todo.len(), "target"),
+            if hapcut { "cut" } else { "look up" },
             self.base_url,
             lookups.owned,
             lookups.done,
+            if hapcut { "cut" } else { "looked up" },
             lookups.failed,
             if lookups.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" }
         );
@@ -315,11 +351,11 @@ impl Source for AstrocutConfig {
                 Outcome { unit, result: f.lookup(key, target).await }
             }
         });
-        let progress = run.reporter.start("look up", lookups.todo.len() as u64);
+        let progress = run.reporter.start(if hapcut { "fetch" } else { "look up" }, lookups.todo.len() as u64);
         let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
         drop(progress);
 
-        let tally = if tally.interrupted.is_some() || tally.stopped.is_some() {
+        let tally = if tally.interrupted.is_some() || tally.stopped.is_some() || hapcut {
             tally
         } else {
             let scan = run.scan(&params)?;
@@ -338,7 +374,7 @@ impl Source for AstrocutConfig {
                                 plural(p.none_wanted, "target was")
                             )
                         }
-                        Service::Zcut { .. } => {
+                        Service::Zcut { .. } | Service::Hapcut => {
                             format!("; {} in none of the recipe's surveys", plural(p.none_wanted, "target is"))
                         }
                     }
@@ -388,6 +424,26 @@ impl Source for AstrocutConfig {
         let mut jobs = Vec::new();
         for (i, (t, key)) in targets.iter().zip(&keys).enumerate() {
             let Some(&pos) = input.done.get(&t.id) else { continue };
+            if self.service == Service::Hapcut {
+                // One sample per product file of the target's answer (names checked at fetch).
+                let inputs = input.journals.inputs(pos)?;
+                let rec = inputs
+                    .iter()
+                    .find(|r| r.field == CUTOUT_FIELD)
+                    .ok_or_else(|| anyhow::anyhow!("{}: recorded without its cutout", t.id))?;
+                let bytes = read_checked(&root, rec, Recorded::RawPayload)?;
+                let file = root.join(&rec.path);
+                let mut names = super::zip::names(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                names.sort();
+                for member in names {
+                    let product =
+                        super::product_key(&member).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    let part = Part::Product { member, key: product };
+                    jobs.push((format!("{key}{}", part.suffix()), part.unit(&t.id), units.len()));
+                    units.push(Unit { target: i, part, pos, look_up: Value::Null });
+                }
+                continue;
+            }
             for (part, look_up) in self.looked_up(input.journals, &root, pos)? {
                 let unit = part.unit(&t.id);
                 let Some(&pos) = input.done.get(&unit) else { continue };
@@ -404,6 +460,7 @@ impl Source for AstrocutConfig {
                 "run `etd fetch` first; a target TESS never observed, or none of whose sectors the recipe lists, makes \
                  no sample"
             }
+            Service::Hapcut => "run `etd fetch` first; a target no Hubble product covers makes no sample",
             Service::Zcut { .. } => {
                 "run `etd fetch` first; a target no Zcut survey covers, or none of whose surveys the recipe lists, \
                  makes no sample"
@@ -456,6 +513,24 @@ impl Samples for CutoutSamples<'_> {
         let class = self.input.class_of(target);
         let sector = match &unit.part {
             Part::Sector(s) => *s,
+            Part::Product { member, key } => {
+                let members = match super::fetch::hap_members(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(SampleError(format!("{}: {e}", file.display())))),
+                };
+                let Some((_, m)) = members.iter().find(|(_, m)| &m.name == member) else {
+                    return Ok(Err(SampleError(format!("{}: no member `{member}`", file.display()))));
+                };
+                let prov = super::hapcut::Provenance {
+                    target,
+                    product: key,
+                    url: rec.url.as_deref().unwrap_or_default(),
+                    raw_sha256: &rec.sha256,
+                    members: members.iter().map(|(_, m)| m.name.as_str()).collect(),
+                };
+                let made = super::hapcut::fields(m, self.input.inputs.image, &prov, class);
+                return Ok(made.map_err(|e| SampleError(format!("{} member `{member}`: {}", file.display(), e.0))));
+            }
             Part::Survey(survey) => {
                 let format = self.cfg.zcut_format();
                 let mut members = match super::zip::image_members(&bytes, format) {

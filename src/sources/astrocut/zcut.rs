@@ -126,6 +126,23 @@ fn planes(members: &[Member], format: ZcutFormat) -> Result<Planes, SampleError>
     Ok(p)
 }
 
+/// `data` of `shape` with each plane scaled and the NaN policy applied, as the image transform
+/// does, and how many pixels were not finite before.
+pub fn scaled(data: &[f32], shape: &[usize], cfg: &ImageTransform) -> (Vec<f32>, usize) {
+    let plane = shape[shape.len() - 2] * shape[shape.len() - 1];
+    let mut pixels = data.to_vec();
+    let nonfinite = pixels.iter().filter(|v| !v.is_finite()).count();
+    for chunk in pixels.chunks_mut(plane.max(1)) {
+        scale_plane(chunk, cfg.scale);
+    }
+    if cfg.nan == NanPolicy::Zero {
+        for v in pixels.iter_mut().filter(|v| !v.is_finite()) {
+            *v = 0.0;
+        }
+    }
+    (pixels, nonfinite)
+}
+
 /// The sample fields of one (target, survey) answer, `members` in name order.
 pub fn fields(
     members: &[Member],
@@ -136,17 +153,7 @@ pub fn fields(
 ) -> Result<Fields, SampleError> {
     let p = planes(members, format)?;
     let shape = p.shape();
-    let plane = shape[shape.len() - 2] * shape[shape.len() - 1];
-    let mut pixels = p.data.clone();
-    let nonfinite = pixels.iter().filter(|v| !v.is_finite()).count();
-    for chunk in pixels.chunks_mut(plane.max(1)) {
-        scale_plane(chunk, cfg.scale);
-    }
-    if cfg.nan == NanPolicy::Zero {
-        for v in pixels.iter_mut().filter(|v| !v.is_finite()) {
-            *v = 0.0;
-        }
-    }
+    let (pixels, nonfinite) = scaled(&p.data, &shape, cfg);
     let mut out = Fields::new();
     for o in &cfg.outputs {
         let bytes = match o {

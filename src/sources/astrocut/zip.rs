@@ -95,6 +95,16 @@ fn central_directory(b: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
+/// The member names of `bytes` from its central directory (nothing inflated); directories are
+/// skipped. For listing an archive `members` has already checked.
+pub fn names(bytes: &[u8]) -> Result<Vec<String>, String> {
+    Ok(central_directory(bytes)?
+        .into_iter()
+        .filter(|e| !(e.name.ends_with('/') && e.size == 0))
+        .map(|e| e.name)
+        .collect())
+}
+
 /// Every member of `bytes`, inflated and checked; directories are skipped.
 pub fn members(bytes: &[u8]) -> Result<Vec<Member>, String> {
     let entries = central_directory(bytes)?;

@@ -28,6 +28,12 @@
 //!   `ORIG_FLE`, `FILTER` and the cutout's WCS; for jpg/png one 8-bit grey image per mosaic.
 //!   `{"msg": ...}` when the survey does not cover the position. Bad parameters answer 400.
 //!
+//! - HAPcut, below `/hapcut/api/v0.1/`: `astrocut` (`GET`) with `ra`, `dec`, `x`, `y`, `units`
+//!   answers a zip of one FITS file per Hubble Advanced Product covering the position (an empty
+//!   primary, `SCI` and `WHT` float32 image HDUs), named
+//!   `hst_cutout_skycell-<cell>-ra<ra>-dec<dec>_<instrument>_<detector>_<filter>.fits`, or
+//!   `{"msg": ...}` when no skycell covers it. Bad parameters answer 400.
+//!
 //! # Invented (no public source says how the real server does it)
 //! - The Zcut sky ([`zcut::SURVEYS`]): CANDELS and GOODS mosaics around GOODS-North and
 //!   GOODS-South, each a box; pixels a Gaussian galaxy on a sky ([`zcut::pixels_of`]).
@@ -41,6 +47,7 @@
 //! - The faults (503 with or without `Retry-After`, slow answers, resets, `no_data_sectors`) and
 //!   the extra time a big cutout takes ([`Faults::big_cutout_delay`]).
 
+pub mod hapcut;
 mod tpf;
 pub mod zcut;
 
@@ -57,6 +64,7 @@ pub use tpf::{pixels_of, write as target_pixel_file, zip as zip_of, Pixels};
 /// The API roots below the server.
 pub const API: &str = "/tesscut/api/v0.1";
 pub const ZCUT_API: &str = "/zcut/api/v0.1";
+pub const HAPCUT_API: &str = "/hapcut/api/v0.1";
 /// MAST's published limits.
 pub const MAX_PER_SECOND: usize = 5;
 pub const MAX_IN_FLIGHT: usize = 10;
@@ -116,7 +124,7 @@ pub struct Meter {
     pub peak_inflight: usize,
     /// Max arrivals inside any sliding 1-second window.
     pub max_starts_in_any_1s: usize,
-    /// `"sector"`, `"astrocut"`, `"survey"`, `"zcut-astrocut"`, `"other"`.
+    /// `"sector"`, `"astrocut"`, `"survey"`, `"zcut-astrocut"`, `"hapcut-astrocut"`, `"other"`.
     pub by_endpoint: BTreeMap<String, u64>,
     pub status_counts: BTreeMap<u16, u64>,
     /// Requests refused with 503 for passing 5 per second or 10 in flight.
@@ -167,6 +175,7 @@ fn endpoint(path: &str) -> &'static str {
         (Some("/astrocut"), _) => "astrocut",
         (_, Some("/survey")) => "survey",
         (_, Some("/astrocut")) => "zcut-astrocut",
+        _ if path == format!("{HAPCUT_API}/astrocut") => "hapcut-astrocut",
         _ => "other",
     }
 }
@@ -242,6 +251,11 @@ impl AstrocutEmulator {
     /// The TESScut API root: `http://127.0.0.1:PORT/tesscut/api/v0.1`.
     pub fn tesscut_url(&self) -> String {
         format!("{}{API}", self.base_url())
+    }
+
+    /// The HAPcut API root: `http://127.0.0.1:PORT/hapcut/api/v0.1`.
+    pub fn hapcut_url(&self) -> String {
+        format!("{}{HAPCUT_API}", self.base_url())
     }
 
     /// The Zcut API root: `http://127.0.0.1:PORT/zcut/api/v0.1`.
@@ -396,6 +410,8 @@ fn route(req: &Request, faults: &Faults) -> Response {
         ("astrocut", "GET" | "HEAD") => astrocut(&Params::parse(req.query.as_bytes()), faults),
         ("survey", "POST") => form(req).and_then(|p| survey_lookup(&p)),
         ("zcut-astrocut", "GET" | "HEAD") => zcut_astrocut(&Params::parse(req.query.as_bytes()), faults),
+        ("hapcut-astrocut", "GET" | "HEAD") => hapcut_astrocut(&Params::parse(req.query.as_bytes()), faults),
+        ("hapcut-astrocut", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
         ("survey", _) => return Response::text(405, "method not allowed").with_header("Allow", "POST"),
         ("zcut-astrocut", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
         ("sector", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD, POST"),
@@ -610,4 +626,26 @@ fn zcut_astrocut(p: &Params, faults: &Faults) -> Answer {
     }
     let suffix = if format == "fits" { "_f" } else { "" };
     zip_answer(&files, faults, &format!("astrocut_{ra}_{dec}_{nx}x{ny}px{suffix}.zip"))
+}
+
+fn hapcut_astrocut(p: &Params, faults: &Faults) -> Answer {
+    let (ra, dec) = position(p)?;
+    let units = p.get("units").unwrap_or("px");
+    if units != "px" && units != "d" {
+        return Err(format!("Invalid units: {units} (px or d)"));
+    }
+    let nx = zcut_side(p, "x", units, hapcut::PIXEL_ARCSEC)? as usize;
+    let ny = zcut_side(p, "y", units, hapcut::PIXEL_ARCSEC)? as usize;
+    let cells = hapcut::skycells_at(ra, dec);
+    if cells.is_empty() {
+        return no_data("No HAP cutouts were found for the given position.");
+    }
+    let mut files = Vec::new();
+    for cell in cells {
+        for (i, &product) in cell.products.iter().enumerate() {
+            let bytes = hapcut::fits(i, product, ra, dec, ny, nx).map_err(|e| format!("{e}"))?;
+            files.push((hapcut::file_name(cell, product, ra, dec), bytes));
+        }
+    }
+    zip_answer(&files, faults, &format!("hapcut_{ra}_{dec}_{nx}x{ny}px.zip"))
 }

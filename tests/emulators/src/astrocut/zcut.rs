@@ -99,8 +99,14 @@ pub fn survey(name: &str) -> Option<&'static Survey> {
 /// a galaxy (an elliptical Gaussian whose size and angle follow the position) on a sky that
 /// rises with the filter index; mosaic 1 has a NaN in its first pixel (the mosaic's edge).
 pub fn pixels_of(survey: &Survey, m: usize, ra: f64, dec: f64, ny: usize, nx: usize) -> Vec<f32> {
+    galaxy(survey.pixel_arcsec, m, ra, dec, ny, nx)
+}
+
+/// A galaxy on a sky (see `pixels_of`), plane `m`, in pixels of `pixel_arcsec` (the galaxy's
+/// angular size is fixed, so finer pixels make it more pixels across).
+pub fn galaxy(pixel_arcsec: f64, m: usize, ra: f64, dec: f64, ny: usize, nx: usize) -> Vec<f32> {
     let seed = (ra * 1000.0).round() as i64 ^ ((dec * 1000.0).round() as i64).rotate_left(7);
-    let sigma = 2.0 + (seed.rem_euclid(7)) as f64 * 0.5;
+    let sigma = (2.0 + (seed.rem_euclid(7)) as f64 * 0.5) * 0.06 / pixel_arcsec;
     let angle = (seed.rem_euclid(180)) as f64 * std::f64::consts::PI / 180.0;
     let (cy, cx) = ((ny as f64 - 1.0) / 2.0, (nx as f64 - 1.0) / 2.0);
     let peak = 5.0 + 3.0 * m as f64;
@@ -117,13 +123,28 @@ pub fn pixels_of(survey: &Survey, m: usize, ra: f64, dec: f64, ny: usize, nx: us
     if m == 1 && !out.is_empty() {
         out[0] = f32::NAN;
     }
-    let _ = survey;
     out
 }
 
-/// The cutout FITS of one survey: an empty primary, then one float32 image HDU per mosaic with
-/// the cutout's WCS, `ORIG_FLE` and `FILTER`, as Zcut writes them.
-pub fn fits(survey: &Survey, ra: f64, dec: f64, ny: usize, nx: usize) -> fitsio::errors::Result<Vec<u8>> {
+/// One image HDU of a cutout file: its name, pixels and string keywords.
+pub struct Hdu {
+    pub extname: &'static str,
+    pub data: Vec<f32>,
+    pub keys: Vec<(&'static str, String)>,
+}
+
+/// A cutout file as astrocut writes them: an empty primary (`ORIGIN`, `RA_OBJ`, `DEC_OBJ` and
+/// `primary_keys`), then one float32 (ny, nx) image HDU per `hdus`, each with the cutout's WCS
+/// (TAN, `pixel_arcsec` pixels, centred on the position).
+pub fn cutout_file(
+    ra: f64,
+    dec: f64,
+    ny: usize,
+    nx: usize,
+    pixel_arcsec: f64,
+    primary_keys: &[(&str, &str)],
+    hdus: &[Hdu],
+) -> fitsio::errors::Result<Vec<u8>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("cutout.fits");
     {
@@ -132,29 +153,27 @@ pub fn fits(survey: &Survey, ra: f64, dec: f64, ny: usize, nx: usize) -> fitsio:
         for (k, v) in [("ORIGIN", "STScI/MAST"), ("CREATOR", "astrocut"), ("PROCVER", "0.11.0")] {
             primary.write_key(&mut f, k, v)?;
         }
+        for (k, v) in primary_keys {
+            primary.write_key(&mut f, k, *v)?;
+        }
         primary.write_key(&mut f, "RA_OBJ", ra)?;
         primary.write_key(&mut f, "DEC_OBJ", dec)?;
-        let scale = survey.pixel_arcsec / 3600.0;
-        for (m, (orig, filter)) in survey.mosaics.iter().enumerate() {
+        let scale = pixel_arcsec / 3600.0;
+        for h in hdus {
             let desc = ImageDescription { data_type: ImageType::Float, dimensions: &[ny, nx] };
-            let hdu = f.create_image("CUTOUT", &desc)?;
-            hdu.write_image(&mut f, &pixels_of(survey, m, ra, dec, ny, nx))?;
+            let hdu = f.create_image(h.extname, &desc)?;
+            hdu.write_image(&mut f, &h.data)?;
             for (k, v) in [
                 ("CTYPE1", "RA---TAN"),
                 ("CTYPE2", "DEC--TAN"),
                 ("CUNIT1", "deg"),
                 ("CUNIT2", "deg"),
                 ("RADESYS", "ICRS"),
-                ("ORIG_FLE", orig),
             ] {
                 hdu.write_key(&mut f, k, v)?;
             }
-            if survey.acs {
-                let (one, two) = if m % 2 == 0 { (*filter, "CLEAR2L") } else { ("CLEAR1L", *filter) };
-                hdu.write_key(&mut f, "FILTER1", one)?;
-                hdu.write_key(&mut f, "FILTER2", two)?;
-            } else {
-                hdu.write_key(&mut f, "FILTER", *filter)?;
+            for (k, v) in &h.keys {
+                hdu.write_key(&mut f, k, v.as_str())?;
             }
             for (k, v) in [
                 ("CRVAL1", ra),
@@ -171,6 +190,27 @@ pub fn fits(survey: &Survey, ra: f64, dec: f64, ny: usize, nx: usize) -> fitsio:
         }
     }
     Ok(fs_err::read(&path)?)
+}
+
+/// The cutout FITS of one survey: an empty primary, then one float32 `CUTOUT` image HDU per
+/// mosaic with the cutout's WCS, `ORIG_FLE` and the filter, as Zcut writes them.
+pub fn fits(survey: &Survey, ra: f64, dec: f64, ny: usize, nx: usize) -> fitsio::errors::Result<Vec<u8>> {
+    let hdus: Vec<Hdu> = survey
+        .mosaics
+        .iter()
+        .enumerate()
+        .map(|(m, (orig, filter))| {
+            let mut keys = vec![("ORIG_FLE", orig.to_string())];
+            if survey.acs {
+                let (one, two) = if m % 2 == 0 { (*filter, "CLEAR2L") } else { ("CLEAR1L", *filter) };
+                keys.extend([("FILTER1", one.to_string()), ("FILTER2", two.to_string())]);
+            } else {
+                keys.push(("FILTER", filter.to_string()));
+            }
+            Hdu { extname: "CUTOUT", data: pixels_of(survey, m, ra, dec, ny, nx), keys }
+        })
+        .collect();
+    cutout_file(ra, dec, ny, nx, survey.pixel_arcsec, &[], &hdus)
 }
 
 /// The 8-bit grey levels of a plane as Zcut's jpg/png answers hold them (linear between the
