@@ -928,7 +928,9 @@ fn hapcut_fetch_shard_verify_under_faults_within_both_limits() {
 
     let want = hapcut_expected();
     assert_eq!(want.len(), 7);
-    assert_eq!(s.manifest()["samples"], 7);
+    let manifest = s.manifest();
+    assert_eq!(manifest["samples"], 7);
+    assert!(manifest["fields"]["wht.npy"].as_str().unwrap().contains("WHT image"), "{manifest}");
     let all = members(&s.shards());
     let lines: Vec<&str> = HAPCUT_TARGETS.lines().skip(1).collect();
     for (key, i, p, member) in &want {
@@ -1073,4 +1075,32 @@ fn the_repository_hapcut_recipe_checks_and_runs_against_the_emulator() {
     assert_eq!(shape, [100, 100], "4 arcsec of 0.04 arcsec pixels");
     let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn zcut_and_hapcut_task_splits_give_the_same_shards_as_one_run() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let cases = [
+        (ZCUT_TARGETS, zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")), "survey"),
+        (HAPCUT_TARGETS, hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")), "hapcut-astrocut"),
+    ];
+    for (targets, recipe, first) in cases {
+        let whole = Scratch::new();
+        whole.write("targets.csv", targets);
+        whole.write("r.yaml", &recipe);
+        assert_eq!(whole.etd().args(["run", "r.yaml"]).output().unwrap().status.code(), Some(3));
+        let split = Scratch::new();
+        split.write("targets.csv", targets);
+        split.write("r.yaml", &recipe);
+        emu.reset_meter();
+        for i in ["0", "1", "2"] {
+            let out = split.etd().args(["fetch", "r.yaml", "--task-index", i, "--num-tasks", "3"]).output().unwrap();
+            assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+        }
+        let m = emu.meter();
+        let n = targets.lines().count() as u64 - 1;
+        assert_eq!(m.by_endpoint[first], n, "each target's first request is made by one task: {m:?}");
+        assert_eq!(split.etd().args(["shard", "r.yaml"]).output().unwrap().status.code(), Some(3));
+        assert!(split.shard_files() == whole.shard_files(), "the split run's shards differ ({first})");
+    }
 }
