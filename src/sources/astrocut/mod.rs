@@ -6,15 +6,17 @@
 //!   (`POST survey`, form data, answered by `{"surveys": [...]}`), then one cutout request per
 //!   (target, survey), answered by a zip of one FITS file (an image HDU per mosaic) or of jpg/png
 //!   images.
+//! - HAPcut, cutouts of the Hubble Advanced Products. No look-up: one `GET astrocut` per
+//!   target, answered by a zip of one FITS file (SCI and WHT images) per product covering it.
 //!
-//! Either answer is JSON `{"msg": ...}` instead when nothing matches (a permanent `no-data` for
+//! A cutout answer is JSON `{"msg": ...}` instead when nothing matches (a permanent `no-data` for
 //! that unit). MAST asks for at most 5 requests per second and at most 10 in flight, and
 //! answers 503 above either.
 //!
-//! Units: the look-up is the unit named by the target's id; each cutout is the unit
-//! `<id> sector <n>` or `<id> survey <name>`. A task of a batch split owns a target and all its
-//! cutouts (the look-up must run in the task that fetches them), chosen by `TaskSplit::owns`
-//! over the target id.
+//! Units: the look-up (HAPcut: the cutout) is the unit named by the target's id; each cutout is
+//! the unit `<id> sector <n>` or `<id> survey <name>`. A task of a batch split owns a target and
+//! all its cutouts (the look-up must run in the task that fetches them), chosen by
+//! `TaskSplit::owns` over the target id.
 
 pub mod fetch;
 pub mod hapcut;

@@ -1,6 +1,7 @@
-//! TESScut and Zcut as a `Source`: the look-ups of the targets a task owns, then the cutouts of
-//! their sectors (or surveys), each phase driven through `sources::engine`; samples one per
-//! (target, sector) or (target, survey).
+//! TESScut, Zcut and HAPcut as a `Source`: the look-ups of the targets a task owns, then the
+//! cutouts of their sectors (or surveys), each phase driven through `sources::engine`; samples
+//! one per (target, sector) or (target, survey). HAPcut has no look-up: its first phase is the
+//! cutout of each target, and its samples are one per (target, product file of the answer).
 
 use std::sync::Arc;
 
