@@ -18,6 +18,9 @@ pub fn field_meaning(field: &str) -> String {
         "cadence.npy" => "numpy int32 (T,): cadence numbers",
         "quality.npy" => "numpy int32 (T,): quality flags per cadence (0 = good)",
         "aperture.npy" => "numpy int32 (H,W): the target-pixel file's APERTURE image",
+        "wht.npy" => {
+            "numpy float32 (H,W): the WHT image (drizzle weight, inverse variance) beside the SCI image in npy"
+        }
         "json" => "metadata: id, source inputs and sha256, header keywords (WCS, EXPTIME, MJD-OBS, filter, zero point)",
         "cls" => "integer class index as ASCII digits (into the manifest's classes)",
         "fits" => "original FITS bytes",

@@ -239,10 +239,25 @@ fn decode_plain_f32(bytes: &[u8]) -> Option<Image> {
 
 /// Decode the first image HDU of a FITS file held in memory.
 pub fn decode(bytes: &[u8]) -> Result<Image, SampleError> {
+    decode_hdus(bytes, &[], true)?.pop().ok_or_else(|| SampleError("no image HDU with data in the file".into()))
+}
+
+/// Decode every image HDU with data, in file order (a primary without pixels is skipped), each
+/// header also holding the string keywords `extra` that are present (e.g. astrocut's `ORIG_FLE`).
+pub fn decode_all(bytes: &[u8], extra: &[&str]) -> Result<Vec<Image>, SampleError> {
+    let images = decode_hdus(bytes, extra, false)?;
+    if images.is_empty() {
+        return Err(SampleError("no image HDU with data in the file".into()));
+    }
+    Ok(images)
+}
+
+fn decode_hdus(bytes: &[u8], extra: &[&str], first_only: bool) -> Result<Vec<Image>, SampleError> {
     check_structure(bytes)?;
     let mut mem = MemFits::open(bytes)?;
     let fits = mem.file()?;
     let n = fits.num_hdus().map_err(fits_err)?;
+    let mut out = Vec::new();
     for index in 0..n {
         // Tables are skipped before fitsio describes them (it panics on some column types).
         if !is_image_hdu(fits, index).map_err(|e| SampleError(format!("not a readable FITS image: {e}")))? {
@@ -265,9 +280,18 @@ pub fn decode(bytes: &[u8]) -> Result<Image, SampleError> {
                 bytes.len()
             )));
         }
-        return read_image(fits, &hdu, index, shape);
+        let mut image = read_image(fits, &hdu, index, shape)?;
+        for name in extra {
+            if let Some(v) = key_str(fits, &hdu, name) {
+                image.header.insert((*name).to_string(), json!(v));
+            }
+        }
+        out.push(image);
+        if first_only {
+            break;
+        }
     }
-    Err(SampleError("no image HDU with data in the file".into()))
+    Ok(out)
 }
 
 /// Move to HDU `index` (0-based) with cfitsio alone; whether it is an image.

@@ -119,23 +119,12 @@ fn fetch_shard_verify_under_faults_within_both_limits() {
         "{err}"
     );
     let m = emu.meter();
-    assert_eq!(m.over_limit, 0, "{m:?}");
-    assert!(m.peak_inflight <= 3, "{m:?}");
-    assert!(m.max_starts_in_any_1s <= 3, "{m:?}");
-    assert!(m.status_counts.get(&503).copied().unwrap_or(0) > 0, "the 503 fault fired: {m:?}");
-    assert_eq!(m.requests_during_retry_after, 0, "{m:?}");
+    assert_inside_limits_and_throttled(&m);
     assert!(m.by_endpoint["sector"] >= 10, "{m:?}");
     let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
     assert!(failures.contains("\"kind\":\"no-data\"") && failures.contains("sector 27"), "{failures}");
 
-    // A rerun makes no request.
-    emu.reset_meter();
-    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(emu.meter().requests, 0);
-
-    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "fetch failures keep exit 3: {}", stderr(&out));
+    rerun_asks_nothing_then_shard(&s, &emu);
     let manifest = s.manifest();
     assert_eq!(manifest["samples"], want.len());
     assert_eq!(manifest["classes"], serde_json::json!(["eclipsing", "rrlyr"]));
@@ -171,6 +160,26 @@ fn fetch_shard_verify_under_faults_within_both_limits() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
+/// By the emulator's meter: inside the default politeness (3 in flight, 2/s) and so inside
+/// both of MAST's limits, the 503 fault fired, and no request came inside a `Retry-After`.
+fn assert_inside_limits_and_throttled(m: &etd_emulators::astrocut::Meter) {
+    assert_eq!(m.over_limit, 0, "{m:?}");
+    assert!(m.peak_inflight <= 3, "{m:?}");
+    assert!(m.max_starts_in_any_1s <= 3, "{m:?}");
+    assert!(m.status_counts.get(&503).copied().unwrap_or(0) > 0, "the 503 fault fired: {m:?}");
+    assert_eq!(m.requests_during_retry_after, 0, "{m:?}");
+}
+
+/// A second fetch makes no request; the shard keeps the fetch failures' exit 3.
+fn rerun_asks_nothing_then_shard(s: &Scratch, emu: &AstrocutEmulator) {
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(emu.meter().requests, 0);
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "fetch failures keep exit 3: {}", stderr(&out));
+}
+
 const QUICK: &str = "politeness: {concurrency: 4, rate: 4/s}\n";
 
 #[test]
@@ -192,17 +201,7 @@ fn kill_9_during_fetch_then_rerun_gives_the_uninterrupted_shards() {
     s.write("targets.csv", targets_csv(8));
     s.write("r.yaml", recipe(&emu.tesscut_url(), "", QUICK));
     emu.forget_attempts();
-    for delay_ms in [900u64, 2500, 4000] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
-            .current_dir(s.path())
-            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
-            .env("ETD_TEST_NO_RETRY_DELAY", "1")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
+    kill_9_fetches(&s, &[900, 2500, 4000]);
     emu.reset_meter();
     let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -368,18 +367,23 @@ fn limits_and_withdrawn_products_are_refused_with_the_reason() {
     assert_eq!(emu.meter().requests, 0);
 }
 
+/// `curl` of `base/q` with `args`: the body, then a line with the status and content type; empty
+/// without curl. Paced inside 5 requests per second.
+fn curl(base: &str, args: &[&str], q: &str) -> String {
+    std::thread::sleep(Duration::from_millis(250));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code} %{content_type}"])
+        .args(args)
+        .arg(format!("{base}/{q}"))
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
 #[test]
 fn the_emulator_refuses_what_the_service_refuses() {
     let emu = AstrocutEmulator::start(Faults { cadences: 2, ..Faults::default() }).unwrap();
     let base = emu.tesscut_url();
-    let get = |q: &str| {
-        std::thread::sleep(Duration::from_millis(250)); // inside 5 requests per second
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code} %{content_type}"])
-            .arg(format!("{base}/{q}"))
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-    };
+    let get = |q: &str| curl(&base, &[], q);
     if get("sector?ra=1&dec=-70").is_empty() {
         eprintln!("skipped: curl is not installed");
         return;
@@ -394,25 +398,34 @@ fn the_emulator_refuses_what_the_service_refuses() {
     assert!(get("nothing").ends_with("404 text/plain; charset=utf-8"));
 }
 
-#[test]
-fn numpy_reads_every_array_and_astropy_reads_the_fits_field() {
-    let python = [
-        std::env::var_os("ETD_TEST_PYTHON").map(std::path::PathBuf::from),
-        Some(super::common::repo().join(".venv/bin/python")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import webdataset, numpy, astropy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(python) = python else {
+/// The Python consumers; None (skipped, or failed under CI) when they are missing.
+fn interop_python() -> Option<std::path::PathBuf> {
+    let python = super::interop::python();
+    if python.is_none() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the python consumers are missing");
         eprintln!("skipped: no python with webdataset, numpy and astropy (set ETD_TEST_PYTHON)");
-        return;
-    };
+    }
+    python
+}
+
+/// Start `etd fetch` in `s` and kill it with SIGKILL after each of `delays_ms` in turn.
+fn kill_9_fetches(s: &Scratch, delays_ms: &[u64]) {
+    for &delay_ms in delays_ms {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+            .current_dir(s.path())
+            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
+            .env("ETD_TEST_NO_RETRY_DELAY", "1")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn numpy_reads_every_array_and_astropy_reads_the_fits_field() {
+    let Some(python) = interop_python() else { return };
     let emu = AstrocutEmulator::start(Faults { cadences: 6, ..Faults::default() }).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", targets_csv(3));
@@ -525,4 +538,569 @@ fn the_workdir_stays_locked_while_the_cutouts_are_fetched() {
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
     assert!(stderr(&out).contains("another etd process is using the workdir"), "{}", stderr(&out));
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+// ---- Zcut: deep-field mosaics ----
+
+use etd_emulators::astrocut::zcut;
+
+/// Galaxies in the emulator's GOODS-North (all three of its surveys, or only `goods_north` at
+/// the edge), one in GOODS-South, and one no survey covers; two classes.
+const ZCUT_TARGETS: &str = "name,ra,dec,class\n\
+    GN 1,189.2283,62.2380,spiral\n\
+    GN 2,189.1061,62.2421,elliptical\n\
+    GN 3,189.2995,62.3700,spiral\n\
+    GS 1,53.1220,-27.8050,elliptical\n\
+    Nowhere,10.0,10.0,spiral\n";
+
+fn zcut_targets() -> Vec<(String, f64, f64, String)> {
+    ZCUT_TARGETS
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].to_string())
+        })
+        .collect()
+}
+
+fn zcut_recipe(base: &str, source: &str, rest: &str) -> String {
+    format!(
+        "version: 1\nname: zcut-test\ntargets: {{file: targets.csv, columns: {{id: name, label: class}}}}\n\
+         source:\n  astrocut: {{service: zcut, base_url: \"{base}\", size: 24{source}}}\n{rest}"
+    )
+}
+
+const ZCUT_IMAGE: &str = "transform: {image: {outputs: [npy, json, fits], nan: keep}}\n";
+
+/// The samples the emulator's sky gives: (key, target index, survey), key order.
+fn zcut_expected(skip: &[&str]) -> Vec<(String, usize, &'static zcut::Survey)> {
+    let mut out = Vec::new();
+    for (i, (id, ra, dec, _)) in zcut_targets().iter().enumerate() {
+        for s in zcut::surveys_at(*ra, *dec) {
+            if !skip.contains(&s.name) {
+                out.push((format!("{}-{}", id.replace(' ', "_"), s.name), i, s));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn zcut_fetch_shard_verify_under_faults_within_both_limits() {
+    let faults = Faults {
+        every_nth_503: Some((3, Some(1))),
+        every_nth_slow: Some((4, Duration::from_millis(1200))),
+        no_data_surveys: vec!["goods_north".into()],
+        ..Faults::default()
+    };
+    let emu = AstrocutEmulator::start(faults).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", ZCUT_TARGETS);
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", ZCUT_IMAGE));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    // 1 target no survey covers; goods_north answers {"msg"} for the 3 GOODS-N galaxies.
+    let want = zcut_expected(&["goods_north"]);
+    assert_eq!(want.len(), 5, "{want:?}");
+    assert!(err.contains(&format!("{} done, 4 failed (1 no-coverage, 3 no-data)", 4 + want.len())), "{err}");
+    let m = emu.meter();
+    assert_inside_limits_and_throttled(&m);
+    assert!(m.by_endpoint["survey"] >= 5 && !m.by_endpoint.contains_key("sector"), "{m:?}");
+    assert!(m.cutouts.iter().all(|c| c.starts_with("/zcut/api/v0.1/astrocut?") && c.ends_with("&format=fits")));
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"GN 3 survey goods_north\",\"stage\":\"fetch\",\"kind\":\"no-data\""));
+    assert!(failures.contains("\"unit\":\"Nowhere\"") && failures.contains("no Zcut survey covers"), "{failures}");
+
+    rerun_asks_nothing_then_shard(&s, &emu);
+    let manifest = s.manifest();
+    assert_eq!(manifest["samples"], want.len());
+    assert_eq!(manifest["classes"], serde_json::json!(["elliptical", "spiral"]));
+    let all = members(&s.shards());
+    let t = zcut_targets();
+    for (key, i, survey) in &want {
+        let (id, ra, dec, class) = &t[*i];
+        let planes: Vec<f32> =
+            (0..survey.mosaics.len()).flat_map(|m| zcut::pixels_of(survey, m, *ra, *dec, 24, 24)).collect();
+        let (shape, px) = npy::<f32>(&all[&format!("{key}.npy")]);
+        let c = survey.mosaics.len() as u64;
+        assert_eq!(shape, if c == 1 { vec![24, 24] } else { vec![c, 24, 24] }, "{key}");
+        assert!(same_f32(&px, &planes), "{key}: the pixels are what the server sent");
+        let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
+        assert_eq!(json["id"], id.as_str());
+        assert_eq!(json["survey"], survey.name);
+        assert_eq!(json["service"], "zcut");
+        let origs: Vec<&str> =
+            json["channels"].as_array().unwrap().iter().map(|c| c["orig_file"].as_str().unwrap()).collect();
+        let want_origs: Vec<&str> = survey.mosaics.iter().map(|m| m.0).collect();
+        assert_eq!(origs, want_origs, "{key}");
+        assert_eq!(json["header"]["CTYPE1"], "RA---TAN");
+        assert!((json["header"]["CRVAL2"].as_f64().unwrap() - dec).abs() < 1e-9);
+        assert_eq!(json["nonfinite_pixels"], if c > 1 { 1 } else { 0 }, "{key}");
+        let url = json["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("&y=24&x=24&units=px&survey={}&format=fits", survey.name)), "{url}");
+        assert_eq!(json["raw_sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(json["label"], class.as_str());
+        assert_eq!(all[&format!("{key}.cls")], if class == "elliptical" { b"0" } else { b"1" });
+        assert!(all[&format!("{key}.fits")].starts_with(b"SIMPLE  ="));
+    }
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn zcut_png_and_jpg_cutouts_become_image_fields() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nGN 1,189.2283,62.2380,spiral\n");
+    let image = "transform: {image: {outputs: [npy, json, png]}}\n";
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), ", format: png, survey: [candels_gn_60mas, goods_north]", image));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = members(&s.shards());
+    let survey = zcut::survey("candels_gn_60mas").unwrap();
+    let grey: Vec<f32> = (0..3)
+        .flat_map(|m| zcut::grey_of(&zcut::pixels_of(survey, m, 189.2283, 62.238, 24, 24), 24, 24))
+        .map(f32::from)
+        .collect();
+    let (shape, px) = npy::<f32>(&all["GN_1-candels_gn_60mas.npy"]);
+    assert_eq!((shape, px), (vec![3, 24, 24], grey), "png pixels arrive exactly, image row 0 first");
+    // One png member passes through as it came; three become a preview.
+    let single = &all["GN_1-goods_north.png"];
+    let goods = zcut::survey("goods_north").unwrap();
+    assert_eq!(single, &zcut::image(goods, 0, 189.2283, 62.238, 24, 24, true).unwrap());
+    assert!(all["GN_1-candels_gn_60mas.png"].starts_with(b"\x89PNG"));
+    let json: serde_json::Value = serde_json::from_slice(&all["GN_1-goods_north.json"]).unwrap();
+    assert_eq!((json["format"].as_str(), json["shape"].clone()), (Some("png"), serde_json::json!([24, 24])));
+
+    // jpg: lossy, so only the shape; and a jpg has no FITS file to keep.
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), ", format: jpg, survey: goods_north", image));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fetched with other source settings"), "{}", stderr(&out));
+    let (shape, _) = npy::<f32>(&members(&s.shards())["GN_1-goods_north.npy"]);
+    assert_eq!(shape, [24, 24]);
+    s.write("r.yaml", zcut_recipe("http://127.0.0.1:9/zcut/api/v0.1", ", format: jpg", ZCUT_IMAGE));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("transform.image.outputs: a Zcut jpg cutout has no FITS file to put in the `fits` field"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn zcut_kill_9_during_fetch_then_rerun_gives_the_uninterrupted_shards() {
+    let faults = || Faults { latency: Duration::from_millis(150), every_nth_503: Some((5, None)), ..Faults::default() };
+    let emu = AstrocutEmulator::start(faults()).unwrap();
+    let reference = Scratch::new();
+    reference.write("targets.csv", ZCUT_TARGETS);
+    reference.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = reference.etd().args(["run", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    let s = Scratch::new();
+    s.write("targets.csv", ZCUT_TARGETS);
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    emu.forget_attempts();
+    kill_9_fetches(&s, &[700, 1500]);
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    assert!(journal.lines().count() > 0, "the killed runs journaled some units");
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let total = 5 + zcut_expected(&[]).len() as u64;
+    let m = emu.meter();
+    assert!(m.by_endpoint.values().sum::<u64>() < total, "the rerun asked for less than the whole: {m:?}");
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(s.shard_files() == reference.shard_files(), "the resumed run's shards differ");
+}
+
+#[test]
+fn zcut_dry_run_limits_and_truncated_zips() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", ZCUT_TARGETS);
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), ", survey: [candels_gn_60mas, goods_north]", QUICK));
+    let out = s.etd().args(["fetch", "--dry-run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(emu.meter().requests, 0);
+    let text = stdout(&out);
+    let base = emu.zcut_url();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("GN 1\tPOST {base}/survey (ra=189.2283&dec=62.238)\tthen 1 astrocut per survey")
+    );
+    assert!(stderr(&out).contains("5 survey look-ups and 0 cutouts to fetch"), "{}", stderr(&out));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // GN 1 and GN 2 in both surveys, GN 3 in goods_north only.
+    assert_eq!(emu.meter().by_endpoint["zcut-astrocut"], 5);
+    // Adding a survey fetches only its cutouts, and the dry run names them.
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), ", survey: all", QUICK));
+    let out = s.etd().args(["fetch", "--dry-run", "r.yaml"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().all(|l| l.contains(" survey ") && l.contains("\tGET ")), "{text}");
+    assert!(text.contains(&format!("GN 1 survey candels_gn_30mas\tGET {base}/astrocut?ra=189.2283&dec=62.238&y=24&x=24&units=px&survey=candels_gn_30mas&format=fits")), "{text}");
+
+    // Above MAST's limits: refused, naming the service.
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", "politeness: {rate: 6/s}\n"));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("politeness.rate: 6/s is above MAST's limit of 5 requests per second for Zcut"), "{err}");
+    assert!(err.contains("hint: Zcut answers 503 above 5 requests per second or 10 simultaneous calls"), "{err}");
+    s.write("r.yaml", zcut_recipe("http://127.0.0.1:9/zcut/api/v0.1", ", survey: [goods_north]", QUICK));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("requests     10 (per target: 1 survey look-up + at most 1 astrocut"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A zip cut short (its Content-Length agreeing) is refused and kept, not sharded.
+    emu.set_faults(Faults { truncated_zips: true, ..Faults::default() });
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nGN 1,189.2283,62.2380,spiral\n");
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), ", survey: goods_north", QUICK));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"GN 1 survey goods_north\",\"stage\":\"fetch\",\"kind\":\"invalid-answer\""));
+    assert!(failures.contains("is not a whole zip of FITS files"), "{failures}");
+    assert!(failures.contains("end-of-central-directory"), "{failures}");
+}
+
+#[test]
+fn the_zcut_emulator_refuses_what_the_service_refuses() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let base = emu.zcut_url();
+    let get = |q: &str| curl(&base, &[], q);
+    let post = |form: &str, q: &str| curl(&base, &["--data", form], q);
+    if get("survey?ra=189.2&dec=62.2").is_empty() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    assert!(get("survey?ra=189.2&dec=62.2").ends_with("405 text/plain; charset=utf-8"), "the look-up is POST only");
+    let found = post("ra=189.2283&dec=62.238", "survey");
+    assert!(found.starts_with(r#"{"surveys":["candels_gn_30mas","candels_gn_60mas","goods_north"]}"#), "{found}");
+    assert!(post("ra=10&dec=10", "survey").starts_with(r#"{"surveys":[]}"#));
+    assert!(post("ra=10&dec=10&radius=3q", "survey").ends_with("400 application/json"));
+    assert!(post("ra=400&dec=10", "survey").ends_with("400 application/json"));
+    assert!(get("astrocut?ra=189.2283&dec=62.238&x=5&y=5&units=furlong").ends_with("400 application/json"));
+    assert!(get("astrocut?ra=189.2283&dec=62.238&x=5&y=5&format=gif").ends_with("400 application/json"));
+    assert!(get("astrocut?ra=189.2283&dec=62.238&x=5000&y=5").ends_with("400 application/json"));
+    assert!(get("astrocut?ra=10&dec=10&x=5&y=5").starts_with("{\"msg\":"));
+    assert!(get("astrocut?ra=189.2283&dec=62.238&x=5&y=5&survey=candels_gs_60mas").starts_with("{\"msg\":"));
+    assert!(get("astrocut?ra=189.2283&dec=62.238&x=5&y=5&survey=goods_north").ends_with("200 application/zip"));
+}
+
+/// Run `per_sample` (Python, with `s` the sample dict, `np`, `json`, `io`, `fits` imported) over
+/// every sample of the shards of `scratch`; the number of samples.
+fn python_over_samples(python: &Path, scratch: &Scratch, per_sample: &str) -> usize {
+    let indented: String = per_sample.lines().map(|l| format!("        {l}\n")).collect();
+    let script = format!(
+        "import glob, io, json, sys\nimport numpy as np, webdataset as wds\nfrom astropy.io import fits\nn = 0\n\
+         for path in sorted(glob.glob(sys.argv[1] + \"/*.tar\")):\n    for s in wds.WebDataset(path, shardshuffle=False):\n\
+         {indented}        n += 1\nprint(n)\n"
+    );
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(scratch.shards()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn zcut_numpy_reads_every_array_and_astropy_reads_the_fits_field() {
+    let Some(python) = interop_python() else { return };
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", ZCUT_TARGETS);
+    s.write("r.yaml", zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let per_sample = r#"
+a = np.load(io.BytesIO(s["npy"]))
+meta = json.loads(s["json"])
+assert a.dtype == np.float32 and list(a.shape) == meta["shape"], (a.shape, meta["shape"])
+with fits.open(io.BytesIO(s["fits"])) as hdul:
+    images = [h for h in hdul[1:] if h.data is not None]
+    assert [h.header["ORIG_FLE"] for h in images] == [c["orig_file"] for c in meta["channels"]]
+    stacked = np.stack([h.data for h in images]) if len(images) > 1 else images[0].data
+    assert np.array_equal(stacked.astype(np.float32), a, equal_nan=True)
+"#;
+    let n = python_over_samples(&python, &s, per_sample);
+    assert_eq!(n, zcut_expected(&[]).len());
+}
+
+#[test]
+fn the_repository_zcut_recipe_checks_and_runs_against_the_emulator() {
+    let path = super::common::repo().join("recipes/goods-north-zcut.yaml");
+    let s = Scratch::new();
+    let out = s.etd().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("source       astrocut"), "{}", stdout(&out));
+
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
+    assert!(text.contains("  astrocut:\n"));
+    let text = text.replace("  astrocut:\n", &format!("  astrocut:\n    base_url: \"{}\"\n", emu.zcut_url()));
+    // Plain tar shards, to read the arrays back here.
+    assert!(text.contains("compression: zstd"));
+    s.write("r.yaml", text.replace("compression: zstd", "compression: none"));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let manifest = s.manifest();
+    assert_eq!(manifest["samples"], 7, "GN-z11 and HDF850.1 in three surveys, GN20 in goods_north only");
+    assert_eq!(manifest["classes"], serde_json::json!(["high-redshift", "submillimetre"]));
+    let all = members(&s.shards());
+    let (shape, _) = npy::<f32>(&all["HDF850_1-candels_gn_60mas.npy"]);
+    assert_eq!(shape, [3, 100, 100], "6 arcsec of 0.06 arcsec pixels, three filters");
+    let (shape, _) = npy::<f32>(&all["GN20-goods_north.npy"]);
+    assert_eq!(shape, [200, 200]);
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+// ---- HAPcut: Hubble Advanced Products ----
+
+use etd_emulators::astrocut::hapcut;
+
+/// Two positions in the skycell with three products, one in the GOODS-North cell (one product),
+/// one no product covers.
+const HAPCUT_TARGETS: &str = "name,ra,dec,class\n\
+    A 1,351.3478,-28.4978,cluster\n\
+    A 2,351.3500,-28.4900,cluster\n\
+    HDF,189.2058,62.2161,field\n\
+    Nowhere,10.0,10.0,field\n";
+
+fn hapcut_recipe(base: &str, source: &str, rest: &str) -> String {
+    format!(
+        "version: 1\nname: hapcut-test\ntargets: {{file: targets.csv, columns: {{id: name, label: class}}}}\n\
+         source:\n  astrocut: {{service: hapcut, base_url: \"{base}\", size: 20{source}}}\n{rest}"
+    )
+}
+
+/// (key, target index, product index, member name) of every sample the emulator's sky gives.
+fn hapcut_expected() -> Vec<(String, usize, usize, String)> {
+    let mut out = Vec::new();
+    for (i, l) in HAPCUT_TARGETS.lines().skip(1).enumerate() {
+        let f: Vec<&str> = l.split(',').collect();
+        let (ra, dec): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        for cell in hapcut::skycells_at(ra, dec) {
+            for (p, &product) in cell.products.iter().enumerate() {
+                let (ins, det, filter) = product;
+                let key = format!("{}-{}-{ins}_{det}_{filter}", f[0].replace(' ', "_"), cell.name);
+                out.push((key, i, p, hapcut::file_name(cell, product, ra, dec)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hapcut_fetch_shard_verify_under_faults_within_both_limits() {
+    let faults = Faults {
+        every_nth_503: Some((2, Some(1))),
+        every_nth_slow: Some((3, Duration::from_millis(800))),
+        ..Faults::default()
+    };
+    let emu = AstrocutEmulator::start(faults).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", HAPCUT_TARGETS);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", ZCUT_IMAGE));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("3 done, 1 failed (1 no-data)"), "{err}");
+    let m = emu.meter();
+    assert_inside_limits_and_throttled(&m);
+    assert_eq!(m.by_endpoint.keys().collect::<Vec<_>>(), ["hapcut-astrocut"], "no look-up: {m:?}");
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"Nowhere\",\"stage\":\"fetch\",\"kind\":\"no-data\""), "{failures}");
+    rerun_asks_nothing_then_shard(&s, &emu);
+
+    let want = hapcut_expected();
+    assert_eq!(want.len(), 7);
+    let manifest = s.manifest();
+    assert_eq!(manifest["samples"], 7);
+    assert!(manifest["fields"]["wht.npy"].as_str().unwrap().contains("WHT image"), "{manifest}");
+    let all = members(&s.shards());
+    let lines: Vec<&str> = HAPCUT_TARGETS.lines().skip(1).collect();
+    for (key, i, p, member) in &want {
+        let f: Vec<&str> = lines[*i].split(',').collect();
+        let (ra, dec): (f64, f64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        let (sci, wht) = hapcut::pixels_of(*p, ra, dec, 20, 20);
+        let (shape, px) = npy::<f32>(&all[&format!("{key}.npy")]);
+        assert_eq!(shape, [20, 20], "{key}");
+        assert!(same_f32(&px, &sci), "{key}: SCI as the server sent it");
+        let (shape, w) = npy::<f32>(&all[&format!("{key}.wht.npy")]);
+        assert_eq!(shape, [20, 20], "{key}");
+        assert!(same_f32(&w, &wht), "{key}: WHT as the server sent it");
+        let json: serde_json::Value = serde_json::from_slice(&all[&format!("{key}.json")]).unwrap();
+        assert_eq!(json["service"], "hapcut");
+        assert_eq!(json["member"], member.as_str());
+        let product = json["product"].as_str().unwrap();
+        assert!(product.starts_with("p") && key.ends_with(&format!("-{product}")), "{key}: {product}");
+        assert_eq!(json["filter"], member.rsplit('_').next().unwrap().trim_end_matches(".fits"));
+        assert_eq!(json["header"]["CTYPE2"], "DEC--TAN");
+        assert!(json["url"].as_str().unwrap().ends_with("&y=20&x=20&units=px"));
+        assert_eq!(json["label"], f[3]);
+        assert!(all[&format!("{key}.fits")].starts_with(b"SIMPLE  ="));
+    }
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // FITS only: another format is a recipe error.
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), ", format: png", ""));
+    let out = s.etd().args(["check", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("source.astrocut.format: HAPcut serves FITS only, not `png`"), "{}", stderr(&out));
+}
+
+#[test]
+fn hapcut_kill_9_resume_dry_run_and_truncated_zips() {
+    let targets: String = std::iter::once("name,ra,dec,class\n".to_string())
+        .chain((0..8).map(|i| format!("A {i},{:.4},-28.4978,cluster\n", 351.3400 + i as f64 * 0.002)))
+        .collect();
+    let emu = AstrocutEmulator::start(Faults { latency: Duration::from_millis(400), ..Faults::default() }).unwrap();
+    let reference = Scratch::new();
+    reference.write("targets.csv", &targets);
+    reference.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = reference.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let s = Scratch::new();
+    s.write("targets.csv", &targets);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = s.etd().args(["fetch", "--dry-run", "r.yaml"]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 8, "{text}");
+    let base = emu.hapcut_url();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("A 0\tGET {base}/astrocut?ra=351.34&dec=-28.4978&y=20&x=20&units=px")
+    );
+    assert!(
+        stderr(&out).contains("dry run: 8 cutouts to fetch (0 done, 0 failed earlier); at least 8 requests"),
+        "{}",
+        stderr(&out)
+    );
+    emu.reset_meter();
+    kill_9_fetches(&s, &[900]);
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap_or_default();
+    let done = journal.lines().count() as u64;
+    assert!(done > 0 && done < 8, "the killed run fetched part of the work: {done}");
+    emu.reset_meter();
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(emu.meter().requests <= 8 - done + 4, "at most what was in flight is fetched again: {:?}", emu.meter());
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(s.shard_files() == reference.shard_files(), "the resumed run's shards differ");
+
+    emu.set_faults(Faults { truncated_zips: true, ..Faults::default() });
+    let s = Scratch::new();
+    s.write("targets.csv", "name,ra,dec,class\nA 1,351.3478,-28.4978,cluster\n");
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", QUICK));
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let failures = fs_err::read_to_string(s.join("work/failures.jsonl")).unwrap();
+    assert!(failures.contains("\"unit\":\"A 1\",\"stage\":\"fetch\",\"kind\":\"invalid-answer\""), "{failures}");
+    assert!(failures.contains("is not a whole zip of HAPcut FITS files"), "{failures}");
+}
+
+#[test]
+fn the_hapcut_emulator_refuses_what_the_service_refuses() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let base = emu.hapcut_url();
+    let get = |args: &[&str], q: &str| curl(&base, args, q);
+    if get(&[], "astrocut?ra=10&dec=10&x=5&y=5").is_empty() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    assert!(get(&[], "astrocut?ra=10&dec=10&x=5&y=5").starts_with("{\"msg\":"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5&y=5&units=furlong").ends_with("400 application/json"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5").ends_with("400 application/json"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-98&x=5&y=5").ends_with("400 application/json"));
+    assert!(get(&["--data", "ra=1"], "astrocut").starts_with("method not allowed"));
+    assert!(get(&[], "astrocut?ra=351.3478&dec=-28.4978&x=5&y=5").ends_with("200 application/zip"));
+}
+
+#[test]
+fn hapcut_numpy_reads_every_array_and_astropy_reads_the_fits_field() {
+    let Some(python) = interop_python() else { return };
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", HAPCUT_TARGETS);
+    s.write("r.yaml", hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let per_sample = r#"
+sci, wht = np.load(io.BytesIO(s["npy"])), np.load(io.BytesIO(s["wht.npy"]))
+meta = json.loads(s["json"])
+assert sci.dtype == np.float32 and list(sci.shape) == meta["shape"] and wht.shape == sci.shape
+with fits.open(io.BytesIO(s["fits"])) as hdul:
+    assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT"], [h.name for h in hdul]
+    assert np.array_equal(hdul["SCI"].data, sci, equal_nan=True)
+    assert np.array_equal(hdul["WHT"].data, wht, equal_nan=True)
+    assert hdul[0].header["FILTER"].lower() == meta["filter"]
+"#;
+    let n = python_over_samples(&python, &s, per_sample);
+    assert_eq!(n, hapcut_expected().len());
+}
+
+#[test]
+fn the_repository_hapcut_recipe_checks_and_runs_against_the_emulator() {
+    let path = super::common::repo().join("recipes/hst-hapcut.yaml");
+    let s = Scratch::new();
+    let out = s.etd().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("requests     2 (per target: 1 astrocut"), "{}", stdout(&out));
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let text = fs_err::read_to_string(&path).unwrap();
+    let text = text.replace("  astrocut:\n", &format!("  astrocut:\n    base_url: \"{}\"\n", emu.hapcut_url()));
+    s.write("r.yaml", text.replace("compression: zstd", "compression: none"));
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.manifest()["samples"], 4, "three products at the documented position, one in the HDF-N");
+    let all = members(&s.shards());
+    let (shape, _) = npy::<f32>(&all["HDF-N-p1889x07y19-acs_wfc_f435w.wht.npy"]);
+    assert_eq!(shape, [100, 100], "4 arcsec of 0.04 arcsec pixels");
+    let out = s.etd().args(["verify"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn zcut_and_hapcut_task_splits_give_the_same_shards_as_one_run() {
+    let emu = AstrocutEmulator::start(Faults::default()).unwrap();
+    let cases = [
+        (ZCUT_TARGETS, zcut_recipe(&emu.zcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")), "survey"),
+        (HAPCUT_TARGETS, hapcut_recipe(&emu.hapcut_url(), "", &format!("{ZCUT_IMAGE}{QUICK}")), "hapcut-astrocut"),
+    ];
+    for (targets, recipe, first) in cases {
+        let whole = Scratch::new();
+        whole.write("targets.csv", targets);
+        whole.write("r.yaml", &recipe);
+        assert_eq!(whole.etd().args(["run", "r.yaml"]).output().unwrap().status.code(), Some(3));
+        let split = Scratch::new();
+        split.write("targets.csv", targets);
+        split.write("r.yaml", &recipe);
+        emu.reset_meter();
+        for i in ["0", "1", "2"] {
+            let out = split.etd().args(["fetch", "r.yaml", "--task-index", i, "--num-tasks", "3"]).output().unwrap();
+            assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+        }
+        let m = emu.meter();
+        let n = targets.lines().count() as u64 - 1;
+        assert_eq!(m.by_endpoint[first], n, "each target's first request is made by one task: {m:?}");
+        assert_eq!(split.etd().args(["shard", "r.yaml"]).output().unwrap().status.code(), Some(3));
+        assert!(split.shard_files() == whole.shard_files(), "the split run's shards differ ({first})");
+    }
 }

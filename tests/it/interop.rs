@@ -7,7 +7,8 @@ use std::process::Command;
 
 use super::common::*;
 
-fn python() -> Option<PathBuf> {
+/// A Python with webdataset, numpy and astropy (`ETD_TEST_PYTHON`, or the venv `.ci/run` makes).
+pub(super) fn python() -> Option<PathBuf> {
     let candidates = [std::env::var_os("ETD_TEST_PYTHON").map(PathBuf::from), Some(repo().join(".venv/bin/python"))];
     candidates.into_iter().flatten().find(|p| {
         Command::new(p).args(["-c", "import webdataset, numpy, astropy"]).output().is_ok_and(|o| o.status.success())

@@ -1,12 +1,16 @@
-//! TESScut as a `Source`: the sector look-ups of the targets a task owns, then the cutouts of
-//! their sectors, each phase driven through `sources::engine`; samples one per (target, sector).
+//! TESScut, Zcut and HAPcut as a `Source`: the look-ups of the targets a task owns, then the
+//! cutouts of their sectors (or surveys), each phase driven through `sources::engine`; samples
+//! one per (target, sector) or (target, survey). HAPcut has no look-up: its first phase is the
+//! cutout of each target, and its samples are one per (target, product file of the answer).
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::fetch::{parse_sectors, sectors_of, SectorRow, TesscutFetcher, CUTOUT_FIELD, SECTORS_FIELD};
-use super::{cutout_unit, sector_suffix, target_keys, AstrocutConfig, KIND};
+use super::fetch::{
+    parse_sectors, parse_surveys, sectors_of, CutoutFetcher, CUTOUT_FIELD, SECTORS_FIELD, SURVEYS_FIELD,
+};
+use super::{target_keys, AstrocutConfig, Part, Service, KIND};
 use crate::error::Exit;
 use crate::human::human_duration;
 use crate::net::client::NetClient;
@@ -22,26 +26,62 @@ use crate::store::{FetchJournal, InputRecord};
 /// What the journals say about the cutouts of the targets a task owns.
 #[derive(Debug, Default)]
 struct CutoutsPending {
-    /// (target index, sector), in target then sector order.
-    todo: Vec<(usize, u32)>,
+    /// (target index, sector or survey), in target then part order.
+    todo: Vec<(usize, Part)>,
     done: usize,
     failed: usize,
     /// Owned targets whose look-up is not done yet (their sectors are unknown).
     not_looked_up: usize,
-    /// Looked-up targets none of whose sectors the recipe wants.
+    /// Looked-up targets none of whose sectors (or surveys) the recipe wants.
     none_wanted: usize,
 }
 
-/// The sectors a done look-up recorded.
-fn looked_up(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> anyhow::Result<Vec<SectorRow>> {
-    let inputs = journals.inputs(pos)?;
-    let rec = inputs
-        .iter()
-        .find(|r| r.field == SECTORS_FIELD)
-        .ok_or_else(|| anyhow::anyhow!("a sector look-up is recorded without its answer"))?;
-    let bytes = read_checked(root, rec, Recorded::RawPayload)?;
-    parse_sectors(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: the stored sector look-up {e}", root.join(&rec.path).display()))
+impl AstrocutConfig {
+    /// The parts a done look-up recorded that the recipe wants, each with what the look-up said
+    /// about it (TESScut: its camera and CCD rows; Zcut: every survey listed).
+    fn looked_up(
+        &self,
+        journals: &JournalSet,
+        root: &std::path::Path,
+        pos: JournalPos,
+    ) -> anyhow::Result<Vec<(Part, Value)>> {
+        let field = match self.service {
+            Service::Tesscut => SECTORS_FIELD,
+            Service::Zcut { .. } => SURVEYS_FIELD,
+            // HAPcut looks nothing up.
+            Service::Hapcut => return Ok(Vec::new()),
+        };
+        let noun = self.part_noun();
+        let inputs = journals.inputs(pos)?;
+        let rec = inputs
+            .iter()
+            .find(|r| r.field == field)
+            .ok_or_else(|| anyhow::anyhow!("a {noun} look-up is recorded without its answer"))?;
+        let bytes = read_checked(root, rec, Recorded::RawPayload)?;
+        let bad = |e: String| anyhow::anyhow!("{}: the stored {noun} look-up {e}", root.join(&rec.path).display());
+        Ok(match &self.service {
+            Service::Tesscut => {
+                let rows = parse_sectors(&bytes).map_err(bad)?;
+                sectors_of(&rows)
+                    .into_iter()
+                    .filter(|s| self.sectors.wants(*s))
+                    .map(|s| {
+                        let look_up: Vec<Value> = rows
+                            .iter()
+                            .filter(|r| r.sector == s)
+                            .map(|r| json!({"sectorName": r.name, "camera": r.camera, "ccd": r.ccd}))
+                            .collect();
+                        (Part::Sector(s), Value::Array(look_up))
+                    })
+                    .collect()
+            }
+            Service::Zcut { surveys, .. } => {
+                let all = parse_surveys(&bytes).map_err(bad)?;
+                all.iter().filter(|s| surveys.wants(s)).map(|s| (Part::Survey(s.clone()), json!(all))).collect()
+            }
+            Service::Hapcut => Vec::new(),
+        })
+    }
 }
 
 /// Whether every raw file of a done unit is still there with its recorded size.
@@ -52,6 +92,10 @@ fn raw_whole(journals: &JournalSet, root: &std::path::Path, pos: JournalPos) -> 
 impl AstrocutConfig {
     fn cutouts_pending(&self, run: &FetchRun<'_>, scan: &JournalScan) -> anyhow::Result<CutoutsPending> {
         let mut p = CutoutsPending::default();
+        if self.service == Service::Hapcut {
+            // Its one request per target is the unit `run.pending` counts.
+            return Ok(p);
+        }
         if !run.workdir.root.is_dir() {
             p.not_looked_up = run.inputs.targets.iter().filter(|t| run.split.owns(&t.id)).count();
             return Ok(p);
@@ -66,17 +110,16 @@ impl AstrocutConfig {
                 p.not_looked_up += 1;
                 continue;
             };
-            let wanted: Vec<u32> =
-                sectors_of(&looked_up(&journals, &root, pos)?).into_iter().filter(|s| self.sectors.wants(*s)).collect();
+            let wanted = self.looked_up(&journals, &root, pos)?;
             if wanted.is_empty() {
                 p.none_wanted += 1;
             }
-            for s in wanted {
-                let unit = cutout_unit(&t.id, s);
+            for (part, _) in wanted {
+                let unit = part.unit(&t.id);
                 match scan.done.get(&unit) {
                     Some(&pos) if raw_whole(&journals, &root, pos)? => p.done += 1,
                     _ if scan.failed.contains_key(&unit) && !run.retry_failed => p.failed += 1,
-                    _ => p.todo.push((i, s)),
+                    _ => p.todo.push((i, part)),
                 }
             }
         }
@@ -110,7 +153,26 @@ impl Source for AstrocutConfig {
     }
 
     fn transforms(&self) -> &'static [crate::transform::Section] {
-        &[]
+        match self.service {
+            Service::Tesscut => &[],
+            Service::Zcut { .. } | Service::Hapcut => &[crate::transform::Section::Image],
+        }
+    }
+
+    fn check_image(&self, image: &crate::transform::image::ImageTransform) -> Result<(), crate::spec::KeyError> {
+        use crate::transform::image::ImageOutput;
+        match self.service {
+            Service::Zcut { format, .. }
+                if format != super::ZcutFormat::Fits && image.outputs.contains(&ImageOutput::Fits) =>
+            {
+                Err(crate::spec::KeyError::with_hint(
+                    "transform.image.outputs",
+                    format!("a Zcut {} cutout has no FITS file to put in the `fits` field", format.name()),
+                    "drop `fits` from the outputs, or ask Zcut for `format: fits`",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn default_politeness(&self) -> crate::net::Politeness {
@@ -132,13 +194,21 @@ impl Source for AstrocutConfig {
         if politeness.concurrency > max_c {
             over.push((
                 "politeness.concurrency",
-                format!("{} requests in flight is above MAST's limit of {max_c} for TESScut", politeness.concurrency),
+                format!(
+                    "{} requests in flight is above MAST's limit of {max_c} for {}",
+                    politeness.concurrency,
+                    self.service_name()
+                ),
             ));
         }
         if rate > max_r + 1e-9 {
             over.push((
                 "politeness.rate",
-                format!("{} is above MAST's limit of {max_r} requests per second for TESScut", politeness.rate),
+                format!(
+                    "{} is above MAST's limit of {max_r} requests per second for {}",
+                    politeness.rate,
+                    self.service_name()
+                ),
             ));
         }
         if exceed {
@@ -152,8 +222,11 @@ impl Source for AstrocutConfig {
             Some((key, message)) => Err(crate::spec::KeyError::with_hint(
                 key,
                 message,
-                "TESScut answers 503 above 5 requests per second or 10 simultaneous calls, and MAST blocks heavy \
-                 clients; pass --exceed-archive-limits only for a mirror or with the archive's permission",
+                format!(
+                    "{} answers 503 above 5 requests per second or 10 simultaneous calls, and MAST blocks heavy \
+                     clients; pass --exceed-archive-limits only for a mirror or with the archive's permission",
+                    self.service_name()
+                ),
             )),
         }
     }
@@ -164,7 +237,17 @@ impl Source for AstrocutConfig {
 
     fn outputs(&self, inputs: &crate::sources::Inputs<'_>) -> Vec<&'static str> {
         let labelled = !inputs.classes.is_empty();
-        super::field_names(self).into_iter().filter(|f| labelled || *f != "cls").collect()
+        let mut fields: Vec<&'static str> = match self.service {
+            Service::Tesscut => super::field_names(self),
+            Service::Zcut { .. } => inputs.image.outputs.iter().map(|o| o.field()).chain(["cls"]).collect(),
+            Service::Hapcut => {
+                let wht =
+                    inputs.image.outputs.contains(&crate::transform::image::ImageOutput::Npy).then_some("wht.npy");
+                inputs.image.outputs.iter().map(|o| o.field()).chain(["cls"]).chain(wht).collect()
+            }
+        };
+        fields.sort_unstable();
+        fields.into_iter().filter(|f| labelled || *f != "cls").collect()
     }
 
     fn dry_run(&self, run: &FetchRun<'_>) -> anyhow::Result<Exit> {
@@ -174,17 +257,39 @@ impl Source for AstrocutConfig {
         let scan = run.scan_read_only(&self.params())?;
         let lookups = run.pending(&scan);
         let cutouts = self.cutouts_pending(run, &scan)?;
-        let sector_url = self.sector_url();
+        if self.service == Service::Hapcut {
+            let mut out = String::new();
+            for &i in &lookups.todo {
+                let t = &targets[i];
+                out.push_str(&format!("{}\tGET {}\n", t.id, self.hapcut_url(t.ra, t.dec)));
+            }
+            (run.print)(&out)?;
+            let requests = lookups.todo.len() as u64;
+            let share = run.task_share();
+            tracing::info!(
+                "dry run{task}: {} to fetch ({} done, {} failed earlier); at least {}, at least {} at {} per task; \
+                 0 requests made",
+                plural(lookups.todo.len(), "cutout"),
+                lookups.done,
+                lookups.failed,
+                plural(requests, "request"),
+                human_duration(share.min_duration(requests)),
+                share.rate
+            );
+            return Ok(Exit::Success);
+        }
+        let lookup_url = self.lookup_url();
+        let noun = self.part_noun();
         let mut out = String::new();
         for &i in &lookups.todo {
             let t = &targets[i];
             let form: Vec<String> =
-                AstrocutConfig::sector_form(t.ra, t.dec).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.push_str(&format!("{}\tPOST {sector_url} ({})\tthen 1 astrocut per sector\n", t.id, form.join("&")));
+                self.lookup_form(t.ra, t.dec).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("{}\tPOST {lookup_url} ({})\tthen 1 astrocut per {noun}\n", t.id, form.join("&")));
         }
-        for &(i, s) in &cutouts.todo {
-            let t = &targets[i];
-            out.push_str(&format!("{}\tGET {}\n", cutout_unit(&t.id, s), self.cutout_url(t.ra, t.dec, s)));
+        for (i, part) in &cutouts.todo {
+            let t = &targets[*i];
+            out.push_str(&format!("{}\tGET {}\n", part.unit(&t.id), self.part_url(t.ra, t.dec, part)));
         }
         (run.print)(&out)?;
         let requests = (lookups.todo.len() + cutouts.todo.len()) as u64;
@@ -192,14 +297,14 @@ impl Source for AstrocutConfig {
         tracing::info!(
             "dry run{task}: {} and {} to fetch ({} done, {} failed earlier){}; at least {}, at least {} at {} \
              per task; 0 requests made",
-            plural(lookups.todo.len(), "sector look-up"),
+            plural(lookups.todo.len(), &format!("{noun} look-up")),
             plural(cutouts.todo.len(), "cutout"),
             cutouts.done,
             lookups.failed + cutouts.failed,
             if lookups.todo.is_empty() {
                 String::new()
             } else {
-                format!(", plus 1 cutout per sector of the {} not looked up yet", plural(lookups.todo.len(), "target"))
+                format!(", plus 1 cutout per {noun} of the {} not looked up yet", plural(lookups.todo.len(), "target"))
             },
             plural(requests, "request"),
             human_duration(share.min_duration(requests)),
@@ -217,12 +322,15 @@ impl Source for AstrocutConfig {
         let started = run.start(KIND, &params)?;
         let (_lock, journal_path, lookups) = (started._lock, started.journal_path, started.pending);
         drop(started.scan);
+        let hapcut = self.service == Service::Hapcut;
         tracing::info!(
-            "fetch{task}: {} to look up at {} ({} owned, {} already looked up, {} failed earlier{})",
+            "fetch{task}: {} to {} at {} ({} owned, {} already {}, {} failed earlier{})",
             plural(lookups.todo.len(), "target"),
+            if hapcut { "cut" } else { "look up" },
             self.base_url,
             lookups.owned,
             lookups.done,
+            if hapcut { "cut" } else { "looked up" },
             lookups.failed,
             if lookups.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" }
         );
@@ -232,7 +340,7 @@ impl Source for AstrocutConfig {
         run.clean_partials(&store, &keys, &owned)?;
         let client = Arc::new(NetClient::new(run.inputs.politeness.clone(), run.split.count)?);
         let limiter = client.host(&self.base_url);
-        let fetcher = Arc::new(TesscutFetcher { client: Arc::clone(&client), cfg: self.clone(), store });
+        let fetcher = Arc::new(CutoutFetcher { client: Arc::clone(&client), cfg: self.clone(), store });
         // Each unit is one request; twice the in-flight limit keeps the limiter busy.
         let parallel = (limiter.concurrency() as usize * 2).max(2);
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -244,11 +352,11 @@ impl Source for AstrocutConfig {
                 Outcome { unit, result: f.lookup(key, target).await }
             }
         });
-        let progress = run.reporter.start("look up", lookups.todo.len() as u64);
+        let progress = run.reporter.start(if hapcut { "fetch" } else { "look up" }, lookups.todo.len() as u64);
         let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
         drop(progress);
 
-        let tally = if tally.interrupted.is_some() || tally.stopped.is_some() {
+        let tally = if tally.interrupted.is_some() || tally.stopped.is_some() || hapcut {
             tally
         } else {
             let scan = run.scan(&params)?;
@@ -260,16 +368,27 @@ impl Source for AstrocutConfig {
                 p.failed,
                 if p.failed > 0 && !run.retry_failed { "; --retry-failed tries them again" } else { "" },
                 if p.none_wanted > 0 {
-                    format!("; {} observed in none of the recipe's sectors", plural(p.none_wanted, "target was",))
+                    match self.service {
+                        Service::Tesscut => {
+                            format!(
+                                "; {} observed in none of the recipe's sectors",
+                                plural(p.none_wanted, "target was")
+                            )
+                        }
+                        Service::Zcut { .. } | Service::Hapcut => {
+                            format!("; {} in none of the recipe's surveys", plural(p.none_wanted, "target is"))
+                        }
+                    }
                 } else {
                     String::new()
                 }
             );
-            let jobs = p.todo.iter().map(|&(i, sector)| {
-                let (f, key, target) = (Arc::clone(&fetcher), keys[i].clone(), targets[i].clone());
+            let jobs = p.todo.iter().map(|(i, part)| {
+                let (f, key, target, part) =
+                    (Arc::clone(&fetcher), keys[*i].clone(), targets[*i].clone(), part.clone());
                 async move {
-                    let unit = cutout_unit(&target.id, sector);
-                    Outcome { unit, result: f.cutout(key, target, sector).await }
+                    let unit = part.unit(&target.id);
+                    Outcome { unit, result: f.cutout(key, target, part).await }
                 }
             });
             let progress = run.reporter.start("fetch", p.todo.len() as u64);
@@ -283,14 +402,15 @@ impl Source for AstrocutConfig {
             .iter()
             .filter(|t| run.split.owns(&t.id))
             .map(|t| {
-                let prefix = format!("{} sector ", t.id);
+                let prefix = format!("{} {} ", t.id, self.part_noun());
                 scan.failed.range(prefix.clone()..).take_while(|(u, _)| u.starts_with(&prefix)).count()
             })
             .sum::<usize>();
         if failed_cutouts > 0 {
             tracing::warn!(
-                "{} failed permanently (no data for the sector, or refused); see {}",
+                "{} failed permanently (no data for the {}, or refused); see {}",
                 plural(failed_cutouts, "cutout"),
+                self.part_noun(),
                 run.workdir.failures().display()
             );
         }
@@ -305,36 +425,60 @@ impl Source for AstrocutConfig {
         let mut jobs = Vec::new();
         for (i, (t, key)) in targets.iter().zip(&keys).enumerate() {
             let Some(&pos) = input.done.get(&t.id) else { continue };
-            let rows = looked_up(input.journals, &root, pos)?;
-            for s in sectors_of(&rows).into_iter().filter(|s| self.sectors.wants(*s)) {
-                let unit = cutout_unit(&t.id, s);
-                let Some(&pos) = input.done.get(&unit) else { continue };
-                let look_up: Vec<Value> = rows
+            if self.service == Service::Hapcut {
+                // One sample per product file of the target's answer (names checked at fetch).
+                let inputs = input.journals.inputs(pos)?;
+                let rec = inputs
                     .iter()
-                    .filter(|r| r.sector == s)
-                    .map(|r| json!({"sectorName": r.name, "camera": r.camera, "ccd": r.ccd}))
-                    .collect();
-                jobs.push((format!("{key}{}", sector_suffix(s)), unit, units.len()));
-                units.push(Unit { target: i, sector: s, pos, look_up: Value::Array(look_up) });
+                    .find(|r| r.field == CUTOUT_FIELD)
+                    .ok_or_else(|| anyhow::anyhow!("{}: recorded without its cutout", t.id))?;
+                let bytes = read_checked(&root, rec, Recorded::RawPayload)?;
+                let file = root.join(&rec.path);
+                let mut names = super::zip::names(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                names.sort();
+                for member in names {
+                    let product =
+                        super::product_key(&member).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    let part = Part::Product { member, key: product };
+                    jobs.push((format!("{key}{}", part.suffix()), part.unit(&t.id), units.len()));
+                    units.push(Unit { target: i, part, pos, look_up: Value::Null });
+                }
+                continue;
+            }
+            for (part, look_up) in self.looked_up(input.journals, &root, pos)? {
+                let unit = part.unit(&t.id);
+                let Some(&pos) = input.done.get(&unit) else { continue };
+                jobs.push((format!("{key}{}", part.suffix()), unit, units.len()));
+                units.push(Unit { target: i, part, pos, look_up });
             }
         }
-        Ok(Box::new(TesscutSamples { cfg: self, input, store: RawStore::new(input.workdir, KIND), units, jobs }))
+        Ok(Box::new(CutoutSamples { cfg: self, input, store: RawStore::new(input.workdir, KIND), units, jobs }))
     }
 
     fn empty_hint(&self) -> Option<&'static str> {
-        Some("run `etd fetch` first; a target TESS never observed, or none of whose sectors the recipe lists, makes no sample")
+        Some(match self.service {
+            Service::Tesscut => {
+                "run `etd fetch` first; a target TESS never observed, or none of whose sectors the recipe lists, makes \
+                 no sample"
+            }
+            Service::Hapcut => "run `etd fetch` first; a target no Hubble product covers makes no sample",
+            Service::Zcut { .. } => {
+                "run `etd fetch` first; a target no Zcut survey covers, or none of whose surveys the recipe lists, \
+                 makes no sample"
+            }
+        })
     }
 }
 
 struct Unit {
     target: usize,
-    sector: u32,
+    part: Part,
     pos: JournalPos,
     look_up: Value,
 }
 
-/// One sample per fetched (target, sector).
-struct TesscutSamples<'a> {
+/// One sample per fetched (target, sector) or (target, survey).
+struct CutoutSamples<'a> {
     cfg: &'a AstrocutConfig,
     input: &'a ShardInput<'a>,
     store: RawStore,
@@ -343,7 +487,7 @@ struct TesscutSamples<'a> {
     jobs: Vec<(String, String, usize)>,
 }
 
-impl Samples for TesscutSamples<'_> {
+impl Samples for CutoutSamples<'_> {
     fn jobs(&self) -> anyhow::Result<Vec<Job<usize>>> {
         Ok(self.jobs.iter().map(|(key, id, input)| Job { key: key.clone(), id: id.clone(), input: *input }).collect())
     }
@@ -367,6 +511,45 @@ impl Samples for TesscutSamples<'_> {
             .ok_or_else(|| anyhow::anyhow!("{}: recorded without its cutout", job.id))?;
         let bytes = read_checked(self.store.root(), rec, Recorded::RawPayload)?;
         let file = self.store.root().join(&rec.path);
+        let class = self.input.class_of(target);
+        let sector = match &unit.part {
+            Part::Sector(s) => *s,
+            Part::Product { member, key } => {
+                let members = match super::fetch::hap_members(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(SampleError(format!("{}: {e}", file.display())))),
+                };
+                let Some((_, m)) = members.iter().find(|(_, m)| &m.name == member) else {
+                    return Ok(Err(SampleError(format!("{}: no member `{member}`", file.display()))));
+                };
+                let prov = super::hapcut::Provenance {
+                    target,
+                    product: key,
+                    url: rec.url.as_deref().unwrap_or_default(),
+                    raw_sha256: &rec.sha256,
+                    members: members.iter().map(|(_, m)| m.name.as_str()).collect(),
+                };
+                let made = super::hapcut::fields(m, self.input.inputs.image, &prov, class);
+                return Ok(made.map_err(|e| SampleError(format!("{} member `{member}`: {}", file.display(), e.0))));
+            }
+            Part::Survey(survey) => {
+                let format = self.cfg.zcut_format();
+                let mut members = match super::zip::image_members(&bytes, format) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(SampleError(format!("{}: {e}", file.display())))),
+                };
+                members.sort_by(|a, b| a.name.cmp(&b.name));
+                let prov = super::zcut::Provenance {
+                    target,
+                    survey,
+                    url: rec.url.as_deref().unwrap_or_default(),
+                    raw_sha256: &rec.sha256,
+                    look_up: unit.look_up.clone(),
+                };
+                let made = super::zcut::fields(&members, format, self.input.inputs.image, &prov, class);
+                return Ok(made.map_err(|e| SampleError(format!("{}: {}", file.display(), e.0))));
+            }
+        };
         let members = match super::zip::fits_members(&bytes) {
             Ok(m) => m,
             Err(e) => return Ok(Err(SampleError(format!("{}: {e}", file.display())))),
@@ -382,14 +565,13 @@ impl Samples for TesscutSamples<'_> {
         };
         let prov = super::tpf::Provenance {
             target,
-            sector: unit.sector,
+            sector,
             url: rec.url.as_deref().unwrap_or_default(),
             raw_sha256: &rec.sha256,
             member: &first.name,
             members: names.clone(),
             look_up: Some(unit.look_up.clone()),
         };
-        let class = self.input.class_of(target);
         Ok(super::tpf::fields(&tpf, self.cfg.fits.then_some(first.data.as_slice()), &prov, class))
     }
 }

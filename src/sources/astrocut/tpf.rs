@@ -179,13 +179,8 @@ pub fn fields(
         "member": prov.member,
         "members": prov.members,
     });
+    super::put_label(&mut meta, prov.target, class);
     if let Some(m) = meta.as_object_mut() {
-        if let Some(label) = &prov.target.label {
-            m.insert("label".into(), json!(label));
-        }
-        if let Some(c) = class {
-            m.insert("cls".into(), json!(c));
-        }
         if let Some(l) = &prov.look_up {
             m.insert("sector_look_up".into(), l.clone());
         }
@@ -203,11 +198,7 @@ pub fn fields(
     if let Some(bytes) = fits {
         out.push(("fits".into(), bytes.to_vec()));
     }
-    if let Some(c) = class {
-        out.push(("cls".into(), c.to_string().into_bytes()));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok(super::with_cls(out, class))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Reading the zip archives TESScut answers with, safely: sizes are bounded before anything is
+//! Reading the zip archives astrocut answers with, safely: sizes are bounded before anything is
 //! inflated, member names are only reported (never used as paths), encrypted, split and zip64
 //! archives are refused, and each member's length and CRC-32 are checked after inflating.
 
@@ -95,6 +95,16 @@ fn central_directory(b: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
+/// The member names of `bytes` from its central directory (nothing inflated); directories are
+/// skipped. For listing an archive `members` has already checked.
+pub fn names(bytes: &[u8]) -> Result<Vec<String>, String> {
+    Ok(central_directory(bytes)?
+        .into_iter()
+        .filter(|e| !(e.name.ends_with('/') && e.size == 0))
+        .map(|e| e.name)
+        .collect())
+}
+
 /// Every member of `bytes`, inflated and checked; directories are skipped.
 pub fn members(bytes: &[u8]) -> Result<Vec<Member>, String> {
     let entries = central_directory(bytes)?;
@@ -161,6 +171,41 @@ pub fn fits_members(bytes: &[u8]) -> Result<Vec<Member>, String> {
     }
     Ok(members)
 }
+
+/// The image members of a Zcut jpg or png answer: at least one, each named for the format and
+/// decoding whole as it.
+pub fn image_members(bytes: &[u8], format: super::ZcutFormat) -> Result<Vec<Member>, String> {
+    let (exts, kind): (&[&str], _) = match format {
+        super::ZcutFormat::Jpg => (&[".jpg", ".jpeg"], image::ImageFormat::Jpeg),
+        super::ZcutFormat::Png => (&[".png"], image::ImageFormat::Png),
+        super::ZcutFormat::Fits => return fits_members(bytes),
+    };
+    let members = members(bytes)?;
+    if members.is_empty() {
+        return Err("the zip holds no file".into());
+    }
+    for m in &members {
+        if !exts.iter().any(|e| m.name.to_ascii_lowercase().ends_with(e)) {
+            return Err(format!("member `{}` is not a .{} file", m.name, format.name()));
+        }
+        decode_image(&m.data, kind).map_err(|e| format!("member `{}`: {e}", m.name))?;
+    }
+    Ok(members)
+}
+
+/// A jpg or png member decoded, its size bounded before the pixels are allocated.
+pub fn decode_image(data: &[u8], kind: image::ImageFormat) -> Result<image::DynamicImage, String> {
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(data), kind);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_MEMBER_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| format!("does not decode as {kind:?}: {e}"))
+}
+
+/// Largest side of a jpg/png cutout (Zcut sizes are at most 2000 px).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -1,4 +1,5 @@
-//! Emulator of MAST's TESScut service (`https://mast.stsci.edu/tesscut/api/v0.1/`).
+//! Emulator of MAST's astrocut services: TESScut (`https://mast.stsci.edu/tesscut/api/v0.1/`)
+//! and Zcut (`https://mast.stsci.edu/zcut/api/v0.1/`), behind one meter.
 //!
 //! # Faithful to docs/archives.md section 4 and 4.1
 //! - Paths below `/tesscut/api/v0.1/`: `sector` (`POST` with form data as astroquery sends it, or
@@ -19,7 +20,23 @@
 //!   FLUX_BKG_ERR nE, QUALITY J, POS_CORR1 E, POS_CORR2 E, FFI_FILE 38A` (image columns with
 //!   `TDIMn = '(nx,ny)'`), and the `APERTURE` int32 image holding the cutout's WCS.
 //!
+//! - Zcut, below `/zcut/api/v0.1/`: `survey` (`POST` with form data only, as astroquery sends it;
+//!   `GET` is 405) with `ra`, `dec`, optional `radius`, answers `{"surveys": [...]}`; `astrocut`
+//!   (`GET`) with `ra`, `dec`, `y`, `x`, `units` (`px` or `d`), optional `survey` (all covering
+//!   surveys when absent) and `format` (`fits`, `jpg`, `png`; default `fits`) answers a zip: for
+//!   FITS one file per survey, an empty primary and one float32 image HDU per mosaic with
+//!   `ORIG_FLE`, `FILTER` and the cutout's WCS; for jpg/png one 8-bit grey image per mosaic.
+//!   `{"msg": ...}` when the survey does not cover the position. Bad parameters answer 400.
+//!
+//! - HAPcut, below `/hapcut/api/v0.1/`: `astrocut` (`GET`) with `ra`, `dec`, `x`, `y`, `units`
+//!   answers a zip of one FITS file per Hubble Advanced Product covering the position (an empty
+//!   primary, `SCI` and `WHT` float32 image HDUs), named
+//!   `hst_cutout_skycell-<cell>-ra<ra>-dec<dec>_<instrument>_<detector>_<filter>.fits`, or
+//!   `{"msg": ...}` when no skycell covers it. Bad parameters answer 400.
+//!
 //! # Invented (no public source says how the real server does it)
+//! - The Zcut sky ([`zcut::SURVEYS`]): CANDELS and GOODS mosaics around GOODS-North and
+//!   GOODS-South, each a box; pixels a Gaussian galaxy on a sky ([`zcut::pixels_of`]).
 //! - Which sectors observed a position: two per position (sector n and, two years later, n + 26),
 //!   chosen by right ascension and hemisphere; nothing within 6 degrees of the equator
 //!   (an empty `results` list). Camera and CCD follow the declination and right ascension.
@@ -30,7 +47,9 @@
 //! - The faults (503 with or without `Retry-After`, slow answers, resets, `no_data_sectors`) and
 //!   the extra time a big cutout takes ([`Faults::big_cutout_delay`]).
 
+pub mod hapcut;
 mod tpf;
+pub mod zcut;
 
 use crate::http::{self, Conn, ReadOutcome, Request, Response};
 use serde::Serialize;
@@ -42,8 +61,10 @@ use std::time::{Duration, Instant};
 
 pub use tpf::{pixels_of, write as target_pixel_file, zip as zip_of, Pixels};
 
-/// The API root below the server.
+/// The API roots below the server.
 pub const API: &str = "/tesscut/api/v0.1";
+pub const ZCUT_API: &str = "/zcut/api/v0.1";
+pub const HAPCUT_API: &str = "/hapcut/api/v0.1";
 /// MAST's published limits.
 pub const MAX_PER_SECOND: usize = 5;
 pub const MAX_IN_FLIGHT: usize = 10;
@@ -72,6 +93,11 @@ pub struct Faults {
     /// Every cutout zip arrives whole but damaged (a byte of the deflated member flipped, so its
     /// CRC-32 fails), on every attempt: a server that sends the wrong thing, not a network fault.
     pub damaged_zips: bool,
+    /// Every cutout zip arrives cut to its first half (with a matching Content-Length), on every
+    /// attempt.
+    pub truncated_zips: bool,
+    /// Zcut cutouts of these surveys answer `{"msg": ...}` although the look-up lists them.
+    pub no_data_surveys: Vec<String>,
 }
 
 impl Default for Faults {
@@ -85,6 +111,8 @@ impl Default for Faults {
             big_cutout_delay: Duration::ZERO,
             cadences: 40,
             damaged_zips: false,
+            truncated_zips: false,
+            no_data_surveys: Vec::new(),
         }
     }
 }
@@ -96,7 +124,7 @@ pub struct Meter {
     pub peak_inflight: usize,
     /// Max arrivals inside any sliding 1-second window.
     pub max_starts_in_any_1s: usize,
-    /// `"sector"`, `"astrocut"`, `"other"`.
+    /// `"sector"`, `"astrocut"`, `"survey"`, `"zcut-astrocut"`, `"hapcut-astrocut"`, `"other"`.
     pub by_endpoint: BTreeMap<String, u64>,
     pub status_counts: BTreeMap<u16, u64>,
     /// Requests refused with 503 for passing 5 per second or 10 in flight.
@@ -142,9 +170,12 @@ fn picks(n: u64, salt: &str, target: &str) -> bool {
 }
 
 fn endpoint(path: &str) -> &'static str {
-    match path.strip_prefix(API) {
-        Some("/sector") => "sector",
-        Some("/astrocut") => "astrocut",
+    match (path.strip_prefix(API), path.strip_prefix(ZCUT_API)) {
+        (Some("/sector"), _) => "sector",
+        (Some("/astrocut"), _) => "astrocut",
+        (_, Some("/survey")) => "survey",
+        (_, Some("/astrocut")) => "zcut-astrocut",
+        _ if path == format!("{HAPCUT_API}/astrocut") => "hapcut-astrocut",
         _ => "other",
     }
 }
@@ -162,7 +193,7 @@ impl Shared {
         let pos = m.arrivals_ms.partition_point(|&a| a <= t);
         m.arrivals_ms.insert(pos, t);
         *m.by_endpoint.entry(endpoint(&req.path).to_string()).or_default() += 1;
-        if endpoint(&req.path) == "astrocut" {
+        if endpoint(&req.path).ends_with("astrocut") {
             m.cutouts.push(req.target.clone());
         }
         if m.throttles.iter().any(|&(sent, ra)| t > sent + 100.0 && t < sent + ra) {
@@ -220,6 +251,16 @@ impl AstrocutEmulator {
     /// The TESScut API root: `http://127.0.0.1:PORT/tesscut/api/v0.1`.
     pub fn tesscut_url(&self) -> String {
         format!("{}{API}", self.base_url())
+    }
+
+    /// The HAPcut API root: `http://127.0.0.1:PORT/hapcut/api/v0.1`.
+    pub fn hapcut_url(&self) -> String {
+        format!("{}{HAPCUT_API}", self.base_url())
+    }
+
+    /// The Zcut API root: `http://127.0.0.1:PORT/zcut/api/v0.1`.
+    pub fn zcut_url(&self) -> String {
+        format!("{}{ZCUT_API}", self.base_url())
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -353,18 +394,26 @@ impl Params {
     }
 }
 
+/// The form of a POST, which must say it is one.
+fn form(req: &Request) -> Result<Params, String> {
+    let ctype = req.header("content-type").unwrap_or("").to_ascii_lowercase();
+    if !ctype.starts_with("application/x-www-form-urlencoded") {
+        return Err(format!("unsupported Content-Type for POST: {ctype:?}"));
+    }
+    Ok(Params::parse(&req.body))
+}
+
 fn route(req: &Request, faults: &Faults) -> Response {
     let answer = match (endpoint(&req.path), req.method.as_str()) {
         ("sector", "GET" | "HEAD") => sector(&Params::parse(req.query.as_bytes())),
-        ("sector", "POST") => {
-            let ctype = req.header("content-type").unwrap_or("").to_ascii_lowercase();
-            if !ctype.starts_with("application/x-www-form-urlencoded") {
-                Err(format!("unsupported Content-Type for POST: {ctype:?}"))
-            } else {
-                sector(&Params::parse(&req.body))
-            }
-        }
+        ("sector", "POST") => form(req).and_then(|p| sector(&p)),
         ("astrocut", "GET" | "HEAD") => astrocut(&Params::parse(req.query.as_bytes()), faults),
+        ("survey", "POST") => form(req).and_then(|p| survey_lookup(&p)),
+        ("zcut-astrocut", "GET" | "HEAD") => zcut_astrocut(&Params::parse(req.query.as_bytes()), faults),
+        ("hapcut-astrocut", "GET" | "HEAD") => hapcut_astrocut(&Params::parse(req.query.as_bytes()), faults),
+        ("hapcut-astrocut", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
+        ("survey", _) => return Response::text(405, "method not allowed").with_header("Allow", "POST"),
+        ("zcut-astrocut", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
         ("sector", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD, POST"),
         ("astrocut", _) => return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD"),
         _ => return Response::text(404, format!("Not Found: {}", req.path)),
@@ -427,14 +476,7 @@ pub fn observations(ra: f64, dec: f64) -> Vec<Observation> {
 fn sector(p: &Params) -> Answer {
     let (ra, dec) = position(p)?;
     product(p)?;
-    if let Some(r) = p.get("radius") {
-        let r = r.trim();
-        let num = r.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        let unit = &r[num.len()..];
-        if !matches!(unit, "" | "d" | "s" | "m" | "px") || !num.parse::<f64>().is_ok_and(|x| x >= 0.0) {
-            return Err(format!("Invalid radius: {r}"));
-        }
-    }
+    radius(p)?;
     let results: Vec<serde_json::Value> = observations(ra, dec)
         .iter()
         .map(|o| {
@@ -494,12 +536,116 @@ fn astrocut(p: &Params, faults: &Faults) -> Answer {
         let bytes = tpf::write(ra, dec, *o, ny as usize, nx as usize, faults.cadences).map_err(|e| format!("{e}"))?;
         files.push((name, bytes));
     }
-    let mut zip = tpf::zip(&files);
+    zip_answer(&files, faults, &format!("astrocut_{ra}_{dec}_{ny}x{nx}.zip"))
+}
+
+/// The zip of `files` as the answer, with the zip faults applied.
+fn zip_answer(files: &[(String, Vec<u8>)], faults: &Faults, name: &str) -> Answer {
+    let mut zip = tpf::zip(files);
     if faults.damaged_zips {
         // The first member's data starts after its 30-byte local header and its name.
         let at = 30 + files[0].0.len() + 8;
         zip[at] ^= 0x55;
     }
+    if faults.truncated_zips {
+        zip.truncate(zip.len() / 2);
+    }
     Ok(Response::new(200, "application/zip", zip)
-        .with_header("Content-Disposition", format!("attachment; filename=astrocut_{ra}_{dec}_{ny}x{nx}.zip")))
+        .with_header("Content-Disposition", format!("attachment; filename={name}")))
+}
+
+fn radius(p: &Params) -> Result<(), String> {
+    if let Some(r) = p.get("radius") {
+        let r = r.trim();
+        let num = r.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &r[num.len()..];
+        if !matches!(unit, "" | "d" | "s" | "m" | "px") || !num.parse::<f64>().is_ok_and(|x| x >= 0.0) {
+            return Err(format!("Invalid radius: {r}"));
+        }
+    }
+    Ok(())
+}
+
+fn survey_lookup(p: &Params) -> Answer {
+    let (ra, dec) = position(p)?;
+    radius(p)?;
+    let names: Vec<&str> = zcut::surveys_at(ra, dec).iter().map(|s| s.name).collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "surveys": names })).map_err(|e| e.to_string())?;
+    Ok(Response::new(200, "application/json", body))
+}
+
+/// A Zcut side in the survey's pixels.
+fn zcut_side(p: &Params, name: &str, units: &str, pixel_arcsec: f64) -> Result<u32, String> {
+    let v = number(p, name)?;
+    let px = match units {
+        "px" => v.round(),
+        // Less a hair: 6 arcsec of 0.03 arcsec pixels is 200 pixels, not 200.00000000000003.
+        _ => (v * 3600.0 / pixel_arcsec - 1e-9).ceil(),
+    };
+    if !(1.0..=zcut::MAX_SIDE as f64).contains(&px) {
+        return Err(format!("Invalid {name}: {v} {units} (1 to {} pixels)", zcut::MAX_SIDE));
+    }
+    Ok(px as u32)
+}
+
+fn zcut_astrocut(p: &Params, faults: &Faults) -> Answer {
+    let (ra, dec) = position(p)?;
+    let units = p.get("units").unwrap_or("px");
+    if units != "px" && units != "d" {
+        return Err(format!("Invalid units: {units} (px or d)"));
+    }
+    let format = p.get("format").unwrap_or("fits");
+    if !matches!(format, "fits" | "jpg" | "png") {
+        return Err(format!("Invalid format: {format} (fits, jpg or png)"));
+    }
+    // Sizes are checked before the survey is known, in the finest pixels served.
+    zcut_side(p, "y", units, 0.03)?;
+    zcut_side(p, "x", units, 0.03)?;
+    let surveys: Vec<&zcut::Survey> = match p.get("survey") {
+        None => zcut::surveys_at(ra, dec),
+        Some(name) => zcut::survey(name).filter(|s| s.covers(ra, dec)).into_iter().collect(),
+    };
+    if surveys.is_empty() || surveys.iter().any(|s| faults.no_data_surveys.iter().any(|n| n == s.name)) {
+        return no_data("No cutouts were found for the given position and survey.");
+    }
+    let mut files = Vec::new();
+    let (mut ny, mut nx) = (0, 0);
+    for s in &surveys {
+        ny = zcut_side(p, "y", units, s.pixel_arcsec)? as usize;
+        nx = zcut_side(p, "x", units, s.pixel_arcsec)? as usize;
+        if format == "fits" {
+            let bytes = zcut::fits(s, ra, dec, ny, nx).map_err(|e| format!("{e}"))?;
+            files.push((format!("{}_{ra:.6}_{dec:.6}_{nx}.0pix-x-{ny}.0pix_astrocut.fits", s.name), bytes));
+        } else {
+            for (m, (orig, _)) in s.mosaics.iter().enumerate() {
+                let stem = orig.trim_end_matches(".fits");
+                let bytes = zcut::image(s, m, ra, dec, ny, nx, format == "png")?;
+                files.push((format!("{stem}_{ra:.6}_{dec:.6}_{nx}.0pix-x-{ny}.0pix_astrocut.{format}"), bytes));
+            }
+        }
+    }
+    let suffix = if format == "fits" { "_f" } else { "" };
+    zip_answer(&files, faults, &format!("astrocut_{ra}_{dec}_{nx}x{ny}px{suffix}.zip"))
+}
+
+fn hapcut_astrocut(p: &Params, faults: &Faults) -> Answer {
+    let (ra, dec) = position(p)?;
+    let units = p.get("units").unwrap_or("px");
+    if units != "px" && units != "d" {
+        return Err(format!("Invalid units: {units} (px or d)"));
+    }
+    let nx = zcut_side(p, "x", units, hapcut::PIXEL_ARCSEC)? as usize;
+    let ny = zcut_side(p, "y", units, hapcut::PIXEL_ARCSEC)? as usize;
+    let cells = hapcut::skycells_at(ra, dec);
+    if cells.is_empty() {
+        return no_data("No HAP cutouts were found for the given position.");
+    }
+    let mut files = Vec::new();
+    for cell in cells {
+        for (i, &product) in cell.products.iter().enumerate() {
+            let bytes = hapcut::fits(i, product, ra, dec, ny, nx).map_err(|e| format!("{e}"))?;
+            files.push((hapcut::file_name(cell, product, ra, dec), bytes));
+        }
+    }
+    zip_answer(&files, faults, &format!("hapcut_{ra}_{dec}_{nx}x{ny}px.zip"))
 }

@@ -141,7 +141,8 @@ fn run() -> Result<(), String> {
             }
         }
         let emu = AstrocutEmulator::start_on(&addr, faults).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        return serve(&[emu.tesscut_url()], stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()));
+        let roots = [emu.tesscut_url(), emu.zcut_url(), emu.hapcut_url()];
+        return serve(&roots, stdin_eof, meter_file, || serde_json::to_string_pretty(&emu.meter()));
     }
     if which == "atlas-var" {
         let mut cfg = atlas_var::Config::default();
