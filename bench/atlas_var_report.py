@@ -94,8 +94,8 @@ def report(runs_tsv, csv_bytes):
     rss = med["etd"][1]
     print()
     print(f"throughput etd / pandas = {gb / med['etd'][0]:.3f} / {gb / med['pandas'][0]:.3f} GB/s = {ratio:.2f}x   "
-          f"target >= 3x: {'PASS' if ratio >= 3 else 'FAIL'}")
-    print(f"etd peak RSS = {rss:.1f} MB (pandas {med['pandas'][1]:.1f} MB)   target < 500 MB: {'PASS' if rss < 500 else 'FAIL'}")
+          f"(target >= 5x, issue 14: {'MEETS' if ratio >= 5 else 'MISSES'} target)")
+    print(f"etd peak RSS = {rss:.1f} MB (pandas {med['pandas'][1]:.1f} MB)   (target < 500 MB: {'MEETS' if rss < 500 else 'MISSES'} target)")
     return 0
 
 
