@@ -160,9 +160,9 @@ impl<W: Write> HashingWriter<W> {
         self.inner.write_all(&self.pending)?;
         let next = self.next_buffer();
         let chunk = Arc::new(std::mem::replace(&mut self.pending, next));
-        let threads = self.threads.get_or_insert_with(|| {
-            [DigestThread::spawn("md5", fold_md5), DigestThread::spawn("sha256", fold_sha_crc)]
-        });
+        let threads = self
+            .threads
+            .get_or_insert_with(|| [DigestThread::spawn("md5", fold_md5), DigestThread::spawn("sha256", fold_sha_crc)]);
         for t in threads.iter() {
             t.send(&chunk);
         }
