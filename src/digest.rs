@@ -67,14 +67,18 @@ const DIGEST_QUEUE: usize = 4;
 /// needs no buffer of its own) and handed to the digest threads (md5; sha256 + crc32c) over
 /// bounded channels, so the digests stay off the writer's critical path. Chunk buffers are
 /// reused once both threads are done with them (no fresh allocation, no page faults, per MiB).
+///
+/// The threads start with the first chunk handed over: less than 1 MiB in all (a manifest, a
+/// small shard) is digested on the caller's thread at `finish`, since starting and joining two
+/// threads costs more than hashing a few KiB.
 pub struct HashingWriter<W> {
     inner: W,
     size: u64,
     pending: Vec<u8>,
     /// Chunks handed to the digest threads, oldest first; reused when no thread holds them.
     sent: VecDeque<Arc<Vec<u8>>>,
-    md5: Option<DigestThread>,
-    sha: Option<DigestThread>,
+    /// The digest threads, once started.
+    threads: Option<[DigestThread; 2]>,
 }
 
 /// A thread folding chunks into digests.
@@ -106,31 +110,28 @@ impl DigestThread {
     }
 }
 
+/// md5 of all chunks (folded on its own thread).
+fn fold_md5(chunks: impl IntoIterator<Item = Arc<Vec<u8>>>) -> Vec<String> {
+    let mut h = Md5::new();
+    for chunk in chunks {
+        h.update(chunk.as_slice());
+    }
+    vec![hex::encode(h.finalize())]
+}
+
+/// sha256 and CRC-32C of all chunks (folded on its own thread).
+fn fold_sha_crc(chunks: impl IntoIterator<Item = Arc<Vec<u8>>>) -> Vec<String> {
+    let (mut h, mut crc) = (Sha256::new(), 0u32);
+    for chunk in chunks {
+        h.update(chunk.as_slice());
+        crc = crc32c::crc32c_append(crc, &chunk);
+    }
+    vec![hex::encode(h.finalize()), format!("{crc:08x}")]
+}
+
 impl<W> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        let md5 = DigestThread::spawn("md5", |rx| {
-            let mut h = Md5::new();
-            for chunk in rx {
-                h.update(chunk.as_slice());
-            }
-            vec![hex::encode(h.finalize())]
-        });
-        let sha = DigestThread::spawn("sha256", |rx| {
-            let (mut h, mut crc) = (Sha256::new(), 0u32);
-            for chunk in rx {
-                h.update(chunk.as_slice());
-                crc = crc32c::crc32c_append(crc, &chunk);
-            }
-            vec![hex::encode(h.finalize()), format!("{crc:08x}")]
-        });
-        HashingWriter {
-            inner,
-            size: 0,
-            pending: Vec::with_capacity(DIGEST_CHUNK),
-            sent: VecDeque::new(),
-            md5: Some(md5),
-            sha: Some(sha),
-        }
+        HashingWriter { inner, size: 0, pending: Vec::new(), sent: VecDeque::new(), threads: None }
     }
 
     /// An empty chunk buffer: the oldest sent one if both threads are done with it, else a new one.
@@ -150,9 +151,18 @@ impl<W> HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn finish(mut self) -> io::Result<(W, Digests)> {
-        self.flush_pending()?;
-        let md5 = self.md5.take().map(DigestThread::finish).unwrap_or_default();
-        let sha = self.sha.take().map(DigestThread::finish).unwrap_or_default();
+        let (md5, sha) = if self.threads.is_none() {
+            // Less than one chunk in all: digested here.
+            self.inner.write_all(&self.pending)?;
+            let chunk = [Arc::new(std::mem::take(&mut self.pending))];
+            (fold_md5(chunk.clone()), fold_sha_crc(chunk))
+        } else {
+            self.flush_pending()?;
+            match self.threads.take() {
+                Some([md5, sha]) => (md5.finish(), sha.finish()),
+                None => (Vec::new(), Vec::new()),
+            }
+        };
         match (md5.as_slice(), sha.as_slice()) {
             ([md5], [sha256, crc32c]) => {
                 let d = Digests { size: self.size, sha256: sha256.clone(), md5: md5.clone(), crc32c: crc32c.clone() };
@@ -170,7 +180,10 @@ impl<W: Write> HashingWriter<W> {
         self.inner.write_all(&self.pending)?;
         let next = self.next_buffer();
         let chunk = Arc::new(std::mem::replace(&mut self.pending, next));
-        for t in [&self.md5, &self.sha].into_iter().flatten() {
+        let threads = self
+            .threads
+            .get_or_insert_with(|| [DigestThread::spawn("md5", fold_md5), DigestThread::spawn("sha256", fold_sha_crc)]);
+        for t in threads.iter() {
             t.send(&chunk);
         }
         self.sent.push_back(chunk);
@@ -247,6 +260,24 @@ mod tests {
         assert_eq!(w.finish().err().unwrap().to_string(), "disk full");
         let mut w = HashingWriter::new(Full);
         assert!(w.write_all(&vec![0u8; DIGEST_CHUNK]).is_err());
+    }
+
+    #[test]
+    fn small_and_chunk_sized_inputs_have_the_digests_of_one_pass() {
+        // Below one chunk (digested at `finish`), exactly one chunk (handed to the threads, nothing
+        // left at `finish`), and one chunk and a byte.
+        for len in [0, 1, 4096, DIGEST_CHUNK - 1, DIGEST_CHUNK, DIGEST_CHUNK + 1] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+            let mut w = HashingWriter::new(Vec::new());
+            w.write_all(&data).unwrap();
+            assert_eq!(w.threads.is_some(), len >= DIGEST_CHUNK, "{len} bytes");
+            let (out, d) = w.finish().unwrap();
+            assert!(out == data, "{len} bytes");
+            assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)), "{len} bytes");
+            assert_eq!(d.md5, hex::encode(Md5::digest(&data)), "{len} bytes");
+            assert_eq!(d.crc32c, format!("{:08x}", crc32c::crc32c(&data)), "{len} bytes");
+            assert_eq!(d.size, len as u64);
+        }
     }
 
     #[test]

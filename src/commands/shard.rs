@@ -65,16 +65,20 @@ pub fn shard_recipe(ctx: &Ctx, recipe: &Recipe) -> anyhow::Result<Exit> {
         crate::stop::check(|| shard::STOPPED_SHARD.into())?;
         Ok(report)
     });
-    finish(recipe, &workdir, written, scan.failed.len())
+    // Shards are about as large as the inputs they are made from.
+    let needed = || Some(crate::fsx::tree_bytes(&workdir.root.join("raw"))).filter(|b| *b > 0);
+    finish(recipe, &workdir, written, scan.failed.len(), needed)
 }
 
 /// Put a written dataset in place of `shards/`, record its failed samples, log the summary and
-/// return the exit code (`fetch_failed`: units that failed to fetch, also missing from it).
+/// return the exit code (`fetch_failed`: units that failed to fetch, also missing from it;
+/// `needed`: about how many bytes the shards take, for the message of a full disk).
 fn finish(
     recipe: &Recipe,
     workdir: &Workdir,
     written: anyhow::Result<shard::DatasetReport>,
     fetch_failed: usize,
+    needed: impl FnOnce() -> Option<u64>,
 ) -> anyhow::Result<Exit> {
     let partial = workdir.shards_partial();
     let report = match written {
@@ -82,9 +86,7 @@ fn finish(
         Err(e) => {
             // Nothing half-written stays behind (the next run would remove it anyway).
             let _ = fs_err::remove_dir_all(&partial);
-            // Shards are about as large as the inputs they are made from.
-            let inputs = || Some(crate::fsx::tree_bytes(&workdir.root.join("raw"))).filter(|b| *b > 0);
-            return Err(super::diagnostics::DiskFull::wrap(e, "shard", &workdir.root, inputs));
+            return Err(super::diagnostics::DiskFull::wrap(e, "shard", &workdir.root, needed));
         }
     };
     shard::swap_into_place(&partial, &workdir.shards(), &workdir.shards_old())?;
@@ -264,7 +266,9 @@ fn merge(ctx: &Ctx, recipe: &Recipe, dirs: &[std::path::PathBuf]) -> anyhow::Res
             crate::stop::check(|| shard::STOPPED_SHARD.into())?;
             Ok(report)
         });
-    finish(recipe, &workdir, written, fetch_failed)
+    // The shards hold the parts' samples (the raw data may be on another node).
+    let needed = || Some(dirs.iter().map(|d| crate::fsx::tree_bytes(d)).sum::<u64>()).filter(|b| *b > 0);
+    finish(recipe, &workdir, written, fetch_failed, needed)
 }
 
 /// Make the samples of the fetched units and write them into `partial` (shards + manifest).

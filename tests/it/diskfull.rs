@@ -239,3 +239,66 @@ fn an_atlas_var_download_on_a_full_disk_exits_75_and_resumes_after_space_is_free
     }
     assert!(temporaries(&work).is_empty(), "{:?}", temporaries(&work));
 }
+
+/// Every file below `dir` (none when it is missing), for comparing a folder before and after.
+fn tree_or_empty(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    if dir.is_dir() {
+        tree(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn shard_parts_and_their_merge_on_a_full_disk_exit_75_keep_earlier_outputs_and_rerun_to_the_same_shards() {
+    etd_emulators::require_fixtures!();
+    let emu = Ps1Emulator::start(Faults::default()).unwrap();
+    let want = reference(&emu);
+    let s = ps1_scratch(&emu);
+    let work = s.join("work");
+    let parts = work.join("parts");
+    let Some(fs) = Tmpfs::mount(&work, 8192) else { return };
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let part = |i: &str| s.etd().args(["shard", "r.yaml", "--task-index", i, "--num-tasks", "2"]).output().unwrap();
+    // Room for what is there and a little more, not for a part.
+    let fill = || fs.resize(used_kib(&work) + 16);
+    let full = |out: &std::process::Output, what: &str| {
+        let err = stderr(out);
+        assert_eq!(out.status.code(), Some(75), "{what}: {err}");
+        says_disk_full(&err, "shard", &work);
+        assert!(temporaries(&work).is_empty(), "{what}: {:?}", temporaries(&work));
+        let failures = fs_err::read_to_string(work.join("failures.jsonl")).unwrap_or_default();
+        assert!(!failures.contains("\"stage\":\"shard\""), "{what}: {failures}");
+    };
+
+    fill();
+    full(&part("0"), "the first part");
+    assert!(tree_or_empty(&parts).is_empty(), "no part and no partial folder");
+    fs.resize(8192);
+    let out = part("0");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let part0 = tree(&parts);
+    assert!(!part0.is_empty());
+
+    // The second part, and task 0 run again, on a full disk: task 0's finished part is kept as it was.
+    fill();
+    full(&part("1"), "the second part");
+    full(&part("0"), "the first part again");
+    assert_eq!(tree(&parts), part0, "the finished part is intact");
+    fs.resize(8192);
+    let out = part("1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let both = tree(&parts);
+
+    // The merge on a full disk: no shard folder, partial or whole; the parts stay for the rerun.
+    fill();
+    let out = s.etd().args(["shard", "r.yaml", "--merge"]).output().unwrap();
+    full(&out, "the merge");
+    assert!(!s.shards().exists(), "no shards from a merge that did not finish");
+    assert_eq!(tree(&parts), both, "the parts are intact");
+    fs.resize(16384);
+    let out = s.etd().args(["shard", "r.yaml", "--merge"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.shard_files(), want, "the shards of an uninterrupted single run");
+}

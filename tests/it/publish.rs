@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::common::{local_recipe, stderr, stdout, Scratch};
 
 /// A dataset of `n` shards of about `mb` MB each (incompressible text), sharded in `s`.
-fn dataset(s: &Scratch, n: usize, mb: usize, publish: &str) {
+pub fn dataset(s: &Scratch, n: usize, mb: usize, publish: &str) {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     for i in 0..n {
         let mut text = String::with_capacity(mb << 20);
@@ -29,7 +29,7 @@ fn dataset(s: &Scratch, n: usize, mb: usize, publish: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = fs_err::read_dir(dir)
         .unwrap()
         .map(|e| {
@@ -150,15 +150,15 @@ fn run_fetches_shards_and_publishes() {
 }
 
 /// A real XRootD HTTP origin on free loopback ports, serving `<root>/data`.
-struct Xrootd {
+pub struct Xrootd {
     child: Child,
     dir: tempfile::TempDir,
-    url: String,
+    pub url: String,
 }
 
 impl Xrootd {
     /// None (the test is skipped, or fails under CI=true) when `xrootd` is not installed.
-    fn start() -> Option<Xrootd> {
+    pub fn start() -> Option<Xrootd> {
         if Command::new("xrootd").arg("-v").output().is_err() {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but xrootd is missing; .ci/run installs it");
             eprintln!("skipped: xrootd is not installed (apt-get install xrootd-server; .ci/run does)");
@@ -202,7 +202,7 @@ impl Xrootd {
     }
 
     /// Where an object under `/data/<rel>` lands on disk.
-    fn path(&self, rel: &str) -> PathBuf {
+    pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join("root/data").join(rel)
     }
 }
@@ -218,7 +218,7 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-const BEARER: &str = "eyJhbGciOiJFUzI1NiJ9.etd-test-token.c2lnbmF0dXJl";
+pub const BEARER: &str = "eyJhbGciOiJFUzI1NiJ9.etd-test-token.c2lnbmF0dXJl";
 
 #[test]
 fn xrootd_origin_publish_republish_conflict_and_interrupted_upload() {

@@ -330,3 +330,48 @@ fn sigterm_during_a_shard_part_or_a_merge_leaves_no_part_and_no_debris() {
     assert_eq!(s.etd().args(["shard", "r.yaml"]).output().unwrap().status.code(), Some(0));
     assert_eq!(s.shard_files(), merged);
 }
+
+#[test]
+fn sigint_and_sigterm_during_a_publish_to_an_xrootd_origin_leave_whole_objects_and_the_rerun_completes() {
+    use super::publish::{dataset, listing, Xrootd, BEARER};
+    let Some(xrd) = Xrootd::start() else { return };
+    let s = Scratch::new();
+    let n = 16;
+    let publish = format!("publish: {{origin: \"{}\", path: ns/sig, version: v1}}\n", xrd.url);
+    dataset(&s, n, 2, &publish);
+    let dest = xrd.path("ns/sig/v1");
+    let journal = s.join("work/publish.jsonl");
+    let verified = || fs_err::read_to_string(&journal).unwrap_or_default().matches("\"status\":\"verified\"").count();
+    let token = [("BEARER_TOKEN", BEARER)];
+    let mut seen = 0;
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let child = spawn(&s, &["publish", "r.yaml"], &token);
+        wait_for("an upload verified", || verified() > seen);
+        kill(&child, signal);
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains(&format!("stopped by SIG{signal}: publish did not finish")), "{err}");
+        // The upload under way when the signal came is finished: every object under its final
+        // name is whole (equal to its shard), and the manifest, published last, is not there.
+        let objects = listing(&dest);
+        for (name, bytes) in &objects {
+            assert!(bytes == &fs_err::read(s.shards().join(name)).unwrap(), "{name} is not whole after SIG{signal}");
+        }
+        assert!(!dest.join("manifest.json").exists(), "the manifest is published last");
+        let now = verified();
+        assert!(now > seen && now < n, "{seen} -> {now} of {n} shards");
+        assert_eq!(objects.len(), now, "every object there was verified");
+        seen = now;
+    }
+    let mut rerun = s.etd();
+    let out = rerun.env(token[0].0, token[0].1).args(["publish", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let summary = format!("{} objects written", n + 1 - seen);
+    let kept = format!(", 0 replaced, {seen} already there and identical");
+    assert!(err.contains(&summary) && err.contains(&kept), "only what is missing is uploaded: {err}");
+    assert_eq!(listing(&dest), listing(&s.shards()), "the origin holds exactly the shard folder");
+    let out = s.etd().arg("verify").arg(&dest).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
