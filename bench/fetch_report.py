@@ -68,11 +68,17 @@ def floor(path, runs, med):
     per = 1000 * kernel / requests
     sys_ms = med([1000 * r["sys"] / r["meter"]["requests"] for r in etd0])
     user_ms = med([1000 * r["user"] / r["meter"]["requests"] for r in etd0])
-    print(f"floor: storing etd's {rows[0]['files']} files durably (folder per target, temp file, write, fsync, rename, "
-          f"folder fsync), no HTTP: kernel CPU {kernel:.2f} s = {per:.3f} ms per request "
-          f"(target <= 0.3 ms: {'within reach' if per <= 0.3 else 'OUT OF REACH on this machine'})")
-    print(f"  etd at 0 ms: user {user_ms:.3f} ms + kernel {sys_ms:.3f} ms per request; "
-          f"kernel beyond the floor {sys_ms - per:.3f} ms")
+    print(f"storage replay: etd's {rows[0]['files']} files stored again as durably (folder per target, temp file, "
+          f"write, fsync, rename, folder fsync), one by one, no HTTP: kernel CPU {kernel:.2f} s = {per:.3f} ms per request")
+    print(f"  etd at 0 ms: user {user_ms:.3f} ms + kernel {sys_ms:.3f} ms per request (HTTP and storage)")
+    if sys_ms <= per:
+        verdict = ("OUT OF REACH while every payload is fsynced" if sys_ms > 0.3 else "within reach")
+        print(f"  etd's whole kernel time is no more than the storage alone costs, so only its user time is etd's "
+              f"to cut: user {user_ms:.3f} ms (<= 0.3: {'MEETS' if user_ms <= 0.3 else 'MISSES'}); "
+              f"kernel alone {sys_ms:.3f} ms (target <= 0.3 ms for the total: {verdict})")
+    else:
+        print(f"  etd's kernel time is {sys_ms - per:.3f} ms per request above the storage replay: "
+              f"kernel work beyond storage is left to cut")
 
 
 def main():

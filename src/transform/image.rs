@@ -86,6 +86,14 @@ pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Res
         check_structure(bytes)?;
         return Ok(vec![("fits".to_string(), bytes.to_vec())]);
     }
+    if cfg.outputs == [ImageOutput::Npy] && cfg.scale == Scale::None && cfg.nan == NanPolicy::Zero {
+        // Only the pixels, as they are, NaN zeroed: straight from the file's bytes when it is a
+        // plain float32 image (the same bytes as the general path, see the tests).
+        check_structure(bytes)?;
+        if let Some(npy) = npy_plain_f32_nan_zero(bytes) {
+            return Ok(vec![("npy".to_string(), npy?)]);
+        }
+    }
     let json = cfg.outputs.contains(&ImageOutput::Json);
     let png = cfg.outputs.contains(&ImageOutput::Png);
     // Only the json field needs the header keywords; without it a plain float32 image is read
@@ -143,16 +151,7 @@ pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Res
 
 /// Serialise a float32 array as `.npy` (little-endian, C order).
 pub fn npy_f32(data: &[f32], shape: &[usize]) -> Result<Vec<u8>, SampleError> {
-    use npyz::WriterBuilder;
-    let mut out = Vec::with_capacity(data.len() * 4 + 128);
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let err = |e: std::io::Error| SampleError(format!("npy: {e}"));
-    npyz::WriteOptions::<f32>::new()
-        .dtype(npyz::DType::new_scalar("<f4".parse().map_err(|e| SampleError(format!("npy dtype: {e:?}")))?))
-        .shape(&shape)
-        .writer(&mut out)
-        .write_header_only()
-        .map_err(err)?;
+    let mut out = npy_f32_header(shape)?;
     // The data in one pass (npyz's element-by-element writer costs more than the rest of the
     // sample); C order, little-endian, as the header says.
     let start = out.len();
@@ -160,6 +159,22 @@ pub fn npy_f32(data: &[f32], shape: &[usize]) -> Result<Vec<u8>, SampleError> {
     for (dst, v) in out[start..].chunks_exact_mut(4).zip(data) {
         dst.copy_from_slice(&v.to_le_bytes());
     }
+    Ok(out)
+}
+
+/// The `.npy` header of a little-endian float32 array of `shape` (npyz's), with room reserved for
+/// the data.
+fn npy_f32_header(shape: &[usize]) -> Result<Vec<u8>, SampleError> {
+    use npyz::WriterBuilder;
+    let count = shape.iter().product::<usize>();
+    let mut out = Vec::with_capacity(count.saturating_mul(4).saturating_add(128));
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    npyz::WriteOptions::<f32>::new()
+        .dtype(npyz::DType::new_scalar("<f4".parse().map_err(|e| SampleError(format!("npy dtype: {e:?}")))?))
+        .shape(&shape)
+        .writer(&mut out)
+        .write_header_only()
+        .map_err(|e| SampleError(format!("npy: {e}")))?;
     Ok(out)
 }
 
@@ -182,6 +197,45 @@ pub fn decode_pixels(bytes: &[u8]) -> Result<Image, SampleError> {
 /// reads it with cfitsio, which also reports what is wrong with it). `check_structure` must
 /// have passed.
 fn decode_plain_f32(bytes: &[u8]) -> Option<Image> {
+    let (dims, raw) = plain_f32_layout(bytes)?;
+    let data = raw.chunks_exact(4).map(|b| plain_f32_pixel(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect();
+    Some(Image { data, shape: dims, hdu: 0, header: Map::new(), asinh_undone: false })
+}
+
+/// One big-endian float32 pixel as cfitsio reads it with a NaN null value: an all-ones exponent
+/// (NaN, +-inf) is NaN, an all-zero exponent (+-0, subnormal) is +0.0.
+#[inline]
+fn plain_f32_pixel(bits: u32) -> f32 {
+    match bits & 0x7f80_0000 {
+        0x7f80_0000 => f32::NAN,
+        0 => 0.0,
+        _ => f32::from_bits(bits),
+    }
+}
+
+/// The `npy` field of a plain float32 image (see `decode_plain_f32`) with `nan: zero` and no
+/// scaling, written straight from the file's big-endian pixels: the bytes `npy_f32` writes for
+/// the decoded, NaN-zeroed pixels, without the intermediate arrays. None when the file is not
+/// plain (the caller takes the general path).
+fn npy_plain_f32_nan_zero(bytes: &[u8]) -> Option<Result<Vec<u8>, SampleError>> {
+    let (dims, raw) = plain_f32_layout(bytes)?;
+    let mut out = match npy_f32_header(&dims) {
+        Ok(h) => h,
+        Err(e) => return Some(Err(e)),
+    };
+    let start = out.len();
+    out.resize(start + raw.len(), 0);
+    for (dst, b) in out[start..].chunks_exact_mut(4).zip(raw.chunks_exact(4)) {
+        let v = plain_f32_pixel(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let v = if v.is_finite() { v } else { 0.0 };
+        dst.copy_from_slice(&v.to_le_bytes());
+    }
+    Some(Ok(out))
+}
+
+/// The shape (C order) and the big-endian pixel bytes of a plain float32 primary image (see
+/// `decode_plain_f32`); None for any other file.
+fn plain_f32_layout(bytes: &[u8]) -> Option<(Vec<usize>, &[u8])> {
     let cards = bytes.chunks_exact(80);
     let mut naxis = 0usize;
     let mut dims: Vec<usize> = Vec::with_capacity(3);
@@ -222,19 +276,8 @@ fn decode_plain_f32(bytes: &[u8]) -> Option<Image> {
     let header = ((end? + 1) * 80).div_ceil(BLOCK) * BLOCK;
     let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
     let raw = bytes.get(header..header.checked_add(count.checked_mul(4)?)?)?;
-    let data = raw
-        .chunks_exact(4)
-        .map(|b| {
-            let bits = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-            match bits & 0x7f80_0000 {
-                0x7f80_0000 => f32::NAN,
-                0 => 0.0,
-                _ => f32::from_bits(bits),
-            }
-        })
-        .collect();
     dims.reverse();
-    Some(Image { data, shape: dims, hdu: 0, header: Map::new(), asinh_undone: false })
+    Some((dims, raw))
 }
 
 /// Decode the first image HDU of a FITS file held in memory.
