@@ -47,7 +47,12 @@ bench_python requests
 mkdir -p "$WORK"
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
 RES=$WORK/results/$RUN_ID
-mkdir -p "$RES"
+# Every run writes into a folder of its own that the script never deletes: ext4 avoids reusing
+# inodes freed in the last minutes, and creating the next run's ~1,500 files just after deleting
+# the last run's made the kernel's inode search most of the CPU per request (bench/README.md).
+# Delete bench/work/fetch/results/ yourself, some minutes before a run, not between runs.
+RUN_DIR=$RES/run
+mkdir -p "$RES" "$RUN_DIR"
 RUNS=$RES/runs.tsv
 : >"$RUNS"
 
@@ -125,8 +130,8 @@ stop_emu() { # dir
 # appends a row to runs.tsv (see fetch_report.py for the columns).
 run_one() {
     local label=$1 lat=$2 rep=$3 targets=$4 filters=$5 rate=$6
-    local dir=$WORK/run/$label-$lat-$rep
-    rm -rf "$dir" && mkdir -p "$dir"
+    local dir=$RUN_DIR/$label-$lat-$rep
+    mkdir -p "$dir"
     start_emu "$dir" "$lat"
     local code=0 files
     if [[ $label == python ]]; then
@@ -175,7 +180,7 @@ done
 
 # Same bytes: every FITS file the Python client wrote is identical to etd's raw file.
 for lat in "${LATS[@]}"; do
-    e=$WORK/run/etd-$lat-1/wd/raw/ps1-cutouts p=$WORK/run/python-$lat-1/out
+    e=$RUN_DIR/etd-$lat-1/wd/raw/ps1-cutouts p=$RUN_DIR/python-$lat-1/out
     if diff -rq -x ps1filenames.txt "$e" "$p" >"$RES/diff-$lat.txt"; then
         echo "output: latency $lat ms, rep 1: all $(find "$p" -name '*.fits' | wc -l) FITS files byte-identical between etd (raw/) and python" | tee -a "$RES/outputs.txt"
     else
@@ -189,10 +194,8 @@ log "floor: the kernel CPU of storing etd's files durably, without HTTP, $REPS r
 FLOOR=$RES/floor.txt
 : >"$FLOOR"
 for rep in $(seq 1 "$REPS"); do
-    rm -rf "$WORK/floor"
-    "$PY" "$HERE/durable_floor.py" "$WORK/run/etd-0-1/wd/raw/ps1-cutouts" "$WORK/floor" | tee -a "$FLOOR" >&2
+    "$PY" "$HERE/durable_floor.py" "$RUN_DIR/etd-0-1/wd/raw/ps1-cutouts" "$RUN_DIR/floor-$rep" | tee -a "$FLOOR" >&2
 done
-rm -rf "$WORK/floor"
 
 log "(b) rate accuracy: etd at $RATE/s, $RATE_N targets x g, latency ${LAT} ms"
 run_one etd-rate "$LAT" 1 "$WORK/targets_n$RATE_N.csv" g "$RATE/s"

@@ -111,7 +111,7 @@ fn render(p: &Plan) -> String {
     }
     let bytes = p.fetch.input_bytes.map(|b| format!(", {}", human_bytes(b))).unwrap_or_default();
     line("inputs", format!("{}{bytes}", counted_kind(p.fetch.items, p.fetch.items_kind)));
-    line("units", format!("{} (one sample each)", p.fetch.units));
+    line("units", format!("{} ({})", p.fetch.units, p.fetch.samples_per_unit));
     line(
         "requests",
         match p.fetch.requests {
@@ -133,13 +133,25 @@ fn render(p: &Plan) -> String {
     for sp in &p.splits {
         line(
             "split",
-            format!(
-                "{} ({:.0}%): ~{}, {} or more",
-                sp.name,
-                sp.fraction * 100.0,
-                plural(sp.expected_samples, "sample"),
-                plural(sp.expected_shards, "shard")
-            ),
+            if p.fetch.samples_per_unit == crate::sources::ONE_SAMPLE_EACH {
+                format!(
+                    "{} ({:.0}%): ~{}, {} or more",
+                    sp.name,
+                    sp.fraction * 100.0,
+                    plural(sp.expected_samples, "sample"),
+                    plural(sp.expected_shards, "shard")
+                )
+            } else {
+                // Samples per unit are known only from the archive's answers: count units.
+                format!(
+                    "{} ({:.0}%): ~{} ({}), {} or more",
+                    sp.name,
+                    sp.fraction * 100.0,
+                    plural(sp.expected_samples, p.fetch.items_kind.trim_end_matches('s')),
+                    p.fetch.samples_per_unit,
+                    plural(sp.expected_shards, "shard")
+                )
+            },
         );
     }
     line(

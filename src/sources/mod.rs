@@ -318,8 +318,11 @@ pub fn stale_note(n: u64, recorded: Option<&str>, wanted: &str, then: &str) -> S
 /// What a fetch would do, for `etd check` and `--dry-run`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FetchPlan {
-    /// Units of work (one sample each).
+    /// Units of work.
     pub units: u64,
+    /// How many samples a unit gives: `ONE_SAMPLE_EACH`, or (astrocut) one per sector, survey
+    /// or product, which only the archive's answers tell.
+    pub samples_per_unit: &'static str,
     /// Input files (local source) or targets.
     pub items: u64,
     /// What `items` counts: `files` or `targets`.
@@ -331,6 +334,9 @@ pub struct FetchPlan {
     /// Total input bytes when known (local source).
     pub input_bytes: Option<u64>,
 }
+
+/// `FetchPlan::samples_per_unit` of the sources whose every unit is one sample.
+pub const ONE_SAMPLE_EACH: &str = "one sample each";
 
 /// Plan the fetch of a resolved source for `targets` targets. Reads local files (directory listing) but never the network.
 pub fn plan(source: &SourceConfig, targets: u64) -> anyhow::Result<FetchPlan> {

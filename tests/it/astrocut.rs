@@ -358,6 +358,9 @@ fn limits_and_withdrawn_products_are_refused_with_the_reason() {
     let text = stdout(&out);
     assert!(text.contains("requests     6 (per target: 1 sector look-up + at most 2 astrocut"), "{text}");
     assert!(text.contains("min time     6.0s at 1/s with at most 3 in flight"), "{text}");
+    // A target gives one sample per sector: units and splits count targets, and say so.
+    assert!(text.contains("units        2 (one sample per sector that observed the target)\n"), "{text}");
+    assert!(text.contains(": ~2 targets (one sample per sector that observed the target), 1 shard or more"), "{text}");
     s.write("r.yaml", recipe(&base, "", "politeness: {concurrency: 11, rate: 6/s}\n"));
     let out = s.etd().args(["fetch", "--dry-run", "--exceed-archive-limits", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -707,8 +707,14 @@ pub fn plan(cfg: &AstrocutConfig, targets: u64) -> FetchPlan {
             format!("per target: 1 sector look-up + at most {} astrocut (only sectors that observed it)", l.len()),
         ),
     };
+    let samples_per_unit = match cfg.service {
+        Service::Tesscut => "one sample per sector that observed the target",
+        Service::Zcut { .. } => "one sample per survey that covers the target",
+        Service::Hapcut => "one sample per Hubble product that covers the target",
+    };
     FetchPlan {
         units: targets,
+        samples_per_unit,
         items: targets,
         items_kind: "targets",
         requests,

@@ -220,6 +220,7 @@ pub fn plan(cfg: &AtlasFpConfig, targets: u64) -> FetchPlan {
     let posts = targets.div_ceil(cfg.batch as u64);
     FetchPlan {
         units: targets,
+        samples_per_unit: crate::sources::ONE_SAMPLE_EACH,
         items: targets,
         items_kind: "targets",
         requests: Some(posts + targets),

@@ -187,6 +187,7 @@ pub(crate) fn resolve(raw: AtlasVarFile) -> Result<AtlasVarConfig, KeyError> {
 pub fn plan(_cfg: &AtlasVarConfig) -> FetchPlan {
     FetchPlan {
         units: 0,
+        samples_per_unit: crate::sources::ONE_SAMPLE_EACH,
         items: 0,
         items_kind: "objects (known after reading the catalog)",
         requests: None,

@@ -162,6 +162,7 @@ pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
     }
     Ok(FetchPlan {
         units: units.len() as u64,
+        samples_per_unit: crate::sources::ONE_SAMPLE_EACH,
         items: files.len() as u64,
         items_kind: "files",
         requests: Some(0),

@@ -174,6 +174,7 @@ pub fn plan(cfg: &Ps1Config, targets: u64) -> FetchPlan {
     let cutouts = if cfg.format == CutoutFormat::Fits { cfg.filters.len() as u64 } else { 1 };
     FetchPlan {
         units: targets,
+        samples_per_unit: crate::sources::ONE_SAMPLE_EACH,
         items: targets,
         items_kind: "targets",
         requests: Some(targets * (1 + cutouts)),
