@@ -218,10 +218,14 @@ impl Destination for HttpsOrigin {
 
     /// A `PUT` replaces whatever is there: `replace` was settled by the plan, which lets only
     /// our own cut-off uploads be replaced (XRootD ignores `If-None-Match`).
-    fn put(&mut self, item: &Item, _replace: Replace) -> anyhow::Result<()> {
-        self.runtime.block_on(self.remote.upload(item))
+    fn put(&mut self, item: &Item, replace: Replace) -> anyhow::Result<()> {
+        self.runtime.block_on(self.remote.upload(item, replace))
     }
 }
+
+/// How long a second upload over a replaced cut-off object waits, so that its modification time
+/// falls in a later second than the one the origin's cached checksum is tied to.
+const STALE_CHECKSUM_WAIT: Duration = Duration::from_millis(1100);
 
 /// The version folder on an origin.
 struct Remote {
@@ -325,7 +329,7 @@ impl Remote {
         Ok(())
     }
 
-    async fn upload(&mut self, item: &Item) -> anyhow::Result<()> {
+    async fn upload(&mut self, item: &Item, replace: Replace) -> anyhow::Result<()> {
         // The local file must be what the manifest says before it goes anywhere.
         let path = item.path.clone();
         let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
@@ -334,7 +338,22 @@ impl Remote {
         self.journal.append(url.as_str(), UploadState::Started)?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
         self.client.send(&put).await.map_err(auth_hint)?;
-        match self.look(&url).await? {
+        let mut found = self.look(&url).await?;
+        if replace == Replace::UnfinishedUpload
+            && matches!(&found, Found::Present { size, digests } if !same(item, *size, digests))
+        {
+            // The plan's `HEAD` made the origin checksum the cut-off object, and XRootD keeps a
+            // checksum while the file's modification time, in whole seconds, is unchanged: a
+            // `PUT` over it in the same second is reported with the old digests. Upload once
+            // more in a later second, which makes the origin checksum the new bytes.
+            tracing::info!(
+                "{url}: digests after replacing a cut-off upload are not the file's; uploading it once more"
+            );
+            tokio::time::sleep(STALE_CHECKSUM_WAIT).await;
+            self.client.send(&put).await.map_err(auth_hint)?;
+            found = self.look(&url).await?;
+        }
+        match found {
             Found::Present { size, digests } if same(item, size, &digests) => {
                 if digests.md5.is_none() && digests.crc32c.is_none() {
                     tracing::warn!("{url}: the origin reports no md5 or crc32c; only the size was checked");
