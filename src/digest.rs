@@ -25,14 +25,7 @@ pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut file = fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    HASH_BUFFER.with(|buf| -> anyhow::Result<()> {
-        // A re-entrant call (none today) would find the buffer taken: it gets its own.
-        let mut own = Vec::new();
-        let mut guard = buf.try_borrow_mut();
-        let buf = match guard.as_deref_mut() {
-            Ok(b) => b,
-            Err(_) => &mut own,
-        };
+    HASH_BUFFER.with_borrow_mut(|buf| -> anyhow::Result<()> {
         if buf.len() < HASH_BUF {
             buf.resize(HASH_BUF, 0);
         }

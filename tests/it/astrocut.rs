@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use etd_emulators::astrocut::{observations, pixels_of, AstrocutEmulator, Faults};
 
-use super::common::{stderr, stdout, Scratch};
+use super::common::{kill_9_fetches, stderr, stdout, Scratch};
 
 /// `n` targets: every fifth within 6 degrees of the equator (no TESS sector in the emulator's
 /// sky), labels from two classes.
@@ -409,21 +409,6 @@ fn interop_python() -> Option<std::path::PathBuf> {
         eprintln!("skipped: no python with webdataset, numpy and astropy (set ETD_TEST_PYTHON)");
     }
     python
-}
-
-/// Start `etd fetch` in `s` and kill it with SIGKILL after each of `delays_ms` in turn.
-fn kill_9_fetches(s: &Scratch, delays_ms: &[u64]) {
-    for &delay_ms in delays_ms {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
-            .current_dir(s.path())
-            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
-            .env("ETD_TEST_NO_RETRY_DELAY", "1")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
 }
 
 #[test]

@@ -141,3 +141,18 @@ pub fn noise(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Start `etd fetch` in `s` and kill it with SIGKILL after each of `delays_ms` in turn.
+pub fn kill_9_fetches(s: &Scratch, delays_ms: &[u64]) {
+    for &delay_ms in delays_ms {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
+            .current_dir(s.path())
+            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
+            .env("ETD_TEST_NO_RETRY_DELAY", "1")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+}

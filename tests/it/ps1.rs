@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use etd_emulators::ps1::{cutout_pixels, Faults, Ps1Emulator};
 
-use super::common::{stderr, stdout, Scratch};
+use super::common::{kill_9_fetches, stderr, stdout, Scratch};
 
 /// `n` targets: every tenth below dec -30 (no PS1 coverage), labels from three classes.
 pub(super) fn targets_csv(n: usize) -> String {
@@ -278,17 +278,7 @@ fn kill_9_during_fetch_then_rerun_gives_the_uninterrupted_shards() {
     let s = Scratch::new();
     s.write("targets.csv", targets_csv(80));
     s.write("r.yaml", recipe(&emu.base_url(), "g, z", politeness, ""));
-    for delay_ms in [250u64, 600, 1100] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("etd"))
-            .current_dir(s.path())
-            .args(["--workdir", "work", "-q", "fetch", "r.yaml"])
-            .env("ETD_TEST_NO_RETRY_DELAY", "1")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
+    kill_9_fetches(&s, &[250, 600, 1100]);
     let out = s.etd().args(["fetch", "r.yaml"]).env("ETD_TEST_NO_RETRY_DELAY", "1").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();

@@ -43,15 +43,18 @@ fn text_or_number(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The list under `key` of a look-up answer; an answer with only MAST's `{"msg": ...}` says so.
+fn listed<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>, String> {
+    v.get(key).and_then(Value::as_array).ok_or_else(|| match v.get("msg") {
+        Some(msg) => format!("has no `{key}`, only the message {msg}"),
+        None => format!("has no `{key}` list"),
+    })
+}
+
 /// The rows of a sector look-up answer (the docs zero-pad `sector`, astroquery's test data does not).
 pub fn parse_sectors(body: &[u8]) -> Result<Vec<SectorRow>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("is not JSON: {e}"))?;
-    let Some(results) = v.get("results").and_then(Value::as_array) else {
-        return Err(match v.get("msg") {
-            Some(msg) => format!("has no `results`, only the message {msg}"),
-            None => "has no `results` list".into(),
-        });
-    };
+    let results = listed(&v, "results")?;
     let mut rows = Vec::new();
     for (i, r) in results.iter().enumerate() {
         let sector = text_or_number(r.get("sector"))
@@ -71,12 +74,7 @@ pub fn parse_sectors(body: &[u8]) -> Result<Vec<SectorRow>, String> {
 /// or a file name makes the answer invalid.
 pub fn parse_surveys(body: &[u8]) -> Result<Vec<String>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("is not JSON: {e}"))?;
-    let Some(list) = v.get("surveys").and_then(Value::as_array) else {
-        return Err(match v.get("msg") {
-            Some(msg) => format!("has no `surveys`, only the message {msg}"),
-            None => "has no `surveys` list".into(),
-        });
-    };
+    let list = listed(&v, "surveys")?;
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
         match s.as_str() {
