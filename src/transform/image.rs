@@ -105,17 +105,7 @@ pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Res
     let plane = image.shape[image.shape.len() - 2..].iter().product::<usize>();
     // Only the json field reports the count; a pass over every pixel otherwise.
     let nan_pixels = if json { pixels.iter().filter(|v| !v.is_finite()).count() } else { 0 };
-    if cfg.scale != Scale::None {
-        for chunk in pixels.chunks_mut(plane.max(1)) {
-            scale_plane(chunk, cfg.scale);
-        }
-    }
-    if cfg.nan == NanPolicy::Zero {
-        // A select over every pixel (vectorised) rather than a branch per pixel.
-        for v in pixels.iter_mut() {
-            *v = if v.is_finite() { *v } else { 0.0 };
-        }
-    }
+    scale_and_nan(&mut pixels, plane, cfg);
     for out in &cfg.outputs {
         let bytes = match out {
             ImageOutput::Npy => npy_f32(&pixels, &image.shape)?,
@@ -147,6 +137,22 @@ pub fn fits_fields(bytes: &[u8], cfg: &ImageTransform, prov: &Provenance) -> Res
     }
     fields.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(fields)
+}
+
+/// Scale each plane of `plane` pixels as `cfg.scale` says, then apply the NaN policy: the
+/// image transform's pixel rules, for every source that makes images.
+pub fn scale_and_nan(pixels: &mut [f32], plane: usize, cfg: &ImageTransform) {
+    if cfg.scale != Scale::None {
+        for chunk in pixels.chunks_mut(plane.max(1)) {
+            scale_plane(chunk, cfg.scale);
+        }
+    }
+    if cfg.nan == NanPolicy::Zero {
+        // A select over every pixel (vectorised) rather than a branch per pixel.
+        for v in pixels.iter_mut() {
+            *v = if v.is_finite() { *v } else { 0.0 };
+        }
+    }
 }
 
 /// Serialise a float32 array as `.npy` (little-endian, C order).

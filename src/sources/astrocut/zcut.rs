@@ -15,8 +15,8 @@ use super::zip::{decode_image, Member};
 use super::ZcutFormat;
 use crate::sample::{Fields, SampleError};
 use crate::target::Target;
-use crate::transform::image::{decode_all, npy_f32, ImageOutput, ImageTransform, NanPolicy};
-use crate::transform::scale::{preview_png, scale_plane};
+use crate::transform::image::{decode_all, npy_f32, scale_and_nan, ImageOutput, ImageTransform};
+use crate::transform::scale::preview_png;
 
 /// What the json field says about where a sample came from.
 pub struct Provenance<'a> {
@@ -132,14 +132,7 @@ pub fn scaled(data: &[f32], shape: &[usize], cfg: &ImageTransform) -> (Vec<f32>,
     let plane = shape[shape.len() - 2] * shape[shape.len() - 1];
     let mut pixels = data.to_vec();
     let nonfinite = pixels.iter().filter(|v| !v.is_finite()).count();
-    for chunk in pixels.chunks_mut(plane.max(1)) {
-        scale_plane(chunk, cfg.scale);
-    }
-    if cfg.nan == NanPolicy::Zero {
-        for v in pixels.iter_mut().filter(|v| !v.is_finite()) {
-            *v = 0.0;
-        }
-    }
+    scale_and_nan(&mut pixels, plane, cfg);
     (pixels, nonfinite)
 }
 
@@ -208,6 +201,7 @@ pub fn fields(
 mod tests {
     use super::*;
     use crate::sources::astrocut::zip::{image_members, tests::build};
+    use crate::transform::image::NanPolicy;
     use crate::transform::scale::Scale;
 
     fn example(path: &str) -> (String, Vec<u8>) {
