@@ -134,7 +134,22 @@ run_one() {
     mkdir -p "$dir"
     start_emu "$dir" "$lat"
     local code=0 files
-    if [[ $label == python ]]; then
+    if [[ $label == curl ]]; then
+        # The fastest HTTP client at hand fetching the URLs etd fetched (from its journal), to
+        # /dev/null: the HTTP part of the floor of CPU per request.
+        "$PY" - "$targets" "$EMU_URL" "$dir/curl.cfg" <<'EOF'
+import json, re, sys
+journal, base, cfg = sys.argv[1:4]
+with open(cfg, "w") as out:
+    for line in open(journal):
+        for rec in json.loads(line).get("inputs", []):
+            url = re.sub(r"^http://[^/]+/", base.rstrip("/") + "/", rec["url"])
+            out.write(f'url = "{url}"\noutput = "/dev/null"\n')
+EOF
+        /usr/bin/time -f '%e %U %S' -o "$dir/client.time" \
+            curl -s -S -Z --parallel-max 10 -K "$dir/curl.cfg" >"$dir/client.log" 2>&1 || code=$?
+        files=0
+    elif [[ $label == python ]]; then
         /usr/bin/time -f '%e %U %S' -o "$dir/client.time" \
             "$PY" "$HERE/ps1_bulk_client.py" "$EMU_URL" "$targets" "$dir/out" --filters "$filters" --size 64 --workers 10 \
             >"$dir/client.log" 2>&1 || code=$?
@@ -152,6 +167,7 @@ run_one() {
     read -r wall user sys < <(tail -1 "$dir/client.time")
     read -r swall suser ssys < <(tail -1 "$dir/emu.time")
     ntargets=$(($(wc -l <"$targets") - 1))
+    [[ $label == curl ]] && ntargets=$(wc -l <"$targets") # a journal: one line per target
     [[ $label == warmup* ]] && return 0
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$lat" "$rep" "$code" "$wall" "$user" "$sys" \
         "$suser" "$ssys" "$files" "$((ntargets * ${#filters}))" "$dir/meter.json" >>"$RUNS"
@@ -175,6 +191,8 @@ for rep in $(seq 1 "$REPS"); do
     for lat in "${LATS[@]}"; do
         run_one etd "$lat" "$rep" "$WORK/targets_n$N.csv" "$FILTERS" 1000/s
         run_one python "$lat" "$rep" "$WORK/targets_n$N.csv" "$FILTERS" 1000/s
+        run_one etd-free "$lat" "$rep" "$WORK/targets_n$N.csv" "$FILTERS" 1000000/s
+        run_one curl "$lat" "$rep" "$RUN_DIR/etd-$lat-$rep/wd/journal.jsonl" "$FILTERS" -
     done
 done
 
@@ -189,7 +207,8 @@ for lat in "${LATS[@]}"; do
 done
 
 # The floor of CPU per request: the kernel's work of storing the same files as durably as etd's raw
-# store does (folder per target, temp file, write, fsync, rename, folder fsync), with no HTTP at all.
+# store does (per target: folder made and its parent fsynced; per file: temp file, write, fsync,
+# rename; then one folder fsync), with no HTTP at all. The HTTP part is curl's run above.
 log "floor: the kernel CPU of storing etd's files durably, without HTTP, $REPS runs"
 FLOOR=$RES/floor.txt
 : >"$FLOOR"

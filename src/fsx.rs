@@ -9,8 +9,18 @@ use fs_err as fs;
 /// Name prefix of the temporary files atomic writes use.
 pub const TEMP_PREFIX: &str = ".etd-tmp-";
 
-/// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`.
+/// Write `bytes` to `path` atomically: a temp file in the same folder, fsync, rename over `path`,
+/// fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = place_atomic(path, bytes)?;
+    sync_dir(dir)
+}
+
+/// [`write_atomic`] without the folder's fsync, for callers that place several files in one
+/// folder and then sync it once: a temp file in the same folder, written, fsynced and renamed
+/// over `path`. Returns the folder. Until the folder is synced the new name may not survive a
+/// crash (the file's bytes do).
+pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path> {
     let dir = path.parent().context("path has no parent folder")?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
@@ -22,7 +32,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
     tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
     tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
-    sync_dir(dir)
+    Ok(dir)
+}
+
+/// Create `dir` and any missing ancestors, fsyncing the parent of every folder created, so
+/// the new folders survive a crash. Nothing is synced when `dir` already exists.
+pub fn create_dir_synced(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_synced(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another thread made it meanwhile; it syncs the parent.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
 }
 
 /// Bytes free to an unprivileged user on the filesystem holding `path` (or its nearest existing

@@ -106,18 +106,34 @@ impl RawStore {
 
     /// Store `bytes` (already validated) as `<key>/<name>`, atomically.
     pub fn write(&self, key: &str, name: &str, bytes: &[u8]) -> anyhow::Result<Stored> {
-        anyhow::ensure!(
-            crate::keys::key_problem(key).is_none() && !name.contains(['/', '\\']) && !name.starts_with('.'),
-            "unsafe raw payload name {key}/{name}"
-        );
+        let mut stored = self.write_unit(key, &[(name, bytes)])?;
+        Ok(stored.pop().expect("one file in, one out"))
+    }
+
+    /// Store the payloads of one unit (already validated) as `<key>/<name>`: the folder made
+    /// once (its parent synced when it is new), each file atomically (temp file, write, fsync,
+    /// rename), then one fsync of the folder. When this returns, all of them survive a crash.
+    pub fn write_unit(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
+        anyhow::ensure!(crate::keys::key_problem(key).is_none(), "unsafe raw payload folder {key}");
+        for (name, _) in files {
+            anyhow::ensure!(
+                !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.'),
+                "unsafe raw payload name {key}/{name}"
+            );
+        }
         let dir = self.root.join(key);
-        fs_err::create_dir_all(&dir)?;
-        crate::fsx::write_atomic(&dir.join(name), bytes)?;
-        Ok(Stored {
-            path: format!("{key}/{name}"),
-            size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(bytes)),
-        })
+        crate::fsx::create_dir_synced(&dir)?;
+        let mut stored = Vec::with_capacity(files.len());
+        for (name, bytes) in files {
+            crate::fsx::place_atomic(&dir.join(name), bytes)?;
+            stored.push(Stored {
+                path: format!("{key}/{name}"),
+                size: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(bytes)),
+            });
+        }
+        crate::fsx::sync_dir(&dir)?;
+        Ok(stored)
     }
 
     /// Remove temporary files a killed run left in `<key>/` (call only for units this process
@@ -164,6 +180,31 @@ mod tests {
         assert!(store.reject("../up", "a.txt", b"x").is_err());
         let names: Vec<_> = fs_err::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn a_unit_is_stored_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().join("wd")), "ps1-cutouts");
+        let stored = store.write_unit("t1", &[("ps1filenames.txt", b"table"), ("g.fits", b"SIMPLE")]).unwrap();
+        let paths: Vec<_> = stored.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["t1/ps1filenames.txt", "t1/g.fits"], "in the order given");
+        assert_eq!(stored[1].size, 6);
+        assert_eq!(stored[1].sha256, hex::encode(Sha256::digest(b"SIMPLE")));
+        assert_eq!(fs_err::read(store.root().join("t1/g.fits")).unwrap(), b"SIMPLE");
+        let mut names: Vec<_> =
+            fs_err::read_dir(store.root().join("t1")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["g.fits", "ps1filenames.txt"], "no temporary files left");
+        // Stored again (a refetch): replaced whole.
+        store.write_unit("t1", &[("g.fits", b"SIMPLE2")]).unwrap();
+        assert_eq!(fs_err::read(store.root().join("t1/g.fits")).unwrap(), b"SIMPLE2");
+        // Names that would leave the folder, or hide, are refused before anything is written.
+        for bad in ["../x", "a/b", ".hidden", ""] {
+            assert!(store.write_unit("t2", &[("ok.fits", b"x"), (bad, b"x")]).is_err(), "{bad:?}");
+        }
+        assert!(store.write_unit("../t3", &[("ok.fits", b"x")]).is_err());
+        assert!(!store.root().join("t2").exists(), "a refused unit writes nothing");
     }
 
     #[test]

@@ -343,7 +343,7 @@ impl Source for AstrocutConfig {
         let fetcher = Arc::new(CutoutFetcher { client: Arc::clone(&client), cfg: self.clone(), store });
         // Each unit is one request; twice the in-flight limit keeps the limiter busy.
         let parallel = (limiter.concurrency() as usize * 2).max(2);
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = engine::runtime()?;
 
         let jobs = lookups.todo.iter().map(|&i| {
             let (f, key, target) = (Arc::clone(&fetcher), keys[i].clone(), targets[i].clone());

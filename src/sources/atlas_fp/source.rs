@@ -14,6 +14,7 @@ use crate::net::client::NetClient;
 use crate::report::plural;
 use crate::sample::{Fields, SampleError};
 use crate::shard::Job;
+use crate::sources::engine;
 use crate::sources::run::exit_code;
 use crate::sources::{FetchRun, Samples, ShardInput, Source};
 use crate::store::journal::JournalScan;
@@ -169,7 +170,7 @@ impl Source for AtlasFpConfig {
         let store = RawStore::new(run.workdir, KIND);
         run.clean_partials(&store, &keys, &p.todo)?;
         let client = Arc::new(NetClient::new(run.inputs.politeness.clone(), run.split.count)?);
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = engine::runtime()?;
         let token = match early_token {
             Some(t) => t,
             None => runtime.block_on(auth::token(&client, self))?,

@@ -70,8 +70,10 @@ impl Ps1Fetcher {
             });
         }
         let cutouts = plan_cutouts(cfg, &rows)?;
-        let mut inputs = Vec::with_capacity(cutouts.len() + 1);
-        inputs.push(self.store(&key, TABLE_FILE, TABLE_FIELD, answer, &url).await?);
+        // The unit's answers are stored together once all are in: one hand-off to a blocking
+        // thread and one folder fsync per target instead of one per file.
+        let mut answers = Vec::with_capacity(cutouts.len() + 1);
+        answers.push(Answer { file: TABLE_FILE.to_string(), field: TABLE_FIELD.to_string(), fetched: answer, url });
         let kind = match cfg.format {
             CutoutFormat::Fits => PayloadKind::Fits,
             CutoutFormat::Jpg => PayloadKind::Jpeg,
@@ -84,35 +86,43 @@ impl Ps1Fetcher {
                 validate(kind, &f.body, content_type(f)).map_err(|e| format!("fitscut.cgi answer {url}: {e}"))
             })
             .await?;
-            inputs.push(self.store(&key, &cutout.file, &cutout.field, fetched, &url).await?);
+            answers.push(Answer { file: cutout.file, field: cutout.field, fetched, url });
         }
-        Ok(inputs)
+        self.store(key, answers).await
     }
 
-    /// Store a payload validated by `send_valid` (atomically, off the async threads) and describe it.
-    async fn store(
-        &self,
-        key: &str,
-        file: &str,
-        field: &str,
-        fetched: Fetched,
-        url: &url::Url,
-    ) -> Result<InputRecord, UnitError> {
+    /// Store a unit's validated answers (atomically, off the async threads) and describe them,
+    /// in the order given.
+    async fn store(&self, key: String, answers: Vec<Answer>) -> Result<Vec<InputRecord>, UnitError> {
         let store = self.store.clone();
-        let (key, file) = (key.to_string(), file.to_string());
-        let stored = tokio::task::spawn_blocking(move || store.write(&key, &file, &fetched.body))
-            .await
-            .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing a payload failed: {e}")))?
-            .map_err(UnitError::Fatal)?;
-        Ok(InputRecord {
-            path: stored.path,
-            field: field.to_string(),
-            size: stored.size,
-            sha256: stored.sha256,
-            mtime_ns: 0,
-            url: Some(url.to_string()),
+        tokio::task::spawn_blocking(move || {
+            let files: Vec<(&str, &[u8])> = answers.iter().map(|a| (a.file.as_str(), &a.fetched.body[..])).collect();
+            let stored = store.write_unit(&key, &files)?;
+            Ok(answers
+                .into_iter()
+                .zip(stored)
+                .map(|(a, s)| InputRecord {
+                    path: s.path,
+                    field: a.field,
+                    size: s.size,
+                    sha256: s.sha256,
+                    mtime_ns: 0,
+                    url: Some(a.url.to_string()),
+                })
+                .collect())
         })
+        .await
+        .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing payloads failed: {e}")))?
+        .map_err(UnitError::Fatal)
     }
+}
+
+/// A validated answer waiting to be stored with the rest of its unit.
+struct Answer {
+    file: String,
+    field: String,
+    fetched: Fetched,
+    url: url::Url,
 }
 
 /// The cutouts to request: per filter (fits, or a grey jpg/png), or one colour jpg/png of three

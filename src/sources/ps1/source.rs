@@ -155,7 +155,7 @@ impl Source for Ps1Config {
             }
         });
         let progress = run.reporter.start("fetch", p.todo.len() as u64);
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let runtime = engine::runtime()?;
         let tally = runtime.block_on(engine::drive(jobs, parallel, &params, &mut journal, &progress, &client))?;
         drop(progress);
         let failed_owned = run.finish(&params, &tally, &client)?;
