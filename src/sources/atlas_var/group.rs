@@ -290,17 +290,13 @@ impl<'a> Grouper<'a> {
             return Ok(false);
         }
         let file = fs::File::open(path)?;
-        let mut reader =
-            // The partitions are database dumps without quoting: a stray `"` is data, so a bad
-            // row stays one bad row instead of swallowing the rest of the file.
-            csv::ReaderBuilder::new()
-                .has_headers(true)
-                .flexible(true)
-                .quoting(false)
-                .buffer_capacity(1 << 18)
-                .from_reader(file);
-        let header = reader.byte_headers().with_context(|| format!("{name}: cannot read the header"))?.clone();
-        let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        let mut lines = Lines::new(file);
+        let read_err = |line: u64, e: std::io::Error| anyhow::anyhow!("{name}: cannot read past line {line}: {e}");
+        let header = match lines.next_line().map_err(|e| read_err(0, e))? {
+            Some((_, header)) => header.split(|b| *b == b',').map(|h| String::from_utf8_lossy(h).trim().to_string()),
+            None => anyhow::bail!("{name}: cannot read the header: the file is empty"),
+        };
+        let names: Vec<String> = header.collect();
         if names != CSV_HEADER {
             anyhow::bail!(
                 "{name}: line 1: expected the 36-column ATLAS-VAR header `{}`, found `{}`",
@@ -308,32 +304,23 @@ impl<'a> Grouper<'a> {
                 names.join(",")
             );
         }
-        let mut record = csv::ByteRecord::new();
         loop {
-            // Without quoting and with `flexible`, the only error left is a failed read: the rest
-            // of the file cannot be trusted, so it stops the run (a row is skipped only when it
-            // was read whole but does not parse).
-            let more = reader.read_byte_record(&mut record).map_err(|e| {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                anyhow::anyhow!("{name}: cannot read past line {line}: {e}")
-            })?;
-            if !more {
-                break;
-            }
+            // A failed read stops the run: the rest of the file cannot be trusted (a row is
+            // skipped only when it was read whole but does not parse).
+            let at = lines.line;
+            let Some((line, text)) = lines.next_line().map_err(|e| read_err(at, e))? else { break };
             self.report.rows_read += 1;
             if self.report.rows_read.is_multiple_of(1 << 16) && self.stopping() {
                 return Ok(false);
             }
-            let Some(object) = self.selection.get(record.get(0).unwrap_or_default()) else { continue };
-            match parse_row(&record) {
+            let id = memchr::memchr(b',', text).map_or(text, |end| &text[..end]);
+            let Some(object) = self.selection.get(id) else { continue };
+            match parse_row(text) {
                 Ok(row) => {
                     self.push(Entry::new(object, row))?;
                     self.report.rows_kept += 1;
                 }
-                Err(reason) => {
-                    let line = record.position().map(|p| p.line()).unwrap_or(0);
-                    self.bad(name, line, reason);
-                }
+                Err(reason) => self.bad(name, line, reason),
             }
         }
         Ok(true)
@@ -556,11 +543,104 @@ impl Grouped {
     }
 }
 
-fn parse_row(rec: &csv::ByteRecord) -> Result<Row, String> {
-    if rec.len() != CSV_HEADER.len() {
-        return Err(format!("{} fields, expected {}", rec.len(), CSV_HEADER.len()));
+/// Columns of a partition row; the light curve is in the last [`TAIL`] (`mjd` .. `dm`).
+const FIELDS: usize = CSV_HEADER.len();
+const TAIL: usize = 6;
+
+/// Longest line a partition may have (real rows are about 300 bytes).
+const MAX_LINE: usize = 1 << 20;
+
+/// The lines of a partition file, read in large blocks: split at `\n` (a `\r` before it
+/// dropped), empty lines skipped, each with its 1-based line number. The partitions are
+/// database dumps without quoting, so a line is a row and a comma ends a field (a stray `"` is
+/// data, and a bad row stays one bad row instead of swallowing the rest of the file).
+struct Lines<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Lines consumed so far.
+    line: u64,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines { inner, buf: vec![0; 1 << 18], start: 0, end: 0, eof: false, line: 0 }
     }
-    let text = |k: usize| std::str::from_utf8(&rec[k]).map(str::trim).unwrap_or("");
+
+    fn next_line(&mut self) -> std::io::Result<Option<(u64, &[u8])>> {
+        let (from, to) = loop {
+            let pending = &self.buf[self.start..self.end];
+            let found = memchr::memchr(b'\n', pending).map(|i| (i, i + 1));
+            let (len, used) = match found {
+                Some(at) => at,
+                None if self.eof => (pending.len(), pending.len()),
+                None => {
+                    self.fill()?;
+                    continue;
+                }
+            };
+            if used == 0 {
+                return Ok(None);
+            }
+            let from = self.start;
+            self.start += used;
+            self.line += 1;
+            let mut to = from + len;
+            if to > from && self.buf[to - 1] == b'\r' {
+                to -= 1;
+            }
+            if to > from {
+                break (from, to);
+            }
+        };
+        Ok(Some((self.line, &self.buf[from..to])))
+    }
+
+    /// Move the unread bytes to the front and read more after them.
+    fn fill(&mut self) -> std::io::Result<()> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buf.len() {
+            if self.buf.len() >= MAX_LINE {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {} is longer than {MAX_LINE} bytes", self.line + 1),
+                ));
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        self.end += n;
+        self.eof = n == 0;
+        Ok(())
+    }
+}
+
+/// The light-curve fields of a row (the last [`TAIL`] of [`FIELDS`]); a row with another number
+/// of fields is refused. Only the commas are counted in the columns before them (they repeat the
+/// catalog, which the catalog file gives).
+fn parse_row(line: &[u8]) -> Result<Row, String> {
+    // A plain count: the compiler vectorises it, unlike a search that stops at every comma.
+    let count = line.iter().filter(|&&b| b == b',').count() + 1;
+    if count != FIELDS {
+        return Err(format!("{count} fields, expected {FIELDS}"));
+    }
+    let mut tail: [&[u8]; TAIL] = [&[]; TAIL];
+    let mut end = line.len();
+    for field in tail.iter_mut().rev() {
+        let comma = memchr::memrchr(b',', &line[..end]).expect("counted above");
+        *field = &line[comma + 1..end];
+        end = comma;
+    }
+    let text = |k: usize| std::str::from_utf8(tail[k - (FIELDS - TAIL)]).map(str::trim).unwrap_or("");
     let num = |k: usize| -> Result<f64, String> {
         text(k).parse::<f64>().map_err(|_| format!("{} `{}` is not a number", CSV_HEADER[k], text(k)))
     };
@@ -675,6 +755,79 @@ mod tests {
         let (grouped, report) = group(&sel, &parts, 1 << 30, &dir.path().join("big")).unwrap();
         assert_eq!(report.spills, 0);
         assert_eq!(all_rows(&grouped, 3), small);
+    }
+
+    /// The lines as the csv crate reads them without quoting (what the partitions were read
+    /// with before): records, with the line each starts on.
+    fn csv_lines(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).quoting(false).from_reader(bytes);
+        let mut out = Vec::new();
+        let mut rec = csv::ByteRecord::new();
+        while reader.read_byte_record(&mut rec).unwrap() {
+            out.push((rec.position().unwrap().line(), rec.iter().collect::<Vec<_>>().join(&b',')));
+        }
+        out
+    }
+
+    fn our_lines(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut lines = Lines::new(bytes);
+        let mut out = Vec::new();
+        while let Some((n, line)) = lines.next_line().unwrap() {
+            out.push((n, line.to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_are_the_records_the_csv_crate_reads() {
+        let cases: [&[u8]; 9] = [
+            b"",
+            b"\n\n",
+            b"a,b\nc,d\n",
+            b"a,b\r\nc,d\r\n",
+            b"a,b\n\n\nc,d",
+            b"\r\n\r\na\r\n",
+            b"x",
+            b"a,\"b,c\"\nd\"\n",
+            b",,\n , \n",
+        ];
+        let records = |lines: Vec<(u64, Vec<u8>)>| lines.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
+        for case in cases {
+            let what = String::from_utf8_lossy(case);
+            assert_eq!(records(our_lines(case)), records(csv_lines(case)), "{what:?}");
+        }
+        // Line numbers are the file's, blank lines and CRLF ends counted (the csv crate counts
+        // neither: its second record of "a,b\n\n\nc,d" is on "line 2").
+        assert_eq!(our_lines(b"a,b\n\n\nc,d"), [(1, b"a,b".to_vec()), (4, b"c,d".to_vec())]);
+        assert_eq!(our_lines(b"\r\n\r\na\r\nb,c\r\n"), [(3, b"a".to_vec()), (4, b"b,c".to_vec())]);
+        // Lines across the read buffer's edges, and one longer than the first buffer.
+        let mut big = Vec::new();
+        for i in 0..20_000 {
+            big.extend_from_slice(format!("{i},{}\n", "y".repeat(i % 97)).as_bytes());
+            if i % 1000 == 0 {
+                big.extend_from_slice(b"\r\n");
+            }
+        }
+        big.extend_from_slice(&vec![b'z'; 300_000]);
+        big.push(b'\n');
+        assert_eq!(records(our_lines(&big)), records(csv_lines(&big)));
+        let ours = our_lines(&big);
+        assert_eq!(ours.len(), 20_001);
+        assert_eq!(ours[1001].0, 1004, "row 1001 comes after two CRLF-only lines, counted and skipped");
+        // Past the longest line allowed: an error, not unbounded memory.
+        let huge = vec![b'q'; MAX_LINE + 10];
+        assert!(Lines::new(&huge[..]).next_line().unwrap_err().to_string().contains("longer than"));
+    }
+
+    #[test]
+    fn rows_with_another_number_of_fields_are_refused_by_count() {
+        let row = line("ATO1", 59000.5, 'o', 14.25);
+        assert_eq!(parse_row(row.as_bytes()).unwrap().filter, b'o');
+        assert_eq!(parse_row(format!("{row},extra").as_bytes()).unwrap_err(), "37 fields, expected 36");
+        let short = row.rsplit_once(',').unwrap().0;
+        assert_eq!(parse_row(short.as_bytes()).unwrap_err(), "35 fields, expected 36");
+        let bad = row.replace(",o,", ",oo,");
+        assert!(parse_row(bad.as_bytes()).unwrap_err().starts_with("filter `oo`"));
     }
 
     #[test]
