@@ -15,6 +15,8 @@ use super::Politeness;
 /// The limits of one host, shared by every request to it.
 pub struct HostLimiter {
     rate: DefaultDirectRateLimiter,
+    /// Held while waiting for the rate limiter (fair: first come, first served).
+    turn: tokio::sync::Mutex<()>,
     inflight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     /// Wall-clock time this host has been paused in all (overlapping pauses counted once).
@@ -45,6 +47,7 @@ impl HostLimiter {
         let concurrency = (p.concurrency / share).max(1);
         HostLimiter {
             rate: RateLimiter::direct(quota),
+            turn: tokio::sync::Mutex::new(()),
             inflight: Semaphore::new(concurrency as usize),
             paused_until: Mutex::new(None),
             paused_total: Mutex::new(Duration::ZERO),
@@ -63,7 +66,13 @@ impl HostLimiter {
         let permit = self.inflight.acquire().await.expect("host semaphore is never closed");
         loop {
             self.wait_out_pause().await;
-            self.rate.until_ready().await;
+            {
+                // One request at a time waits for the rate limiter; the others queue here in
+                // order. Without this every waiter sleeps until the same instant, all wake, one
+                // wins and the rest sleep again: a timer and a wake-up per waiter per start.
+                let _turn = self.turn.lock().await;
+                self.rate.until_ready().await;
+            }
             // A pause may have begun while we waited for the rate limiter. Then the start just
             // taken is spent: waiting out the pause and going would send every request that
             // queued meanwhile at once when it ends, so take a fresh start after it.
