@@ -253,24 +253,28 @@ fn variable_star_fields(o: &catalog::Object, rows: &[group::Row]) -> anyhow::Res
     for r in rows {
         *rows_per_filter.entry(char::from(r.filter)).or_default() += 1;
     }
+    let cls = o.class_index();
+    let probabilities: Vec<_> = CLASSES.iter().zip(o.probs).map(|(c, p)| (ProbKey(c), Number::F32(p))).collect();
     let doc = VariableStarJson {
         ato_id: &o.ato_id,
         ra: o.ra,
         dec: o.dec,
         class: &o.class,
-        cls: o.class_index(),
-        probabilities: Pairs(CLASSES.iter().zip(o.probs).map(|(c, p)| (ProbKey(c), Number::F32(p))).collect()),
-        catalog: Pairs(o.extra.clone()),
+        cls,
+        probabilities: Pairs(&probabilities),
+        catalog: Pairs(&o.extra),
         rows: rows.len(),
         rows_per_filter,
         mjd_min: rows.first().map(|r| r.mjd),
         mjd_max: rows.last().map(|r| r.mjd),
         columns: group::NPY_COLUMNS.map(|(name, dtype, unit, meaning)| ColumnDoc { name, dtype, unit, meaning }),
     };
-    let mut json = serde_json::to_vec(&doc)?;
+    // About 2 KiB: sized once instead of grown by doubling.
+    let mut json = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut json, &doc)?;
     json.push(b'\n');
     let mut fields = vec![("json".to_string(), json), ("npy".to_string(), group::npy(rows)?)];
-    if let Some(c) = o.class_index() {
+    if let Some(c) = cls {
         fields.push(("cls".into(), c.to_string().into_bytes()));
     }
     fields.sort_by(|a, b| a.0.cmp(&b.0));
@@ -287,8 +291,8 @@ struct VariableStarJson<'a> {
     #[serde(rename = "CLASS")]
     class: &'a str,
     cls: Option<usize>,
-    probabilities: Pairs<ProbKey<'a>>,
-    catalog: Pairs<&'static str>,
+    probabilities: Pairs<'a, ProbKey<'a>>,
+    catalog: Pairs<'a, &'static str>,
     rows: usize,
     rows_per_filter: BTreeMap<char, u64>,
     mjd_min: Option<f64>,
@@ -305,9 +309,9 @@ struct ColumnDoc {
 }
 
 /// `(key, value)` pairs written as a JSON object in their order.
-struct Pairs<K>(Vec<(K, Number)>);
+struct Pairs<'a, K>(&'a [(K, Number)]);
 
-impl<K: serde::Serialize> serde::Serialize for Pairs<K> {
+impl<K: serde::Serialize> serde::Serialize for Pairs<'_, K> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
