@@ -689,11 +689,7 @@ pub fn npy(rows: &[Row]) -> std::io::Result<Vec<u8>> {
     static DTYPE: std::sync::OnceLock<npyz::DType> = std::sync::OnceLock::new();
     let dtype = DTYPE.get_or_init(npy_dtype).clone();
     let mut out = Vec::with_capacity(rows.len() * NPY_ROW_BYTES + 256);
-    npyz::WriteOptions::<()>::new()
-        .dtype(dtype)
-        .shape(&[rows.len() as u64])
-        .writer(&mut out)
-        .write_header_only()?;
+    npyz::WriteOptions::<()>::new().dtype(dtype).shape(&[rows.len() as u64]).writer(&mut out).write_header_only()?;
     for r in rows {
         out.extend_from_slice(&r.mjd.to_le_bytes());
         out.push(r.filter);
