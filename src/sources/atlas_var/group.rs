@@ -864,11 +864,11 @@ mod tests {
     fn npy_bytes_are_npyz_own() {
         let row = |i: u32| Row {
             mjd: 59000.0 + f64::from(i) * 0.123456789,
-            filter: if i % 2 == 0 { b'c' } else { b'o' },
+            filter: if i.is_multiple_of(2) { b'c' } else { b'o' },
             m: 14.0 + i as f32 / 7.0,
             dm: -0.0,
             dra: f32::NAN,
-            ddec: f32::INFINITY * if i % 3 == 0 { -1.0 } else { 1.0 },
+            ddec: f32::INFINITY * if i.is_multiple_of(3) { -1.0 } else { 1.0 },
         };
         for n in [0u32, 1, 2, 9, 10, 11, 99, 100, 1000] {
             let rows: Vec<Row> = (0..n).map(row).collect();
