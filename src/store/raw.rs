@@ -114,6 +114,14 @@ impl RawStore {
     /// once (its parent synced when it is new), each file atomically (temp file, write, fsync,
     /// rename), then one fsync of the folder. When this returns, all of them survive a crash.
     pub fn write_unit(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
+        let stored = self.place(key, files)?;
+        self.sync_unit(key)?;
+        Ok(stored)
+    }
+
+    /// [`write_unit`](Self::write_unit) without the folder's fsync, for a unit stored in parts:
+    /// call [`sync_unit`](Self::sync_unit) after the last part.
+    pub fn place(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
         anyhow::ensure!(crate::keys::key_problem(key).is_none(), "unsafe raw payload folder {key}");
         for (name, _) in files {
             anyhow::ensure!(
@@ -132,8 +140,12 @@ impl RawStore {
                 sha256: hex::encode(Sha256::digest(bytes)),
             });
         }
-        crate::fsx::sync_dir(&dir)?;
         Ok(stored)
+    }
+
+    /// fsync `<key>/`, so the names placed in it survive a crash.
+    pub fn sync_unit(&self, key: &str) -> anyhow::Result<()> {
+        crate::fsx::sync_dir(&self.root.join(key))
     }
 
     /// Remove temporary files a killed run left in `<key>/` (call only for units this process

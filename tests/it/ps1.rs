@@ -482,3 +482,40 @@ fn a_whole_cutout_that_is_not_fits_is_read_twice_kept_under_rejected_and_fails_t
     assert!(reason.contains(": expected fits data, got text/html; charset=utf-8: <html>"), "{reason}");
     assert!(reason.ends_with(&format!("(after 2 tries; the answer is kept in {})", kept.display())), "{reason}");
 }
+
+/// Cutouts too large to hold a whole target's in memory (3 x 1100 x 1100 float32, 4.8 MB each)
+/// are stored as they come: the target's files and journal are those of small ones, in the
+/// recipe's order, and the arrays reach the shards whole.
+#[test]
+fn large_cutouts_are_stored_as_they_come_and_journaled_in_order() {
+    etd_emulators::require_fixtures!();
+    let emu = Ps1Emulator::start(Faults::default()).unwrap();
+    let s = Scratch::new();
+    s.write("targets.csv", "objid,ra,dec,class\nm1,83.63321,22.01446,snr\n");
+    s.write(
+        "r.yaml",
+        recipe(&emu.base_url(), "g, r, i", "{rate: 100/s}", "")
+            .replace("size: 24}", "size: 1100}")
+            .replace("outputs: [npy, json, fits]", "outputs: [npy]"),
+    );
+    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    let paths: Vec<&str> = entry["inputs"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["m1/ps1filenames.txt", "m1/g.fits", "m1/r.fits", "m1/i.fits"]);
+    let mut names: Vec<String> = fs_err::read_dir(s.join("work/raw/ps1-cutouts/m1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["g.fits", "i.fits", "ps1filenames.txt", "r.fits"], "no temporary files left");
+    for input in entry["inputs"].as_array().unwrap() {
+        let raw = fs_err::read(s.join("work/raw/ps1-cutouts").join(input["path"].as_str().unwrap())).unwrap();
+        assert_eq!(raw.len() as u64, input["size"].as_u64().unwrap());
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&raw)), input["sha256"].as_str().unwrap());
+    }
+    let (shape, _) = npy_f32(&members(&s.shards())["m1.npy"]);
+    assert_eq!(shape, [3, 1100, 1100]);
+}

@@ -70,10 +70,12 @@ impl Ps1Fetcher {
             });
         }
         let cutouts = plan_cutouts(cfg, &rows)?;
-        // The unit's answers are stored together once all are in: one hand-off to a blocking
-        // thread and one folder fsync per target instead of one per file.
-        let mut answers = Vec::with_capacity(cutouts.len() + 1);
-        answers.push(Answer { file: TABLE_FILE.to_string(), field: TABLE_FIELD.to_string(), fetched: answer, url });
+        // The unit's answers are stored together once all are in (one hand-off to a blocking
+        // thread and one folder fsync per target instead of one per file), or in parts when
+        // they grow past UNIT_BUFFER (large cutouts), so memory stays bounded.
+        let mut unit = PendingUnit::new(key.clone(), cutouts.len() + 1);
+        unit.add(&self, Answer { file: TABLE_FILE.to_string(), field: TABLE_FIELD.to_string(), fetched: answer, url })
+            .await?;
         let kind = match cfg.format {
             CutoutFormat::Fits => PayloadKind::Fits,
             CutoutFormat::Jpg => PayloadKind::Jpeg,
@@ -86,18 +88,22 @@ impl Ps1Fetcher {
                 validate(kind, &f.body, content_type(f)).map_err(|e| format!("fitscut.cgi answer {url}: {e}"))
             })
             .await?;
-            answers.push(Answer { file: cutout.file, field: cutout.field, fetched, url });
+            unit.add(&self, Answer { file: cutout.file, field: cutout.field, fetched, url }).await?;
         }
-        self.store(key, answers).await
+        unit.finish(&self).await
     }
 
-    /// Store a unit's validated answers (atomically, off the async threads) and describe them,
-    /// in the order given.
-    async fn store(&self, key: String, answers: Vec<Answer>) -> Result<Vec<InputRecord>, UnitError> {
+    /// Store validated answers of the unit `key` (atomically, off the async threads) and
+    /// describe them, in the order given; with `last`, then fsync the unit's folder.
+    async fn store(&self, key: &str, answers: Vec<Answer>, last: bool) -> Result<Vec<InputRecord>, UnitError> {
         let store = self.store.clone();
+        let key = key.to_string();
         tokio::task::spawn_blocking(move || {
             let files: Vec<(&str, &[u8])> = answers.iter().map(|a| (a.file.as_str(), &a.fetched.body[..])).collect();
-            let stored = store.write_unit(&key, &files)?;
+            let stored = store.place(&key, &files)?;
+            if last {
+                store.sync_unit(&key)?;
+            }
             Ok(answers
                 .into_iter()
                 .zip(stored)
@@ -123,6 +129,42 @@ struct Answer {
     field: String,
     fetched: Fetched,
     url: url::Url,
+}
+
+/// Answers held in memory before they are stored with the next ones: past this, what is held
+/// is stored at once (a 240-pixel cutout is about 230 KB; a 6000-pixel one 144 MB).
+const UNIT_BUFFER: usize = 4 << 20;
+
+/// A unit's answers on their way to the raw store, and the records of those already stored.
+struct PendingUnit {
+    key: String,
+    held: Vec<Answer>,
+    held_bytes: usize,
+    stored: Vec<InputRecord>,
+}
+
+impl PendingUnit {
+    fn new(key: String, answers: usize) -> Self {
+        PendingUnit { key, held: Vec::with_capacity(answers), held_bytes: 0, stored: Vec::with_capacity(answers) }
+    }
+
+    async fn add(&mut self, fetcher: &Ps1Fetcher, answer: Answer) -> Result<(), UnitError> {
+        self.held_bytes += answer.fetched.body.len();
+        self.held.push(answer);
+        if self.held_bytes >= UNIT_BUFFER {
+            let held = std::mem::take(&mut self.held);
+            self.held_bytes = 0;
+            self.stored.extend(fetcher.store(&self.key, held, false).await?);
+        }
+        Ok(())
+    }
+
+    /// Store what is held, sync the folder, and give every record in order.
+    async fn finish(mut self, fetcher: &Ps1Fetcher) -> Result<Vec<InputRecord>, UnitError> {
+        let held = std::mem::take(&mut self.held);
+        self.stored.extend(fetcher.store(&self.key, held, true).await?);
+        Ok(self.stored)
+    }
 }
 
 /// The cutouts to request: per filter (fits, or a grey jpg/png), or one colour jpg/png of three
