@@ -129,9 +129,10 @@ impl HostLimiter {
 /// The timer a request waiting for the rate limiter sleeps on. On Linux a `timerfd` watched by
 /// the runtime's own reactor: nanosecond deadlines (the runtime's timer rounds to milliseconds,
 /// which would slow every start) without a timer thread (governor's `until_ready` wakes its
-/// timer thread and then the runtime for every start held back, which cost about a third of
-/// etd's CPU per request at 1000 requests/s; bench/README.md). Made on first use, inside the
-/// runtime, and reused; where it cannot be had, governor's own wait.
+/// timer thread and then the runtime for every start held back; with every waiter on a timer of
+/// its own, waiting was about a third of etd's CPU per request at 1000 requests/s, see
+/// bench/README.md). Made on first use, inside the runtime, and reused; where it cannot be had,
+/// governor's own wait.
 #[derive(Default)]
 struct PaceTimer {
     #[cfg(target_os = "linux")]
