@@ -1,5 +1,5 @@
-//! `ShardWriter`: one thread per shard that owns its tar (and zstd) stream. Samples arrive over a
-//! bounded channel; the file's size, sha256, md5 and crc32c are computed while it is written.
+//! `ShardWriter`: one thread per shard that owns its tar (and zstd) stream. Samples arrive in
+//! batches over a bounded channel; the file's size, sha256, md5 and crc32c are computed while it is written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,12 @@ use fs_err as fs;
 use super::manifest::ShardEntry;
 use crate::sample::Fields;
 
-/// Samples buffered between the packer and one shard's writer thread.
-const CHANNEL_SAMPLES: usize = 16;
+/// Batches queued between the packer and one shard's writer thread.
+const CHANNEL_BATCHES: usize = 1;
+/// A batch is sent once it holds this many tar bytes (or [`BATCH_SAMPLES`] samples): the
+/// writer thread wakes once per batch, not once per small sample.
+const BATCH_BYTES: u64 = 128 << 10;
+const BATCH_SAMPLES: usize = 64;
 /// tar block size.
 pub const TAR_BLOCK: u64 = 512;
 /// Largest size or mtime a ustar header's 11 octal digits hold.
@@ -44,7 +48,10 @@ pub struct TarSettings {
 
 /// A shard being written on its own thread.
 pub struct ShardWriter {
-    tx: Option<SyncSender<PackedSample>>,
+    tx: Option<SyncSender<Vec<PackedSample>>>,
+    /// The batch being filled, and its tar bytes.
+    batch: Vec<PackedSample>,
+    batch_bytes: u64,
     handle: Option<JoinHandle<anyhow::Result<ShardEntry>>>,
     path: PathBuf,
 }
@@ -53,19 +60,33 @@ impl ShardWriter {
     /// Start writing `dir/name`.
     pub fn spawn(dir: &Path, name: String, split: String, settings: TarSettings) -> anyhow::Result<Self> {
         let path = dir.join(&name);
-        let (tx, rx) = sync_channel::<PackedSample>(CHANNEL_SAMPLES);
+        let (tx, rx) = sync_channel::<Vec<PackedSample>>(CHANNEL_BATCHES);
         let thread_path = path.clone();
         let handle = std::thread::Builder::new()
             .name(format!("shard {name}"))
-            .spawn(move || write_shard(&thread_path, name, split, settings, rx.into_iter()))
+            .spawn(move || write_shard(&thread_path, name, split, settings, rx.into_iter().flatten()))
             .context("cannot start a shard writer thread")?;
-        Ok(ShardWriter { tx: Some(tx), handle: Some(handle), path })
+        Ok(ShardWriter { tx: Some(tx), batch: Vec::new(), batch_bytes: 0, handle: Some(handle), path })
     }
 
-    /// Queue a sample (blocks while the writer is CHANNEL_SAMPLES behind).
+    /// Queue a sample (blocks while the writer is CHANNEL_BATCHES batches behind).
     pub fn send(&mut self, sample: PackedSample) -> anyhow::Result<()> {
+        self.batch_bytes += tar_bytes(&sample.fields);
+        self.batch.push(sample);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_SAMPLES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let tx = self.tx.as_ref().context("shard writer already finished")?;
-        if tx.send(sample).is_err() {
+        if tx.send(batch).is_err() {
             // The writer thread stopped early: its error says why.
             return Err(self.join().err().unwrap_or_else(|| anyhow::anyhow!("shard writer stopped")));
         }
@@ -74,6 +95,7 @@ impl ShardWriter {
 
     /// Close the stream and wait for the file to be complete and synced.
     pub fn finish(mut self) -> anyhow::Result<ShardEntry> {
+        self.flush()?;
         self.join()
     }
 
