@@ -372,7 +372,10 @@ impl<'a> Packer<'a> {
     }
 
     fn close_current(&mut self) -> anyhow::Result<()> {
-        if let Some((writer, _, _)) = self.current.take() {
+        if let Some((mut writer, _, _)) = self.current.take() {
+            // Closed now, so it finishes while the next shard is written (it used to wait,
+            // compressor and all, until it was joined).
+            writer.close_input()?;
             self.finishing.push_back(writer);
             while self.finishing.len() >= self.max_writers {
                 self.join_oldest()?;

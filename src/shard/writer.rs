@@ -93,9 +93,18 @@ impl ShardWriter {
         Ok(())
     }
 
+    /// Send what is batched and close the stream: the writer thread finishes the file (the end
+    /// of the compression, the digests, the fsync) on its own, and frees its compressor, while
+    /// the next shard is written.
+    pub fn close_input(&mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        self.tx.take();
+        Ok(())
+    }
+
     /// Close the stream and wait for the file to be complete and synced.
     pub fn finish(mut self) -> anyhow::Result<ShardEntry> {
-        self.flush()?;
+        self.close_input()?;
         self.join()
     }
 
