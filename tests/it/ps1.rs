@@ -426,20 +426,28 @@ fn the_repository_recipes_run_end_to_end() {
     assert_eq!(shape, [3, 1200, 1200]);
 }
 
-#[test]
-fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
-    etd_emulators::require_fixtures!();
+/// `etd run` of the one target `m1` in g, r, i, the test recipe's `size: 24}` replaced by `source`
+/// and its image outputs by `outputs`; exit 0 checked. The emulator and the scratch folder.
+/// Callers check `require_fixtures!` first.
+fn run_m1(source: &str, outputs: &str) -> (Ps1Emulator, Scratch) {
     let emu = Ps1Emulator::start(Faults::default()).unwrap();
     let s = Scratch::new();
     s.write("targets.csv", "objid,ra,dec,class\nm1,83.63321,22.01446,snr\n");
     s.write(
         "r.yaml",
         recipe(&emu.base_url(), "g, r, i", "{rate: 100/s}", "")
-            .replace("size: 24}", "size: 40, format: jpg}")
-            .replace("outputs: [npy, json, fits]", "outputs: [npy, json, png]"),
+            .replace("size: 24}", source)
+            .replace("outputs: [npy, json, fits]", outputs),
     );
     let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (emu, s)
+}
+
+#[test]
+fn colour_jpg_cutouts_become_rgb_arrays_with_the_wcs_from_the_jpeg() {
+    etd_emulators::require_fixtures!();
+    let (emu, s) = run_m1("size: 40, format: jpg}", "outputs: [npy, json, png]");
     assert_eq!(emu.meter().by_endpoint["fitscut"], 1, "one colour request, not three");
     let raw = fs_err::read(s.join("work/raw/ps1-cutouts/m1/color.jpg")).unwrap();
     let picture = image::load_from_memory(&raw).unwrap().to_rgb8();
@@ -489,17 +497,7 @@ fn a_whole_cutout_that_is_not_fits_is_read_twice_kept_under_rejected_and_fails_t
 #[test]
 fn large_cutouts_are_stored_as_they_come_and_journaled_in_order() {
     etd_emulators::require_fixtures!();
-    let emu = Ps1Emulator::start(Faults::default()).unwrap();
-    let s = Scratch::new();
-    s.write("targets.csv", "objid,ra,dec,class\nm1,83.63321,22.01446,snr\n");
-    s.write(
-        "r.yaml",
-        recipe(&emu.base_url(), "g, r, i", "{rate: 100/s}", "")
-            .replace("size: 24}", "size: 1100}")
-            .replace("outputs: [npy, json, fits]", "outputs: [npy]"),
-    );
-    let out = s.etd().args(["run", "r.yaml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_emu, s) = run_m1("size: 1100}", "outputs: [npy]");
     let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
     let entry: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     let paths: Vec<&str> = entry["inputs"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap()).collect();
