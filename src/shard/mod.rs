@@ -415,7 +415,7 @@ impl Sink for Packer<'_> {
             self.current = Some((writer, 0, 0));
         }
         let (writer, n, b) = self.current.as_mut().context("no open shard")?;
-        writer.send(sample)?;
+        writer.send(sample, bytes)?;
         *n += 1;
         *b += bytes;
         Ok(())

@@ -69,9 +69,10 @@ impl ShardWriter {
         Ok(ShardWriter { tx: Some(tx), batch: Vec::new(), batch_bytes: 0, handle: Some(handle), path })
     }
 
-    /// Queue a sample (blocks while the writer is CHANNEL_BATCHES batches behind).
-    pub fn send(&mut self, sample: PackedSample) -> anyhow::Result<()> {
-        self.batch_bytes += tar_bytes(&sample.fields);
+    /// Queue a sample of `bytes` tar bytes ([`tar_bytes`]; blocks while the writer is
+    /// CHANNEL_BATCHES batches behind).
+    pub fn send(&mut self, sample: PackedSample, bytes: u64) -> anyhow::Result<()> {
+        self.batch_bytes += bytes;
         self.batch.push(sample);
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_SAMPLES {
             self.flush()?;

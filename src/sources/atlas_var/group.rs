@@ -550,77 +550,47 @@ const TAIL: usize = 6;
 /// Longest line a partition may have (real rows are about 300 bytes).
 const MAX_LINE: usize = 1 << 20;
 
-/// The lines of a partition file, read in large blocks: split at `\n` (a `\r` before it
-/// dropped), empty lines skipped, each with its 1-based line number. The partitions are
+/// The lines of a partition file, read through a 256 KiB buffer: split at `\n` (a `\r` before
+/// it dropped), empty lines skipped, each with its 1-based line number. The partitions are
 /// database dumps without quoting, so a line is a row and a comma ends a field (a stray `"` is
 /// data, and a bad row stays one bad row instead of swallowing the rest of the file).
 struct Lines<R> {
-    inner: R,
+    inner: std::io::BufReader<R>,
+    /// The current line.
     buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    eof: bool,
     /// Lines consumed so far.
     line: u64,
 }
 
 impl<R: Read> Lines<R> {
     fn new(inner: R) -> Self {
-        Lines { inner, buf: vec![0; 1 << 18], start: 0, end: 0, eof: false, line: 0 }
+        Lines { inner: std::io::BufReader::with_capacity(1 << 18, inner), buf: Vec::new(), line: 0 }
     }
 
     fn next_line(&mut self) -> std::io::Result<Option<(u64, &[u8])>> {
-        let (from, to) = loop {
-            let pending = &self.buf[self.start..self.end];
-            let found = memchr::memchr(b'\n', pending).map(|i| (i, i + 1));
-            let (len, used) = match found {
-                Some(at) => at,
-                None if self.eof => (pending.len(), pending.len()),
-                None => {
-                    self.fill()?;
-                    continue;
-                }
-            };
-            if used == 0 {
+        use std::io::BufRead;
+        loop {
+            self.buf.clear();
+            // At most one byte past the longest line allowed: memory stays bounded.
+            if (&mut self.inner).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut self.buf)? == 0 {
                 return Ok(None);
             }
-            let from = self.start;
-            self.start += used;
             self.line += 1;
-            let mut to = from + len;
-            if to > from && self.buf[to - 1] == b'\r' {
-                to -= 1;
-            }
-            if to > from {
-                break (from, to);
-            }
-        };
-        Ok(Some((self.line, &self.buf[from..to])))
-    }
-
-    /// Move the unread bytes to the front and read more after them.
-    fn fill(&mut self) -> std::io::Result<()> {
-        self.buf.copy_within(self.start..self.end, 0);
-        self.end -= self.start;
-        self.start = 0;
-        if self.end == self.buf.len() {
-            if self.buf.len() >= MAX_LINE {
+            if self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+            } else if self.buf.len() > MAX_LINE {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("line {} is longer than {MAX_LINE} bytes", self.line + 1),
+                    format!("line {} is longer than {MAX_LINE} bytes", self.line),
                 ));
             }
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        let n = loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => break r?,
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
             }
-        };
-        self.end += n;
-        self.eof = n == 0;
-        Ok(())
+            if !self.buf.is_empty() {
+                return Ok(Some((self.line, &self.buf)));
+            }
+        }
     }
 }
 
