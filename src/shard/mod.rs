@@ -102,23 +102,46 @@ pub struct DatasetReport {
 
 /// The split a key belongs to: the first whose cumulative fraction exceeds the key's hash.
 pub fn split_of<'a>(key: &str, splits: &'a [(String, f64)]) -> &'a str {
+    splits.get(split_index(key, splits)).map_or(manifest::ALL_SPLIT, |(n, _)| n.as_str())
+}
+
+/// The index in `splits` of the split `key` belongs to (0 when there are none).
+fn split_index(key: &str, splits: &[(String, f64)]) -> usize {
     let h = unit_hash(HashDomain::Split, SPLIT_SEED, key);
     let mut acc = 0.0;
-    for (name, fraction) in splits {
+    for (i, (_, fraction)) in splits.iter().enumerate() {
         acc += fraction;
         if h < acc {
-            return name;
+            return i;
         }
     }
-    splits.last().map(|(n, _)| n.as_str()).unwrap_or(manifest::ALL_SPLIT)
+    splits.len().saturating_sub(1)
 }
 
 /// Group jobs by split (recipe order) and order each split: by key, or by a seeded hash.
 pub fn order_jobs<T>(jobs: Vec<Job<T>>, cfg: &ShardConfig) -> Vec<(String, Vec<Job<T>>)> {
-    let mut by_split: IndexMap<String, Vec<Job<T>>> = cfg.splits.iter().map(|(n, _)| (n.clone(), Vec::new())).collect();
-    for job in jobs {
-        let split = split_of(&job.key, &cfg.splits).to_string();
-        by_split.entry(split).or_default().push(job);
+    let mut by_split: IndexMap<String, Vec<Job<T>>> = IndexMap::new();
+    match cfg.splits.as_slice() {
+        // One split: every job is in it, no regrouping.
+        [(name, _)] => {
+            by_split.insert(name.clone(), jobs);
+        }
+        [] if !jobs.is_empty() => {
+            by_split.insert(manifest::ALL_SPLIT.to_string(), jobs);
+        }
+        [] => {}
+        splits => {
+            // Sized exactly: the job lists are the largest thing a run keeps for its whole length.
+            let of: Vec<usize> = jobs.iter().map(|j| split_index(&j.key, splits)).collect();
+            let mut counts = vec![0usize; splits.len()];
+            of.iter().for_each(|&i| counts[i] += 1);
+            for ((name, _), n) in splits.iter().zip(counts) {
+                by_split.insert(name.clone(), Vec::with_capacity(n));
+            }
+            for (job, i) in jobs.into_iter().zip(of) {
+                by_split[i].push(job);
+            }
+        }
     }
     by_split
         .into_iter()
