@@ -22,17 +22,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// crash (the file's bytes do).
 pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path> {
     let dir = path.parent().context("path has no parent folder")?;
+    place_all_atomic(dir, &[(path, bytes)])?;
+    Ok(dir)
+}
+
+/// [`place_atomic`] for several files of one folder `dir`: all temp files are written first,
+/// then all fsynced, then all renamed (a name appears only once its file is on disk). Writing
+/// them before the first fsync lets one fsync write the metadata blocks they share (inode
+/// table, bitmaps) for all of them, and starts their data writeback together.
+pub fn place_all_atomic(dir: &Path, files: &[(&Path, &[u8])]) -> anyhow::Result<()> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
     // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut tmp =
-        builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
-    tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
-    Ok(dir)
+    let mut temps = Vec::with_capacity(files.len());
+    for (_, bytes) in files {
+        let mut tmp =
+            builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        temps.push(tmp);
+    }
+    for tmp in &temps {
+        tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    }
+    for (tmp, (path, _)) in temps.into_iter().zip(files) {
+        tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Create `dir` and any missing ancestors, fsyncing the parent of every folder created, so

@@ -131,9 +131,11 @@ impl RawStore {
         }
         let dir = self.root.join(key);
         crate::fsx::create_dir_synced(&dir)?;
+        let paths: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
+        let placed: Vec<(&Path, &[u8])> = paths.iter().zip(files).map(|(p, (_, b))| (p.as_path(), *b)).collect();
+        crate::fsx::place_all_atomic(&dir, &placed)?;
         let mut stored = Vec::with_capacity(files.len());
         for (name, bytes) in files {
-            crate::fsx::place_atomic(&dir.join(name), bytes)?;
             stored.push(Stored {
                 path: format!("{key}/{name}"),
                 size: bytes.len() as u64,
