@@ -34,18 +34,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Have glibc give freed memory back to the system. By default it raises its trim and mmap
+/// Have glibc give freed memory back to the system. By default it raises its mmap and trim
 /// thresholds to the largest buffer freed so far (zstd's job buffers are megabytes), after which
-/// every thread's arena keeps up to 64 MiB of freed memory: peak RSS of a zstd shard run at 80,000
-/// files fell from 182-189 MB to 143-147 MB with the fixed thresholds, at the same CPU
-/// (bench/README.md, "Peak memory").
+/// every thread's arena may keep tens of MiB of freed memory: peak RSS of a zstd shard run at
+/// 80,000 files was 182-189 MB, 142-148 MB with these fixed thresholds, at the same CPU. 1 MiB,
+/// not glibc's initial 128 KiB: the shard writer's 128 KiB sample batches would each be mapped and
+/// unmapped (+0.15 s of kernel time for ATLAS-VAR's 476 MB). See bench/README.md.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_freed_memory() {
-    // Setting the trim threshold also turns the dynamic thresholds off, which keeps allocations
-    // of 128 KiB and more in their own mappings, unmapped when freed.
     // SAFETY: mallopt only changes malloc's parameters; it is called before any thread starts.
     unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
     }
 }
 
