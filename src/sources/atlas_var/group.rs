@@ -687,9 +687,29 @@ const NPY_ROW_BYTES: usize = 8 + 1 + 4 * 4;
 pub fn npy(rows: &[Row]) -> std::io::Result<Vec<u8>> {
     use npyz::WriterBuilder;
     static DTYPE: std::sync::OnceLock<npyz::DType> = std::sync::OnceLock::new();
-    let dtype = DTYPE.get_or_init(npy_dtype).clone();
+    // The header depends only on the row count: npyz formats it once per count and thread (it
+    // cost more than the rows), and later light curves of that length copy it.
+    thread_local! {
+        static HEADERS: std::cell::RefCell<FxHashMap<usize, Box<[u8]>>> = Default::default();
+    }
+    const CACHED_HEADERS: usize = 4096;
     let mut out = Vec::with_capacity(rows.len() * NPY_ROW_BYTES + 256);
-    npyz::WriteOptions::<()>::new().dtype(dtype).shape(&[rows.len() as u64]).writer(&mut out).write_header_only()?;
+    HEADERS.with_borrow_mut(|headers| -> std::io::Result<()> {
+        if let Some(header) = headers.get(&rows.len()) {
+            out.extend_from_slice(header);
+            return Ok(());
+        }
+        let dtype = DTYPE.get_or_init(npy_dtype).clone();
+        npyz::WriteOptions::<()>::new()
+            .dtype(dtype)
+            .shape(&[rows.len() as u64])
+            .writer(&mut out)
+            .write_header_only()?;
+        if headers.len() < CACHED_HEADERS {
+            headers.insert(rows.len(), out.as_slice().into());
+        }
+        Ok(())
+    })?;
     for r in rows {
         out.extend_from_slice(&r.mjd.to_le_bytes());
         out.push(r.filter);
@@ -888,7 +908,8 @@ mod tests {
             dra: f32::NAN,
             ddec: f32::INFINITY * if i.is_multiple_of(3) { -1.0 } else { 1.0 },
         };
-        for n in [0u32, 1, 2, 9, 10, 11, 99, 100, 1000] {
+        // Twice each: the second time the header is the cached one.
+        for n in [0u32, 1, 2, 9, 10, 11, 99, 100, 1000, 0, 1, 2, 9, 10, 11, 99, 100, 1000] {
             let rows: Vec<Row> = (0..n).map(row).collect();
             assert_eq!(npy(&rows).unwrap(), npy_by_npyz(&rows), "{n} rows");
         }
