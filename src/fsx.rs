@@ -26,10 +26,10 @@ pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path
     Ok(dir)
 }
 
-/// [`place_atomic`] for several files of one folder `dir`: all temp files are written first,
-/// then all fsynced, then all renamed (a name appears only once its file is on disk). Writing
-/// them before the first fsync lets one fsync write the metadata blocks they share (inode
-/// table, bitmaps) for all of them, and starts their data writeback together.
+/// [`place_atomic`] for the few files of one unit in folder `dir` (all are open at once): the
+/// temp files are all written first, then all fsynced, then all renamed (a name appears only
+/// once its file is on disk). Writing them before the first fsync lets one fsync write the
+/// metadata blocks they share (inode table, bitmaps) for all of them.
 pub fn place_all_atomic(dir: &Path, files: &[(&Path, &[u8])]) -> anyhow::Result<()> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);

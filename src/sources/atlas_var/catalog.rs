@@ -236,8 +236,7 @@ pub fn read(path: &Path, cfg: &AtlasVarConfig) -> anyhow::Result<Vec<Object>> {
         .collect();
     let extra: Vec<&str> = EXTRA.iter().copied().filter(|c| names.iter().any(|n| n == c)).collect();
     let row_bytes: i64 = hdu.read_key(&mut fits, "NAXIS1").map_err(|e| fits_err(path, e))?;
-    let chunk_rows = CHUNK_BYTES / usize::try_from(row_bytes).unwrap_or(1).max(1);
-    let chunk_rows = chunk_rows.max(1);
+    let chunk_rows = (CHUNK_BYTES / usize::try_from(row_bytes).unwrap_or(1).max(1)).max(1);
     let mut kept = Vec::new();
     let mut start = 0;
     while start < rows {
