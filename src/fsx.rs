@@ -22,7 +22,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// crash (the file's bytes do).
 pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path> {
     let dir = path.parent().context("path has no parent folder")?;
-    place_all_atomic(dir, &[(path, bytes)])?;
+    let name = path.file_name().context("path has no file name")?;
+    place_all_atomic(dir, &[(name, bytes)])?;
     Ok(dir)
 }
 
@@ -30,7 +31,7 @@ pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path
 /// temp files are all written first, then all fsynced, then all renamed (a name appears only
 /// once its file is on disk). Writing them before the first fsync lets one fsync write the
 /// metadata blocks they share (inode table, bitmaps) for all of them.
-pub fn place_all_atomic(dir: &Path, files: &[(&Path, &[u8])]) -> anyhow::Result<()> {
+pub fn place_all_atomic<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> anyhow::Result<()> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
     // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
@@ -46,8 +47,9 @@ pub fn place_all_atomic(dir: &Path, files: &[(&Path, &[u8])]) -> anyhow::Result<
     for tmp in &temps {
         tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
     }
-    for (tmp, (path, _)) in temps.into_iter().zip(files) {
-        tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
+    for (tmp, (name, _)) in temps.into_iter().zip(files) {
+        let path = dir.join(name);
+        tmp.persist(&path).with_context(|| format!("cannot rename into {}", path.display()))?;
     }
     Ok(())
 }

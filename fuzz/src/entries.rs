@@ -161,7 +161,7 @@ pub fn atlas_var_rows(data: &[u8]) {
     put(&path, data);
     let ids: Vec<String> = ["A", "B", "1", "ATO J000.0000+00.0000", ""].iter().map(|s| s.to_string()).collect();
     let selection = Selection::new(&ids);
-    let parts = [PartitionFile { path, name: "atlas_lc_dr1_0-10.csv".into() }];
+    let parts = [PartitionFile { path, name: "atlas_lc_dr1_0-10.csv".into(), size: data.len() as u64 }];
     let Ok((grouped, _report)) = group::group(&selection, &parts, 1, &work) else { return };
     for i in 0..ids.len() {
         let rows = grouped.rows(i).expect("grouped rows read back");

@@ -111,8 +111,8 @@ impl RawStore {
     }
 
     /// Store the payloads of one unit (already validated) as `<key>/<name>`: the folder made
-    /// once (its parent synced when it is new), each file atomically (temp file, write, fsync,
-    /// rename), then one fsync of the folder. When this returns, all of them survive a crash.
+    /// once (its parent synced when it is new), the files atomically (temp files written, then
+    /// fsynced, then renamed: [`crate::fsx::place_all_atomic`]), then one fsync of the folder. When this returns, all of them survive a crash.
     pub fn write_unit(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
         let stored = self.place(key, files)?;
         self.sync_unit(key)?;
@@ -131,9 +131,7 @@ impl RawStore {
         }
         let dir = self.root.join(key);
         crate::fsx::create_dir_synced(&dir)?;
-        let paths: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
-        let placed: Vec<(&Path, &[u8])> = paths.iter().zip(files).map(|(p, (_, b))| (p.as_path(), *b)).collect();
-        crate::fsx::place_all_atomic(&dir, &placed)?;
+        crate::fsx::place_all_atomic(&dir, files)?;
         let mut stored = Vec::with_capacity(files.len());
         for (name, bytes) in files {
             stored.push(Stored {

@@ -185,10 +185,13 @@ impl Selection {
     }
 }
 
-/// One partition file to group: its path and the name reports use.
+/// One partition file to group: its path, the name reports use, and its size (as fetch
+/// recorded it: the largest partitions are grouped first).
+#[derive(Clone)]
 pub struct PartitionFile {
     pub path: PathBuf,
     pub name: String,
+    pub size: u64,
 }
 
 /// Group the rows of the selected objects from every partition. Partitions are read in parallel
@@ -208,7 +211,7 @@ pub fn group(
     // Largest partition first, each thread taking the next as it gets free, so the last one to
     // finish is a small one (partitions are dec bands: 10 MB to 116 MB at 1 GB in all).
     let mut order: Vec<usize> = (0..partitions.len()).collect();
-    order.sort_by_cached_key(|&k| std::cmp::Reverse(fs::metadata(&partitions[k].path).map_or(0, |m| m.len())));
+    order.sort_by_key(|&k| std::cmp::Reverse(partitions[k].size));
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, anyhow::Result<Option<PartGroups>>)> = (0..threads)
         .into_par_iter()
@@ -315,6 +318,7 @@ impl<'a> Grouper<'a> {
                 names.join(",")
             );
         }
+        // The last row's id and its object (to start: the empty id and what it maps to).
         let (mut last_id, mut last_object) = (Vec::new(), self.selection.get(b""));
         loop {
             // A failed read stops the run: the rest of the file cannot be trusted (a row is
@@ -686,7 +690,6 @@ const NPY_ROW_BYTES: usize = 8 + 1 + 4 * 4;
 /// field-by-field writer cost more than the rest of the sample; a test holds the bytes to it).
 pub fn npy(rows: &[Row]) -> std::io::Result<Vec<u8>> {
     use npyz::WriterBuilder;
-    static DTYPE: std::sync::OnceLock<npyz::DType> = std::sync::OnceLock::new();
     // The header depends only on the row count: npyz formats it once per count and thread (it
     // cost more than the rows), and later light curves of that length copy it.
     thread_local! {
@@ -699,9 +702,8 @@ pub fn npy(rows: &[Row]) -> std::io::Result<Vec<u8>> {
             out.extend_from_slice(header);
             return Ok(());
         }
-        let dtype = DTYPE.get_or_init(npy_dtype).clone();
         npyz::WriteOptions::<()>::new()
-            .dtype(dtype)
+            .dtype(npy_dtype())
             .shape(&[rows.len() as u64])
             .writer(&mut out)
             .write_header_only()?;
@@ -757,7 +759,8 @@ mod tests {
     fn write_partition(dir: &Path, name: &str, lines: &[String]) -> PartitionFile {
         let path = dir.join(name);
         fs_err::write(&path, CSV_HEADER.join(",") + "\n" + &lines.join("\n") + "\n").unwrap();
-        PartitionFile { path, name: name.to_string() }
+        let size = fs_err::metadata(&path).unwrap().len();
+        PartitionFile { path, name: name.to_string(), size }
     }
 
     fn all_rows(g: &Grouped, n: usize) -> Vec<Vec<Row>> {
@@ -942,7 +945,7 @@ mod tests {
         let ok = write_partition(dir.path(), "atlas_lc_dr1_0-10.csv", &[line("A", 58000.0, 'o', 15.0)]);
         let bad = dir.path().join("atlas_lc_dr1_10-20.csv");
         fs_err::write(&bad, "ATO_ID,ra\nA,1\n").unwrap();
-        let parts = [ok, PartitionFile { path: bad, name: "atlas_lc_dr1_10-20.csv".into() }];
+        let parts = [ok, PartitionFile { path: bad, name: "atlas_lc_dr1_10-20.csv".into(), size: 14 }];
         let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
         assert!(e.starts_with("atlas_lc_dr1_10-20.csv: line 1: expected the 36-column"), "{e}");
     }
@@ -965,8 +968,7 @@ mod tests {
         let sel = Selection::new(&ids);
         let mut seen = Vec::new();
         for (k, (parts, threads)) in [(vec![&p1, &p2], 1), (vec![&p2, &p1], 2)].into_iter().enumerate() {
-            let parts: Vec<PartitionFile> =
-                parts.iter().map(|p| PartitionFile { path: p.path.clone(), name: p.name.clone() }).collect();
+            let parts: Vec<PartitionFile> = parts.into_iter().cloned().collect();
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let out = dir.path().join(format!("w{k}"));
             let (grouped, _) = pool.install(|| group(&sel, &parts, 1 << 20, &out)).unwrap();
@@ -983,7 +985,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
         fs_err::write(&p, "ATO_ID,ra,dec\n").unwrap();
-        let parts = [PartitionFile { path: p, name: "x.csv".into() }];
+        let parts = [PartitionFile { path: p, name: "x.csv".into(), size: 14 }];
         let e = group(&Selection::new(&["A".to_string()]), &parts, 1 << 20, dir.path()).err().unwrap().to_string();
         assert!(e.contains("x.csv: line 1: expected the 36-column"), "{e}");
     }

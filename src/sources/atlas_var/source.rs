@@ -195,7 +195,7 @@ fn atlas_var_group(
         for rec in journals.inputs(*pos)? {
             let path = stored_path(raw, &rec);
             check_file(&path, &rec)?;
-            partitions.push(group::PartitionFile { path, name: name.to_string() });
+            partitions.push(group::PartitionFile { path, name: name.to_string(), size: rec.size });
         }
     }
     let (grouped, report) = group::group(&group::Selection::new(&ids), &partitions, cfg.memory as usize, tmp)?;
