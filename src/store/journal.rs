@@ -21,13 +21,71 @@ pub struct InputRecord {
     pub field: String,
     pub size: u64,
     pub sha256: String,
-    /// Modification time in nanoseconds since the epoch, to skip unchanged files on re-fetch
-    /// (local source; 0 for fetched payloads).
+    /// Modification time in nanoseconds since the epoch (local files; 0 for fetched payloads,
+    /// and for a file modified within [`RACY_NS`] of the fetch: see [`recordable_times`]).
     #[serde(default)]
     pub mtime_ns: i64,
+    /// Status-change time (`ctime`) in nanoseconds since the epoch, recorded with `mtime_ns`
+    /// (0 without it). A program can set a file's modification time back, not its ctime.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ctime_ns: i64,
     /// The URL the payload was fetched from (networked sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A modification time this close to the fetch (2 s) is not recorded: on a filesystem with coarse
+/// timestamps a rewrite within the same tick would keep it, so such a file is hashed instead
+/// (git's "racily clean" files).
+pub const RACY_NS: i64 = 2_000_000_000;
+
+/// A file's modification and status-change times in nanoseconds since the epoch (0 if unknown;
+/// the change time is 0 off Unix).
+pub fn file_times(meta: &std::fs::Metadata) -> (i64, i64) {
+    let ns = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    };
+    #[cfg(unix)]
+    let ctime = {
+        use std::os::unix::fs::MetadataExt;
+        meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
+    };
+    #[cfg(not(unix))]
+    let ctime = 0;
+    (ns(meta.modified()), ctime)
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// The `(mtime_ns, ctime_ns)` fetch records for a file stat'ed (before hashing) at `now`: its
+/// times, or `(0, 0)` when it was modified within [`RACY_NS`] of `now` or has no times.
+pub fn recordable_times(meta: &std::fs::Metadata, now: i64) -> (i64, i64) {
+    let (mtime, ctime) = file_times(meta);
+    if mtime == 0 || ctime == 0 || now.saturating_sub(mtime) < RACY_NS {
+        (0, 0)
+    } else {
+        (mtime, ctime)
+    }
+}
+
+impl InputRecord {
+    /// Whether `meta` (the file now) shows it as fetch recorded it, without reading it: the same
+    /// size, modification time and change time. Any write since changes both times, and setting
+    /// the modification time back changes the change time. A record without times (a racy file,
+    /// a payload, an older journal) never matches: the caller hashes the file.
+    pub fn stat_matches(&self, meta: &std::fs::Metadata) -> bool {
+        self.mtime_ns != 0
+            && self.ctime_ns != 0
+            && meta.len() == self.size
+            && file_times(meta) == (self.mtime_ns, self.ctime_ns)
+    }
 }
 
 /// A journal line.
@@ -394,6 +452,7 @@ mod tests {
                 size,
                 sha256: "00".into(),
                 mtime_ns: 1,
+                ctime_ns: 0,
                 url: None,
             }],
         }
@@ -540,5 +599,32 @@ mod tests {
         replace_failures(&path, Stage::Shard, vec![f("c", "shard")]).unwrap();
         let all = read_failures(&path).unwrap();
         assert_eq!(all, vec![f("x", "fetch"), f("c", "shard")]);
+    }
+
+    #[test]
+    fn racy_times_are_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        fs_err::write(&path, b"x").unwrap();
+        let meta = fs_err::metadata(&path).unwrap();
+        let (mtime, ctime) = file_times(&meta);
+        assert!(mtime > 0 && ctime > 0);
+        assert_eq!(recordable_times(&meta, now_ns()), (0, 0), "modified just now");
+        assert_eq!(recordable_times(&meta, mtime + RACY_NS - 1), (0, 0));
+        assert_eq!(recordable_times(&meta, mtime + RACY_NS), (mtime, ctime));
+        let rec = |mtime_ns, ctime_ns| InputRecord {
+            path: "x".into(),
+            field: "x".into(),
+            size: 1,
+            sha256: String::new(),
+            mtime_ns,
+            ctime_ns,
+            url: None,
+        };
+        assert!(rec(mtime, ctime).stat_matches(&meta));
+        assert!(!rec(mtime, 0).stat_matches(&meta), "a record without a change time is hashed");
+        assert!(!rec(0, 0).stat_matches(&meta));
+        assert!(!rec(mtime, ctime + 1).stat_matches(&meta));
+        assert!(!InputRecord { size: 2, ..rec(mtime, ctime) }.stat_matches(&meta));
     }
 }

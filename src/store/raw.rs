@@ -27,18 +27,29 @@ impl Recorded {
     }
 }
 
-/// Read the file `rec` recorded below `root` and check it is what fetch recorded (size and
-/// sha256), for sharding.
+/// Read the file `rec` recorded below `root` and check it is what fetch recorded, for sharding:
+/// the same size, and either the same modification and change times after the read
+/// ([`InputRecord::stat_matches`]: a write during or since the read would show) or, when they
+/// differ or were not recorded, the same sha256.
 pub fn read_checked(root: &Path, rec: &InputRecord, what: Recorded) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
     let path = root.join(&rec.path);
     let noun = what.noun();
-    let bytes = fs_err::read(&path).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         let hint = match what {
             Recorded::LocalInput => "run `etd fetch` again to record the current files",
             Recorded::RawPayload => "run `etd fetch` again; it fetches what is missing",
         };
         UserError::failure(format!("{noun} {} recorded by fetch cannot be read: {e}", path.display())).with_hint(hint)
-    })?;
+    };
+    let mut file = fs_err::File::open(&path).map_err(unreadable)?;
+    // One byte more than recorded, so reading to the end needs no second allocation (the hint
+    // capped, so a damaged journal cannot ask for a huge one).
+    let mut bytes = Vec::with_capacity(rec.size.min(1 << 30) as usize + 1);
+    file.read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 == rec.size && rec.stat_matches(&file.metadata().map_err(unreadable)?) {
+        return Ok(bytes);
+    }
     let sha = hex::encode(Sha256::digest(&bytes));
     if bytes.len() as u64 != rec.size || sha != rec.sha256 {
         let short = |hex: &str| hex[..hex.len().min(12)].to_string();
@@ -230,6 +241,7 @@ mod tests {
             size: stored.size,
             sha256: stored.sha256.clone(),
             mtime_ns: 0,
+            ctime_ns: 0,
             url: None,
         };
         for what in [Recorded::RawPayload, Recorded::LocalInput] {
@@ -252,5 +264,40 @@ mod tests {
         let e = user(read_checked(store.root(), &rec, Recorded::LocalInput).unwrap_err());
         assert!(e.message.contains("t1/g.fits recorded by fetch cannot be read"), "{}", e.message);
         assert_eq!(e.hint.as_deref(), Some("run `etd fetch` again to record the current files"));
+    }
+
+    #[test]
+    fn recorded_times_stand_in_for_the_hash_only_while_both_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.fits");
+        fs_err::write(&path, b"SIMPLE").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs_err::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        let meta = fs_err::metadata(&path).unwrap();
+        let (mtime_ns, ctime_ns) = crate::store::journal::recordable_times(&meta, crate::store::journal::now_ns());
+        assert!(mtime_ns != 0 && ctime_ns != 0, "an hour-old modification time is recorded");
+        // A sha256 that cannot match: while the times do, the file is not hashed at all.
+        let rec = InputRecord {
+            path: "a.fits".into(),
+            field: "fits".into(),
+            size: 6,
+            sha256: "00".repeat(32),
+            mtime_ns,
+            ctime_ns,
+            url: None,
+        };
+        assert_eq!(read_checked(dir.path(), &rec, Recorded::LocalInput).unwrap(), b"SIMPLE");
+        // Rewritten with the same size and its modification time set back: the change time
+        // differs, so the file is hashed and refused. (After a pause longer than a clock tick,
+        // for kernels whose file times are only that fine.)
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::write(&path, b"SIMPLF").unwrap();
+        fs_err::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        assert_eq!(crate::store::journal::file_times(&fs_err::metadata(&path).unwrap()).0, mtime_ns);
+        let e = read_checked(dir.path(), &rec, Recorded::LocalInput).unwrap_err().to_string();
+        assert!(e.contains("changed since it was fetched"), "{e}");
+        // Without recorded times the sha256 decides.
+        let untimed = InputRecord { mtime_ns: 0, ctime_ns: 0, ..rec };
+        assert!(read_checked(dir.path(), &untimed, Recorded::LocalInput).is_err());
     }
 }

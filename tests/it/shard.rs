@@ -171,6 +171,50 @@ fn changed_input_is_refused_and_old_shards_survive() {
 }
 
 #[test]
+fn recorded_times_spare_the_hash_but_not_the_check() {
+    // Files modified an hour ago: fetch records their modification and change times, and shard
+    // trusts a file whose size and both times are unchanged instead of hashing it again.
+    let s = Scratch::new();
+    synthetic_dataset(&s, 4);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let set_old = |name: &str| {
+        fs_err::File::options().write(true).open(s.join(name)).unwrap().set_modified(old).unwrap();
+    };
+    for name in ["img000.fits", "img000.txt", "img001.fits", "img002.fits", "img003.fits", "img003.txt"] {
+        set_old(&format!("data/{name}"));
+    }
+    s.write("r.yaml", local_recipe("times", ""));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
+    let old_ns = old.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    for line in journal.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for i in v["inputs"].as_array().unwrap() {
+            assert_eq!(i["mtime_ns"].as_i64(), Some(old_ns), "{line}");
+            assert!(i["ctime_ns"].as_i64().unwrap() > old_ns, "{line}");
+        }
+    }
+    let before = s.shard_files();
+    // New bytes of the same size, the modification time set back: the change time shows it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    s.write("data/img000.txt", "notes for 9\n");
+    set_old("data/img000.txt");
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("img000.txt") && err.contains("changed since it was fetched"), "{err}");
+    assert_eq!(s.shard_files(), before, "a refused shard run leaves the old shards as they were");
+    // The old bytes back: only touched, so hashed and accepted, and the shards are the same.
+    s.write("data/img000.txt", "notes for 0\n");
+    set_old("data/img000.txt");
+    s.etd().args(["shard", "r.yaml"]).assert().success();
+    assert_eq!(s.shard_files(), before);
+    // fetch records the touched file's times again; the others are unchanged.
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("1 unit recorded, 3 unchanged, 0 removed"), "{}", stderr(&out));
+}
+
+#[test]
 fn key_collisions_are_errors() {
     let s = Scratch::new();
     s.write("data/a b.txt", "1");

@@ -271,6 +271,7 @@ impl CutoutFetcher {
             size: stored.size,
             sha256: stored.sha256,
             mtime_ns: 0,
+            ctime_ns: 0,
             url: Some(url.to_string()),
         })
     }

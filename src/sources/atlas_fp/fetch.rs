@@ -272,6 +272,7 @@ impl AtlasFetcher {
             size: stored.size,
             sha256: stored.sha256,
             mtime_ns: 0,
+            ctime_ns: 0,
             url: Some(url.to_string()),
         }])
     }

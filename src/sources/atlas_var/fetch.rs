@@ -18,6 +18,7 @@ use crate::net::client::{NetClient, NetError, Request};
 use crate::net::download::{download, Downloaded};
 use crate::report::Reporter;
 use crate::stop::unless_stopped;
+use crate::store::journal::{file_times, now_ns, recordable_times};
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 use reqwest::Method;
 
@@ -70,15 +71,11 @@ async fn get_file(
     if url.scheme() == "file" {
         let path = local_path(url)?;
         let p = path.clone();
-        // The time before hashing: a change while hashing shows as a newer time at shard. A
-        // time within 2 s of now is not kept (0: shard hashes the file), as git does for racily
-        // clean files: on a filesystem with coarse timestamps a rewrite in the same tick would
-        // keep it.
-        let (mtime_ns, size, sha256) = tokio::task::spawn_blocking(move || {
-            let mtime = crate::sources::local::mtime_ns(&fs_err::metadata(&p)?);
-            let now = crate::sources::local::now_ns();
-            let mtime = if now.saturating_sub(mtime) < 2_000_000_000 { 0 } else { mtime };
-            crate::digest::hash_file(&p).map(|(size, sha)| (mtime, size, sha))
+        // The times before hashing: a change while hashing shows as a newer time at shard. A
+        // file modified within 2 s of now gets none (shard hashes it): see `recordable_times`.
+        let ((mtime_ns, ctime_ns), size, sha256) = tokio::task::spawn_blocking(move || {
+            let times = recordable_times(&fs_err::metadata(&p)?, now_ns());
+            crate::digest::hash_file(&p).map(|(size, sha)| (times, size, sha))
         })
         .await??;
         let rec = InputRecord {
@@ -87,19 +84,22 @@ async fn get_file(
             size,
             sha256,
             mtime_ns,
+            ctime_ns,
             url: Some(url.to_string()),
         };
         return Ok((rec, None));
     }
     let name = file_name(url)?;
     let d = download(client, url, &raw.join(&name)).await?;
-    let mtime_ns = crate::sources::local::mtime_ns(&fs_err::metadata(raw.join(&name))?);
+    // etd wrote and renamed this file itself just now: its times are recorded as they are.
+    let (mtime_ns, ctime_ns) = file_times(&fs_err::metadata(raw.join(&name))?);
     let rec = InputRecord {
         path: name,
         field: field.into(),
         size: d.size,
         sha256: d.sha256.clone(),
         mtime_ns,
+        ctime_ns,
         url: Some(url.to_string()),
     };
     Ok((rec, Some(d)))

@@ -223,7 +223,7 @@ fn atlas_var_group(
 }
 
 /// A recorded input file must still be what fetch recorded: the same size, and the same
-/// modification time or else (touched, or recorded without one) the same sha256.
+/// modification and change times or else (touched, or recorded without them) the same sha256.
 fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
     let changed = |what: String| -> anyhow::Error {
         UserError::failure(format!("{} changed since it was fetched ({what})", path.display()))
@@ -237,7 +237,7 @@ fn check_file(path: &Path, rec: &InputRecord) -> anyhow::Result<()> {
     if meta.len() != rec.size {
         return Err(changed(format!("{} bytes then, {} now", rec.size, meta.len())));
     }
-    if rec.mtime_ns != 0 && crate::sources::local::mtime_ns(&meta) == rec.mtime_ns {
+    if rec.stat_matches(&meta) {
         return Ok(());
     }
     let (_, sha256) = crate::digest::hash_file(path)?;

@@ -10,7 +10,7 @@ pub const KIND: &str = "local";
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use fs_err as fs;
@@ -33,6 +33,7 @@ use crate::error::UserError;
 use crate::net::Politeness;
 use crate::report::Reporter;
 use crate::spec::KeyError;
+use crate::store::journal::{now_ns, recordable_times};
 use crate::store::{FetchJournal, InputRecord, JournalEntry};
 
 /// `source.local` as written.
@@ -171,16 +172,6 @@ pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
     })
 }
 
-/// Now, in nanoseconds since the epoch.
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
-/// A file's modification time in nanoseconds since the epoch (0 if unknown).
-pub(crate) fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
 /// Outcome of a local fetch.
 #[derive(Debug, Default)]
 pub struct LocalFetchSummary {
@@ -244,31 +235,60 @@ pub fn fetch(
     Ok(summary)
 }
 
-/// The unit's input records, or None when the journal already has them unchanged.
+/// The unit's input records, or None when the journal already has them unchanged: the same
+/// files with the same size and times, or, for files recorded without times (modified just
+/// before that fetch), the same size and sha256.
 fn record_unit(
     cfg: &LocalConfig,
     unit: &LocalUnit,
     known: Option<&JournalEntry>,
 ) -> anyhow::Result<Option<Vec<InputRecord>>> {
+    // Stat'ed before hashing: a change while hashing shows as a newer time at shard.
+    let now = now_ns();
     let mut metas = Vec::new();
     for (rel, field) in &unit.files {
-        let meta = fs::metadata(cfg.dir.join(rel))?;
-        metas.push((rel, field, meta.len(), mtime_ns(&meta)));
+        metas.push((rel, field, fs::metadata(cfg.dir.join(rel))?));
     }
-    if let Some(JournalEntry::Done { inputs, .. }) = known {
-        let same = inputs.len() == metas.len()
-            && inputs.iter().zip(&metas).all(|(i, (rel, field, size, mtime))| {
-                &i.path == *rel && &i.field == *field && i.size == *size && i.mtime_ns == *mtime
-            });
-        if same {
+    let recorded_before = matches!(known, Some(JournalEntry::Done { .. }));
+    let known = match known {
+        Some(JournalEntry::Done { inputs, .. })
+            if inputs.len() == metas.len()
+                && inputs.iter().zip(&metas).all(|(i, (rel, field, _))| &i.path == *rel && &i.field == *field) =>
+        {
+            Some(inputs)
+        }
+        _ => None,
+    };
+    if let Some(inputs) = known {
+        if inputs.iter().zip(&metas).all(|(i, (_, _, meta))| i.stat_matches(meta)) {
             return Ok(None);
         }
-        tracing::info!("{}: inputs changed since the last fetch; recording them again", unit.id);
     }
     let mut records = Vec::new();
-    for (rel, field, _, mtime) in metas {
+    for (rel, field, meta) in metas {
+        let (mtime_ns, ctime_ns) = recordable_times(&meta, now);
         let (size, sha256) = hash_file(&cfg.dir.join(rel))?;
-        records.push(InputRecord { path: rel.clone(), field: field.clone(), size, sha256, mtime_ns: mtime, url: None });
+        records.push(InputRecord {
+            path: rel.clone(),
+            field: field.clone(),
+            size,
+            sha256,
+            mtime_ns,
+            ctime_ns,
+            url: None,
+        });
+    }
+    let same_bytes =
+        known.is_some_and(|k| k.iter().zip(&records).all(|(i, r)| i.size == r.size && i.sha256 == r.sha256));
+    if same_bytes {
+        // Recorded without times and still the same bytes: nothing new to record (a record is
+        // not rewritten only because its files have aged past the racy window).
+        if known.is_some_and(|k| k.iter().all(|i| i.mtime_ns == 0)) {
+            return Ok(None);
+        }
+        tracing::debug!("{}: inputs touched, not changed; recording their times again", unit.id);
+    } else if recorded_before {
+        tracing::info!("{}: inputs changed since the last fetch; recording them again", unit.id);
     }
     Ok(Some(records))
 }

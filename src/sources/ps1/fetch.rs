@@ -113,6 +113,7 @@ impl Ps1Fetcher {
                     size: s.size,
                     sha256: s.sha256,
                     mtime_ns: 0,
+                    ctime_ns: 0,
                     url: Some(a.url.to_string()),
                 })
                 .collect())
