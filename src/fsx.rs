@@ -54,6 +54,131 @@ pub fn place_all_atomic<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> any
     Ok(())
 }
 
+/// Bytes a [`DirectFile`] gathers before writing them in one call.
+const DIRECT_BUF: usize = 1 << 20;
+/// Alignment of `O_DIRECT` buffers, file offsets and lengths (covers 512- and 4096-byte sectors).
+const DIRECT_ALIGN: usize = 4096;
+
+/// A new file written around the page cache where the file system allows it (Linux `O_DIRECT`),
+/// for shards: etd writes them once and reads them back at most once (verify, publish), and on
+/// a machine whose page cache is slow to grow (a VM) copying them into it cost more CPU than
+/// compressing them (bench/README.md). Bytes are gathered in a 4096-aligned 1 MiB buffer and
+/// written in whole buffers; the last, partial block is written padded with zeros at
+/// [`finish`](Self::finish) and the file cut back to its length. A file system that refuses
+/// `O_DIRECT` (at open or at the first write) gets ordinary writes. `flush` writes nothing: the
+/// bytes are complete after `finish`, durable after `sync_all` of the file it returns.
+pub struct DirectFile {
+    file: fs::File,
+    /// `DIRECT_BUF + DIRECT_ALIGN` bytes: the window `[start, start + DIRECT_BUF)` is aligned.
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes in the window.
+    len: usize,
+    /// Bytes written to the file so far (a multiple of `DIRECT_ALIGN` while `direct`).
+    written: u64,
+    direct: bool,
+}
+
+impl DirectFile {
+    /// Create (or truncate) `path` for writing.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let buffered = || fs::File::create(path);
+        #[cfg(target_os = "linux")]
+        let (file, direct) = {
+            use fs_err::os::unix::fs::OpenOptionsExt;
+            let opened =
+                fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path);
+            match opened {
+                Ok(f) => (f, true),
+                // Refused by the file system (EINVAL on tmpfs and others) or any other failure:
+                // an ordinary create, which reports the error with the path if it fails too.
+                Err(_) => (buffered()?, false),
+            }
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (file, direct) = (buffered()?, false);
+        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        Ok(DirectFile { file, buf, start, len: 0, written: 0, direct })
+    }
+
+    /// Whether the file is written around the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Write the first `n` bytes of the window (`n` aligned while direct), then move what
+    /// follows them to its front.
+    fn write_window(&mut self, n: usize) -> std::io::Result<()> {
+        let window = self.start..self.start + n;
+        match self.file.write_all(&self.buf[window.clone()]) {
+            Err(e) if self.direct && e.raw_os_error() == Some(EINVAL) && self.reopen_buffered().is_ok() => {
+                // Opened with O_DIRECT but refused at the write: ordinary writes from here on.
+                self.file.write_all(&self.buf[window])?;
+            }
+            other => other?,
+        }
+        self.written += n as u64;
+        self.buf.copy_within(self.start + n..self.start + self.len, self.start);
+        self.len -= n;
+        Ok(())
+    }
+
+    /// The same file without `O_DIRECT`, positioned where the writes stopped.
+    fn reopen_buffered(&mut self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.file.path().to_path_buf();
+        let mut file = fs::OpenOptions::new().write(true).open(&path)?;
+        file.seek(SeekFrom::Start(self.written))?;
+        self.file = file;
+        self.direct = false;
+        Ok(())
+    }
+
+    /// Write what is gathered (the last block padded while direct, then the file cut back to
+    /// its length) and return the file, to be synced.
+    pub fn finish(mut self) -> std::io::Result<fs::File> {
+        if self.len > 0 {
+            let len = self.len as u64;
+            if self.direct {
+                let padded = self.len.next_multiple_of(DIRECT_ALIGN);
+                self.buf[self.start + self.len..self.start + padded].fill(0);
+                self.len = padded;
+                self.write_window(padded)?;
+                let size = self.written - padded as u64 + len;
+                self.file.set_len(size)?;
+            } else {
+                let n = self.len;
+                self.write_window(n)?;
+            }
+        }
+        Ok(self.file)
+    }
+}
+
+#[cfg(target_os = "linux")]
+const EINVAL: i32 = libc::EINVAL;
+#[cfg(not(target_os = "linux"))]
+const EINVAL: i32 = 22;
+
+impl Write for DirectFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(DIRECT_BUF - self.len);
+        let at = self.start + self.len;
+        self.buf[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        if self.len == DIRECT_BUF {
+            self.write_window(DIRECT_BUF)?;
+        }
+        Ok(n)
+    }
+
+    /// Nothing: a partial block cannot be written around the page cache (see [`DirectFile`]).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Create `dir` and any missing ancestors, fsyncing the parent of every folder created, so
 /// the new folders survive a crash. Nothing is synced when `dir` already exists.
 pub fn create_dir_synced(dir: &Path) -> anyhow::Result<()> {
@@ -168,5 +293,54 @@ mod tests {
             assert_eq!(os_reason(&with_path, path), bare.to_string());
             assert_eq!(os_reason(&bare, path), bare.to_string());
         }
+    }
+
+    /// Every length around the block and buffer sizes, written in pieces of several sizes,
+    /// reads back exactly (written around the page cache or not).
+    fn direct_file_round_trips_in(dir: &Path) {
+        let lengths = [0, 1, 511, 4095, 4096, 4097, DIRECT_BUF - 1, DIRECT_BUF, DIRECT_BUF + 1, 3 * DIRECT_BUF + 12345];
+        for (i, len) in lengths.into_iter().enumerate() {
+            let data: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            for piece in [1, 1000, 70_000, 3 << 20] {
+                if piece == 1 && len > DIRECT_BUF + 1 {
+                    continue;
+                }
+                let path = dir.join(format!("f{len}-{piece}"));
+                let mut f = DirectFile::create(&path).unwrap();
+                for part in data.chunks(piece) {
+                    f.write_all(part).unwrap();
+                    f.flush().unwrap();
+                }
+                f.finish().unwrap().sync_all().unwrap();
+                assert!(fs::read(&path).unwrap() == data, "{len} bytes in pieces of {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn direct_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        direct_file_round_trips_in(dir.path());
+        // A file that exists is truncated, as by `File::create`.
+        let path = dir.path().join("old");
+        fs::write(&path, vec![7u8; 10_000]).unwrap();
+        let mut f = DirectFile::create(&path).unwrap();
+        f.write_all(b"new").unwrap();
+        f.finish().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        // A folder that does not exist: the error names the path.
+        let e = DirectFile::create(&dir.path().join("missing/x")).err().unwrap().to_string();
+        assert!(e.contains("missing/x"), "{e}");
+    }
+
+    #[test]
+    fn direct_file_on_tmpfs() {
+        // tmpfs refuses O_DIRECT on older kernels (ordinary writes then) and takes it on newer.
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let dir = tempfile::tempdir_in(shm).unwrap();
+        direct_file_round_trips_in(dir.path());
     }
 }
