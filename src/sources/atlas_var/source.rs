@@ -198,7 +198,14 @@ fn atlas_var_group(
             partitions.push(group::PartitionFile { path, name: name.to_string(), size: rec.size });
         }
     }
-    let (grouped, report) = group::group(&group::Selection::new(&ids), &partitions, cfg.memory as usize, tmp)?;
+    // The keys depend only on the ids: assigned on a thread of their own while the partitions
+    // are grouped (they were a serial step between grouping and making samples).
+    let (grouped, keys) = std::thread::scope(|scope| {
+        let keys = scope.spawn(|| keys::assign_keys(ids.iter().map(String::as_str), longest_field()));
+        let grouped = group::group(&group::Selection::new(&ids), &partitions, cfg.memory as usize, tmp);
+        (grouped, keys.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let (grouped, report) = grouped?;
     tracing::info!(
         "atlas-var: {} selected; {} of {} kept; {} to disk",
         plural(objects.len(), "object"),
@@ -216,8 +223,8 @@ fn atlas_var_group(
             if report.bad_rows == 1 { "was" } else { "were" }
         );
     }
-    let keys = keys::assign_keys(ids.iter().map(String::as_str), longest_field())
-        .map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;
+    let keys =
+        keys.map_err(|e| UserError::failure(format!("ATO_ID keys: {e}")).with_hint("keys keep only [A-Za-z0-9_-]"))?;
     let jobs = keys.into_iter().zip(ids).enumerate().map(|(i, (key, id))| Job { key, id, input: i }).collect();
     Ok((jobs, objects, grouped))
 }
