@@ -207,7 +207,8 @@ py_npy() { # n rep
 floor_parts() { # n rep
     # zstd level 3 alone, on the bytes etd compresses (tar-plain's archive of the same files).
     measure "zstd-alone" "$1" "$2" bash -c 'zstd -q -3 -T"$2" -c "$1" >/dev/null' _ "$WORK/out/tar/bench.tar" "$THREADS"
-    # sha256 of every input file, as etd checks them (OpenSSL uses the same SHA extensions).
+    # sha256 of every input file, as `etd run`'s fetch computes it (OpenSSL uses the same SHA
+    # extensions); its kernel time is the opening and reading of the inputs every route pays.
     measure "sha256-in" "$1" "$2" bash -c 'cd "$1" && xargs -a "$2" openssl dgst -sha256 >/dev/null' _ "$DATA" "$LIST"
     # sha256 and md5 of the shards, as the manifest records them (crc32c, with SSE4.2, is ~0.05 s).
     measure "digest-zstd" "$1" "$2" bash -c 'openssl dgst -sha256 "$@" >/dev/null && openssl dgst -md5 "$@" >/dev/null' _ \
