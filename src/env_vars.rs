@@ -19,6 +19,9 @@ pub const SLURM_ARRAY_TASK_STEP: &str = "SLURM_ARRAY_TASK_STEP";
 pub const RAYON_NUM_THREADS: &str = "RAYON_NUM_THREADS";
 /// Seconds between progress lines when stderr is not a terminal (default 5).
 pub const ETD_PROGRESS_INTERVAL: &str = "ETD_PROGRESS_INTERVAL";
+/// `0` or `off`: write shards through the page cache, not around it (`O_DIRECT`, the default
+/// where the file system takes it); `1` or `on`: the default.
+pub const ETD_DIRECT_IO: &str = "ETD_DIRECT_IO";
 /// Rewrite `completions/` and `man/` from the CLI definition (used by the freshness test).
 pub const ETD_REGENERATE: &str = "ETD_REGENERATE";
 
@@ -45,6 +48,7 @@ pub const ALL: &[&str] = &[
     SLURM_ARRAY_TASK_STEP,
     RAYON_NUM_THREADS,
     ETD_PROGRESS_INTERVAL,
+    ETD_DIRECT_IO,
     ETD_REGENERATE,
     ETD_TEST_NO_RETRY_DELAY,
     BEARER_TOKEN_FILE,

@@ -22,7 +22,8 @@ pub struct InputRecord {
     pub size: u64,
     pub sha256: String,
     /// Modification time in nanoseconds since the epoch (local files; 0 for fetched payloads,
-    /// and for a file modified within [`RACY_NS`] of the fetch: see [`recordable_times`]).
+    /// and for a file modified or changed within [`RACY_NS`] of the fetch: see
+    /// [`recordable_times`]).
     #[serde(default)]
     pub mtime_ns: i64,
     /// Status-change time (`ctime`) in nanoseconds since the epoch, recorded with `mtime_ns`
@@ -38,9 +39,10 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
-/// A modification time this close to the fetch (2 s) is not recorded: on a filesystem with coarse
-/// timestamps a rewrite within the same tick would keep it, so such a file is hashed instead
-/// (git's "racily clean" files).
+/// Times this close to the fetch (2 s) are not recorded: on a filesystem with coarse timestamps
+/// a rewrite within the same tick would keep them, so such a file is hashed instead (git's
+/// "racily clean" files). Both times count: a file copied with its modification time kept
+/// (`cp -p`, `rsync -a`) has an old mtime but a change time of now.
 pub const RACY_NS: i64 = 2_000_000_000;
 
 /// A file's modification and status-change times in nanoseconds since the epoch (0 if unknown;
@@ -65,10 +67,10 @@ pub fn now_ns() -> i64 {
 }
 
 /// The `(mtime_ns, ctime_ns)` fetch records for a file stat'ed (before hashing) at `now`: its
-/// times, or `(0, 0)` when it was modified within [`RACY_NS`] of `now` or has no times.
+/// times, or `(0, 0)` when it was modified or changed within [`RACY_NS`] of `now` or has no times.
 pub fn recordable_times(meta: &std::fs::Metadata, now: i64) -> (i64, i64) {
     let (mtime, ctime) = file_times(meta);
-    if mtime == 0 || ctime == 0 || now.saturating_sub(mtime) < RACY_NS {
+    if mtime == 0 || ctime == 0 || now.saturating_sub(mtime.max(ctime)) < RACY_NS {
         (0, 0)
     } else {
         (mtime, ctime)
@@ -203,12 +205,23 @@ impl FetchJournal {
 
     /// Append one entry and flush it to the OS.
     pub fn append(&mut self, entry: JournalEntry) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(&entry)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.flush()?;
+        self.append_all([entry])
+    }
+
+    /// Append entries in one write to the OS (units finished together: one system call, not one
+    /// per line; a kill during it leaves at most a torn last line, cut off at the next open).
+    pub fn append_all(&mut self, entries: impl IntoIterator<Item = JournalEntry>) -> anyhow::Result<()> {
+        let entries: Vec<JournalEntry> = entries.into_iter().collect();
+        let mut lines = Vec::new();
+        for entry in &entries {
+            serde_json::to_writer(&mut lines, entry)?;
+            lines.push(b'\n');
+        }
+        self.file.write_all(&lines)?;
         if self.keep {
-            self.entries.insert(entry.unit().to_string(), entry);
+            for entry in entries {
+                self.entries.insert(entry.unit().to_string(), entry);
+            }
         }
         Ok(())
     }
@@ -610,8 +623,15 @@ mod tests {
         let (mtime, ctime) = file_times(&meta);
         assert!(mtime > 0 && ctime > 0);
         assert_eq!(recordable_times(&meta, now_ns()), (0, 0), "modified just now");
-        assert_eq!(recordable_times(&meta, mtime + RACY_NS - 1), (0, 0));
-        assert_eq!(recordable_times(&meta, mtime + RACY_NS), (mtime, ctime));
+        let latest = mtime.max(ctime);
+        assert_eq!(recordable_times(&meta, latest + RACY_NS - 1), (0, 0));
+        assert_eq!(recordable_times(&meta, latest + RACY_NS), (mtime, ctime));
+        // An old modification time does not make a file changed just now recordable.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs_err::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        let aged = fs_err::metadata(&path).unwrap();
+        assert!(file_times(&aged).0 < mtime - RACY_NS);
+        assert_eq!(recordable_times(&aged, now_ns()), (0, 0), "changed just now");
         let rec = |mtime_ns, ctime_ns| InputRecord {
             path: "x".into(),
             field: "x".into(),

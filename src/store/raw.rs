@@ -274,8 +274,10 @@ mod tests {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         fs_err::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
         let meta = fs_err::metadata(&path).unwrap();
-        let (mtime_ns, ctime_ns) = crate::store::journal::recordable_times(&meta, crate::store::journal::now_ns());
-        assert!(mtime_ns != 0 && ctime_ns != 0, "an hour-old modification time is recorded");
+        // As a fetch 2 s from now would record them (its change time is now).
+        let later = crate::store::journal::now_ns() + crate::store::journal::RACY_NS;
+        let (mtime_ns, ctime_ns) = crate::store::journal::recordable_times(&meta, later);
+        assert!(mtime_ns != 0 && ctime_ns != 0, "times 2 s old are recorded");
         // A sha256 that cannot match: while the times do, the file is not hashed at all.
         let rec = InputRecord {
             path: "a.fits".into(),

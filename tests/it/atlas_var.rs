@@ -831,6 +831,16 @@ fn file_times_are_trusted_only_when_not_racy() {
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     let aged = s.join(&format!("mirror/{CATALOG_FILE}"));
     fs_err::File::options().write(true).open(&aged).unwrap().set_modified(old).unwrap();
+    // The catalog's change time is now too: it must be 2 s old before its times are recorded.
+    // The partitions are then written again, the same bytes, just before the fetch.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for entry in fs_err::read_dir(s.join("mirror")).unwrap() {
+        let path = entry.unwrap().path();
+        if path != aged && path.is_file() {
+            let bytes = fs_err::read(&path).unwrap();
+            fs_err::write(&path, bytes).unwrap();
+        }
+    }
     s.write("r.yaml", var_recipe("var-times", &catalog, &folder, "", "1MB", ""));
     etd_ok(&s, "fetch", 0);
     let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();

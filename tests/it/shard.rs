@@ -183,6 +183,8 @@ fn recorded_times_spare_the_hash_but_not_the_check() {
     for name in ["img000.fits", "img000.txt", "img001.fits", "img002.fits", "img003.fits", "img003.txt"] {
         set_old(&format!("data/{name}"));
     }
+    // Their change time is now: recorded only once it is older than 2 s.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     s.write("r.yaml", local_recipe("times", ""));
     s.etd().args(["run", "r.yaml"]).assert().success();
     let journal = fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap();
@@ -209,9 +211,17 @@ fn recorded_times_spare_the_hash_but_not_the_check() {
     set_old("data/img000.txt");
     s.etd().args(["shard", "r.yaml"]).assert().success();
     assert_eq!(s.shard_files(), before);
-    // fetch records the touched file's times again; the others are unchanged.
+    // fetch hashes the touched file, finds its bytes unchanged and records its new times (once
+    // they are 2 s old), so the next shard need not hash it; all four units count as unchanged.
+    let lines = |s: &Scratch| fs_err::read_to_string(s.join("work/journal.jsonl")).unwrap().lines().count();
+    let before_lines = lines(&s);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
-    assert!(stderr(&out).contains("1 unit recorded, 3 unchanged, 0 removed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("0 units recorded, 4 unchanged, 0 removed"), "{}", stderr(&out));
+    assert_eq!(lines(&s), before_lines + 1, "the touched unit's line is written again with its times");
+    let out = s.etd().args(["fetch", "r.yaml"]).output().unwrap();
+    assert!(stderr(&out).contains("0 units recorded, 4 unchanged, 0 removed"), "{}", stderr(&out));
+    assert_eq!(lines(&s), before_lines + 1, "and only once");
 }
 
 #[test]
@@ -231,6 +241,10 @@ fn key_collisions_are_errors() {
 fn refetch_skips_unchanged_and_rerun_is_identical() {
     let s = Scratch::new();
     synthetic_dataset(&s, 6);
+    // Files 2 s old have their times recorded at once, so the journal does not change below
+    // however long the two runs take (younger files are recorded without times, and their
+    // times are added by the first fetch that finds them older).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     s.write("r.yaml", local_recipe("re", "shard: {compression: zstd}\n"));
     s.etd().args(["run", "r.yaml"]).assert().success();
     let first = s.shard_files();

@@ -175,7 +175,9 @@ pub fn plan(cfg: &LocalConfig) -> anyhow::Result<FetchPlan> {
 /// Outcome of a local fetch.
 #[derive(Debug, Default)]
 pub struct LocalFetchSummary {
+    /// Units whose files are new or changed.
     pub recorded: u64,
+    /// Units whose files are as recorded (some recorded again with their times).
     pub unchanged: u64,
     /// Units recorded before whose files are gone now.
     pub removed: u64,
@@ -183,8 +185,9 @@ pub struct LocalFetchSummary {
     pub interrupted: Option<crate::stop::StopSignal>,
 }
 
-/// Record every unit's inputs in the journal; units whose files have the same size and mtime as
-/// recorded are skipped. Units are hashed in parallel and journaled in id order.
+/// Record every unit's inputs in the journal; units whose files have the same size and times as
+/// recorded are skipped (see `record_unit`). Units are hashed in parallel and journaled in id
+/// order, a group at a time.
 pub fn fetch(
     cfg: &LocalConfig,
     journal: &mut FetchJournal,
@@ -206,21 +209,38 @@ pub fn fetch(
             journal.sync()?;
             return Ok(summary);
         }
-        let records: Vec<anyhow::Result<Option<Vec<InputRecord>>>> =
+        let records: Vec<anyhow::Result<Recording>> =
             group.par_iter().map(|u| record_unit(cfg, u, journal.get(&u.id))).collect();
+        // The group's lines are written together, in id order, up to the first unit that failed
+        // (whose error ends the fetch after them).
+        let mut lines = Vec::new();
+        let mut failed = None;
         for (unit, rec) in group.iter().zip(records) {
-            match rec? {
-                None => {
+            match rec {
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+                Ok(Recording::Unchanged) => {
                     summary.unchanged += 1;
                     progress.advance(1, 0);
                 }
-                Some(inputs) => {
+                Ok(Recording::Retimed(inputs)) => {
+                    lines.push(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None, task: None });
+                    summary.unchanged += 1;
+                    progress.advance(1, 0);
+                }
+                Ok(Recording::Changed(inputs)) => {
                     let bytes = inputs.iter().map(|i| i.size).sum();
-                    journal.append(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None, task: None })?;
+                    lines.push(JournalEntry::Done { unit: unit.id.clone(), inputs, params: None, task: None });
                     summary.recorded += 1;
                     progress.advance(1, bytes);
                 }
             }
+        }
+        journal.append_all(lines)?;
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     let present: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
@@ -235,14 +255,22 @@ pub fn fetch(
     Ok(summary)
 }
 
-/// The unit's input records, or None when the journal already has them unchanged: the same
-/// files with the same size and times, or, for files recorded without times (modified just
-/// before that fetch), the same size and sha256.
-fn record_unit(
-    cfg: &LocalConfig,
-    unit: &LocalUnit,
-    known: Option<&JournalEntry>,
-) -> anyhow::Result<Option<Vec<InputRecord>>> {
+/// What a unit's files are against what the journal recorded.
+enum Recording {
+    /// The same files with the same size and times, or (recorded without times, and still
+    /// without recordable ones) the same size and sha256: nothing to write.
+    Unchanged,
+    /// The same bytes with new times (touched, or aged past the racy window since a fetch
+    /// recorded them without times): recorded again so `shard` need not hash them; counted as
+    /// unchanged.
+    Retimed(Vec<InputRecord>),
+    /// New or changed files.
+    Changed(Vec<InputRecord>),
+}
+
+/// Compare a unit's files with what the journal recorded, hashing them unless their size and
+/// times show them unchanged.
+fn record_unit(cfg: &LocalConfig, unit: &LocalUnit, known: Option<&JournalEntry>) -> anyhow::Result<Recording> {
     // Stat'ed before hashing: a change while hashing shows as a newer time at shard.
     let now = now_ns();
     let mut metas = Vec::new();
@@ -261,7 +289,7 @@ fn record_unit(
     };
     if let Some(inputs) = known {
         if inputs.iter().zip(&metas).all(|(i, (_, _, meta))| i.stat_matches(meta)) {
-            return Ok(None);
+            return Ok(Recording::Unchanged);
         }
     }
     let mut records = Vec::new();
@@ -281,16 +309,17 @@ fn record_unit(
     let same_bytes =
         known.is_some_and(|k| k.iter().zip(&records).all(|(i, r)| i.size == r.size && i.sha256 == r.sha256));
     if same_bytes {
-        // Recorded without times and still the same bytes: nothing new to record (a record is
-        // not rewritten only because its files have aged past the racy window).
-        if known.is_some_and(|k| k.iter().all(|i| i.mtime_ns == 0)) {
-            return Ok(None);
+        // Nothing new to record while the times are still not recordable either.
+        if records.iter().all(|r| r.mtime_ns == 0) {
+            return Ok(Recording::Unchanged);
         }
-        tracing::debug!("{}: inputs touched, not changed; recording their times again", unit.id);
-    } else if recorded_before {
+        tracing::debug!("{}: inputs unchanged; recording their times", unit.id);
+        return Ok(Recording::Retimed(records));
+    }
+    if recorded_before {
         tracing::info!("{}: inputs changed since the last fetch; recording them again", unit.id);
     }
-    Ok(Some(records))
+    Ok(Recording::Changed(records))
 }
 
 #[cfg(test)]
