@@ -84,8 +84,9 @@ pub struct DirectFile {
     refuse_next_direct_write: bool,
 }
 
-/// Whether `ETD_DIRECT_IO` allows `O_DIRECT` (unset: yes).
-fn direct_io_allowed() -> std::io::Result<bool> {
+/// Whether `ETD_DIRECT_IO` allows `O_DIRECT` (unset: yes). Checked at start-up too, so a bad
+/// value is a usage error before anything is done.
+pub fn direct_io_allowed() -> std::io::Result<bool> {
     parse_direct_io(std::env::var(crate::env_vars::ETD_DIRECT_IO).ok().as_deref())
 }
 
@@ -114,8 +115,9 @@ impl DirectFile {
                 fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path);
             match opened {
                 Ok(f) => (f, true),
-                // Refused by the file system (EINVAL on tmpfs and others) or any other failure:
-                // an ordinary create, which reports the error with the path if it fails too.
+                // Refused by the file system (EINVAL where it takes no O_DIRECT: some FUSE and
+                // overlay mounts, tmpfs before Linux 6.6) or any other failure: an ordinary
+                // create, which reports the error with the path if it fails too.
                 Err(_) => (buffered()?, false),
             }
         };

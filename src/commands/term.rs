@@ -26,6 +26,9 @@ pub enum ProgressMode {
 /// error) on an environment variable etd cannot read.
 pub fn init(args: &GlobalArgs) -> Result<Reporter, UserError> {
     let interval = progress_interval(std::env::var_os(env_vars::ETD_PROGRESS_INTERVAL).as_deref())?;
+    crate::fsx::direct_io_allowed().map_err(|e| {
+        UserError::usage(format!("${e}")).with_hint("it chooses how shards are written; unset it for the default")
+    })?;
     let stderr_tty = std::io::stderr().is_terminal();
     let mode = if args.quiet {
         ProgressMode::Off

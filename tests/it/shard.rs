@@ -225,6 +225,22 @@ fn recorded_times_spare_the_hash_but_not_the_check() {
 }
 
 #[test]
+fn shards_written_through_the_page_cache_are_the_same_and_a_bad_etd_direct_io_is_a_usage_error() {
+    let s = Scratch::new();
+    synthetic_dataset(&s, 5);
+    s.write("r.yaml", local_recipe("dio", "shard: {compression: zstd}\n"));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let around = s.shard_files();
+    s.etd().env("ETD_DIRECT_IO", "0").args(["shard", "r.yaml"]).assert().success();
+    assert_eq!(s.shard_files(), around, "the same bytes written through the page cache");
+    let out = s.etd().env("ETD_DIRECT_IO", "sometimes").args(["shard", "r.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("$ETD_DIRECT_IO=sometimes: expected 1 or on") && err.contains("0 or off"), "{err}");
+    assert_eq!(s.shard_files(), around);
+}
+
+#[test]
 fn key_collisions_are_errors() {
     let s = Scratch::new();
     s.write("data/a b.txt", "1");
