@@ -45,12 +45,14 @@ fn is_zero(v: &i64) -> bool {
 /// (`cp -p`, `rsync -a`) has an old mtime but a change time of now.
 pub const RACY_NS: i64 = 2_000_000_000;
 
+/// A time in nanoseconds since the epoch (0 for a time before it or beyond `i64`).
+fn epoch_ns(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).ok().and_then(|d| i64::try_from(d.as_nanos()).ok()).unwrap_or(0)
+}
+
 /// A file's modification and status-change times in nanoseconds since the epoch (0 if unknown;
 /// the change time is 0 off Unix).
 pub fn file_times(meta: &std::fs::Metadata) -> (i64, i64) {
-    let ns = |t: std::io::Result<std::time::SystemTime>| {
-        t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i64).unwrap_or(0)
-    };
     #[cfg(unix)]
     let ctime = {
         use std::os::unix::fs::MetadataExt;
@@ -58,12 +60,12 @@ pub fn file_times(meta: &std::fs::Metadata) -> (i64, i64) {
     };
     #[cfg(not(unix))]
     let ctime = 0;
-    (ns(meta.modified()), ctime)
+    (meta.modified().map_or(0, epoch_ns), ctime)
 }
 
 /// Now, in nanoseconds since the epoch.
 pub fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    epoch_ns(std::time::SystemTime::now())
 }
 
 /// The `(mtime_ns, ctime_ns)` fetch records for a file stat'ed (before hashing) at `now`: its
