@@ -46,7 +46,8 @@ pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
 pub struct Digests {
     pub size: u64,
     pub sha256: String,
-    pub md5: String,
+    /// None when the writer was made [`without_md5`](HashingWriter::without_md5).
+    pub md5: Option<String>,
     pub crc32c: String,
 }
 
@@ -55,23 +56,25 @@ const DIGEST_CHUNK: usize = 1 << 20;
 /// Chunks queued per digest thread (bounds memory to a few MiB per shard).
 const DIGEST_QUEUE: usize = 4;
 
-/// Passes bytes through while computing size, sha256, md5 and crc32c. Bytes are gathered into
-/// 1 MiB chunks; each full chunk is written to the inner writer in one call (so the inner writer
-/// needs no buffer of its own) and handed to the digest threads (md5; sha256 + crc32c) over
-/// bounded channels, so the digests stay off the writer's critical path. Chunk buffers are
-/// reused once both threads are done with them (no fresh allocation, no page faults, per MiB).
+/// Passes bytes through while computing size, sha256, crc32c and (unless made
+/// [`without_md5`](Self::without_md5)) md5. Bytes are gathered into 1 MiB chunks; each full
+/// chunk is written to the inner writer in one call (so the inner writer needs no buffer of its
+/// own) and handed to the digest threads (sha256 + crc32c; md5) over bounded channels, so the
+/// digests stay off the writer's critical path. Chunk buffers are reused once every thread is
+/// done with them (no fresh allocation, no page faults, per MiB).
 ///
 /// The threads start with the first chunk handed over: less than 1 MiB in all (a manifest, a
-/// small shard) is digested on the caller's thread at `finish`, since starting and joining two
+/// small shard) is digested on the caller's thread at `finish`, since starting and joining
 /// threads costs more than hashing a few KiB.
 pub struct HashingWriter<W> {
     inner: W,
     size: u64,
+    md5: bool,
     pending: Vec<u8>,
     /// Chunks handed to the digest threads, oldest first; reused when no thread holds them.
     sent: VecDeque<Arc<Vec<u8>>>,
-    /// The digest threads, once started.
-    threads: Option<[DigestThread; 2]>,
+    /// The digest threads (sha256 + crc32c, then md5 if computed), once started.
+    threads: Option<Vec<DigestThread>>,
 }
 
 /// A thread folding chunks into digests.
@@ -123,11 +126,23 @@ fn fold_sha_crc(chunks: impl IntoIterator<Item = Arc<Vec<u8>>>) -> Vec<String> {
 }
 
 impl<W> HashingWriter<W> {
+    /// Size, sha256, crc32c and md5.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, size: 0, pending: Vec::new(), sent: VecDeque::new(), threads: None }
+        HashingWriter { inner, size: 0, md5: true, pending: Vec::new(), sent: VecDeque::new(), threads: None }
     }
 
-    /// An empty chunk buffer: the oldest sent one if both threads are done with it, else a new one.
+    /// Size, sha256 and crc32c only: md5 has no hardware help and costs more CPU than the
+    /// other two together (shards record it only when a recipe asks, `shard.md5`).
+    pub fn without_md5(inner: W) -> Self {
+        Self::with_md5(inner, false)
+    }
+
+    /// [`new`](Self::new) if `md5`, else [`without_md5`](Self::without_md5).
+    pub fn with_md5(inner: W, md5: bool) -> Self {
+        HashingWriter { md5, ..Self::new(inner) }
+    }
+
+    /// An empty chunk buffer: the oldest sent one if every thread is done with it, else a new one.
     fn next_buffer(&mut self) -> Vec<u8> {
         if self.sent.len() > 2 * DIGEST_QUEUE + 2 {
             self.sent.pop_front();
@@ -144,25 +159,25 @@ impl<W> HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn finish(mut self) -> io::Result<(W, Digests)> {
-        let (md5, sha) = if self.threads.is_none() {
+        let folded: Vec<String> = if self.threads.is_none() {
             // Less than one chunk in all: digested here.
             self.inner.write_all(&self.pending)?;
             let chunk = [Arc::new(std::mem::take(&mut self.pending))];
-            (fold_md5(chunk.clone()), fold_sha_crc(chunk))
+            let mut folded = fold_sha_crc(chunk.clone());
+            if self.md5 {
+                folded.extend(fold_md5(chunk));
+            }
+            folded
         } else {
             self.flush_pending()?;
-            match self.threads.take() {
-                Some([md5, sha]) => (md5.finish(), sha.finish()),
-                None => (Vec::new(), Vec::new()),
-            }
+            self.threads.take().into_iter().flatten().flat_map(DigestThread::finish).collect()
         };
-        match (md5.as_slice(), sha.as_slice()) {
-            ([md5], [sha256, crc32c]) => {
-                let d = Digests { size: self.size, sha256: sha256.clone(), md5: md5.clone(), crc32c: crc32c.clone() };
-                Ok((self.inner, d))
-            }
-            _ => Err(io::Error::other("a digest thread failed")),
-        }
+        let (sha256, crc32c, md5) = match (folded.as_slice(), self.md5) {
+            ([sha256, crc32c], false) => (sha256, crc32c, None),
+            ([sha256, crc32c, md5], true) => (sha256, crc32c, Some(md5.clone())),
+            _ => return Err(io::Error::other("a digest thread failed")),
+        };
+        Ok((self.inner, Digests { size: self.size, sha256: sha256.clone(), md5, crc32c: crc32c.clone() }))
     }
 
     /// Write the gathered bytes to the inner writer and hand them to the digest threads.
@@ -173,9 +188,14 @@ impl<W: Write> HashingWriter<W> {
         self.inner.write_all(&self.pending)?;
         let next = self.next_buffer();
         let chunk = Arc::new(std::mem::replace(&mut self.pending, next));
-        let threads = self
-            .threads
-            .get_or_insert_with(|| [DigestThread::spawn("md5", fold_md5), DigestThread::spawn("sha256", fold_sha_crc)]);
+        let md5 = self.md5;
+        let threads = self.threads.get_or_insert_with(|| {
+            let mut threads = vec![DigestThread::spawn("sha256", fold_sha_crc)];
+            if md5 {
+                threads.push(DigestThread::spawn("md5", fold_md5));
+            }
+            threads
+        });
         for t in threads.iter() {
             t.send(&chunk);
         }
@@ -218,7 +238,7 @@ mod tests {
         let (out, d) = w.finish().unwrap();
         assert_eq!(out, data);
         assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)));
-        assert_eq!(d.md5, hex::encode(Md5::digest(&data)));
+        assert_eq!(d.md5, Some(hex::encode(Md5::digest(&data))));
         assert_eq!(d.crc32c, format!("{:08x}", crc32c::crc32c(&data)));
         assert_eq!(d.size, data.len() as u64);
     }
@@ -234,7 +254,7 @@ mod tests {
         let (out, d) = w.finish().unwrap();
         assert!(out == data);
         assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)));
-        assert_eq!(d.md5, hex::encode(Md5::digest(&data)));
+        assert_eq!(d.md5, Some(hex::encode(Md5::digest(&data))));
     }
 
     #[test]
@@ -267,9 +287,25 @@ mod tests {
             let (out, d) = w.finish().unwrap();
             assert!(out == data, "{len} bytes");
             assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)), "{len} bytes");
-            assert_eq!(d.md5, hex::encode(Md5::digest(&data)), "{len} bytes");
+            assert_eq!(d.md5, Some(hex::encode(Md5::digest(&data))), "{len} bytes");
             assert_eq!(d.crc32c, format!("{:08x}", crc32c::crc32c(&data)), "{len} bytes");
             assert_eq!(d.size, len as u64);
+        }
+    }
+
+    #[test]
+    fn without_md5_the_other_digests_are_the_same() {
+        for len in [5, 2 * DIGEST_CHUNK + 3] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 11 % 253) as u8).collect();
+            let mut all = HashingWriter::new(Vec::new());
+            let mut some = HashingWriter::without_md5(Vec::new());
+            all.write_all(&data).unwrap();
+            some.write_all(&data).unwrap();
+            let ((a_out, a), (s_out, s)) = (all.finish().unwrap(), some.finish().unwrap());
+            assert!(a_out == data && s_out == data, "{len} bytes");
+            assert_eq!(s.md5, None, "{len} bytes");
+            assert!(a.md5.is_some(), "{len} bytes");
+            assert_eq!(Digests { md5: None, ..a }, s, "{len} bytes");
         }
     }
 
@@ -279,7 +315,7 @@ mod tests {
         w.write_all(b"123456789").unwrap();
         let (_, d) = w.finish().unwrap();
         assert_eq!(d.crc32c, "e3069283"); // CRC-32C check value
-        assert_eq!(d.md5, "25f9e794323b453885f5181f1b624d0b");
+        assert_eq!(d.md5.as_deref(), Some("25f9e794323b453885f5181f1b624d0b"));
         assert_eq!(d.size, 9);
     }
 }

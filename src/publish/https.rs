@@ -286,6 +286,15 @@ impl Remote {
         let mut plan = Vec::with_capacity(items.len());
         for (item, found) in items.iter().zip(found) {
             let url = self.url(&item.name)?;
+            if let Found::Present { digests: Reported { md5: Some(_), crc32c: None }, .. } = &found {
+                if item.md5().is_none() {
+                    // The origin reports md5 alone (multiuser XRootD) and the manifest has none:
+                    // compute it from the file (checked against the manifest first).
+                    let path = item.path.clone();
+                    let local = tokio::task::spawn_blocking(move || digest_file(&path, true)).await??;
+                    item.learn(&local)?;
+                }
+            }
             plan.push(match found {
                 Found::Missing => Action::Create { name: item.name.clone(), bytes: item.size },
                 Found::Present { size, digests } => {
@@ -302,7 +311,7 @@ impl Remote {
                                 digests.md5.as_deref(),
                                 digests.crc32c.as_deref(),
                             ),
-                            local: describe(item.size, None, Some(&item.md5), Some(&item.crc32c)),
+                            local: describe(item.size, None, item.md5(), Some(&item.crc32c)),
                         }
                     }
                 }
@@ -332,8 +341,9 @@ impl Remote {
     async fn upload(&mut self, item: &Item, replace: Replace) -> anyhow::Result<()> {
         // The local file must be what the manifest says before it goes anywhere.
         let path = item.path.clone();
-        let local = tokio::task::spawn_blocking(move || digest_file(&path)).await??;
-        super::check_local(item, &local)?;
+        // md5 too (computed here when the manifest has none): an origin may report only md5.
+        let local = tokio::task::spawn_blocking(move || digest_file(&path, true)).await??;
+        item.learn(&local)?;
         let url = self.url(&item.name)?;
         self.journal.append(url.as_str(), UploadState::Started)?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
@@ -363,7 +373,7 @@ impl Remote {
             Found::Present { size, digests } => Err(UserError::failure(format!(
                 "{url} does not match after upload: the origin has {}, the file has {}; the manifest was not published",
                 describe(size.unwrap_or(0), None, digests.md5.as_deref(), digests.crc32c.as_deref()),
-                describe(item.size, None, Some(&item.md5), Some(&item.crc32c))
+                describe(item.size, None, item.md5(), Some(&item.crc32c))
             ))
             .with_hint("run `etd publish` again: the version is still a draft and etd replaces its own uploads")
             .into()),
@@ -375,7 +385,7 @@ impl Remote {
 /// Whether what the origin reports agrees with the item (size, and every digest reported).
 fn same(item: &Item, size: Option<u64>, d: &Reported) -> bool {
     size.is_none_or(|s| s == item.size)
-        && d.md5.as_deref().is_none_or(|m| m == item.md5)
+        && d.md5.as_deref().is_none_or(|m| item.md5().is_none_or(|own| own == m))
         && d.crc32c.as_deref().is_none_or(|c| c == item.crc32c)
 }
 

@@ -13,6 +13,7 @@ pub mod https;
 pub mod local;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use fs_err as fs;
@@ -36,13 +37,35 @@ pub struct Item {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
-    pub md5: String,
     pub crc32c: String,
+    /// md5 as the manifest records it, else as publish computed it from the file (a manifest
+    /// written without `shard.md5`): only origins that report md5 alone need it.
+    md5: OnceLock<String>,
 }
 
 impl Item {
+    /// Whether digests of a file are this item's: size, sha256, crc32c, and md5 where both
+    /// sides have one.
     pub fn matches(&self, d: &Digests) -> bool {
-        d.size == self.size && d.sha256 == self.sha256 && d.md5 == self.md5 && d.crc32c == self.crc32c
+        d.size == self.size
+            && d.sha256 == self.sha256
+            && d.crc32c == self.crc32c
+            && d.md5.as_deref().is_none_or(|m| self.md5().is_none_or(|own| own == m))
+    }
+
+    /// The md5, if known (from the manifest, or learnt from the file).
+    pub fn md5(&self) -> Option<&str> {
+        self.md5.get().map(String::as_str)
+    }
+
+    /// Check digests of the local file against the item ([`check_local`]), then keep the
+    /// file's md5 if the manifest had none.
+    pub fn learn(&self, found: &Digests) -> anyhow::Result<()> {
+        check_local(self, found)?;
+        if let Some(m) = &found.md5 {
+            let _ = self.md5.set(m.clone());
+        }
+        Ok(())
     }
 }
 
@@ -62,8 +85,8 @@ pub fn items(shards_dir: &Path) -> anyhow::Result<(Manifest, Vec<Item>)> {
             path: shards_dir.join(&s.name),
             size: s.bytes,
             sha256: s.sha256.clone(),
-            md5: s.md5.clone(),
             crc32c: s.crc32c.clone(),
+            md5: s.md5.clone().map(OnceLock::from).unwrap_or_default(),
         });
     }
     let d = digest_bytes(&bytes)?;
@@ -72,8 +95,8 @@ pub fn items(shards_dir: &Path) -> anyhow::Result<(Manifest, Vec<Item>)> {
         path: manifest_path,
         size: d.size,
         sha256: d.sha256,
-        md5: d.md5,
         crc32c: d.crc32c,
+        md5: d.md5.map(OnceLock::from).unwrap_or_default(),
     });
     Ok((manifest, items))
 }
@@ -85,10 +108,10 @@ pub fn digest_bytes(bytes: &[u8]) -> anyhow::Result<Digests> {
     Ok(w.finish()?.1)
 }
 
-/// Size and digests of a file, read once.
-pub fn digest_file(path: &Path) -> anyhow::Result<Digests> {
+/// Size and digests of a file (md5 only if `md5`), read once.
+pub fn digest_file(path: &Path, md5: bool) -> anyhow::Result<Digests> {
     let mut f = fs::File::open(path)?;
-    let mut w = HashingWriter::new(std::io::sink());
+    let mut w = HashingWriter::with_md5(std::io::sink(), md5);
     std::io::copy(&mut f, &mut w).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(w.finish()?.1)
 }

@@ -171,6 +171,8 @@ pub struct ShardFile {
     pub shuffle_seed: Option<u64>,
     #[serde(default)]
     pub mtime: Option<u64>,
+    #[serde(default)]
+    pub md5: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -323,7 +323,16 @@ fn resolve_shard(raw: raw::ShardFile, src: &RecipeSource) -> Result<ShardConfig,
             format!("mtime {mtime} does not fit a ustar header (at most {})", crate::shard::writer::USTAR_MAX),
         ));
     }
-    Ok(ShardConfig { max_samples, max_bytes, compression, level, splits, shuffle_seed: raw.shuffle_seed, mtime })
+    Ok(ShardConfig {
+        max_samples,
+        max_bytes,
+        compression,
+        level,
+        splits,
+        shuffle_seed: raw.shuffle_seed,
+        mtime,
+        md5: raw.md5.unwrap_or(false),
+    })
 }
 
 fn resolve_splits(map: IndexMap<String, f64>, src: &RecipeSource) -> Result<Vec<(String, f64)>, RecipeError> {

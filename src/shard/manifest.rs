@@ -62,7 +62,10 @@ pub struct ShardEntry {
     pub bytes: u64,
     /// Lower-case hex digests of the file as stored.
     pub sha256: String,
-    pub md5: String,
+    /// Only when the recipe asks for it (`shard.md5: true`; manifests written before that
+    /// option always have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     /// CRC-32C (Castagnoli) as 8 lower-case hex digits.
     pub crc32c: String,
 }

@@ -40,6 +40,9 @@ pub struct ShardConfig {
     pub shuffle_seed: Option<u64>,
     /// mtime of every tar member.
     pub mtime: u64,
+    /// Record each shard's md5 in the manifest (`shard.md5`; off by default: it costs more CPU
+    /// than sha256 and crc32c together, and `publish` computes it where an origin checks it).
+    pub md5: bool,
 }
 
 /// Shard compression: what a recipe asks for (`shard.compression`) and how a shard file is
@@ -178,8 +181,12 @@ where
     fs::create_dir_all(out)?;
     let zstd = cfg.compression == Compression::Zstd;
     let threads = rayon::current_num_threads().max(1);
-    let settings =
-        TarSettings { mtime: cfg.mtime, zstd_level: zstd.then_some(cfg.level), zstd_workers: threads as u32 };
+    let settings = TarSettings {
+        mtime: cfg.mtime,
+        zstd_level: zstd.then_some(cfg.level),
+        zstd_workers: threads as u32,
+        md5: cfg.md5,
+    };
     let total = jobs.len() as u64;
     let progress = reporter.start("shard", total);
     let packer = Packer::new(out, info.name, settings, cfg, threads);
@@ -507,6 +514,7 @@ mod tests {
             splits: splits.iter().map(|(n, f)| (n.to_string(), *f)).collect(),
             shuffle_seed: None,
             mtime: 0,
+            md5: false,
         }
     }
 

@@ -290,7 +290,8 @@ struct Verifier<'a> {
 struct Digests {
     bytes: u64,
     sha256: Sha256,
-    md5: Md5,
+    /// Only when the manifest records md5.
+    md5: Option<Md5>,
     crc32c: u32,
 }
 
@@ -307,7 +308,9 @@ impl<R: Read> Read for HashingReader<R> {
         let d = &mut self.digests;
         d.bytes += n as u64;
         d.sha256.update(data);
-        d.md5.update(data);
+        if let Some(md5) = &mut d.md5 {
+            md5.update(data);
+        }
         d.crc32c = crc32c::crc32c_append(d.crc32c, data);
         Ok(n)
     }
@@ -425,7 +428,12 @@ impl Verifier<'_> {
         });
         let mut reader = HashingReader {
             inner: BufReader::with_capacity(BUF_SIZE, handle),
-            digests: Digests { bytes: 0, sha256: Sha256::new(), md5: Md5::new(), crc32c: 0 },
+            digests: Digests {
+                bytes: 0,
+                sha256: Sha256::new(),
+                md5: entry.md5.as_ref().map(|_| Md5::new()),
+                crc32c: 0,
+            },
         };
 
         let manifest = self.manifest;
@@ -498,12 +506,13 @@ impl Verifier<'_> {
                 format!("expected {} bytes, found {}", entry.bytes, d.bytes),
             );
         }
+        let md5 = entry.md5.as_ref().zip(d.md5).map(|(expected, md5)| (expected, hex::encode(md5.finalize())));
         let found = [
-            (ProblemKind::Sha256Mismatch, &entry.sha256, hex::encode(d.sha256.finalize())),
-            (ProblemKind::Md5Mismatch, &entry.md5, hex::encode(d.md5.finalize())),
-            (ProblemKind::Crc32cMismatch, &entry.crc32c, format!("{:08x}", d.crc32c)),
+            Some((ProblemKind::Sha256Mismatch, &entry.sha256, hex::encode(d.sha256.finalize()))),
+            md5.map(|(expected, actual)| (ProblemKind::Md5Mismatch, expected, actual)),
+            Some((ProblemKind::Crc32cMismatch, &entry.crc32c, format!("{:08x}", d.crc32c))),
         ];
-        for (kind, expected, actual) in found {
+        for (kind, expected, actual) in found.into_iter().flatten() {
             if *expected != actual {
                 self.sink.push(file, kind, format!("expected {expected}, found {actual}"));
             }
@@ -674,7 +683,7 @@ mod tests {
                         samples: keys.len() as u64,
                         bytes: 0,
                         sha256: String::new(),
-                        md5: String::new(),
+                        md5: Some(String::new()),
                         crc32c: String::new(),
                     });
                     samples += keys.len() as u64;
@@ -714,7 +723,7 @@ mod tests {
             e.samples = samples;
             e.bytes = bytes.len() as u64;
             e.sha256 = hex::encode(Sha256::digest(&bytes));
-            e.md5 = hex::encode(Md5::digest(&bytes));
+            e.md5 = Some(hex::encode(Md5::digest(&bytes)));
             e.crc32c = format!("{:08x}", crc32c::crc32c(&bytes));
             let split = e.split.clone();
             let m = &mut self.manifest;
@@ -812,6 +821,22 @@ mod tests {
         let text = render_verify_text(&r);
         assert!(text.contains("ds-train-000001.tar: sha256-mismatch: expected "), "{text}");
         assert!(text.ends_with("verified 4 shards, 7 samples: 3 problems\n"), "{text}");
+    }
+
+    #[test]
+    fn a_manifest_without_md5_is_checked_without_it() {
+        let mut ds = standard(false);
+        for e in &mut ds.manifest.shards {
+            e.md5 = None;
+        }
+        ds.save();
+        assert!(!fs::read_to_string(ds.dir.path().join(MANIFEST_NAME)).expect("read").contains("md5"));
+        assert!(ds.verify().problems.is_empty());
+        let path = ds.path(1);
+        let mut bytes = fs::read(&path).expect("read");
+        bytes[512] ^= 0x20;
+        fs::write(&path, &bytes).expect("write");
+        assert_eq!(kinds(&ds.verify()), vec!["crc32c-mismatch", "sha256-mismatch"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `ShardWriter`: one thread per shard that owns its tar (and zstd) stream. Samples arrive in
-//! batches over a bounded channel; the file's size, sha256, md5 and crc32c are computed while it is written.
+//! batches over a bounded channel; the file's size, sha256, crc32c (and md5 if asked) are computed
+//! while it is written.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct TarSettings {
     pub zstd_level: Option<i32>,
     /// zstd worker threads per shard (at least 1; the output does not depend on it).
     pub zstd_workers: u32,
+    /// Whether the manifest records each shard's md5 (`shard.md5`).
+    pub md5: bool,
 }
 
 /// A shard being written on its own thread.
@@ -137,7 +140,7 @@ fn write_shard(
 ) -> anyhow::Result<ShardEntry> {
     // Written around the page cache where the file system allows it (see `DirectFile`).
     let file = crate::fsx::DirectFile::create(path)?;
-    let mut hashing = crate::digest::HashingWriter::new(file);
+    let mut hashing = crate::digest::HashingWriter::with_md5(file, settings.md5);
     let count = match settings.zstd_level {
         None => write_tar(&mut hashing, samples, settings.mtime)?,
         Some(level) => {

@@ -159,6 +159,12 @@ pub struct Xrootd {
 impl Xrootd {
     /// None (the test is skipped, or fails under CI=true) when `xrootd` is not installed.
     pub fn start() -> Option<Xrootd> {
+        Self::start_with_checksums("adler32 crc32c md5")
+    }
+
+    /// An origin that computes only the checksums named (`xrootd.chksum`); "md5" is what a
+    /// multiuser Pelican origin offers (it has no crc32c).
+    pub fn start_with_checksums(checksums: &str) -> Option<Xrootd> {
         if Command::new("xrootd").arg("-v").output().is_err() {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but xrootd is missing; .ci/run installs it");
             eprintln!("skipped: xrootd is not installed (apt-get install xrootd-server; .ci/run does)");
@@ -173,7 +179,7 @@ impl Xrootd {
         let root = is_root();
         let cfg = format!(
             "all.export /data\noss.localroot {root_dir}\nall.adminpath {admin}\nall.pidpath {admin}\n\
-             xrd.port {xrd_port}\nxrd.protocol XrdHttp:{http_port} libXrdHttp.so\nxrootd.chksum adler32 crc32c md5\n",
+             xrd.port {xrd_port}\nxrd.protocol XrdHttp:{http_port} libXrdHttp.so\nxrootd.chksum {checksums}\n",
             root_dir = dir.path().join("root").display(),
             admin = dir.path().join("admin").display(),
         );
@@ -289,4 +295,39 @@ fn xrootd_origin_publish_republish_conflict_and_interrupted_upload() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let v2: Vec<String> = listing(&xrd.path("ns/pubtest/v2")).into_iter().map(|(n, _)| n).collect();
     assert_eq!(v2, ["pubtest-000000.tar"]);
+}
+
+/// Shards are written without md5 (`shard.md5` is off by default): against an origin that
+/// reports md5 alone, publish computes it from the files, so a re-publish is still recognised as
+/// identical and a changed object of the same size is still a conflict.
+#[test]
+fn an_origin_with_md5_alone_is_checked_with_md5_computed_while_publishing() {
+    let Some(xrd) = Xrootd::start_with_checksums("md5") else { return };
+    let s = Scratch::new();
+    let publish = format!("publish: {{origin: \"{}\", path: ns/md5only, version: v1}}\n", xrd.url);
+    dataset(&s, 2, 2, &publish);
+    let manifest = fs_err::read_to_string(s.shards().join("manifest.json")).unwrap();
+    assert!(!manifest.contains("md5"), "{manifest}");
+    let etd = |args: &[&str]| s.etd().env("BEARER_TOKEN", BEARER).args(args).output().unwrap();
+    let out = etd(&["-vv", "publish", "r.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("only the size was checked"), "{}", stderr(&out));
+    let dest = xrd.path("ns/md5only/v1");
+    assert_eq!(listing(&dest), listing(&s.shards()));
+
+    let out = etd(&["publish", "r.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already published with identical bytes"), "{}", stderr(&out));
+
+    // One byte changed, same size, in a later second than the upload (XRootD keeps a checksum
+    // while the file's mtime in whole seconds is unchanged): only md5 can tell.
+    std::thread::sleep(Duration::from_millis(1100));
+    let object = dest.join("pubtest-000001.tar");
+    let mut bytes = fs_err::read(&object).unwrap();
+    bytes[600] ^= 1;
+    fs_err::write(&object, &bytes).unwrap();
+    let out = etd(&["publish", "r.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("conflict  pubtest-000001.tar") && err.matches("md5 ").count() >= 2, "{err}");
 }

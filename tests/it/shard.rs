@@ -117,6 +117,45 @@ fn max_bytes_starts_new_shards() {
 }
 
 #[test]
+fn md5_is_in_the_manifest_only_when_the_recipe_asks() {
+    use md5::Digest;
+    let s = Scratch::new();
+    synthetic_dataset(&s, 6);
+    let recipe = |md5: &str| {
+        local_recipe("m", &format!("transform:\n  image: {{outputs: [fits]}}\nshard: {{max_samples: 2{md5}}}\n"))
+    };
+    s.write("r.yaml", recipe(""));
+    s.etd().args(["run", "r.yaml"]).assert().success();
+    let without = s.manifest();
+    s.write("r.yaml", recipe(", md5: true"));
+    s.etd().args(["shard", "r.yaml"]).assert().success();
+    let with = s.manifest();
+    let (a, b) = (without["shards"].as_array().unwrap(), with["shards"].as_array().unwrap());
+    assert_eq!(a.len(), 3);
+    for (a, b) in a.iter().zip(b) {
+        assert!(a.get("md5").is_none(), "{a}");
+        let bytes = fs_err::read(s.shards().join(b["name"].as_str().unwrap())).unwrap();
+        assert_eq!(b["md5"].as_str().unwrap(), hex::encode(md5::Md5::digest(&bytes)));
+        // The shards are the same bytes either way.
+        assert_eq!(a["sha256"], b["sha256"]);
+    }
+    s.etd().arg("verify").arg(s.shards()).assert().success();
+    // A flipped byte is found by md5 too once the manifest has it.
+    let first = s.shards().join(b[0]["name"].as_str().unwrap());
+    let mut bytes = fs_err::read(&first).unwrap();
+    bytes[600] ^= 1;
+    fs_err::write(&first, &bytes).unwrap();
+    let out = s.etd().args(["verify", "--json"]).arg(s.shards()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("md5-mismatch"), "{}", stdout(&out));
+
+    s.write("r.yaml", recipe(", md5: 1"));
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("shard.md5"), "{}", stderr(&out));
+}
+
+#[test]
 fn corrupt_fits_goes_to_failures_and_exit_3() {
     etd_emulators::require_fixtures!();
     let s = Scratch::new();
