@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use anyhow::Context;
 use fs_err as fs;
@@ -62,26 +64,56 @@ const DIRECT_ALIGN: usize = 4096;
 /// A new file written around the page cache where the file system allows it (Linux `O_DIRECT`),
 /// for shards: etd writes them once and reads them back at most once (verify, publish), and on
 /// a machine whose page cache is slow to grow (a VM) copying them into it cost more CPU than
-/// compressing them (bench/README.md). Bytes are gathered in a 4096-aligned 1 MiB buffer and
-/// written in whole buffers; the last, partial block is written padded with zeros at
+/// compressing them (bench/README.md). Bytes are gathered in 4096-aligned 1 MiB windows; each
+/// full window is written by a thread of the file's own while the next one fills (an `O_DIRECT`
+/// write returns only once the device has the bytes: on the caller's thread that wait was a
+/// fifth of a plain-tar shard's time). The last, partial block is written padded with zeros at
 /// [`finish`](Self::finish) and the file cut back to its length. A file system that refuses
-/// `O_DIRECT` (at open or at the first write) gets ordinary writes. `flush` writes nothing: the
-/// bytes are complete after `finish`, durable after `sync_all` of the file it returns.
-/// `ETD_DIRECT_IO=0` turns `O_DIRECT` off (for storage where synchronous 1 MiB writes are slow).
+/// `O_DIRECT` (at open or at a write) gets ordinary writes. `flush` writes nothing: the bytes
+/// are complete after `finish`, durable after `sync_all` of the file it returns. A write error
+/// shows at the next `write` or at `finish`. `ETD_DIRECT_IO=0` turns `O_DIRECT` off.
 #[must_use = "the last bytes are written by `finish`"]
 pub struct DirectFile {
-    file: fs::File,
-    /// `DIRECT_BUF + DIRECT_ALIGN` bytes: the window `[start, start + DIRECT_BUF)` is aligned.
-    buf: Vec<u8>,
-    start: usize,
-    /// Bytes in the window.
+    /// The window being filled, and the bytes in it.
+    window: Window,
     len: usize,
-    /// Bytes written to the file so far (a multiple of `DIRECT_ALIGN` while `direct`).
-    written: u64,
+    /// Bytes handed to `write` so far.
+    total: u64,
+    /// Opened with `O_DIRECT` (the I/O thread may fall back to ordinary writes later).
     direct: bool,
+    /// Full windows to the I/O thread; emptied ones come back on `free`.
+    to_io: Option<SyncSender<(Window, usize)>>,
+    free: Receiver<Window>,
+    io: Option<JoinHandle<std::io::Result<(fs::File, bool)>>>,
     /// Tests: the next write around the page cache fails as a file system refusing it would.
     #[cfg(test)]
-    refuse_next_direct_write: bool,
+    refuse_next_direct_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Full windows queued for the I/O thread while one is written and one fills (3 MiB per file).
+const DIRECT_QUEUE: usize = 1;
+
+/// A 4096-aligned window of `DIRECT_BUF` bytes inside a slightly larger allocation.
+struct Window {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Window {
+    fn new() -> Self {
+        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
+        // The first aligned byte (the allocation holds DIRECT_ALIGN spare bytes for it).
+        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+        Window { buf, start }
+    }
+
+    fn bytes(&self, n: usize) -> &[u8] {
+        &self.buf[self.start..self.start + n]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + DIRECT_BUF]
+    }
 }
 
 /// Whether `ETD_DIRECT_IO` allows `O_DIRECT` (unset: yes). Checked at start-up too, so a bad
@@ -125,49 +157,146 @@ impl DirectFile {
         let (file, direct) = (buffered()?, false);
         #[cfg(not(target_os = "linux"))]
         direct_io_allowed()?;
-        let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
-        // The first aligned byte (the allocation holds DIRECT_ALIGN spare bytes for it).
-        let start = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-        Ok(DirectFile {
+        let (to_io, from_writer) = sync_channel::<(Window, usize)>(DIRECT_QUEUE);
+        let (give_back, free) = channel();
+        #[cfg(test)]
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut io = IoThread {
             file,
-            buf,
-            start,
-            len: 0,
-            written: 0,
             direct,
+            written: 0,
             #[cfg(test)]
-            refuse_next_direct_write: false,
+            refuse_next_direct_write: std::sync::Arc::clone(&refuse),
+        };
+        let handle = std::thread::Builder::new().name("shard io".into()).spawn(move || {
+            for (window, n) in from_writer {
+                io.write(window.bytes(n))?;
+                // The writer may be gone (an error elsewhere): the window is just freed.
+                let _ = give_back.send(window);
+            }
+            Ok((io.file, io.direct))
+        })?;
+        Ok(DirectFile {
+            window: Window::new(),
+            len: 0,
+            total: 0,
+            direct,
+            to_io: Some(to_io),
+            free,
+            io: Some(handle),
+            #[cfg(test)]
+            refuse_next_direct_write: refuse,
         })
     }
 
-    /// Whether the file is written around the page cache.
+    /// Whether the file was opened to be written around the page cache.
     pub fn is_direct(&self) -> bool {
         self.direct
     }
 
-    /// Write the first `n` bytes of the window (`n` aligned while direct), then move what
-    /// follows them to its front.
-    fn write_window(&mut self, n: usize) -> std::io::Result<()> {
-        let window = self.start..self.start + n;
+    /// Hand the first `n` bytes of the window to the I/O thread and start an empty one.
+    fn send_window(&mut self, n: usize) -> std::io::Result<()> {
+        let next = self.free.try_recv().unwrap_or_else(|_| Window::new());
+        let full = std::mem::replace(&mut self.window, next);
+        self.len = 0;
+        let sent = self.to_io.as_ref().map(|tx| tx.send((full, n)));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The I/O thread stopped on an error: it says which.
+            _ => Err(self.join().err().unwrap_or_else(|| std::io::Error::other("the shard's I/O thread stopped"))),
+        }
+    }
+
+    /// Wait for the I/O thread to write everything sent: the file, and whether it is still
+    /// written around the page cache.
+    fn join(&mut self) -> std::io::Result<(fs::File, bool)> {
+        self.to_io.take();
+        let handle = self.io.take().ok_or_else(|| std::io::Error::other("the shard's I/O thread is gone"))?;
+        handle.join().map_err(|_| std::io::Error::other("the shard's I/O thread panicked"))?
+    }
+
+    /// Write what is gathered (the last block padded while direct, then the file cut back to
+    /// its length) and return the file, to be synced.
+    pub fn finish(self) -> std::io::Result<fs::File> {
+        Ok(self.finish_telling_direct()?.0)
+    }
+
+    /// [`finish`](Self::finish), and whether the file was written around the page cache to
+    /// the end.
+    fn finish_telling_direct(mut self) -> std::io::Result<(fs::File, bool)> {
+        let padded = self.direct && !self.len.is_multiple_of(DIRECT_ALIGN);
+        if self.len > 0 {
+            let n = if padded { self.len.next_multiple_of(DIRECT_ALIGN) } else { self.len };
+            let len = self.len;
+            self.window.bytes_mut()[len..n].fill(0);
+            self.send_window(n)?;
+        }
+        let (file, direct) = self.join()?;
+        if padded {
+            // Also after a fall-back to ordinary writes: the padding was written either way.
+            file.set_len(self.total)?;
+        }
+        Ok((file, direct))
+    }
+}
+
+impl Drop for DirectFile {
+    fn drop(&mut self) {
+        // Not finished (an error elsewhere): wait for the writes in flight, keep no thread.
+        if self.io.is_some() {
+            let _ = self.join();
+        }
+    }
+}
+
+impl Write for DirectFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(DIRECT_BUF - self.len);
+        let at = self.len;
+        self.window.bytes_mut()[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        self.total += n as u64;
+        if self.len == DIRECT_BUF {
+            self.send_window(DIRECT_BUF)?;
+        }
+        Ok(n)
+    }
+
+    /// Nothing: a partial block cannot be written around the page cache (see [`DirectFile`]).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The file of a [`DirectFile`], on its I/O thread.
+struct IoThread {
+    file: fs::File,
+    direct: bool,
+    /// Bytes written to the file so far (a multiple of `DIRECT_ALIGN` while `direct`).
+    written: u64,
+    #[cfg(test)]
+    refuse_next_direct_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl IoThread {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         #[cfg(test)]
-        let result = if self.direct && std::mem::take(&mut self.refuse_next_direct_write) {
+        let result = if self.direct && self.refuse_next_direct_write.swap(false, std::sync::atomic::Ordering::SeqCst) {
             Err(std::io::Error::from(std::io::ErrorKind::InvalidInput))
         } else {
-            self.file.write_all(&self.buf[window.clone()])
+            self.file.write_all(data)
         };
         #[cfg(not(test))]
-        let result = self.file.write_all(&self.buf[window.clone()]);
+        let result = self.file.write_all(data);
         match result {
             // EINVAL (fs_err keeps the kind, not the OS code): opened with O_DIRECT but refused
             // at the write (alignment the file system does not take). Ordinary writes from here.
             Err(e) if self.direct && e.kind() == std::io::ErrorKind::InvalidInput && self.reopen_buffered().is_ok() => {
-                self.file.write_all(&self.buf[window])?;
+                self.file.write_all(data)?;
             }
             other => other?,
         }
-        self.written += n as u64;
-        self.buf.copy_within(self.start + n..self.start + self.len, self.start);
-        self.len -= n;
+        self.written += data.len() as u64;
         Ok(())
     }
 
@@ -179,44 +308,6 @@ impl DirectFile {
         file.seek(SeekFrom::Start(self.written))?;
         self.file = file;
         self.direct = false;
-        Ok(())
-    }
-
-    /// Write what is gathered (the last block padded while direct, then the file cut back to
-    /// its length) and return the file, to be synced.
-    pub fn finish(mut self) -> std::io::Result<fs::File> {
-        if self.len > 0 {
-            let len = self.len as u64;
-            if self.direct {
-                let padded = self.len.next_multiple_of(DIRECT_ALIGN);
-                self.buf[self.start + self.len..self.start + padded].fill(0);
-                self.len = padded;
-                self.write_window(padded)?;
-                let size = self.written - padded as u64 + len;
-                self.file.set_len(size)?;
-            } else {
-                let n = self.len;
-                self.write_window(n)?;
-            }
-        }
-        Ok(self.file)
-    }
-}
-
-impl Write for DirectFile {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let n = data.len().min(DIRECT_BUF - self.len);
-        let at = self.start + self.len;
-        self.buf[at..at + n].copy_from_slice(&data[..n]);
-        self.len += n;
-        if self.len == DIRECT_BUF {
-            self.write_window(DIRECT_BUF)?;
-        }
-        Ok(n)
-    }
-
-    /// Nothing: a partial block cannot be written around the page cache (see [`DirectFile`]).
-    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -385,10 +476,11 @@ mod tests {
             return; // this file system takes no O_DIRECT at all: the other tests cover it
         }
         f.write_all(&data[..DIRECT_BUF + 5]).unwrap();
-        f.refuse_next_direct_write = true;
+        f.refuse_next_direct_write.store(true, std::sync::atomic::Ordering::SeqCst);
         f.write_all(&data[DIRECT_BUF + 5..]).unwrap();
-        assert!(!f.is_direct(), "ordinary writes after the refusal");
-        f.finish().unwrap().sync_all().unwrap();
+        let (file, direct) = f.finish_telling_direct().unwrap();
+        assert!(!direct, "ordinary writes after the refusal");
+        file.sync_all().unwrap();
         assert!(fs::read(&path).unwrap() == data);
     }
 
