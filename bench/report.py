@@ -35,8 +35,8 @@ def main():
         ("py-npy", n, "astropy -> float32 npy (NaN -> 0) -> ShardWriter; fsync"),
         ("zstd-alone", n, "floor: zstd -3 -T<threads> of tar-plain's archive, to /dev/null"),
         ("sha256-in", n, "floor: openssl sha256 of every input file"),
-        ("digest-zstd", n, "floor: openssl sha256 + md5 of etd's .tar.zst shards"),
-        ("digest-none", n, "floor: openssl sha256 + md5 of etd's .tar shards"),
+        ("digest-zstd", n, "floor: openssl sha256 of etd's .tar.zst shards"),
+        ("digest-none", n, "floor: openssl sha256 of etd's .tar shards"),
         ("etd-fetch", n4, "etd fetch at 4N"),
         ("etd-zstd", n4, "etd shard zstd level 3 at 4N"),
     ]
@@ -103,8 +103,8 @@ def floors(runs, med, n, threads, tz, tp):
     """Lower bounds of the etd routes on this machine: the CPU of the work etd cannot skip, each
     part timed alone with the fastest tool at hand, spread perfectly over the threads. Counted:
     zstd's own compression (user CPU of zstd on the same tar), the kernel's opening and reading of
-    every input (the system CPU of openssl over the inputs), sha256 + md5 of every shard (user CPU
-    of openssl over etd's shards), and for `etd run` the sha256 of every input (fetch records it;
+    every input (the system CPU of openssl over the inputs), sha256 of every shard (user CPU of
+    openssl over etd's shards; md5 too before it became `shard.md5`, off by default), and for `etd run` the sha256 of every input (fetch records it;
     `shard` does not hash an input again while its size and times are as recorded, as here). Not
     counted: writing the output, tar framing, fsync, thread hand-offs, so the real floor is
     higher. (Until etd wrote shards around the page cache, the plain route's floor counted tar's
@@ -116,7 +116,7 @@ def floors(runs, med, n, threads, tz, tp):
     reads = med("sha256-in", n, 2) - si
     tar_cpu = med("tar-plain", n, 2)
     print(f"floor (CPU s; {threads} threads): zstd {z:.2f} user, sha256 of inputs {si:.2f} user + {reads:.2f} kernel "
-          f"(open + read), sha256 + md5 of the zstd shards {dz:.2f}, of the plain shards {dn:.2f} user; "
+          f"(open + read), sha256 of the zstd shards {dz:.2f}, of the plain shards {dn:.2f} user; "
           f"(tar -cf {tar_cpu:.2f} user + kernel)")
     rows = [
         ("etd-zstd", (z + reads + dz) / threads, tz, 1.0, "tar|zstd", "zstd + reads + digests(shards)"),
