@@ -118,11 +118,14 @@ pub fn discover(cfg: &LocalConfig) -> anyhow::Result<Vec<LocalUnit>> {
     let opts =
         glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: true };
     let mut units: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for entry in glob::glob_with(&full, opts).with_context(|| format!("bad pattern {full}"))? {
-        let path = entry.with_context(|| format!("cannot list {}", cfg.dir.display()))?;
-        if !path.is_file() {
-            continue;
-        }
+    let paths = glob::glob_with(&full, opts)
+        .with_context(|| format!("bad pattern {full}"))?
+        .collect::<Result<Vec<PathBuf>, _>>()
+        .with_context(|| format!("cannot list {}", cfg.dir.display()))?;
+    // One stat per match, on every core (serial, it was a third of a fetch's first 0.15 s on
+    // 20,000 files, with one core idle).
+    let is_file: Vec<bool> = paths.par_iter().map(|p| p.is_file()).collect();
+    for path in paths.into_iter().zip(is_file).filter_map(|(p, file)| file.then_some(p)) {
         let rel = path.strip_prefix(&cfg.dir).unwrap_or(&path);
         let rel_text = rel
             .to_str()
