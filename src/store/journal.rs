@@ -220,14 +220,16 @@ pub struct FailureEntry {
 pub struct FetchJournal {
     path: PathBuf,
     file: fs::File,
-    /// Latest entry per unit (when opened with `open`).
+    /// Latest entry per unit as earlier runs left it (when opened with `open`).
     entries: BTreeMap<String, JournalEntry>,
-    keep: bool,
 }
 
 impl FetchJournal {
     /// Open (creating) the journal and keep its entries in memory (the local source compares
-    /// files with what it recorded). A torn last line from a killed run is cut off.
+    /// files with what it recorded). What this run appends is not added to them: the local
+    /// source compares each unit once, and a map of every unit just recorded was built only to
+    /// be freed between `fetch` and `shard` in `etd run`. A torn last line from a killed run is
+    /// cut off.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         Self::open_with(path, true)
     }
@@ -253,14 +255,15 @@ impl FetchJournal {
             file.file().set_len(good_len).with_context(|| format!("cannot truncate {}", path.display()))?;
             file.seek(SeekFrom::End(0))?;
         }
-        Ok(FetchJournal { path: path.to_path_buf(), file, entries, keep })
+        Ok(FetchJournal { path: path.to_path_buf(), file, entries })
     }
 
+    /// The latest entry an earlier run recorded for `unit`.
     pub fn get(&self, unit: &str) -> Option<&JournalEntry> {
         self.entries.get(unit)
     }
 
-    /// Units whose latest entry is `Done`.
+    /// Units whose latest entry, as earlier runs left it, is `Done`.
     pub fn done_units(&self) -> impl Iterator<Item = &str> {
         self.entries.values().filter(|e| matches!(e, JournalEntry::Done { .. })).map(|e| e.unit())
     }
@@ -280,11 +283,6 @@ impl FetchJournal {
             lines.push(b'\n');
         }
         self.file.write_all(&lines)?;
-        if self.keep {
-            for entry in entries {
-                self.entries.insert(entry.unit().to_string(), entry);
-            }
-        }
         Ok(())
     }
 

@@ -200,6 +200,12 @@ pub fn fetch(
     let mut units = discover(cfg)?;
     // A task of a split records its share of the units (in its own journal).
     units.retain(|u| split.owns(&u.id));
+    // Units recorded before whose files are gone (`units` is sorted by id).
+    let gone: Vec<String> = journal
+        .done_units()
+        .filter(|u| split.owns(u) && units.binary_search_by(|x| x.id.as_str().cmp(u)).is_err())
+        .map(str::to_string)
+        .collect();
     let progress = reporter.start("fetch", units.len() as u64);
     let mut summary = LocalFetchSummary::default();
     // Groups of 32 units per thread: small enough to stop soon after a signal, large enough
@@ -246,9 +252,6 @@ pub fn fetch(
             return Err(e);
         }
     }
-    let present: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
-    let gone: Vec<String> =
-        journal.done_units().filter(|u| split.owns(u) && !present.contains(u)).map(str::to_string).collect();
     for unit in gone {
         tracing::info!("{unit}: its files are gone from {}; dropping it", cfg.dir.display());
         journal.append(JournalEntry::Removed { unit })?;

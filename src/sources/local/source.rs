@@ -1,6 +1,7 @@
 //! The local source as a `Source`: fetch records the files found (no requests, no split), and
 //! each unit's sample is its FITS file through the image transform plus its other files as they are.
 
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 
 use super::{discover, longest_field, LocalConfig};
@@ -11,7 +12,7 @@ use crate::report::plural;
 use crate::sample::{Fields, SampleError};
 use crate::shard::Job;
 use crate::sources::{FetchRun, Samples, ShardInput, Source};
-use crate::store::journal::read_failures;
+use crate::store::journal::{read_failures, JournalPos};
 use crate::store::raw::{read_checked, Recorded};
 use crate::store::{FetchJournal, InputRecord};
 use crate::transform::image::{check_structure, fits_fields, ImageOutput, Provenance};
@@ -126,16 +127,14 @@ impl Samples for LocalSamples<'_> {
         let image = self.input.inputs.image;
         let journals = self.input.journals;
         let image_fields: Vec<&str> = image.outputs.iter().map(|o| o.field()).collect();
-        let mut input_fields = BTreeSet::new();
-        for (unit, pos) in &self.input.done {
+        // Each unit's fields, checked on every core; the first problem in id order is reported.
+        let fields_of = |(unit, pos): (&String, &JournalPos)| -> anyhow::Result<Vec<String>> {
             let inputs = journals.inputs(*pos)?;
             let has_fits = inputs.iter().any(|i| i.field == "fits");
-            for input in &inputs {
+            let mut fields = Vec::with_capacity(inputs.len());
+            for input in inputs {
                 if let Some(problem) = keys::field_problem(&input.field) {
                     return Err(UserError::usage(format!("{}: {problem}", input.path)).into());
-                }
-                if !input_fields.contains(&input.field) {
-                    input_fields.insert(input.field.clone());
                 }
                 let produced = has_fits && input.field != "fits" && image_fields.contains(&input.field.as_str());
                 if produced {
@@ -146,7 +145,14 @@ impl Samples for LocalSamples<'_> {
                     .with_hint(format!("remove `{}` from transform.image.outputs or rename the file", input.field))
                     .into());
                 }
+                fields.push(input.field);
             }
+            Ok(fields)
+        };
+        let per_unit: Vec<anyhow::Result<Vec<String>>> = self.input.done.par_iter().map(fields_of).collect();
+        let mut input_fields = BTreeSet::new();
+        for fields in per_unit {
+            input_fields.extend(fields?);
         }
         let longest = longest_field(image, input_fields.iter().map(String::as_str));
         let keys = keys::assign_keys(self.input.done.keys().map(String::as_str), longest).map_err(|e| {
