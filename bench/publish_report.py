@@ -14,7 +14,7 @@ import sys
 
 ORDER = ["etd", "cp+sha256sum", "cp+sync+sha256sum"]
 WHAT = {
-    "etd": "etd publish (copy, sha256+md5+crc32c, check, fsync each file + folder)",
+    "etd": "etd publish (copy, sha256+crc32c (+md5 if listed), check, fsync each file + folder)",
     "cp+sha256sum": "cp; sha256sum of the copies; check against manifest",
     "cp+sync+sha256sum": "cp; sync (fsync copies + folder); sha256sum; check",
 }

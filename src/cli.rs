@@ -96,7 +96,7 @@ pub enum Command {
 
     /// Check shards against their manifest (PATH: a shard folder or manifest.json)
     ///
-    /// Recomputes every shard's size, sha256, md5, crc32c and sample count, checks that the tar
+    /// Recomputes every shard's size, sha256, crc32c, md5 (where listed) and sample count, checks that the tar
     /// files are plain ustar, that no sample is split or duplicated and that keys follow the
     /// rules, and reports missing and unexpected files. Exits 0 only if everything holds.
     Verify(VerifyArgs),

@@ -88,6 +88,9 @@ pub struct DirectFile {
     /// Tests: the next write around the page cache fails as a file system refusing it would.
     #[cfg(test)]
     refuse_next_direct_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Tests: the next write fails as on a full disk.
+    #[cfg(test)]
+    fail_next_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Full windows queued for the I/O thread while one is written and one fills (3 MiB per file).
@@ -100,6 +103,11 @@ struct Window {
 }
 
 impl Window {
+    /// A placeholder holding no memory (while the window is being sent).
+    fn empty() -> Self {
+        Window { buf: Vec::new(), start: 0 }
+    }
+
     fn new() -> Self {
         let buf = vec![0u8; DIRECT_BUF + DIRECT_ALIGN];
         // The first aligned byte (the allocation holds DIRECT_ALIGN spare bytes for it).
@@ -160,13 +168,15 @@ impl DirectFile {
         let (to_io, from_writer) = sync_channel::<(Window, usize)>(DIRECT_QUEUE);
         let (give_back, free) = channel();
         #[cfg(test)]
-        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (refuse, fail) = Default::default();
         let mut io = IoThread {
             file,
             direct,
             written: 0,
             #[cfg(test)]
             refuse_next_direct_write: std::sync::Arc::clone(&refuse),
+            #[cfg(test)]
+            fail_next_write: std::sync::Arc::clone(&fail),
         };
         let handle = std::thread::Builder::new().name("shard io".into()).spawn(move || {
             for (window, n) in from_writer {
@@ -186,6 +196,8 @@ impl DirectFile {
             io: Some(handle),
             #[cfg(test)]
             refuse_next_direct_write: refuse,
+            #[cfg(test)]
+            fail_next_write: fail,
         })
     }
 
@@ -194,12 +206,14 @@ impl DirectFile {
         self.direct
     }
 
-    /// Hand the first `n` bytes of the window to the I/O thread and start an empty one.
+    /// Hand the first `n` bytes of the window to the I/O thread and start an empty one: one the
+    /// thread has given back (taken after the send, which returns once the thread took the
+    /// window before, so at most three exist), else a new one.
     fn send_window(&mut self, n: usize) -> std::io::Result<()> {
-        let next = self.free.try_recv().unwrap_or_else(|_| Window::new());
-        let full = std::mem::replace(&mut self.window, next);
+        let full = std::mem::replace(&mut self.window, Window::empty());
         self.len = 0;
         let sent = self.to_io.as_ref().map(|tx| tx.send((full, n)));
+        self.window = self.free.try_recv().unwrap_or_else(|_| Window::new());
         match sent {
             Some(Ok(())) => Ok(()),
             // The I/O thread stopped on an error: it says which.
@@ -276,6 +290,8 @@ struct IoThread {
     written: u64,
     #[cfg(test)]
     refuse_next_direct_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    #[cfg(test)]
+    fail_next_write: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl IoThread {
@@ -283,6 +299,8 @@ impl IoThread {
         #[cfg(test)]
         let result = if self.direct && self.refuse_next_direct_write.swap(false, std::sync::atomic::Ordering::SeqCst) {
             Err(std::io::Error::from(std::io::ErrorKind::InvalidInput))
+        } else if self.fail_next_write.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
         } else {
             self.file.write_all(data)
         };
@@ -482,6 +500,29 @@ mod tests {
         assert!(!direct, "ordinary writes after the refusal");
         file.sync_all().unwrap();
         assert!(fs::read(&path).unwrap() == data);
+    }
+
+    #[test]
+    fn a_failed_write_shows_at_a_later_write_or_at_finish_and_a_drop_waits_for_the_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..4 * DIRECT_BUF + 99).map(|j| (j * 7) as u8).collect();
+        let path = dir.path().join("full");
+        let mut f = DirectFile::create(&path).unwrap();
+        f.write_all(&data[..DIRECT_BUF]).unwrap();
+        f.fail_next_write.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = match f.write_all(&data[DIRECT_BUF..]) {
+            Err(e) => e,
+            Ok(()) => f.finish().unwrap_err(),
+        };
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+
+        // Dropped unfinished: the windows sent are written, the partial one is not, no thread
+        // is left behind.
+        let path = dir.path().join("dropped");
+        let mut f = DirectFile::create(&path).unwrap();
+        f.write_all(&data[..2 * DIRECT_BUF + 5]).unwrap();
+        drop(f);
+        assert!(fs::read(&path).unwrap() == data[..2 * DIRECT_BUF]);
     }
 
     #[test]

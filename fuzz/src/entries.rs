@@ -276,7 +276,8 @@ fn manifest_for(name: &str, shard: &[u8], samples: u64, zstd: bool) -> Vec<u8> {
             samples,
             bytes: d.size,
             sha256: d.sha256,
-            md5: d.md5,
+            // With and without md5, as `shard.md5` writes them.
+            md5: d.md5.filter(|_| zstd),
             crc32c: d.crc32c,
         }],
         fields: [("cls", "class"), ("json", "metadata"), ("txt", "text"), ("npy", "array")]

@@ -288,11 +288,8 @@ impl Remote {
             let url = self.url(&item.name)?;
             if let Found::Present { digests: Reported { md5: Some(_), crc32c: None }, .. } = &found {
                 if item.md5().is_none() {
-                    // The origin reports md5 alone (multiuser XRootD) and the manifest has none:
-                    // compute it from the file (checked against the manifest first).
-                    let path = item.path.clone();
-                    let local = tokio::task::spawn_blocking(move || digest_file(&path, true)).await??;
-                    item.learn(&local)?;
+                    // The origin reports md5 alone (multiuser XRootD) and the manifest has none.
+                    learn_from_file(item).await?;
                 }
             }
             plan.push(match found {
@@ -340,10 +337,7 @@ impl Remote {
 
     async fn upload(&mut self, item: &Item, replace: Replace) -> anyhow::Result<()> {
         // The local file must be what the manifest says before it goes anywhere.
-        let path = item.path.clone();
-        // md5 too (computed here when the manifest has none): an origin may report only md5.
-        let local = tokio::task::spawn_blocking(move || digest_file(&path, true)).await??;
-        item.learn(&local)?;
+        learn_from_file(item).await?;
         let url = self.url(&item.name)?;
         self.journal.append(url.as_str(), UploadState::Started)?;
         let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
@@ -382,11 +376,24 @@ impl Remote {
     }
 }
 
-/// Whether what the origin reports agrees with the item (size, and every digest reported).
+/// Read the item's file once: its digests are checked against the manifest and its md5 kept
+/// (computed even when the manifest has none: the origin may report md5 alone).
+async fn learn_from_file(item: &Item) -> anyhow::Result<()> {
+    let path = item.path.clone();
+    let local = tokio::task::spawn_blocking(move || digest_file(&path, true)).await??;
+    item.learn(&local)
+}
+
+/// Whether what the origin reports agrees with the item (size, and every digest reported). An
+/// md5 the item does not know (not learnt from the file) is no agreement when it is all the
+/// origin reports: the object would be judged by its size alone.
 fn same(item: &Item, size: Option<u64>, d: &Reported) -> bool {
-    size.is_none_or(|s| s == item.size)
-        && d.md5.as_deref().is_none_or(|m| item.md5().is_none_or(|own| own == m))
-        && d.crc32c.as_deref().is_none_or(|c| c == item.crc32c)
+    let md5 = match (d.md5.as_deref(), item.md5()) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        (Some(_), None) => d.crc32c.is_some(),
+        (None, _) => true,
+    };
+    size.is_none_or(|s| s == item.size) && md5 && d.crc32c.as_deref().is_none_or(|c| c == item.crc32c)
 }
 
 /// 401/403 from an origin: most often the token (missing, expired, or without the scope).
@@ -414,6 +421,41 @@ mod tests {
         let mut h = Reported::default();
         parse_digest("crc32c=353DD8BE, md5=sZRqySSS0jR8YjW00mERhA==", &mut h);
         assert_eq!(h, r);
+    }
+
+    #[test]
+    fn what_the_origin_reports_is_compared_with_what_the_item_knows() {
+        let item = |md5: Option<&str>| Item {
+            name: "s.tar".into(),
+            path: "s.tar".into(),
+            size: 3,
+            sha256: "00".into(),
+            crc32c: "0000000a".into(),
+            md5: md5.map(|m| std::sync::OnceLock::from(m.to_string())).unwrap_or_default(),
+        };
+        let rep = |md5: Option<&str>, crc: Option<&str>| Reported {
+            md5: md5.map(str::to_string),
+            crc32c: crc.map(str::to_string),
+        };
+        let (known, unknown) = (item(Some("aa")), item(None));
+        // (item, size, md5 reported, crc32c reported, same?)
+        let cases = [
+            (&known, Some(3), Some("aa"), Some("0000000a"), true),
+            (&known, Some(3), Some("bb"), Some("0000000a"), false),
+            (&known, Some(3), Some("aa"), None, true),
+            (&known, Some(3), Some("bb"), None, false),
+            (&known, Some(4), Some("aa"), None, false),
+            (&known, None, None, Some("0000000a"), true),
+            (&known, Some(3), None, Some("0000000b"), false),
+            (&unknown, Some(3), Some("bb"), Some("0000000a"), true),
+            (&unknown, Some(3), Some("bb"), Some("0000000b"), false),
+            // md5 alone and not learnt: never judged by the size alone.
+            (&unknown, Some(3), Some("aa"), None, false),
+            (&unknown, Some(3), None, None, true),
+        ];
+        for (i, (item, size, md5, crc, want)) in cases.into_iter().enumerate() {
+            assert_eq!(same(item, size, &rep(md5, crc)), want, "case {i}");
+        }
     }
 
     #[test]

@@ -276,10 +276,9 @@ impl FetchJournal {
     /// Append entries in one write to the OS (units finished together: one system call, not one
     /// per line; a kill during it leaves at most a torn last line, cut off at the next open).
     pub fn append_all(&mut self, entries: impl IntoIterator<Item = JournalEntry>) -> anyhow::Result<()> {
-        let entries: Vec<JournalEntry> = entries.into_iter().collect();
         let mut lines = Vec::new();
-        for entry in &entries {
-            serde_json::to_writer(&mut lines, entry)?;
+        for entry in entries {
+            serde_json::to_writer(&mut lines, &entry)?;
             lines.push(b'\n');
         }
         self.file.write_all(&lines)?;

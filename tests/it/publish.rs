@@ -330,4 +330,20 @@ fn an_origin_with_md5_alone_is_checked_with_md5_computed_while_publishing() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("conflict  pubtest-000001.tar") && err.matches("md5 ").count() >= 2, "{err}");
+
+    // A manifest that lists md5 (`shard.md5: true`, or one written before the option) is
+    // compared with the origin's md5 as it stands.
+    let text = fs_err::read_to_string(s.join("r.yaml")).unwrap();
+    s.write(
+        "r.yaml",
+        text.replace("max_samples: 1}", "max_samples: 1, md5: true}").replace("version: v1", "version: v2"),
+    );
+    let out = s.etd().args(["shard", "r.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(fs_err::read_to_string(s.shards().join("manifest.json")).unwrap().contains("\"md5\""));
+    for _ in 0..2 {
+        let out = etd(&["publish", "r.yaml"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(listing(&xrd.path("ns/md5only/v2")), listing(&s.shards()));
 }

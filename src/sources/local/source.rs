@@ -121,7 +121,7 @@ struct LocalSamples<'a> {
 
 impl Samples for LocalSamples<'_> {
     /// Keys from unit ids, checked for collisions and field clashes. Reads each unit's journal
-    /// line once here (streaming) and again when its sample is made. A job's input is its unit's
+    /// line once here (chunks of units on every core) and again when its sample is made. A job's input is its unit's
     /// place in id order.
     fn jobs(&self) -> anyhow::Result<Vec<Job<usize>>> {
         let image = self.input.inputs.image;
@@ -149,10 +149,14 @@ impl Samples for LocalSamples<'_> {
             }
             Ok(fields)
         };
-        let per_unit: Vec<anyhow::Result<Vec<String>>> = self.input.done.par_iter().map(fields_of).collect();
+        let done: Vec<(&String, &JournalPos)> = self.input.done.iter().collect();
         let mut input_fields = BTreeSet::new();
-        for fields in per_unit {
-            input_fields.extend(fields?);
+        // In chunks, so what is held at once does not grow with the units.
+        for chunk in done.chunks(4096) {
+            let per_unit: Vec<anyhow::Result<Vec<String>>> = chunk.par_iter().copied().map(fields_of).collect();
+            for fields in per_unit {
+                input_fields.extend(fields?);
+            }
         }
         let longest = longest_field(image, input_fields.iter().map(String::as_str));
         let keys = keys::assign_keys(self.input.done.keys().map(String::as_str), longest).map_err(|e| {
