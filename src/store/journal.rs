@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fs_err as fs;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::Stage;
@@ -455,25 +456,44 @@ impl JournalSet {
 }
 
 /// Call `f(entry, offset, length)` for each complete line of the journal; returns the length of
-/// the complete lines (a torn last line from a killed run is not counted).
+/// the complete lines (a torn last line from a killed run is not counted). Lines are parsed a
+/// batch at a time on every core and handed to `f` in order (a journal of 20,000 lines was
+/// tens of milliseconds on one core at the start of every `shard`).
 fn for_each_entry(
     path: &Path,
     mut f: impl FnMut(JournalEntry, u64, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
+    /// Lines parsed together (bounds what is held at once).
+    const BATCH: usize = 4096;
     let mut reader = BufReader::new(fs::File::open(path)?);
-    let mut line = Vec::new();
     let (mut offset, mut number) = (0u64, 0);
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 || line.last() != Some(&b'\n') {
+        batch.clear();
+        let mut end = false;
+        while batch.len() < BATCH {
+            let mut line = Vec::new();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                end = true;
+                break;
+            }
+            batch.push(line);
+        }
+        let parsed: Vec<serde_json::Result<JournalEntry>> = if batch.len() > 1 {
+            batch.par_iter().map(|line| serde_json::from_slice(line)).collect()
+        } else {
+            batch.iter().map(|line| serde_json::from_slice(line)).collect()
+        };
+        for (line, entry) in batch.iter().zip(parsed) {
+            number += 1;
+            let entry = entry.with_context(|| format!("{}:{number}: not a journal entry", path.display()))?;
+            f(entry, offset, line.len())?;
+            offset += line.len() as u64;
+        }
+        if end {
             return Ok(offset);
         }
-        number += 1;
-        let entry: JournalEntry = serde_json::from_slice(&line)
-            .with_context(|| format!("{}:{number}: not a journal entry", path.display()))?;
-        f(entry, offset, n)?;
-        offset += n as u64;
     }
 }
 
@@ -602,6 +622,36 @@ mod tests {
         assert_eq!(scan.done.keys().collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(set.read(scan.done["a"]).unwrap(), done("a", 3));
         assert_eq!(set.read(scan.done["c"]).unwrap(), done("c", 4));
+    }
+
+    #[test]
+    fn journals_longer_than_a_batch_are_read_in_order_and_a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = FetchJournal::open_append(&path).unwrap();
+        // 9,000 lines (three batches), unit u0005 recorded again near the end.
+        j.append_all((0..8999).map(|i| done(&format!("u{i:04}"), i))).unwrap();
+        j.append(done("u0005", 77)).unwrap();
+        drop(j);
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"status\":\"done\"").unwrap();
+        drop(f);
+        let j = FetchJournal::open(&path).unwrap();
+        assert_eq!(j.done_units().count(), 8999);
+        assert_eq!(j.get("u0005"), Some(&done("u0005", 77)));
+        assert_eq!(j.get("u8998"), Some(&done("u8998", 8998)));
+        let set = JournalSet::open(vec![path.clone()]).unwrap();
+        let scan = set.scan().unwrap();
+        assert_eq!(scan.done.len(), 8999);
+        assert_eq!(set.read(scan.done["u4097"]).unwrap(), done("u4097", 4097));
+        assert_eq!(set.read(scan.done["u0005"]).unwrap(), done("u0005", 77));
+        // A broken line in the second batch is named by its line number.
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[5000] = "{\"status\":\"done\",\"unit\":3}";
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let e = format!("{:#}", JournalSet::open(vec![path.clone()]).unwrap().scan().unwrap_err());
+        assert!(e.contains("journal.jsonl:5001: not a journal entry"), "{e}");
     }
 
     #[test]
