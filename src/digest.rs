@@ -46,7 +46,7 @@ pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
 pub struct Digests {
     pub size: u64,
     pub sha256: String,
-    /// None when the writer was made [`without_md5`](HashingWriter::without_md5).
+    /// None when the writer was made without md5 ([`HashingWriter::with_md5`]).
     pub md5: Option<String>,
     pub crc32c: String,
 }
@@ -57,7 +57,7 @@ const DIGEST_CHUNK: usize = 1 << 20;
 const DIGEST_QUEUE: usize = 4;
 
 /// Passes bytes through while computing size, sha256, crc32c and (unless made
-/// [`without_md5`](Self::without_md5)) md5. Bytes are gathered into 1 MiB chunks; each full
+/// [`with_md5`](Self::with_md5) `false`) md5. Bytes are gathered into 1 MiB chunks; each full
 /// chunk is written to the inner writer in one call (so the inner writer needs no buffer of its
 /// own) and handed to the digest threads (sha256 + crc32c; md5) over bounded channels, so the
 /// digests stay off the writer's critical path. Chunk buffers are reused once every thread is
@@ -131,13 +131,9 @@ impl<W> HashingWriter<W> {
         HashingWriter { inner, size: 0, md5: true, pending: Vec::new(), sent: VecDeque::new(), threads: None }
     }
 
-    /// Size, sha256 and crc32c only: md5 has no hardware help and costs more CPU than the
-    /// other two together (shards record it only when a recipe asks, `shard.md5`).
-    pub fn without_md5(inner: W) -> Self {
-        Self::with_md5(inner, false)
-    }
-
-    /// [`new`](Self::new) if `md5`, else [`without_md5`](Self::without_md5).
+    /// [`new`](Self::new) if `md5`, else size, sha256 and crc32c only: md5 has no hardware
+    /// help and costs more CPU than the other two together (shards record it only when a
+    /// recipe asks, `shard.md5`).
     pub fn with_md5(inner: W, md5: bool) -> Self {
         HashingWriter { md5, ..Self::new(inner) }
     }
@@ -298,7 +294,7 @@ mod tests {
         for len in [5, 2 * DIGEST_CHUNK + 3] {
             let data: Vec<u8> = (0..len).map(|i| (i * 11 % 253) as u8).collect();
             let mut all = HashingWriter::new(Vec::new());
-            let mut some = HashingWriter::without_md5(Vec::new());
+            let mut some = HashingWriter::with_md5(Vec::new(), false);
             all.write_all(&data).unwrap();
             some.write_all(&data).unwrap();
             let ((a_out, a), (s_out, s)) = (all.finish().unwrap(), some.finish().unwrap());
