@@ -1,7 +1,8 @@
 //! File-system steps that must not be half done: atomic writes and folder syncs.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -34,26 +35,73 @@ pub fn place_atomic<'a>(path: &'a Path, bytes: &[u8]) -> anyhow::Result<&'a Path
 /// once its file is on disk). Writing them before the first fsync lets one fsync write the
 /// metadata blocks they share (inode table, bitmaps) for all of them.
 pub fn place_all_atomic<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> anyhow::Result<()> {
+    stage_all(dir, files)?.commit()
+}
+
+/// The first half of [`place_all_atomic`]: each file written to a temporary file in `dir`,
+/// neither fsynced nor named yet. [`Staged::commit`] finishes the job, for as many staged files
+/// as a caller gathered (the payloads of many units: one fsync per file still, but the folders
+/// each synced once, and one hand-off to a blocking thread for all of them).
+pub fn stage_all<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> anyhow::Result<Staged> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
     // Files etd writes are meant to be shared: mode 0644, not tempfile's 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut temps = Vec::with_capacity(files.len());
-    for (_, bytes) in files {
+    let mut staged = Staged::default();
+    staged.files.reserve(files.len());
+    for (name, bytes) in files {
         let mut tmp =
             builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         tmp.write_all(bytes).with_context(|| format!("cannot write {}", tmp.path().display()))?;
-        temps.push(tmp);
+        staged.files.push((tmp, dir.join(name)));
     }
-    for tmp in &temps {
-        tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    Ok(staged)
+}
+
+/// Files written to temporary files beside their final names ([`stage_all`]), and folders to
+/// sync once they are named. Nothing of it survives a crash, or shows under a final name, until
+/// [`commit`](Self::commit); dropping it uncommitted removes the temporary files.
+#[must_use = "staged files are removed unless committed"]
+#[derive(Debug, Default)]
+pub struct Staged {
+    files: Vec<(tempfile::NamedTempFile, PathBuf)>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Staged {
+    /// Sync `dir` at the commit, after the renames (the folder the files are named in, or the
+    /// parent of a folder made for them).
+    pub fn sync_dir(&mut self, dir: &Path) {
+        self.dirs.insert(dir.to_path_buf());
     }
-    for (tmp, (name, _)) in temps.into_iter().zip(files) {
-        let path = dir.join(name);
-        tmp.persist(&path).with_context(|| format!("cannot rename into {}", path.display()))?;
+
+    /// Take `other`'s files and folders into this one.
+    pub fn append(&mut self, other: Staged) {
+        self.files.extend(other.files);
+        self.dirs.extend(other.dirs);
     }
-    Ok(())
+
+    /// Temporary files waiting (each is an open file until the commit).
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Make everything durable and named: every temporary file fsynced, then all renamed to their
+    /// names (so a name appears only once its bytes are on disk), then each folder asked for
+    /// fsynced once. When this returns, all of it survives a crash.
+    pub fn commit(self) -> anyhow::Result<()> {
+        for (tmp, _) in &self.files {
+            tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+        }
+        for (tmp, path) in self.files {
+            tmp.persist(&path).with_context(|| format!("cannot rename into {}", path.display()))?;
+        }
+        for dir in &self.dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// Bytes a [`DirectFile`] gathers before writing them in one call.

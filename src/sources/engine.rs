@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::failure::FailureKind;
+use crate::fsx::Staged;
 use crate::net::client::{Fetched, NetClient, NetError, Request};
 use crate::report::Progress;
 use crate::stop::{self, StopSignal};
@@ -111,7 +112,14 @@ fn disposition_filename(value: &str) -> Option<String> {
 /// A unit's result.
 pub struct Outcome {
     pub unit: String,
-    pub result: Result<Vec<InputRecord>, UnitError>,
+    pub result: Result<Finished, UnitError>,
+}
+
+/// A unit fetched whole: its input records, and its payloads staged in the raw store
+/// ([`RawStore::stage`]) for the engine to commit, with other units', before it journals it.
+pub struct Finished {
+    pub inputs: Vec<InputRecord>,
+    pub staged: Staged,
 }
 
 /// What a fetch did, for the summary and the exit code.
@@ -143,8 +151,107 @@ pub fn give_up_after(parallel: usize) -> u64 {
     (2 * parallel as u64).max(10)
 }
 
+/// Units finished close together are made durable in one commit ([`Staged::commit`]) before
+/// their lines go to the journal: at most this many per commit,
+const COMMIT_UNITS: usize = 64;
+/// or this many staged files (each is an open file until it is committed),
+const COMMIT_FILES: usize = 256;
+/// and a finished unit waits at most this long for its commit to start. One commit runs at a
+/// time while units go on; a kill before a unit's commit loses only that unit (nothing names it
+/// in the journal, so the next run fetches it again) and leaves no file under a final name.
+const COMMIT_WAIT: Duration = Duration::from_millis(100);
+
+/// Units fetched whole and their input records, in the order they finished.
+type DoneUnits = Vec<(String, Vec<InputRecord>)>;
+
+/// Finished units on their way to the journal: those waiting for a commit, and the commit
+/// running on a blocking thread.
+#[derive(Default)]
+struct Commits {
+    waiting: DoneUnits,
+    staged: Staged,
+    since: Option<Instant>,
+    running: Option<(DoneUnits, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Commits {
+    fn add(&mut self, unit: String, done: Finished) {
+        self.since.get_or_insert_with(Instant::now);
+        self.waiting.push((unit, done.inputs));
+        self.staged.append(done.staged);
+    }
+
+    /// Start a commit of the waiting units if none runs and they are enough, have waited long
+    /// enough, or `now` (nothing else will come).
+    fn start_if_due(&mut self, now: bool) {
+        let Some(since) = self.since else { return };
+        let due = now
+            || self.waiting.len() >= COMMIT_UNITS
+            || self.staged.files() >= COMMIT_FILES
+            || since.elapsed() >= COMMIT_WAIT;
+        if self.running.is_none() && due {
+            let staged = std::mem::take(&mut self.staged);
+            let handle = tokio::task::spawn_blocking(move || staged.commit());
+            self.running = Some((std::mem::take(&mut self.waiting), handle));
+            self.since = None;
+        }
+    }
+
+    /// When the waiting units' commit is due by time (none runs).
+    fn due_at(&self) -> Option<Instant> {
+        self.since.filter(|_| self.running.is_none()).map(|t| t + COMMIT_WAIT)
+    }
+
+    fn busy(&self) -> bool {
+        self.running.is_some() || self.since.is_some()
+    }
+
+    /// Wait for the running commit (pending forever when none runs: a `select!` branch is
+    /// guarded by `running.is_some()`).
+    async fn wait(&mut self) -> anyhow::Result<DoneUnits> {
+        let Some((_, handle)) = self.running.as_mut() else { return std::future::pending().await };
+        let result = handle.await;
+        let (units, _) = self.running.take().expect("a commit was running");
+        result.map_err(|e| anyhow::anyhow!("storing payloads failed: {e}"))??;
+        Ok(units)
+    }
+
+    /// Journal the units of a finished commit.
+    fn journal(units: DoneUnits, params: &str, journal: &mut FetchJournal, tally: &mut Tally) -> anyhow::Result<()> {
+        for (_, inputs) in &units {
+            tally.done += 1;
+            tally.bytes += inputs.iter().map(|i| i.size).sum::<u64>();
+        }
+        journal.append_all(units.into_iter().map(|(unit, inputs)| JournalEntry::Done {
+            unit,
+            inputs,
+            params: Some(params.to_string()),
+            task: None,
+        }))
+    }
+
+    /// Commit and journal everything left, the running commit first.
+    async fn finish(&mut self, params: &str, journal: &mut FetchJournal, tally: &mut Tally) -> anyhow::Result<()> {
+        while self.busy() {
+            self.start_if_due(true);
+            let units = self.wait().await?;
+            Self::journal(units, params, journal, tally)?;
+        }
+        Ok(())
+    }
+}
+
+/// What woke the engine.
+enum Event {
+    Joined(Option<Result<Outcome, tokio::task::JoinError>>),
+    Committed(anyhow::Result<DoneUnits>),
+    Tick,
+    Abandon,
+}
+
 /// Run `jobs` with at most `parallel` units under way; record each outcome in `journal`, done
-/// units with the source settings `params`.
+/// units with the source settings `params` once their payloads are durable (units finishing
+/// close together are committed together, see [`COMMIT_WAIT`]).
 pub async fn drive<I, Fut>(
     jobs: I,
     parallel: usize,
@@ -161,6 +268,7 @@ where
     let mut tally = Tally::default();
     let mut jobs = jobs;
     let mut running = JoinSet::new();
+    let mut commits = Commits::default();
     let mut streak = 0u64;
     let limit = give_up_after(parallel);
     let mut last_detail = Instant::now();
@@ -180,35 +288,45 @@ where
                 None => break,
             }
         }
-        let joined = match deadline {
-            None => tokio::select! {
-                joined = running.join_next() => joined,
-                _ = stop::wait() => continue,
-            },
-            Some(deadline) => tokio::select! {
-                joined = running.join_next() => joined,
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    tally.abandoned = running.len() as u64;
-                    running.abort_all();
-                    break;
-                }
-            },
+        // With nothing under way, no unit starts any more: commit what waits.
+        commits.start_if_due(running.is_empty());
+        if running.is_empty() && !commits.busy() {
+            break;
+        }
+        let tick = commits.due_at();
+        let event = tokio::select! {
+            joined = running.join_next(), if !running.is_empty() => Event::Joined(joined),
+            units = commits.wait(), if commits.running.is_some() => Event::Committed(units),
+            _ = tokio::time::sleep_until(tick.unwrap_or(started).into()), if tick.is_some() => Event::Tick,
+            _ = stop::wait(), if deadline.is_none() => Event::Tick,
+            _ = tokio::time::sleep_until(deadline.unwrap_or(started).into()), if deadline.is_some() => Event::Abandon,
         };
-        let Some(joined) = joined else { break };
+        let joined = match event {
+            Event::Joined(Some(joined)) => joined,
+            Event::Joined(None) | Event::Tick => continue,
+            Event::Committed(units) => {
+                match units {
+                    Ok(units) => Commits::journal(units, params, journal, &mut tally)?,
+                    Err(e) => {
+                        running.abort_all();
+                        journal.sync()?;
+                        return Err(e);
+                    }
+                }
+                continue;
+            }
+            Event::Abandon => {
+                tally.abandoned = running.len() as u64;
+                running.abort_all();
+                break;
+            }
+        };
         let outcome = joined.map_err(|e| anyhow::anyhow!("a fetch task failed: {e}"))?;
         match outcome.result {
-            Ok(inputs) => {
+            Ok(done) => {
                 streak = 0;
-                let bytes: u64 = inputs.iter().map(|i| i.size).sum();
-                journal.append(JournalEntry::Done {
-                    unit: outcome.unit,
-                    inputs,
-                    params: Some(params.to_string()),
-                    task: None,
-                })?;
-                tally.done += 1;
-                tally.bytes += bytes;
-                progress.advance(1, bytes);
+                progress.advance(1, done.inputs.iter().map(|i| i.size).sum());
+                commits.add(outcome.unit, done);
             }
             Err(UnitError::Permanent { kind, reason }) => {
                 // The archive answered: it is up.
@@ -239,6 +357,10 @@ where
             }
             Err(UnitError::Fatal(e)) => {
                 running.abort_all();
+                // Units fetched whole before it are kept, if this side still can.
+                if let Err(commit) = commits.finish(params, journal, &mut tally).await {
+                    tracing::error!("{commit:#}");
+                }
                 journal.sync()?;
                 return Err(e);
             }
@@ -248,6 +370,7 @@ where
             progress.set_detail(detail(client, started.elapsed()));
         }
     }
+    commits.finish(params, journal, &mut tally).await?;
     tally.not_attempted = jobs.len() as u64;
     tally.elapsed = started.elapsed();
     journal.sync()?;
@@ -282,6 +405,124 @@ pub fn detail(client: &NetClient, elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Job = std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+    /// A unit that stages two payloads in `store` after `delay_ms`.
+    fn staging(store: &RawStore, unit: String, delay_ms: u64) -> Job {
+        let store = store.clone();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let result = store
+                .stage(&unit, &[("ps1filenames.txt", unit.as_bytes()), ("g.fits", b"SIMPLE")])
+                .map(|(stored, staged)| Finished {
+                    inputs: stored
+                        .into_iter()
+                        .map(|s| InputRecord {
+                            path: s.path,
+                            field: "g".into(),
+                            size: s.size,
+                            sha256: s.sha256,
+                            mtime_ns: 0,
+                            ctime_ns: 0,
+                            url: None,
+                        })
+                        .collect(),
+                    staged,
+                })
+                .map_err(UnitError::Fatal);
+            Outcome { unit, result }
+        })
+    }
+
+    fn failing(unit: &str, delay_ms: u64, error: UnitError) -> Job {
+        let unit = unit.to_string();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            Outcome { unit, result: Err(error) }
+        })
+    }
+
+    /// Run `jobs` with `parallel` under way; the result and the journal as read back.
+    fn run(dir: &std::path::Path, jobs: Vec<Job>, parallel: usize) -> (anyhow::Result<Tally>, FetchJournal) {
+        let path = dir.join("journal.jsonl");
+        let client = NetClient::new(crate::publish::https::politeness(), 1).unwrap();
+        let progress = crate::report::Reporter::silent().start("fetch", jobs.len() as u64);
+        let result = {
+            let mut journal = FetchJournal::open_append(&path).unwrap();
+            runtime().unwrap().block_on(drive(jobs.into_iter(), parallel, "p", &mut journal, &progress, &client))
+        };
+        (result, FetchJournal::open(&path).unwrap())
+    }
+
+    /// Every file name under `dir`, relative to it.
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut names = Vec::new();
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                names.extend(files(&entry.path()).into_iter().map(|n| format!("{name}/{n}")));
+            } else {
+                names.push(name);
+            }
+        }
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn finished_units_are_journaled_once_committed_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
+        // More units than one commit takes, finishing close together, and one failing for good.
+        let mut jobs: Vec<Job> = (0..150).map(|i| staging(&store, format!("u{i:03}"), (i % 7) as u64)).collect();
+        jobs.insert(
+            75,
+            failing("nocov", 1, UnitError::Permanent { kind: FailureKind::NoCoverage, reason: "none".into() }),
+        );
+        let (tally, journal) = run(dir.path(), jobs, 8);
+        let tally = tally.unwrap();
+        assert_eq!((tally.done, tally.bytes), (150, 150 * (4 + 6)));
+        assert_eq!(journal.done_units().count(), 150);
+        assert!(matches!(journal.get("nocov"), Some(JournalEntry::Failed { .. })));
+        let Some(JournalEntry::Done { inputs, params, .. }) = journal.get("u149") else { panic!("u149 not done") };
+        assert_eq!((inputs[0].path.as_str(), params.as_deref()), ("u149/ps1filenames.txt", Some("p")));
+        let names = files(store.root());
+        assert_eq!(names.len(), 300, "two files per unit, no temporary files: {:?}", &names[..4]);
+        assert!(names.iter().all(|n| !n.contains(crate::fsx::TEMP_PREFIX)));
+    }
+
+    #[test]
+    fn a_fatal_error_keeps_the_units_finished_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
+        let mut jobs: Vec<Job> = (0..5).map(|i| staging(&store, format!("u{i}"), 0)).collect();
+        jobs.push(failing("full", 30, UnitError::Fatal(anyhow::anyhow!("No space left on device"))));
+        let (result, journal) = run(dir.path(), jobs, 8);
+        assert!(format!("{:#}", result.unwrap_err()).contains("No space left"));
+        assert_eq!(journal.done_units().count(), 5, "fetched whole before the error: kept");
+        assert_eq!(files(store.root()).len(), 10);
+    }
+
+    #[test]
+    fn a_failed_commit_journals_none_of_its_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
+        // The unit's folder disappears between its staging and the commit: the rename fails.
+        let lost = {
+            let store = store.clone();
+            Box::pin(async move {
+                let outcome = staging(&store, "lost".into(), 0).await;
+                fs_err::remove_dir_all(store.root().join("lost")).unwrap();
+                outcome
+            }) as Job
+        };
+        let (result, journal) = run(dir.path(), vec![lost], 1);
+        let err = format!("{:#}", result.unwrap_err());
+        assert!(err.contains("lost/g.fits") || err.contains("lost/ps1filenames.txt"), "{err}");
+        assert!(journal.get("lost").is_none());
+    }
 
     #[test]
     fn refused_answers_are_named_as_the_archive_names_them() {

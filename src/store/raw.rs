@@ -121,18 +121,21 @@ impl RawStore {
         Ok(stored.pop().expect("one file in, one out"))
     }
 
-    /// Store the payloads of one unit (already validated) as `<key>/<name>`: the folder made
-    /// once (its parent synced when it is new), the files atomically (temp files written, then
-    /// fsynced, then renamed: [`crate::fsx::place_all_atomic`]), then one fsync of the folder. When this returns, all of them survive a crash.
+    /// Store the payloads of one unit (already validated) as `<key>/<name>`, durably: staged
+    /// ([`stage`](Self::stage)) and committed at once. When this returns, all of them survive a
+    /// crash.
     pub fn write_unit(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
-        let stored = self.place(key, files)?;
-        self.sync_unit(key)?;
+        let (stored, staged) = self.stage(key, files)?;
+        staged.commit()?;
         Ok(stored)
     }
 
-    /// [`write_unit`](Self::write_unit) without the folder's fsync, for a unit stored in parts:
-    /// call [`sync_unit`](Self::sync_unit) after the last part.
-    pub fn place(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<Vec<Stored>> {
+    /// Write the payloads of one unit (already validated) to temporary files in `<key>/` (made
+    /// if missing), to be named `<key>/<name>` by [`Staged::commit`](crate::fsx::Staged::commit),
+    /// which also syncs the folder (and its parent, when this call made it). Until then nothing
+    /// shows under a final name. The fetch engine commits the units that finish close together
+    /// in one go before it journals them (docs/design.md, "Workdir").
+    pub fn stage(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<(Vec<Stored>, crate::fsx::Staged)> {
         anyhow::ensure!(crate::keys::key_problem(key).is_none(), "unsafe raw payload folder {key}");
         for (name, _) in files {
             anyhow::ensure!(
@@ -141,22 +144,29 @@ impl RawStore {
             );
         }
         let dir = self.root.join(key);
-        crate::fsx::create_dir_synced(&dir)?;
-        crate::fsx::place_all_atomic(&dir, files)?;
-        let mut stored = Vec::with_capacity(files.len());
-        for (name, bytes) in files {
-            stored.push(Stored {
+        let made = !dir.is_dir() && {
+            crate::fsx::create_dir_synced(&self.root)?;
+            match fs_err::create_dir(&dir) {
+                Ok(()) => true,
+                // Another thread made it meanwhile; its commit syncs the parent.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut staged = crate::fsx::stage_all(&dir, files)?;
+        staged.sync_dir(&dir);
+        if made {
+            staged.sync_dir(&self.root);
+        }
+        let stored = files
+            .iter()
+            .map(|(name, bytes)| Stored {
                 path: format!("{key}/{name}"),
                 size: bytes.len() as u64,
                 sha256: hex::encode(Sha256::digest(bytes)),
-            });
-        }
-        Ok(stored)
-    }
-
-    /// fsync `<key>/`, so the names placed in it survive a crash.
-    pub fn sync_unit(&self, key: &str) -> anyhow::Result<()> {
-        crate::fsx::sync_dir(&self.root.join(key))
+            })
+            .collect();
+        Ok((stored, staged))
     }
 
     /// Remove temporary files a killed run left in `<key>/` (call only for units this process
@@ -228,6 +238,48 @@ mod tests {
         }
         assert!(store.write_unit("../t3", &[("ok.fits", b"x")]).is_err());
         assert!(!store.root().join("t2").exists(), "a refused unit writes nothing");
+    }
+
+    #[test]
+    fn staged_payloads_show_under_their_names_only_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().join("wd")), "ps1-cutouts");
+        let names = |key: &str| -> Vec<String> {
+            let mut n: Vec<_> = fs_err::read_dir(store.root().join(key))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        let (stored, mut staged) = store.stage("t1", &[("ps1filenames.txt", b"table"), ("g.fits", b"SIMPLE")]).unwrap();
+        assert_eq!(
+            stored[1],
+            Stored { path: "t1/g.fits".into(), size: 6, sha256: hex::encode(Sha256::digest(b"SIMPLE")) }
+        );
+        let (_, second) = store.stage("t2", &[("g.fits", b"SIMPLE2")]).unwrap();
+        staged.append(second);
+        assert_eq!(staged.files(), 3);
+        let waiting = names("t1");
+        assert_eq!(waiting.len(), 2);
+        assert!(
+            waiting.iter().all(|n| n.starts_with(crate::fsx::TEMP_PREFIX)),
+            "no final name before the commit: {waiting:?}"
+        );
+        staged.commit().unwrap();
+        assert_eq!(names("t1"), ["g.fits", "ps1filenames.txt"], "named, no temporary files left");
+        assert_eq!(fs_err::read(store.root().join("t2/g.fits")).unwrap(), b"SIMPLE2");
+        // Staged and never committed (a unit whose commit never came): nothing is left of it but
+        // its folder, and a committed file is not touched.
+        let (_, dropped) = store.stage("t1", &[("g.fits", b"OTHER")]).unwrap();
+        drop(dropped);
+        assert_eq!(names("t1"), ["g.fits", "ps1filenames.txt"]);
+        assert_eq!(fs_err::read(store.root().join("t1/g.fits")).unwrap(), b"SIMPLE");
+        // A commit that cannot name a file says which.
+        let (_, staged) = store.stage("t3", &[("g.fits", b"x")]).unwrap();
+        fs_err::remove_dir_all(store.root().join("t3")).unwrap();
+        let err = format!("{:#}", staged.commit().unwrap_err());
+        assert!(err.contains("t3/g.fits"), "{err}");
     }
 
     #[test]

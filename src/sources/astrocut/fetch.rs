@@ -12,7 +12,7 @@ use super::zip;
 use super::{product_key, survey_name_ok, AstrocutConfig, Part, Service, ZcutFormat, HAPCUT_FILE, MAX_SURVEY_NAME};
 use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request, Secret};
-use crate::sources::engine::{fetch_checked, UnitError};
+use crate::sources::engine::{fetch_checked, Finished, UnitError};
 use crate::store::raw::RawStore;
 use crate::store::InputRecord;
 use crate::target::Target;
@@ -147,7 +147,7 @@ impl CutoutFetcher {
 
     /// Look up the sectors that observed `target` (or the surveys that cover it); a target none
     /// did fails as `no-coverage`.
-    pub async fn lookup(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
+    pub async fn lookup(self: Arc<Self>, key: String, target: Target) -> Result<Finished, UnitError> {
         if self.cfg.service == Service::Hapcut {
             return self.hapcut(key, target).await;
         }
@@ -185,12 +185,12 @@ impl CutoutFetcher {
             u.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (k, v)));
             u
         };
-        Ok(vec![self.store(&key, file, field, fetched, &form_url).await?])
+        self.store(&key, file, field, fetched, &form_url).await
     }
 
     /// HAPcut's one request for a target: a zip of every Hubble product that covers it, each
     /// member a whole FITS file named as a product; `{"msg": ...}` fails the target as `no-data`.
-    async fn hapcut(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
+    async fn hapcut(self: Arc<Self>, key: String, target: Target) -> Result<Finished, UnitError> {
         let url = self.cfg.hapcut_url(target.ra, target.dec);
         let fetched = fetch_checked(&self.client, &self.store, &key, HAPCUT_FILE, &Request::get(url.clone()), |f| {
             if no_data_message(&f.body).is_some() {
@@ -207,16 +207,11 @@ impl CutoutFetcher {
                 reason: format!("HAPcut has no cutout at ra {} dec {} ({url}): {msg}", target.ra, target.dec),
             });
         }
-        Ok(vec![self.store(&key, HAPCUT_FILE, CUTOUT_FIELD, fetched, &url).await?])
+        self.store(&key, HAPCUT_FILE, CUTOUT_FIELD, fetched, &url).await
     }
 
     /// The cutout of one sector or survey; `{"msg": ...}` fails the unit as `no-data`.
-    pub async fn cutout(
-        self: Arc<Self>,
-        key: String,
-        target: Target,
-        part: Part,
-    ) -> Result<Vec<InputRecord>, UnitError> {
+    pub async fn cutout(self: Arc<Self>, key: String, target: Target, part: Part) -> Result<Finished, UnitError> {
         let url = self.cfg.part_url(target.ra, target.dec, &part);
         let file = part.file();
         let format = self.cfg.zcut_format();
@@ -247,10 +242,10 @@ impl CutoutFetcher {
                 reason: format!("{} has no cutout for {what} ({url}): {msg}", self.cfg.service_name()),
             });
         }
-        Ok(vec![self.store(&key, &file, CUTOUT_FIELD, fetched, &url).await?])
+        self.store(&key, &file, CUTOUT_FIELD, fetched, &url).await
     }
 
-    /// Store a checked payload atomically, off the async threads, and describe it.
+    /// Stage a checked payload off the async threads (the engine commits it) and describe it.
     async fn store(
         &self,
         key: &str,
@@ -258,14 +253,15 @@ impl CutoutFetcher {
         field: &str,
         fetched: Fetched,
         url: &url::Url,
-    ) -> Result<InputRecord, UnitError> {
+    ) -> Result<Finished, UnitError> {
         let store = self.store.clone();
         let (key, file) = (key.to_string(), file.to_string());
-        let stored = tokio::task::spawn_blocking(move || store.write(&key, &file, &fetched.body))
+        let (mut stored, staged) = tokio::task::spawn_blocking(move || store.stage(&key, &[(&file, &fetched.body)]))
             .await
             .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing a payload failed: {e}")))?
             .map_err(UnitError::Fatal)?;
-        Ok(InputRecord {
+        let stored = stored.pop().expect("one file in, one out");
+        let record = InputRecord {
             path: stored.path,
             field: field.to_string(),
             size: stored.size,
@@ -273,7 +269,8 @@ impl CutoutFetcher {
             mtime_ns: 0,
             ctime_ns: 0,
             url: Some(url.to_string()),
-        })
+        };
+        Ok(Finished { inputs: vec![record], staged })
     }
 }
 

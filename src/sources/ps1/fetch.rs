@@ -8,8 +8,9 @@ use super::table::{self, Ps1Image};
 use super::urls::{colour_order, cutout_max_body, filenames_url, fitscut_url, table_max_body};
 use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::failure::FailureKind;
+use crate::fsx::Staged;
 use crate::net::client::{Fetched, NetClient, Request};
-use crate::sources::engine::{fetch_checked, UnitError};
+use crate::sources::engine::{fetch_checked, Finished, UnitError};
 use crate::sources::payload::{validate, PayloadKind};
 use crate::store::raw::RawStore;
 use crate::store::InputRecord;
@@ -42,9 +43,9 @@ fn content_type(f: &Fetched) -> Option<&str> {
 }
 
 impl Ps1Fetcher {
-    /// Fetch and store everything one target needs; its input records in a fixed order (table,
-    /// then cutouts in the recipe's filter order).
-    pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Vec<InputRecord>, UnitError> {
+    /// Fetch and stage everything one target needs; its input records in a fixed order (table,
+    /// then cutouts in the recipe's filter order), and the staged files for the engine to commit.
+    pub async fn fetch(self: Arc<Self>, key: String, target: Target) -> Result<Finished, UnitError> {
         let cfg = &self.cfg;
         let url = filenames_url(cfg, target.ra, target.dec);
         let req = Request::get(url.clone()).max_body(table_max_body(cfg));
@@ -70,9 +71,9 @@ impl Ps1Fetcher {
             });
         }
         let cutouts = plan_cutouts(cfg, &rows)?;
-        // The unit's answers are stored together once all are in (one hand-off to a blocking
-        // thread and one folder fsync per target instead of one per file), or in parts when
-        // they grow past UNIT_BUFFER (large cutouts), so memory stays bounded.
+        // The unit's answers are staged together once all are in (one hand-off to a blocking
+        // thread per target instead of one per file), or in parts when they grow past
+        // UNIT_BUFFER (large cutouts), so memory stays bounded; the engine commits them.
         let mut unit = PendingUnit::new(key.clone(), cutouts.len() + 1);
         unit.add(&self, Answer { file: TABLE_FILE.to_string(), field: TABLE_FIELD.to_string(), fetched: answer, url })
             .await?;
@@ -93,18 +94,15 @@ impl Ps1Fetcher {
         unit.finish(&self).await
     }
 
-    /// Store validated answers of the unit `key` (atomically, off the async threads) and
-    /// describe them, in the order given; with `last`, then fsync the unit's folder.
-    async fn store(&self, key: &str, answers: Vec<Answer>, last: bool) -> Result<Vec<InputRecord>, UnitError> {
+    /// Stage validated answers of the unit `key` (off the async threads) and describe them, in
+    /// the order given.
+    async fn store(&self, key: &str, answers: Vec<Answer>) -> Result<(Vec<InputRecord>, Staged), UnitError> {
         let store = self.store.clone();
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
             let files: Vec<(&str, &[u8])> = answers.iter().map(|a| (a.file.as_str(), &a.fetched.body[..])).collect();
-            let stored = store.place(&key, &files)?;
-            if last {
-                store.sync_unit(&key)?;
-            }
-            Ok(answers
+            let (stored, staged) = store.stage(&key, &files)?;
+            let records = answers
                 .into_iter()
                 .zip(stored)
                 .map(|(a, s)| InputRecord {
@@ -116,7 +114,8 @@ impl Ps1Fetcher {
                     ctime_ns: 0,
                     url: Some(a.url.to_string()),
                 })
-                .collect())
+                .collect();
+            Ok((records, staged))
         })
         .await
         .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing payloads failed: {e}")))?
@@ -136,17 +135,24 @@ struct Answer {
 /// is stored at once (a 240-pixel cutout is about 230 KB; a 6000-pixel one 144 MB).
 const UNIT_BUFFER: usize = 4 << 20;
 
-/// A unit's answers on their way to the raw store, and the records of those already stored.
+/// A unit's answers on their way to the raw store, and the records of those already staged.
 struct PendingUnit {
     key: String,
     held: Vec<Answer>,
     held_bytes: usize,
     stored: Vec<InputRecord>,
+    staged: Staged,
 }
 
 impl PendingUnit {
     fn new(key: String, answers: usize) -> Self {
-        PendingUnit { key, held: Vec::with_capacity(answers), held_bytes: 0, stored: Vec::with_capacity(answers) }
+        PendingUnit {
+            key,
+            held: Vec::with_capacity(answers),
+            held_bytes: 0,
+            stored: Vec::with_capacity(answers),
+            staged: Staged::default(),
+        }
     }
 
     async fn add(&mut self, fetcher: &Ps1Fetcher, answer: Answer) -> Result<(), UnitError> {
@@ -155,16 +161,20 @@ impl PendingUnit {
         if self.held_bytes >= UNIT_BUFFER {
             let held = std::mem::take(&mut self.held);
             self.held_bytes = 0;
-            self.stored.extend(fetcher.store(&self.key, held, false).await?);
+            let (records, staged) = fetcher.store(&self.key, held).await?;
+            self.stored.extend(records);
+            self.staged.append(staged);
         }
         Ok(())
     }
 
-    /// Store what is held, sync the folder, and give every record in order.
-    async fn finish(mut self, fetcher: &Ps1Fetcher) -> Result<Vec<InputRecord>, UnitError> {
+    /// Stage what is held; every record in order, and all the staged files.
+    async fn finish(mut self, fetcher: &Ps1Fetcher) -> Result<Finished, UnitError> {
         let held = std::mem::take(&mut self.held);
-        self.stored.extend(fetcher.store(&self.key, held, true).await?);
-        Ok(self.stored)
+        let (records, staged) = fetcher.store(&self.key, held).await?;
+        self.stored.extend(records);
+        self.staged.append(staged);
+        Ok(Finished { inputs: self.stored, staged: self.staged })
     }
 }
 
