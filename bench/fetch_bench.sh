@@ -207,8 +207,9 @@ for lat in "${LATS[@]}"; do
 done
 
 # The floor of CPU per request: the kernel's work of storing the same files as durably as etd's raw
-# store does (per target: folder made and its parent fsynced; per file: temp file, write, fsync,
-# rename; then one folder fsync), with no HTTP at all. The HTTP part is curl's run above.
+# engine does (per target: folder made, files written to temp files; per commit of 16 targets:
+# every file fsynced, all renamed, each folder and their parent fsynced once), with no HTTP at
+# all. The HTTP part is curl's run above.
 log "floor: the kernel CPU of storing etd's files durably, without HTTP, $REPS runs"
 FLOOR=$RES/floor.txt
 : >"$FLOOR"

@@ -70,7 +70,8 @@ def floor(path, runs, med):
     sys_ms = med([1000 * r["sys"] / r["meter"]["requests"] for r in etd0])
     user_ms = med([1000 * r["user"] / r["meter"]["requests"] for r in etd0])
     print(f"storage replay: etd's {rows[0]['files']} files stored again as durably (per target: folder made, "
-          f"parent fsynced; per file: temp file, write, fsync, rename; one folder fsync), no HTTP: kernel CPU "
+          f"files to temp files; per 16 targets: each file fsynced, renamed, each folder and the parent fsynced "
+          f"once), no HTTP: kernel CPU "
           f"{kernel:.2f} s = {per:.3f} ms per request")
     print(f"  etd at 0 ms: user {user_ms:.3f} ms + kernel {sys_ms:.3f} ms per request (HTTP and storage)")
     curl0 = [r for r in runs if r["label"] == "curl" and r["lat"] == 0]
