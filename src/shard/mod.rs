@@ -5,6 +5,7 @@
 //! worker count). The whole folder is written beside
 //! `shards/` and swapped in at the end, manifest last, so a failed run never damages the old one.
 
+pub mod compress;
 pub mod inspect;
 pub mod manifest;
 pub mod part;

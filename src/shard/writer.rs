@@ -144,12 +144,9 @@ fn write_shard(
     let count = match settings.zstd_level {
         None => write_tar(&mut hashing, samples, settings.mtime)?,
         Some(level) => {
-            let mut enc = zstd::stream::write::Encoder::new(&mut hashing, level)?;
-            enc.include_checksum(true)?;
-            // zstd's multi-threaded streaming mode writes the same bytes for any worker count
-            // >= 1 (it differs only from the 0-worker mode, which is never used), so the output
-            // stays identical on any machine while compression uses every core.
-            enc.multithread(settings.zstd_workers.max(1))?;
+            // The same bytes for any worker count (see `ZstdWriter::new`), so the output stays
+            // identical on any machine while compression uses every core.
+            let mut enc = super::compress::ZstdWriter::new(&mut hashing, level, settings.zstd_workers)?;
             let n = write_tar(&mut enc, samples, settings.mtime)?;
             enc.finish()?;
             n
