@@ -6,7 +6,7 @@ Usage: durable_floor.py RAW_DIR DEST_DIR [UNITS_PER_COMMIT]
 Copies every file under RAW_DIR (etd's raw/<source>/ of a finished fetch) into DEST_DIR the way
 etd's fetch engine stores the payloads of its units: per unit, the key's folder is created and
 each file written to a temporary file in it; then, per commit of UNITS_PER_COMMIT units (default
-16; etd commits what finished within 100 ms, at most 64 units), every temporary file is fsync'ed,
+16; etd commits what waited 100 ms, or 64 units once that many wait), every temporary file is fsync'ed,
 then all are renamed to their names, then each key's folder is fsync'ed once and their parent
 once. Only the writing is timed (the files are read into memory first). Prints one line:
 `files N kernel_s S user_s U` where S and U are this process's system and user CPU seconds spent

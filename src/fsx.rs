@@ -40,8 +40,8 @@ pub fn place_all_atomic<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> any
 
 /// The first half of [`place_all_atomic`]: each file written to a temporary file in `dir`,
 /// neither fsynced nor named yet. [`Staged::commit`] finishes the job, for as many staged files
-/// as a caller gathered (the payloads of many units: one fsync per file still, but the folders
-/// each synced once, and one hand-off to a blocking thread for all of them).
+/// as a caller gathered (the payloads of many units: one fsync per file still, but each folder
+/// synced once per commit, and the fsyncs and renames of all of them in one blocking task).
 pub fn stage_all<N: AsRef<Path>>(dir: &Path, files: &[(N, &[u8])]) -> anyhow::Result<Staged> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);

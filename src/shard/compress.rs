@@ -19,12 +19,14 @@ impl<W: Write> ZstdWriter<W> {
     /// A frame at `level` with a content checksum, compressed by `workers` threads (at least 1:
     /// zstd's multi-threaded mode writes the same bytes for any count of workers >= 1, so
     /// shards are identical on any machine), and without zstd 1.5.7's pre-splitter
-    /// (`ZSTD_c_blockSplitterLevel` 1: every full block is 128 KiB, as zstd <= 1.5.6 and the
-    /// `zstd` command of most distributions make them). At levels 3-4 the pre-splitter looks for
-    /// block boundaries in every full block before compressing it: on the shard benchmark's
-    /// 20,000 FITS cutouts it took 1.6 times the CPU and gave a 0.2% *larger* output, on npy
-    /// images 1.3 times the CPU and a 0.05% larger output; on source text it made the output
-    /// 0.5% smaller at the same CPU, and light curves came out byte-identical (bench/README.md).
+    /// (`ZSTD_c_blockSplitterLevel` 1: blocks are cut at 128 KiB before compression, as zstd
+    /// <= 1.5.6 and the `zstd` command of most distributions cut them; at the highest levels,
+    /// the btopt strategies and up, zstd's later splitter, after sequences, still splits). By
+    /// default the pre-splitter looks for block boundaries in every full block at every level.
+    /// At level 3 (measured), on the shard benchmark's 20,000 FITS cutouts it took 1.6 times the
+    /// CPU and gave a 0.2% *larger* output, on npy images 1.3 times the CPU and a 0.05% larger
+    /// output; on source text it made the output 0.5% smaller at the same CPU, and light curves
+    /// came out byte-identical (bench/README.md).
     pub fn new(inner: W, level: i32, workers: u32) -> io::Result<Self> {
         // SAFETY: plain constructor; a null return is handled.
         let cctx = NonNull::new(unsafe { zstd_sys::ZSTD_createCCtx() })
@@ -85,8 +87,9 @@ impl<W: Write> Write for ZstdWriter<W> {
         Ok(buf.len())
     }
 
-    /// Writes out what zstd holds compressed, and flushes `W`; the bytes already handed over
-    /// stay in the frame being compressed (a zstd flush would end a block, and change the bytes).
+    /// Flushes `W` only: what zstd holds comes out with later writes or at `finish`. (A zstd
+    /// flush would end a block there and so make the bytes depend on when callers flush; this
+    /// bends `Write::flush`'s promise so that they do not.)
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
@@ -129,30 +132,33 @@ mod tests {
             .collect()
     }
 
-    fn compress(data: &[u8], workers: u32, piece: usize) -> Vec<u8> {
+    /// `data` compressed at level 3 by `workers`, handed over `piece` bytes at a time (with a
+    /// `flush` after each piece when `flush`).
+    fn compress(data: &[u8], workers: u32, piece: usize, flush: bool) -> Vec<u8> {
         let mut w = ZstdWriter::new(Vec::new(), 3, workers).unwrap();
         for p in data.chunks(piece) {
             w.write_all(p).unwrap();
+            if flush {
+                w.flush().unwrap();
+            }
         }
-        w.flush().unwrap();
         w.finish().unwrap()
     }
 
     #[test]
-    fn frames_decode_with_the_zstd_crate_and_do_not_depend_on_workers_or_write_sizes() {
-        let data = image_like(6 << 20);
-        let one = compress(&data, 1, 1 << 20);
+    fn frames_decode_with_the_zstd_crate_and_do_not_depend_on_workers_writes_or_flushes() {
+        // 20 MiB: more than two of zstd's 8 MiB jobs at level 3, so the workers share the frame.
+        let data = image_like(20 << 20);
+        let one = compress(&data, 1, 1 << 20, false);
         assert!(one.len() < data.len());
         assert_eq!(zstd::stream::decode_all(one.as_slice()).unwrap(), data);
-        assert_eq!(compress(&data, 3, 1 << 20), one, "same bytes for any worker count");
-        assert_eq!(compress(&data, 2, 512), one, "same bytes for any write sizes");
-        // The frame has a content checksum: a flipped byte inside is caught by the decoder.
-        let mut bad = one.clone();
-        let at = bad.len() / 2;
-        bad[at] ^= 0x40;
-        assert!(zstd::stream::decode_all(bad.as_slice()).is_err());
+        assert_eq!(compress(&data, 3, 1 << 20, false), one, "same bytes for any worker count");
+        assert_eq!(compress(&data, 2, 100_000, true), one, "same bytes for any write sizes and flushes");
+        // Magic number, then the frame header descriptor: its bit 2 says a checksum follows.
+        assert_eq!(one[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+        assert_ne!(one[4] & 0x04, 0, "content checksum flag");
         // Empty input: a valid, empty frame.
-        assert_eq!(zstd::stream::decode_all(compress(&[], 1, 1).as_slice()).unwrap(), b"");
+        assert_eq!(zstd::stream::decode_all(compress(&[], 1, 1, false).as_slice()).unwrap(), b"");
     }
 
     #[test]
@@ -160,7 +166,7 @@ mod tests {
         // The library's default at level 3 (zstd 1.5.7: pre-splitting) writes other bytes for
         // the same data and settings; both decode to the data.
         let data = image_like(4 << 20);
-        let ours = compress(&data, 1, 1 << 20);
+        let ours = compress(&data, 1, 1 << 20, false);
         let mut default = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         default.include_checksum(true).unwrap();
         default.multithread(1).unwrap();

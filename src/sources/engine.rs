@@ -1,6 +1,7 @@
 //! The fetch engine shared by the networked sources: runs units of work concurrently (the host
-//! limiter in `net` decides how many requests actually fly), records each finished or permanently
-//! failed unit in the journal the moment it ends, and stops early when the archive looks down.
+//! limiter in `net` decides how many requests actually fly), records each permanently failed unit
+//! in the journal the moment it ends and each finished one once its payloads are committed (with
+//! the units that finished close to it), and stops early when the archive looks down.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -152,26 +153,31 @@ pub fn give_up_after(parallel: usize) -> u64 {
 }
 
 /// Units finished close together are made durable in one commit ([`Staged::commit`]) before
-/// their lines go to the journal: at most this many per commit,
+/// their lines go to the journal. A commit starts when this many units wait,
 const COMMIT_UNITS: usize = 64;
 /// or this many staged files (each is an open file until it is committed),
 const COMMIT_FILES: usize = 256;
-/// and a finished unit waits at most this long for its commit to start. One commit runs at a
-/// time while units go on; a kill before a unit's commit loses only that unit (nothing names it
-/// in the journal, so the next run fetches it again) and leaves no file under a final name.
+/// or the first waiting unit has waited this long. While as many wait as start a commit and
+/// every commit slot is busy, no new unit starts, so what waits stays bounded (by those limits
+/// plus the units under way). A kill before a unit's commit loses only that unit (nothing names
+/// it in the journal, so the next run fetches it again) and leaves no file under a final name.
 const COMMIT_WAIT: Duration = Duration::from_millis(100);
+/// Commits running at once, each on a blocking thread: on local disks one is nearly always
+/// enough; on storage slow to sync (a network file system) fsyncs in flight together finish
+/// sooner.
+const COMMITS_IN_FLIGHT: usize = 4;
 
 /// Units fetched whole and their input records, in the order they finished.
 type DoneUnits = Vec<(String, Vec<InputRecord>)>;
 
-/// Finished units on their way to the journal: those waiting for a commit, and the commit
-/// running on a blocking thread.
+/// Finished units on their way to the journal: those waiting for a commit, and the commits
+/// running on blocking threads.
 #[derive(Default)]
 struct Commits {
     waiting: DoneUnits,
     staged: Staged,
     since: Option<Instant>,
-    running: Option<(DoneUnits, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    running: JoinSet<(DoneUnits, anyhow::Result<()>)>,
 }
 
 impl Commits {
@@ -181,39 +187,45 @@ impl Commits {
         self.staged.append(done.staged);
     }
 
-    /// Start a commit of the waiting units if none runs and they are enough, have waited long
-    /// enough, or `now` (nothing else will come).
+    /// As many units or files wait as start a commit.
+    fn full(&self) -> bool {
+        self.waiting.len() >= COMMIT_UNITS || self.staged.files() >= COMMIT_FILES
+    }
+
+    /// Start a commit of the waiting units if a slot is free and they are enough, have waited
+    /// long enough, or `now` (nothing else will come).
     fn start_if_due(&mut self, now: bool) {
         let Some(since) = self.since else { return };
-        let due = now
-            || self.waiting.len() >= COMMIT_UNITS
-            || self.staged.files() >= COMMIT_FILES
-            || since.elapsed() >= COMMIT_WAIT;
-        if self.running.is_none() && due {
+        let due = now || self.full() || since.elapsed() >= COMMIT_WAIT;
+        if due && self.running.len() < COMMITS_IN_FLIGHT {
             let staged = std::mem::take(&mut self.staged);
-            let handle = tokio::task::spawn_blocking(move || staged.commit());
-            self.running = Some((std::mem::take(&mut self.waiting), handle));
+            let units = std::mem::take(&mut self.waiting);
+            self.running.spawn_blocking(move || {
+                let result = staged.commit();
+                (units, result)
+            });
             self.since = None;
         }
     }
 
-    /// When the waiting units' commit is due by time (none runs).
+    /// When the waiting units' commit is due by time (a slot is free).
     fn due_at(&self) -> Option<Instant> {
-        self.since.filter(|_| self.running.is_none()).map(|t| t + COMMIT_WAIT)
+        self.since.filter(|_| self.running.len() < COMMITS_IN_FLIGHT).map(|t| t + COMMIT_WAIT)
     }
 
     fn busy(&self) -> bool {
-        self.running.is_some() || self.since.is_some()
+        !self.running.is_empty() || self.since.is_some()
     }
 
-    /// Wait for the running commit (pending forever when none runs: a `select!` branch is
-    /// guarded by `running.is_some()`).
+    /// Wait for a running commit to end; its units (pending forever when none runs: a
+    /// `select!` branch is guarded by `!running.is_empty()`).
     async fn wait(&mut self) -> anyhow::Result<DoneUnits> {
-        let Some((_, handle)) = self.running.as_mut() else { return std::future::pending().await };
-        let result = handle.await;
-        let (units, _) = self.running.take().expect("a commit was running");
-        result.map_err(|e| anyhow::anyhow!("storing payloads failed: {e}"))??;
-        Ok(units)
+        match self.running.join_next().await {
+            Some(Ok((units, Ok(())))) => Ok(units),
+            Some(Ok((_, Err(e)))) => Err(e),
+            Some(Err(e)) => Err(anyhow::anyhow!("storing payloads failed: {e}")),
+            None => std::future::pending().await,
+        }
     }
 
     /// Journal the units of a finished commit.
@@ -230,14 +242,46 @@ impl Commits {
         }))
     }
 
-    /// Commit and journal everything left, the running commit first.
+    /// Commit and journal everything left: every running commit is waited for, and the units
+    /// waiting committed. The first error, if any (the units of a failed commit are not
+    /// journaled; the others are).
     async fn finish(&mut self, params: &str, journal: &mut FetchJournal, tally: &mut Tally) -> anyhow::Result<()> {
+        let mut first = None;
         while self.busy() {
             self.start_if_due(true);
-            let units = self.wait().await?;
-            Self::journal(units, params, journal, tally)?;
+            match self.wait().await {
+                Ok(units) => {
+                    if let Err(e) = Self::journal(units, params, journal, tally) {
+                        first.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Stop the run on `error`: units under way are dropped, units fetched whole are still
+    /// committed and journaled where this side can (what fails meanwhile is logged), the journal
+    /// synced. Returns `error`.
+    async fn fail(
+        &mut self,
+        error: anyhow::Error,
+        running: &mut JoinSet<Outcome>,
+        params: &str,
+        journal: &mut FetchJournal,
+        tally: &mut Tally,
+    ) -> anyhow::Error {
+        running.abort_all();
+        if let Err(e) = self.finish(params, journal, tally).await {
+            tracing::error!("{e:#}");
+        }
+        if let Err(e) = journal.sync() {
+            tracing::error!("{e:#}");
+        }
+        error
     }
 }
 
@@ -280,7 +324,7 @@ where
                 deadline = Some(stopping(signal, running.len(), &mut tally));
             }
         }
-        while tally.stopped.is_none() && deadline.is_none() && running.len() < parallel.max(1) {
+        while tally.stopped.is_none() && deadline.is_none() && running.len() < parallel.max(1) && !commits.full() {
             match jobs.next() {
                 Some(job) => {
                     running.spawn(job);
@@ -296,7 +340,7 @@ where
         let tick = commits.due_at();
         let event = tokio::select! {
             joined = running.join_next(), if !running.is_empty() => Event::Joined(joined),
-            units = commits.wait(), if commits.running.is_some() => Event::Committed(units),
+            units = commits.wait(), if !commits.running.is_empty() => Event::Committed(units),
             _ = tokio::time::sleep_until(tick.unwrap_or(started).into()), if tick.is_some() => Event::Tick,
             _ = stop::wait(), if deadline.is_none() => Event::Tick,
             _ = tokio::time::sleep_until(deadline.unwrap_or(started).into()), if deadline.is_some() => Event::Abandon,
@@ -304,16 +348,12 @@ where
         let joined = match event {
             Event::Joined(Some(joined)) => joined,
             Event::Joined(None) | Event::Tick => continue,
-            Event::Committed(units) => {
-                match units {
-                    Ok(units) => Commits::journal(units, params, journal, &mut tally)?,
-                    Err(e) => {
-                        running.abort_all();
-                        journal.sync()?;
-                        return Err(e);
-                    }
-                }
+            Event::Committed(Ok(units)) => {
+                Commits::journal(units, params, journal, &mut tally)?;
                 continue;
+            }
+            Event::Committed(Err(e)) => {
+                return Err(commits.fail(e, &mut running, params, journal, &mut tally).await);
             }
             Event::Abandon => {
                 tally.abandoned = running.len() as u64;
@@ -321,7 +361,13 @@ where
                 break;
             }
         };
-        let outcome = joined.map_err(|e| anyhow::anyhow!("a fetch task failed: {e}"))?;
+        let outcome = match joined {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = anyhow::anyhow!("a fetch task failed: {e}");
+                return Err(commits.fail(e, &mut running, params, journal, &mut tally).await);
+            }
+        };
         match outcome.result {
             Ok(done) => {
                 streak = 0;
@@ -356,13 +402,8 @@ where
                 }
             }
             Err(UnitError::Fatal(e)) => {
-                running.abort_all();
                 // Units fetched whole before it are kept, if this side still can.
-                if let Err(commit) = commits.finish(params, journal, &mut tally).await {
-                    tracing::error!("{commit:#}");
-                }
-                journal.sync()?;
-                return Err(e);
+                return Err(commits.fail(e, &mut running, params, journal, &mut tally).await);
             }
         }
         if last_detail.elapsed() >= Duration::from_millis(250) {
@@ -408,11 +449,32 @@ mod tests {
 
     type Job = std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
-    /// A unit that stages two payloads in `store` after `delay_ms`.
+    /// Every unit the journal in `dir` names as done has its files under their final names, with
+    /// the bytes recorded (checked by units while a run goes on).
+    fn journaled_units_are_named(dir: &std::path::Path, store: &RawStore) -> usize {
+        let text = fs_err::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
+        let mut done = 0;
+        for line in text.lines() {
+            let entry: JournalEntry = serde_json::from_str(line).unwrap();
+            if let JournalEntry::Done { inputs, .. } = entry {
+                for input in &inputs {
+                    let bytes = fs_err::read(store.root().join(&input.path)).unwrap();
+                    assert_eq!(bytes.len() as u64, input.size, "{}", input.path);
+                }
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// A unit that stages two payloads in `store` after `delay_ms`, having checked that every
+    /// unit journaled so far is named.
     fn staging(store: &RawStore, unit: String, delay_ms: u64) -> Job {
         let store = store.clone();
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let dir = store.root().parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+            journaled_units_are_named(&dir, &store);
             let result = store
                 .stage(&unit, &[("ps1filenames.txt", unit.as_bytes()), ("g.fits", b"SIMPLE")])
                 .map(|(stored, staged)| Finished {
@@ -488,6 +550,7 @@ mod tests {
         assert!(matches!(journal.get("nocov"), Some(JournalEntry::Failed { .. })));
         let Some(JournalEntry::Done { inputs, params, .. }) = journal.get("u149") else { panic!("u149 not done") };
         assert_eq!((inputs[0].path.as_str(), params.as_deref()), ("u149/ps1filenames.txt", Some("p")));
+        assert_eq!(journaled_units_are_named(dir.path(), &store), 150);
         let names = files(store.root());
         assert_eq!(names.len(), 300, "two files per unit, no temporary files: {:?}", &names[..4]);
         assert!(names.iter().all(|n| !n.contains(crate::fsx::TEMP_PREFIX)));
@@ -506,10 +569,33 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_commit_journals_none_of_its_units() {
+    fn a_failed_commit_journals_none_of_its_units_and_leaves_no_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
-        // The unit's folder disappears between its staging and the commit: the rename fails.
+        let path = dir.path().join("journal.jsonl");
+        let mut journal = FetchJournal::open_append(&path).unwrap();
+        let mut tally = Tally::default();
+        let runtime = runtime().unwrap();
+        let result = runtime.block_on(async {
+            let mut commits = Commits::default();
+            for unit in ["good", "bad"] {
+                let outcome = staging(&store, unit.into(), 0).await;
+                commits.add(outcome.unit, outcome.result.unwrap_or_else(|_| panic!("{unit} staged")));
+            }
+            // A folder where one of `bad`'s files is to be named: its rename fails.
+            fs_err::create_dir(store.root().join("bad/g.fits")).unwrap();
+            commits.finish("p", &mut journal, &mut tally).await
+        });
+        let err = format!("{:#}", result.unwrap_err());
+        assert!(err.contains("bad/g.fits"), "{err}");
+        drop(journal);
+        let journal = FetchJournal::open(&path).unwrap();
+        assert_eq!((journal.done_units().count(), tally.done), (0, 0), "one commit: none of it journaled");
+        let left: Vec<String> =
+            files(store.root()).into_iter().filter(|n| n.contains(crate::fsx::TEMP_PREFIX)).collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+
+        // Through the engine: the unit whose folder is gone before its commit is not journaled.
         let lost = {
             let store = store.clone();
             Box::pin(async move {
@@ -522,6 +608,21 @@ mod tests {
         let err = format!("{:#}", result.unwrap_err());
         assert!(err.contains("lost/g.fits") || err.contains("lost/ps1filenames.txt"), "{err}");
         assert!(journal.get("lost").is_none());
+    }
+
+    #[test]
+    fn units_fetched_before_the_archive_looked_down_are_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(&crate::store::Workdir::new(dir.path().to_path_buf()), "ps1-cutouts");
+        let mut jobs: Vec<Job> = (0..5).map(|i| staging(&store, format!("u{i}"), 0)).collect();
+        jobs.extend((0..30).map(|i| failing(&format!("t{i}"), 0, UnitError::Transient("503".into()))));
+        jobs.push(staging(&store, "never".into(), 0));
+        let (tally, journal) = run(dir.path(), jobs, 1);
+        let tally = tally.unwrap();
+        assert!(tally.stopped.is_some());
+        assert_eq!((tally.done, tally.transient, tally.not_attempted), (5, 10, 21));
+        assert_eq!(journal.done_units().count(), 5);
+        assert_eq!(journaled_units_are_named(dir.path(), &store), 5);
     }
 
     #[test]

@@ -132,8 +132,7 @@ impl RawStore {
 
     /// Write the payloads of one unit (already validated) to temporary files in `<key>/` (made
     /// if missing), to be named `<key>/<name>` by [`Staged::commit`](crate::fsx::Staged::commit),
-    /// which also syncs the folder (and its parent, when this call made it). Until then nothing
-    /// shows under a final name. The fetch engine commits the units that finish close together
+    /// which also syncs the folder and its parent. Until then nothing shows under a final name. The fetch engine commits the units that finish close together
     /// in one go before it journals them (docs/design.md, "Workdir").
     pub fn stage(&self, key: &str, files: &[(&str, &[u8])]) -> anyhow::Result<(Vec<Stored>, crate::fsx::Staged)> {
         anyhow::ensure!(crate::keys::key_problem(key).is_none(), "unsafe raw payload folder {key}");
@@ -144,20 +143,21 @@ impl RawStore {
             );
         }
         let dir = self.root.join(key);
-        let made = !dir.is_dir() && {
+        if !dir.is_dir() {
             crate::fsx::create_dir_synced(&self.root)?;
             match fs_err::create_dir(&dir) {
-                Ok(()) => true,
-                // Another thread made it meanwhile; its commit syncs the parent.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => false,
+                Ok(()) => {}
+                // Another thread made it meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
                 Err(e) => return Err(e.into()),
             }
-        };
-        let mut staged = crate::fsx::stage_all(&dir, files)?;
-        staged.sync_dir(&dir);
-        if made {
-            staged.sync_dir(&self.root);
         }
+        let mut staged = crate::fsx::stage_all(&dir, files)?;
+        // The parent is synced at every commit, not only by the one after the folder was made:
+        // a folder made by a unit whose commit never came (a kill, a failure) may not be on disk
+        // yet. A commit syncs each folder once, so this is one fsync per commit.
+        staged.sync_dir(&dir);
+        staged.sync_dir(&self.root);
         let stored = files
             .iter()
             .map(|(name, bytes)| Stored {
