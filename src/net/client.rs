@@ -144,6 +144,8 @@ pub struct Request {
     pub auth: Option<Auth>,
     /// Upload this file as the body (opened again for every attempt), with its `Content-Length`.
     pub upload: Option<std::path::PathBuf>,
+    /// Where the upload records the size and crc32c of what it sent.
+    pub sent: Option<super::upload::SentSlot>,
     /// A small body sent from memory, with its content type (a WebDAV `PROPFIND` request).
     pub body: Option<(&'static str, Vec<u8>)>,
     /// Stream the answer into a file instead of memory, resuming what is already there.
@@ -199,6 +201,7 @@ impl Request {
             form: None,
             auth: None,
             upload: None,
+            sent: None,
             body: None,
             download: None,
             max_body: DEFAULT_MAX_BODY,
@@ -243,6 +246,12 @@ impl Request {
 
     pub fn upload(mut self, path: std::path::PathBuf) -> Self {
         self.upload = Some(path);
+        self
+    }
+
+    /// Record in `slot` the size and crc32c of what the upload's last attempt sent.
+    pub fn record_sent(mut self, slot: super::upload::SentSlot) -> Self {
+        self.sent = Some(slot);
         self
     }
 }
@@ -510,7 +519,8 @@ impl NetClient {
                 Ok(m) => m.len(),
                 Err(e) => return (Err(Attempt::Fatal(format!("cannot read {}: {e}", path.display()))), None),
             };
-            builder = builder.header(reqwest::header::CONTENT_LENGTH, len).body(reqwest::Body::from(file));
+            let body = super::upload::UploadBody::new(file, len, req.sent.clone());
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, len).body(reqwest::Body::wrap_stream(body));
         }
         if let Some(auth) = &req.auth {
             let text = match auth {
@@ -798,6 +808,76 @@ fn transport(e: &reqwest::Error) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-connection HTTP/1.1 server on loopback that takes a `PUT`, calls `between` once the
+    /// head is in (before it reads the body), reads the body and answers 201; returns the body.
+    fn put_server(between: impl FnOnce() + Send + 'static) -> (url::Url, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = url::Url::parse(&format!("http://{}/up/s.tar", listener.local_addr().unwrap())).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some((k, v)) = line.trim_end().split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            between();
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            (&stream).write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n").unwrap();
+            body
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn an_upload_records_what_it_sent_not_what_the_file_became() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tar");
+        // 32 MiB: more than loopback's socket buffers hold, so the end of the file is read only
+        // after the server has read some of the body.
+        let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+        fs_err::write(&path, &data).unwrap();
+        let client = NetClient::new(crate::publish::https::politeness(), 1).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let put = |url: url::Url, slot: &super::super::upload::SentSlot| {
+            let req = Request::new(Method::PUT, url).upload(path.clone()).record_sent(slot.clone());
+            runtime.block_on(client.send(&req)).unwrap();
+        };
+
+        let (url, server) = put_server(|| {});
+        let slot = super::super::upload::SentSlot::default();
+        put(url, &slot);
+        assert_eq!(server.join().unwrap(), data);
+        let sent = *slot.lock().unwrap();
+        assert_eq!((sent.size, sent.crc32c), (data.len() as u64, crc32c::crc32c(&data)));
+
+        // The file's last MiB changes while it is sent: what was sent is counted, not the file.
+        let changer = path.clone();
+        let (url, server) = put_server(move || {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = fs_err::OpenOptions::new().write(true).open(&changer).unwrap();
+            f.seek(SeekFrom::End(-(1 << 20))).unwrap();
+            f.write_all(&vec![7u8; 1 << 20]).unwrap();
+        });
+        let slot = super::super::upload::SentSlot::default();
+        put(url, &slot);
+        let received = server.join().unwrap();
+        assert_ne!(received, data, "the server saw the changed end");
+        let sent = *slot.lock().unwrap();
+        assert_eq!((sent.size, sent.crc32c), (received.len() as u64, crc32c::crc32c(&received)));
+        assert_ne!(sent.crc32c, crc32c::crc32c(&data));
+    }
 
     #[test]
     fn the_deadline_grows_with_the_body_bound() {

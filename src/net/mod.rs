@@ -6,6 +6,7 @@ pub mod client;
 pub mod download;
 pub mod limiter;
 pub mod retry;
+pub mod upload;
 
 use std::time::Duration;
 

@@ -340,8 +340,10 @@ impl Remote {
         learn_from_file(item).await?;
         let url = self.url(&item.name)?;
         self.journal.append(url.as_str(), UploadState::Started)?;
-        let put = self.request(Method::PUT, url.clone()).upload(item.path.clone());
+        let sent = crate::net::upload::SentSlot::default();
+        let put = self.request(Method::PUT, url.clone()).upload(item.path.clone()).record_sent(sent.clone());
         self.client.send(&put).await.map_err(auth_hint)?;
+        check_sent(item, &url, &sent)?;
         let mut found = self.look(&url).await?;
         if replace == Replace::UnfinishedUpload
             && matches!(&found, Found::Present { size, digests } if !same(item, *size, digests))
@@ -355,6 +357,7 @@ impl Remote {
             );
             tokio::time::sleep(STALE_CHECKSUM_WAIT).await;
             self.client.send(&put).await.map_err(auth_hint)?;
+            check_sent(item, &url, &sent)?;
             found = self.look(&url).await?;
         }
         match found {
@@ -374,6 +377,27 @@ impl Remote {
             Found::Missing => Err(UserError::failure(format!("{url} is missing right after its upload")).into()),
         }
     }
+}
+
+/// What the upload sent (size and crc32c, counted as the body went out) must be what the manifest
+/// describes. The file was checked just before the upload; this catches a change while it was
+/// sent, which an origin that reports no checksum would not show.
+fn check_sent(item: &Item, url: &url::Url, sent: &crate::net::upload::SentSlot) -> anyhow::Result<()> {
+    let sent = *sent.lock().unwrap_or_else(|e| e.into_inner());
+    let crc = format!("{:08x}", sent.crc32c);
+    if sent.size == item.size && crc == item.crc32c {
+        return Ok(());
+    }
+    Err(UserError::failure(format!(
+        "{url}: the upload sent {} bytes with crc32c {crc}, but the manifest has {} bytes with crc32c {} for {}: \
+         the file changed while it was sent; the manifest was not published",
+        sent.size,
+        item.size,
+        item.crc32c,
+        item.path.display()
+    ))
+    .with_hint("check the shards with `etd verify`, then run `etd publish` again: the version is still a draft and etd replaces its own uploads")
+    .into())
 }
 
 /// Read the item's file once: its digests are checked against the manifest and its md5 kept
@@ -421,6 +445,28 @@ mod tests {
         let mut h = Reported::default();
         parse_digest("crc32c=353DD8BE, md5=sZRqySSS0jR8YjW00mERhA==", &mut h);
         assert_eq!(h, r);
+    }
+
+    #[test]
+    fn what_an_upload_sent_must_be_what_the_manifest_says() {
+        let item = Item {
+            name: "s.tar".into(),
+            path: "shards/s.tar".into(),
+            size: 3,
+            sha256: "00".into(),
+            crc32c: format!("{:08x}", crc32c::crc32c(b"abc")),
+            md5: Default::default(),
+        };
+        let url = url::Url::parse("https://origin.example/v1/s.tar").unwrap();
+        let slot =
+            |size, crc| std::sync::Arc::new(std::sync::Mutex::new(crate::net::upload::Sent { size, crc32c: crc }));
+        check_sent(&item, &url, &slot(3, crc32c::crc32c(b"abc"))).unwrap();
+        for (size, bytes) in [(3, &b"abd"[..]), (4, &b"abcd"[..])] {
+            let err = check_sent(&item, &url, &slot(size, crc32c::crc32c(bytes))).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("changed while it was sent") && text.contains("shards/s.tar"), "{text}");
+            assert!(err.downcast_ref::<UserError>().is_some());
+        }
     }
 
     #[test]
