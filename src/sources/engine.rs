@@ -123,6 +123,39 @@ pub struct Finished {
     pub staged: Staged,
 }
 
+impl Finished {
+    /// Take `more` (a later part of the same unit) into this one, records in order.
+    pub fn append(&mut self, more: Finished) {
+        self.inputs.extend(more.inputs);
+        self.staged.append(more.staged);
+    }
+}
+
+/// A validated answer on its way to the raw store: its file name there, the input field it
+/// becomes, the answer, and the URL it came from.
+pub struct Answer {
+    pub file: String,
+    pub field: String,
+    pub fetched: Fetched,
+    pub url: url::Url,
+}
+
+/// Stage the answers of the unit `key` in `store` (off the async threads; see
+/// [`RawStore::stage`]): their input records in the order given, and the staged files for
+/// [`drive`] to commit.
+pub async fn stage(store: &RawStore, key: &str, answers: Vec<Answer>) -> Result<Finished, UnitError> {
+    let (store, key) = (store.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        let files: Vec<(&str, &[u8])> = answers.iter().map(|a| (a.file.as_str(), &a.fetched.body[..])).collect();
+        let (stored, staged) = store.stage(&key, &files)?;
+        let inputs = answers.into_iter().zip(stored).map(|(a, s)| s.record(a.field, &a.url)).collect();
+        Ok(Finished { inputs, staged })
+    })
+    .await
+    .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing payloads failed: {e}")))?
+    .map_err(UnitError::Fatal)
+}
+
 /// What a fetch did, for the summary and the exit code.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -475,21 +508,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             let dir = store.root().parent().and_then(|p| p.parent()).unwrap().to_path_buf();
             journaled_units_are_named(&dir, &store);
+            let url = url::Url::parse("http://127.0.0.1:9/").unwrap();
             let result = store
                 .stage(&unit, &[("ps1filenames.txt", unit.as_bytes()), ("g.fits", b"SIMPLE")])
                 .map(|(stored, staged)| Finished {
-                    inputs: stored
-                        .into_iter()
-                        .map(|s| InputRecord {
-                            path: s.path,
-                            field: "g".into(),
-                            size: s.size,
-                            sha256: s.sha256,
-                            mtime_ns: 0,
-                            ctime_ns: 0,
-                            url: None,
-                        })
-                        .collect(),
+                    inputs: stored.into_iter().map(|s| s.record("g", &url)).collect(),
                     staged,
                 })
                 .map_err(UnitError::Fatal);

@@ -88,6 +88,22 @@ pub struct Stored {
     pub sha256: String,
 }
 
+impl Stored {
+    /// The input record of a fetched payload stored here, as `field`, from `url`. Payloads carry
+    /// no file times: `shard` checks them by size and sha256.
+    pub fn record(self, field: impl Into<String>, url: &url::Url) -> InputRecord {
+        InputRecord {
+            path: self.path,
+            field: field.into(),
+            size: self.size,
+            sha256: self.sha256,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            url: Some(url.to_string()),
+        }
+    }
+}
+
 impl RawStore {
     /// The store of `source` in `workdir`.
     pub fn new(workdir: &super::Workdir, source: &str) -> Self {

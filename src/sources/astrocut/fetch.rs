@@ -12,9 +12,8 @@ use super::zip;
 use super::{product_key, survey_name_ok, AstrocutConfig, Part, Service, ZcutFormat, HAPCUT_FILE, MAX_SURVEY_NAME};
 use crate::failure::FailureKind;
 use crate::net::client::{Fetched, NetClient, Request, Secret};
-use crate::sources::engine::{fetch_checked, Finished, UnitError};
+use crate::sources::engine::{fetch_checked, stage, Answer, Finished, UnitError};
 use crate::store::raw::RawStore;
-use crate::store::InputRecord;
 use crate::target::Target;
 
 /// Raw file and input field of a target's sector look-up.
@@ -185,7 +184,7 @@ impl CutoutFetcher {
             u.query_pairs_mut().extend_pairs(pairs.iter().map(|(k, v)| (k, v)));
             u
         };
-        self.store(&key, file, field, fetched, &form_url).await
+        self.stage(key, file, field, fetched, form_url).await
     }
 
     /// HAPcut's one request for a target: a zip of every Hubble product that covers it, each
@@ -207,7 +206,7 @@ impl CutoutFetcher {
                 reason: format!("HAPcut has no cutout at ra {} dec {} ({url}): {msg}", target.ra, target.dec),
             });
         }
-        self.store(&key, HAPCUT_FILE, CUTOUT_FIELD, fetched, &url).await
+        self.stage(key, HAPCUT_FILE, CUTOUT_FIELD, fetched, url).await
     }
 
     /// The cutout of one sector or survey; `{"msg": ...}` fails the unit as `no-data`.
@@ -242,35 +241,20 @@ impl CutoutFetcher {
                 reason: format!("{} has no cutout for {what} ({url}): {msg}", self.cfg.service_name()),
             });
         }
-        self.store(&key, &file, CUTOUT_FIELD, fetched, &url).await
+        self.stage(key, &file, CUTOUT_FIELD, fetched, url).await
     }
 
-    /// Stage a checked payload off the async threads (the engine commits it) and describe it.
-    async fn store(
+    /// Stage one checked payload (the engine commits it) and describe it.
+    async fn stage(
         &self,
-        key: &str,
+        key: String,
         file: &str,
         field: &str,
         fetched: Fetched,
-        url: &url::Url,
+        url: url::Url,
     ) -> Result<Finished, UnitError> {
-        let store = self.store.clone();
-        let (key, file) = (key.to_string(), file.to_string());
-        let (mut stored, staged) = tokio::task::spawn_blocking(move || store.stage(&key, &[(&file, &fetched.body)]))
-            .await
-            .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing a payload failed: {e}")))?
-            .map_err(UnitError::Fatal)?;
-        let stored = stored.pop().expect("one file in, one out");
-        let record = InputRecord {
-            path: stored.path,
-            field: field.to_string(),
-            size: stored.size,
-            sha256: stored.sha256,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            url: Some(url.to_string()),
-        };
-        Ok(Finished { inputs: vec![record], staged })
+        let answer = Answer { file: file.to_string(), field: field.to_string(), fetched, url };
+        stage(&self.store, &key, vec![answer]).await
     }
 }
 

@@ -266,15 +266,7 @@ impl AtlasFetcher {
             .await
             .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing a result failed: {e}")))?
             .map_err(UnitError::Fatal)?;
-        Ok(vec![InputRecord {
-            path: stored.path,
-            field: "txt".into(),
-            size: stored.size,
-            sha256: stored.sha256,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            url: Some(url.to_string()),
-        }])
+        Ok(vec![stored.record("txt", &url)])
     }
 
     /// `DELETE` a task (204; 404 means it is gone already).

@@ -10,10 +10,9 @@ use super::{CutoutFormat, ImageType, Ps1Config};
 use crate::failure::FailureKind;
 use crate::fsx::Staged;
 use crate::net::client::{Fetched, NetClient, Request};
-use crate::sources::engine::{fetch_checked, Finished, UnitError};
+use crate::sources::engine::{fetch_checked, stage, Answer, Finished, UnitError};
 use crate::sources::payload::{validate, PayloadKind};
 use crate::store::raw::RawStore;
-use crate::store::InputRecord;
 use crate::target::Target;
 
 /// Raw file of the `ps1filenames.py` answer, and its input field.
@@ -93,66 +92,24 @@ impl Ps1Fetcher {
         }
         unit.finish(&self).await
     }
-
-    /// Stage validated answers of the unit `key` (off the async threads) and describe them, in
-    /// the order given.
-    async fn store(&self, key: &str, answers: Vec<Answer>) -> Result<(Vec<InputRecord>, Staged), UnitError> {
-        let store = self.store.clone();
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
-            let files: Vec<(&str, &[u8])> = answers.iter().map(|a| (a.file.as_str(), &a.fetched.body[..])).collect();
-            let (stored, staged) = store.stage(&key, &files)?;
-            let records = answers
-                .into_iter()
-                .zip(stored)
-                .map(|(a, s)| InputRecord {
-                    path: s.path,
-                    field: a.field,
-                    size: s.size,
-                    sha256: s.sha256,
-                    mtime_ns: 0,
-                    ctime_ns: 0,
-                    url: Some(a.url.to_string()),
-                })
-                .collect();
-            Ok((records, staged))
-        })
-        .await
-        .map_err(|e| UnitError::Fatal(anyhow::anyhow!("storing payloads failed: {e}")))?
-        .map_err(UnitError::Fatal)
-    }
-}
-
-/// A validated answer waiting to be stored with the rest of its unit.
-struct Answer {
-    file: String,
-    field: String,
-    fetched: Fetched,
-    url: url::Url,
 }
 
 /// Answers held in memory before they are stored with the next ones: past this, what is held
 /// is stored at once (a 240-pixel cutout is about 230 KB; a 6000-pixel one 144 MB).
 const UNIT_BUFFER: usize = 4 << 20;
 
-/// A unit's answers on their way to the raw store, and the records of those already staged.
+/// A unit's answers on their way to the raw store, and what of it is staged already.
 struct PendingUnit {
     key: String,
     held: Vec<Answer>,
     held_bytes: usize,
-    stored: Vec<InputRecord>,
-    staged: Staged,
+    staged: Finished,
 }
 
 impl PendingUnit {
     fn new(key: String, answers: usize) -> Self {
-        PendingUnit {
-            key,
-            held: Vec::with_capacity(answers),
-            held_bytes: 0,
-            stored: Vec::with_capacity(answers),
-            staged: Staged::default(),
-        }
+        let staged = Finished { inputs: Vec::with_capacity(answers), staged: Staged::default() };
+        PendingUnit { key, held: Vec::with_capacity(answers), held_bytes: 0, staged }
     }
 
     async fn add(&mut self, fetcher: &Ps1Fetcher, answer: Answer) -> Result<(), UnitError> {
@@ -161,9 +118,7 @@ impl PendingUnit {
         if self.held_bytes >= UNIT_BUFFER {
             let held = std::mem::take(&mut self.held);
             self.held_bytes = 0;
-            let (records, staged) = fetcher.store(&self.key, held).await?;
-            self.stored.extend(records);
-            self.staged.append(staged);
+            self.staged.append(stage(&fetcher.store, &self.key, held).await?);
         }
         Ok(())
     }
@@ -171,10 +126,8 @@ impl PendingUnit {
     /// Stage what is held; every record in order, and all the staged files.
     async fn finish(mut self, fetcher: &Ps1Fetcher) -> Result<Finished, UnitError> {
         let held = std::mem::take(&mut self.held);
-        let (records, staged) = fetcher.store(&self.key, held).await?;
-        self.stored.extend(records);
-        self.staged.append(staged);
-        Ok(Finished { inputs: self.stored, staged: self.staged })
+        self.staged.append(stage(&fetcher.store, &self.key, held).await?);
+        Ok(self.staged)
     }
 }
 
